@@ -1,0 +1,16 @@
+//! Types shared by the host (`hmmlab-harness`, `xtask`) and the guest driver.
+//!
+//! * [`scenario`]: what a scenario file says, deserialized from TOML on the host
+//!   and handed to the guest as JSON inside the initramfs ([`plan::Plan`]).
+//! * [`record`]: what the guest reports back, one JSON object per line, on a
+//!   serial port of its own (never mixed with the kernel console).
+//! * [`state`]: names of the per-page states `HMM_DMIRROR_SNAPSHOT` reports.
+
+pub mod plan;
+pub mod record;
+pub mod scenario;
+pub mod state;
+
+pub use plan::Plan;
+pub use record::{Outcome, Record};
+pub use scenario::Scenario;

@@ -1,0 +1,99 @@
+//! Result records the guest sends to the host: one JSON object per line on
+//! the results serial port ([`crate::plan::RESULTS_TTY`]).
+
+use serde::{Deserialize, Serialize};
+
+/// How a scenario (or a step) ended. A scenario starts as `Crashed` on the
+/// host and only becomes `Pass` when its pass is seen.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+    Timeout,
+    Crashed,
+    /// The scenario could not be set up (mmap failed, device missing, …).
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+            Outcome::Timeout => "timeout",
+            Outcome::Crashed => "crashed",
+            Outcome::Error => "error",
+        }
+    }
+    /// Does this outcome make the run fail?
+    pub fn is_failure(self) -> bool {
+        !matches!(self, Outcome::Pass | Outcome::Skip)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+pub enum Record {
+    /// First record: the guest driver is PID 1 and ready.
+    Hello {
+        kernel_release: String,
+        /// Guest uptime (CLOCK_BOOTTIME) when the driver started.
+        uptime_ns: u64,
+        /// Contents of /sys/kernel/mm/transparent_hugepage/enabled.
+        thp_modes: String,
+        /// The `/dev/hmm_dmirror*` nodes found.
+        devices: Vec<String>,
+    },
+    /// The scenarios the guest is about to run, in order.
+    Plan { scenarios: Vec<String> },
+    ScenarioStart { name: String, thp: String },
+    Step {
+        scenario: String,
+        index: u32,
+        op: String,
+        outcome: Outcome,
+        duration_ns: u64,
+        /// Pages the step covered.
+        pages: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpages: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        faults: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A line of output of a scenario's child program (kselftest).
+    Output { scenario: String, line: String },
+    ScenarioEnd {
+        name: String,
+        outcome: Outcome,
+        duration_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Last record: every planned scenario has ended; the guest powers off.
+    Done,
+    /// The driver itself failed outside any scenario.
+    Fatal { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged() {
+        let r = Record::ScenarioEnd {
+            name: "a".into(),
+            outcome: Outcome::Pass,
+            duration_ns: 5,
+            message: None,
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"t":"scenario-end","name":"a","outcome":"pass","duration_ns":5}"#);
+        assert_eq!(serde_json::from_str::<Record>(&s).unwrap(), r);
+    }
+}

@@ -1,0 +1,262 @@
+//! The scenario model: what one `scenarios/*.toml` file says.
+//!
+//! Deserialized with `deny_unknown_fields` everywhere; semantic checks (ranges
+//! inside the mapping, valid state names, …) live in the host's validator
+//! (`hmmlab_harness::scenario`), which reports them with file, line and column.
+//! Page numbers are indexes into the mapping, in base pages; ranges are
+//! half-open `[start, end)`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// One line saying what behaviour this scenario pins down.
+    pub description: String,
+    /// `steps` (default): map, populate, run the steps. `kselftest`: run a
+    /// kernel selftest binary built from the same tree.
+    #[serde(default)]
+    pub kind: Kind,
+    /// THP mode to set in /sys/kernel/mm/transparent_hugepage/enabled before
+    /// the scenario; the run's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<ThpMode>,
+    /// Guest-side timeout for this scenario; the run's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Which device file to use: `/dev/hmm_dmirror<N>` (default 0).
+    #[serde(default)]
+    pub device: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<Mapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub populate: Vec<Populate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kselftest: Option<Kselftest>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    #[default]
+    Steps,
+    Kselftest,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThpMode {
+    Always,
+    Madvise,
+    Never,
+}
+
+impl ThpMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThpMode::Always => "always",
+            ThpMode::Madvise => "madvise",
+            ThpMode::Never => "never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub kind: MappingKind,
+    /// Size of the mapping in base (4 KiB) pages.
+    pub pages: u64,
+    /// Start the mapping at a multiple of this many pages (e.g. 512 for 2 MiB).
+    #[serde(default = "one")]
+    pub align_pages: u64,
+    #[serde(default)]
+    pub prot: Prot,
+    /// madvise(MADV_HUGEPAGE) the mapping before populating it.
+    #[serde(default)]
+    pub hugepage: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MappingKind {
+    /// MAP_PRIVATE | MAP_ANONYMOUS
+    AnonPrivate,
+    /// MAP_SHARED | MAP_ANONYMOUS
+    AnonShared,
+    /// MAP_PRIVATE of a file in the guest's tmpfs
+    FilePrivate,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prot {
+    #[default]
+    ReadWrite,
+    ReadOnly,
+}
+
+/// A half-open page range `[start, end)`, written `[start, end]` in TOML.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PageRange(pub u64, pub u64);
+
+impl PageRange {
+    pub fn start(&self) -> u64 {
+        self.0
+    }
+    pub fn end(&self) -> u64 {
+        self.1
+    }
+    pub fn len(&self) -> u64 {
+        self.1.saturating_sub(self.0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How part of the mapping is touched before the steps run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Populate {
+    pub pages: PageRange,
+    pub how: Touch,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Touch {
+    /// Write the page's data pattern: the page gets its own backing page.
+    Write,
+    /// Read one byte per page: a private anonymous page maps the zero page.
+    Read,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub op: Op,
+    /// Pages the step works on; the whole mapping when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageRange>,
+    /// Pages the ioctl reports in `cpages` (migrate, device read/write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_cpages: Option<u64>,
+    /// Device faults the ioctl reports in `faults` (device read/write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_faults: Option<u64>,
+    /// errno the ioctl must fail with; success (0) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_errno: Option<i32>,
+    /// Snapshot expectations: the state of each page in each listed range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<StateExpect>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// HMM_DMIRROR_MIGRATE_TO_DEV; checks `cpages` and the data it returns.
+    MigrateToDevice,
+    /// HMM_DMIRROR_MIGRATE_TO_SYS; checks `cpages`.
+    MigrateToSystem,
+    /// HMM_DMIRROR_SNAPSHOT; checks each page's state against `expect`.
+    Snapshot,
+    /// HMM_DMIRROR_READ; checks the data the device sees.
+    DeviceRead,
+    /// HMM_DMIRROR_WRITE of a fresh data pattern through the device.
+    DeviceWrite,
+    /// Read every byte from the CPU (faulting device pages back) and check it.
+    CpuRead,
+    /// Write a fresh data pattern from the CPU.
+    CpuWrite,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::MigrateToDevice => "migrate-to-device",
+            Op::MigrateToSystem => "migrate-to-system",
+            Op::Snapshot => "snapshot",
+            Op::DeviceRead => "device-read",
+            Op::DeviceWrite => "device-write",
+            Op::CpuRead => "cpu-read",
+            Op::CpuWrite => "cpu-write",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateExpect {
+    pub pages: PageRange,
+    /// Names joined by `+`, see [`crate::state`]: e.g. `dev-private-local+write`.
+    pub state: String,
+}
+
+/// `kind = "kselftest"`: run a selftest binary from `/hmmlab/bin`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Kselftest {
+    /// Binary name inside the image, e.g. `hmm-tests`.
+    pub binary: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The data pattern: every 64-bit word of a written page holds
+/// `generation << 48 | page << 16 | word`, so a page in the wrong place, a
+/// stale page or a zeroed page are all told apart.
+pub fn pattern_word(generation: u64, page: u64, word: u64) -> u64 {
+    (generation << 48) | ((page & 0xFFFF_FFFF) << 16) | (word & 0xFFFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_json_round_trip() {
+        let s = Scenario {
+            description: "d".into(),
+            kind: Kind::Steps,
+            thp: Some(ThpMode::Madvise),
+            timeout_ms: None,
+            device: 0,
+            mapping: Some(Mapping {
+                kind: MappingKind::AnonPrivate,
+                pages: 16,
+                align_pages: 1,
+                prot: Prot::ReadWrite,
+                hugepage: false,
+            }),
+            populate: vec![Populate { pages: PageRange(0, 4), how: Touch::Write }],
+            step: vec![Step {
+                op: Op::Snapshot,
+                pages: None,
+                expect_cpages: None,
+                expect_faults: None,
+                expect_errno: None,
+                expect: vec![StateExpect { pages: PageRange(0, 16), state: "none".into() }],
+            }],
+            kselftest: None,
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Scenario = serde_json::from_str(&json).unwrap();
+        assert_eq!(s, back);
+    }
+
+    #[test]
+    fn pattern_distinguishes_pages_and_generations() {
+        assert_ne!(pattern_word(1, 0, 0), 0);
+        assert_ne!(pattern_word(1, 1, 0), pattern_word(1, 0, 0));
+        assert_ne!(pattern_word(2, 1, 0), pattern_word(1, 1, 0));
+        assert_ne!(pattern_word(1, 1, 1), pattern_word(1, 1, 0));
+    }
+}

@@ -1,0 +1,84 @@
+//! Per-page states reported by `HMM_DMIRROR_SNAPSHOT` (lib/test_hmm_uapi.h),
+//! written in scenario files as names joined by `+`, e.g. `dev-private-local+write`.
+
+/// (name, value) of every snapshot bit or value the header defines.
+/// `error` (0xFF) is a whole value, never combined.
+pub const STATE_NAMES: &[(&str, u8)] = &[
+    ("none", 0x00),
+    ("read", 0x01),
+    ("write", 0x02),
+    ("pmd", 0x04),
+    ("pud", 0x08),
+    ("zero", 0x10),
+    ("dev-private-local", 0x20),
+    ("dev-private-remote", 0x30),
+    ("dev-coherent-local", 0x40),
+    ("dev-coherent-remote", 0x50),
+    ("error", 0xFF),
+];
+
+/// Parse `a+b+c` into the byte the snapshot reports.
+pub fn parse_state(text: &str) -> Result<u8, String> {
+    let mut value = 0u8;
+    for part in text.split('+') {
+        let part = part.trim();
+        match STATE_NAMES.iter().find(|(n, _)| *n == part) {
+            Some((_, v)) => value |= v,
+            None => {
+                let names: Vec<&str> = STATE_NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown page state `{part}`; known states: {} (combine with `+`)",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(value)
+}
+
+/// Render a snapshot byte back into the `a+b` form used in scenario files.
+pub fn state_name(value: u8) -> String {
+    if value == 0xFF {
+        return "error".into();
+    }
+    let kind = match value & 0xF0 {
+        0x00 => None,
+        0x10 => Some("zero"),
+        0x20 => Some("dev-private-local"),
+        0x30 => Some("dev-private-remote"),
+        0x40 => Some("dev-coherent-local"),
+        0x50 => Some("dev-coherent-remote"),
+        _ => None,
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(k) = kind {
+        parts.push(k.into());
+    } else if value & 0xF0 != 0 {
+        parts.push(format!("0x{:02x}", value & 0xF0));
+    }
+    for (name, bit) in [("read", 0x01u8), ("write", 0x02), ("pmd", 0x04), ("pud", 0x08)] {
+        if value & bit != 0 {
+            parts.push(name.into());
+        }
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("+")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for v in [0x00u8, 0x02, 0x06, 0x11, 0x22, 0x21, 0x32, 0xFF] {
+            assert_eq!(parse_state(&state_name(v)).unwrap(), v, "{v:#x}");
+        }
+        assert_eq!(parse_state("dev-private-local+write").unwrap(), 0x22);
+        assert_eq!(parse_state("zero+read").unwrap(), 0x11);
+        assert!(parse_state("dev-private+write").unwrap_err().contains("dev-private"));
+    }
+}
