@@ -1,1 +1,154 @@
-fn main() {}
+//! hmmlab-guest: the test driver that runs as PID 1 (`/init`) of the hmmlab
+//! VM.
+//!
+//! As PID 1 it mounts /proc, /sys, /dev and /tmp, reports on the results
+//! serial port ([`hmmlab_proto::plan::RESULTS_TTY`]), runs the plan at
+//! [`hmmlab_proto::plan::PLAN_PATH`] (each scenario in a process of its own)
+//! and powers the VM off, whatever happens.
+//!
+//! Started any other way it refuses (exit status 2), unless given
+//! `--not-init [PLAN]`: then it runs PLAN (default: the plan path above)
+//! without mounting anything or powering off, with the records on stdout.
+//! That needs root and test_hmm loaded, and it leaves the machine's THP
+//! mode (/sys/kernel/mm/transparent_hugepage/enabled) as the last scenario
+//! set it.
+
+mod abi;
+mod child;
+mod dmirror;
+mod init;
+mod kselftest;
+mod mapping;
+mod model;
+mod results;
+mod runner;
+mod steps;
+mod sysnames;
+mod system;
+#[cfg(test)]
+#[allow(dead_code)]
+mod uapi_header;
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::process::exit;
+
+use hmmlab_proto::plan::{Mode, PLAN_PATH, RESULTS_TTY};
+use hmmlab_proto::{Plan, Record};
+
+use crate::results::Results;
+
+const USAGE: &str = "hmmlab-guest is the init of the hmmlab VM and does nothing when not PID 1.\n\
+                     To run a plan here, with records on stdout: hmmlab-guest --not-init [PLAN]";
+
+fn main() {
+    // First thing: Hello reports how long the VM took to get here.
+    let started_ns = system::boottime_ns();
+    if init::is_pid1() {
+        run_as_init(started_ns);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let plan = match args.as_slice() {
+        [flag] if flag == "--not-init" => PLAN_PATH,
+        [flag, plan] if flag == "--not-init" => plan.as_str(),
+        _ => {
+            eprintln!("{USAGE}");
+            exit(2);
+        }
+    };
+    exit(run_by_hand(started_ns, Path::new(plan)));
+}
+
+fn run_as_init(started_ns: u64) -> ! {
+    let mounted = init::mount_filesystems();
+    init::ensure_console_fds();
+    let results = match Results::open_tty(RESULTS_TTY) {
+        Ok(results) => results,
+        Err(e) => {
+            // No results channel: say it on the console, which the host logs.
+            let after = mounted
+                .err()
+                .map(|m| format!(" (after: {m})"))
+                .unwrap_or_default();
+            let fatal = Record::Fatal {
+                message: format!("{e}{after}"),
+            };
+            match Results::stdio(io::stderr()) {
+                Ok(console) => finish(&console, &fatal),
+                Err(_) => eprintln!("hmmlab-guest: {fatal:?}"),
+            }
+            init::power_off();
+        }
+    };
+    install_fatal_panic_hook(&results);
+    if let Err(message) = mounted.and_then(|()| drive(&results, started_ns, Path::new(PLAN_PATH))) {
+        finish(&results, &Record::Fatal { message });
+    }
+    results.drain();
+    init::power_off()
+}
+
+/// Send the last record and power off.
+fn finish(results: &Results, last: &Record) -> ! {
+    results.emit(last);
+    results.drain();
+    init::power_off()
+}
+
+/// A panic in PID 1 would otherwise end as a dead init and a kernel panic:
+/// report it and power off instead. (The release profile aborts on panic, so
+/// the hook, which runs before the abort, is the only place to do it.)
+fn install_fatal_panic_hook(results: &Results) {
+    let Ok(channel) = results.try_clone() else {
+        return;
+    };
+    std::panic::set_hook(Box::new(move |info| {
+        finish(
+            &channel,
+            &Record::Fatal {
+                message: format!("guest driver panicked: {info}"),
+            },
+        );
+    }));
+}
+
+fn run_by_hand(started_ns: u64, plan: &Path) -> i32 {
+    let results = match Results::stdio(io::stdout()) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("hmmlab-guest: stdout: {e}");
+            return 1;
+        }
+    };
+    match drive(&results, started_ns, plan) {
+        Ok(()) => 0,
+        Err(message) => {
+            results.emit(&Record::Fatal { message });
+            1
+        }
+    }
+}
+
+/// Hello, then the plan (unless only probing).
+fn drive(results: &Results, started_ns: u64, plan_path: &Path) -> Result<(), String> {
+    results.emit(&Record::Hello {
+        kernel_release: system::kernel_release(),
+        uptime_ns: started_ns,
+        thp_modes: system::thp_modes(),
+        devices: system::dmirror_devices(),
+    });
+    let plan = load_plan(plan_path)?;
+    if plan.mode == Mode::Probe {
+        return Ok(());
+    }
+    runner::run_plan(&plan, results);
+    Ok(())
+}
+
+fn load_plan(path: &Path) -> Result<Plan, String> {
+    let shown = path.display();
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read the plan {shown}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("cannot parse the plan {shown}: {e}"))
+}

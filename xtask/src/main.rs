@@ -1,1 +1,28 @@
-fn main() {}
+//! `cargo xtask <task>`: dispatch only. The CLI is declared in cli.rs; each
+//! task lives in its own module.
+
+mod accel;
+mod cli;
+mod deps;
+mod fail;
+mod guest;
+mod image;
+mod kernel;
+mod paths;
+mod run;
+mod shell;
+mod tasks;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match tasks::dispatch(cli.task) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            fail::exit_code(&e)
+        }
+    };
+    std::process::exit(code);
+}

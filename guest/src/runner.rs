@@ -1,0 +1,236 @@
+//! PID 1's side of a run: for each planned scenario, set the THP mode, fork
+//! the scenario process, wait for it within the timeout, and report how it
+//! ended. A scenario that crashes, hangs or panics takes only its own process
+//! down, never PID 1.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::thread::sleep;
+use std::time::Duration;
+
+use hmmlab_proto::plan::PlannedScenario;
+use hmmlab_proto::{Outcome, Plan, Record};
+
+use crate::child::{self, Verdict};
+use crate::results::Results;
+use crate::sysnames::{describe_errno, describe_signal, last_errno};
+use crate::system::{monotonic_ns, set_thp};
+
+/// How long a killed scenario process gets to die: one stuck in the kernel
+/// may never, and the run goes on without it.
+const KILL_GRACE_MS: u64 = 5_000;
+/// Longest sleep between checks on the scenario process.
+const MAX_NAP: Duration = Duration::from_millis(1);
+
+pub fn run_plan(plan: &Plan, results: &Results) {
+    let names = plan.scenarios.iter().map(|s| s.name.clone()).collect();
+    results.emit(&Record::Plan { scenarios: names });
+    for planned in &plan.scenarios {
+        run_scenario(plan, planned, results);
+    }
+    results.emit(&Record::Done);
+}
+
+fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
+    let scenario = &planned.scenario;
+    let thp = scenario.thp.unwrap_or(plan.default_thp);
+    let timeout_ms = scenario.timeout_ms.unwrap_or(plan.scenario_timeout_ms);
+    let thp_set = set_thp(thp);
+    results.emit(&Record::ScenarioStart {
+        name: planned.name.clone(),
+        thp: thp.as_str().into(),
+    });
+    let start = monotonic_ns();
+    let verdict = match thp_set {
+        Ok(()) => supervise(planned, results, timeout_ms),
+        Err(e) => Verdict::error(e),
+    };
+    results.emit(&Record::ScenarioEnd {
+        name: planned.name.clone(),
+        outcome: verdict.outcome,
+        duration_ns: monotonic_ns() - start,
+        message: verdict.message,
+    });
+}
+
+fn supervise(planned: &PlannedScenario, results: &Results, timeout_ms: u64) -> Verdict {
+    let (report_rx, report_tx) = match report_pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => return Verdict::error(e),
+    };
+    // SAFETY: PID 1 is single-threaded, so the child may run anything.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Verdict::error(format!("fork failed: {}", describe_errno(last_errno())));
+    }
+    if pid == 0 {
+        drop(report_rx);
+        child::run_child(planned, results, report_tx);
+    }
+    drop(report_tx);
+    // Also set here, so the group exists before the child gets to it.
+    // SAFETY: plain syscall.
+    unsafe { libc::setpgid(pid, pid) };
+
+    let deadline = monotonic_ns() + timeout_ms.saturating_mul(1_000_000);
+    let waited = match wait_until(pid, deadline) {
+        Ok(Some(status)) => Ok(status),
+        Ok(None) => Err(kill_on_timeout(pid, timeout_ms)),
+        Err(e) => Err(Verdict::error(e)),
+    };
+    // Whatever the scenario started and left behind goes with it.
+    kill_group(pid);
+    reap_orphans();
+    let message = read_report(report_rx);
+    match waited {
+        Ok(status) => verdict_of_status(status, message),
+        Err(verdict) => verdict,
+    }
+}
+
+fn kill_on_timeout(pid: libc::pid_t, timeout_ms: u64) -> Verdict {
+    kill_group(pid);
+    // SAFETY: pid is our child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let mut message = format!("timed out after {timeout_ms} ms");
+    let grace = monotonic_ns() + KILL_GRACE_MS * 1_000_000;
+    if !matches!(wait_until(pid, grace), Ok(Some(_))) {
+        message.push_str(&format!(
+            "; the scenario process did not die within {KILL_GRACE_MS} ms of SIGKILL \
+             (stuck in the kernel?), continuing without it"
+        ));
+    }
+    Verdict::with(Outcome::Timeout, message)
+}
+
+/// Wait for `pid` until `deadline` (CLOCK_MONOTONIC ns). `None`: still
+/// running. Naps start short so that quick scenarios are not padded.
+fn wait_until(pid: libc::pid_t, deadline: u64) -> Result<Option<libc::c_int>, String> {
+    let mut nap = Duration::from_micros(20);
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid int to fill.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            return Ok(Some(status));
+        }
+        if rc < 0 && last_errno() != libc::EINTR {
+            return Err(format!("waitpid failed: {}", describe_errno(last_errno())));
+        }
+        if monotonic_ns() >= deadline {
+            return Ok(None);
+        }
+        sleep(nap);
+        nap = (nap * 2).min(MAX_NAP);
+    }
+}
+
+fn verdict_of_status(status: libc::c_int, message: Option<String>) -> Verdict {
+    if libc::WIFSIGNALED(status) {
+        let core = if libc::WCOREDUMP(status) {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        let signal = describe_signal(libc::WTERMSIG(status));
+        return Verdict::with(
+            Outcome::Crashed,
+            format!("scenario process killed by {signal}{core}"),
+        );
+    }
+    if !libc::WIFEXITED(status) {
+        return Verdict::error(format!(
+            "scenario process ended with wait status {status:#x}"
+        ));
+    }
+    let code = libc::WEXITSTATUS(status);
+    match child::outcome_of_exit(code) {
+        Some(Outcome::Pass) => Verdict {
+            outcome: Outcome::Pass,
+            message,
+        },
+        Some(outcome) => Verdict {
+            outcome,
+            message: message
+                .or_else(|| Some(format!("{} without a reason given", outcome.as_str()))),
+        },
+        None => Verdict::error(format!(
+            "scenario process exited with unexpected status {code}{}",
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        )),
+    }
+}
+
+/// The pipe the scenario process writes its message to. Close-on-exec, so
+/// selftest binaries do not hold it open; the read end is non-blocking, so a
+/// scenario process that never died cannot block PID 1 reading it.
+fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe2 failed: {}", describe_errno(last_errno())));
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by no one else.
+    let (rx, tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fds[0] is open (owned by rx).
+    unsafe { libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK) };
+    Ok((rx, tx))
+}
+
+fn read_report(rx: OwnedFd) -> Option<String> {
+    let mut bytes = Vec::new();
+    // A non-blocking read ends with EAGAIN if a writer is left; what was read
+    // before is kept either way.
+    let _ = File::from(rx).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+fn kill_group(pgid: libc::pid_t) {
+    // SAFETY: plain syscall; ESRCH (group gone) is the usual, fine outcome.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// As PID 1 every orphan becomes our child: reap the ones that have ended.
+fn reap_orphans() {
+    let mut status = 0;
+    // SAFETY: status is a valid int to fill.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let exited = |code: i32| code << 8;
+        assert_eq!(verdict_of_status(exited(0), None), Verdict::pass());
+        assert_eq!(
+            verdict_of_status(exited(1), Some("step 2 (cpu-read): data mismatch".into())),
+            Verdict::with(Outcome::Fail, "step 2 (cpu-read): data mismatch")
+        );
+        assert_eq!(verdict_of_status(exited(4), None).outcome, Outcome::Skip);
+        assert_eq!(
+            verdict_of_status(exited(9), None),
+            Verdict::error("scenario process exited with unexpected status 9")
+        );
+        assert_eq!(
+            verdict_of_status(libc::SIGSEGV, None),
+            Verdict::with(
+                Outcome::Crashed,
+                "scenario process killed by signal 11 (SIGSEGV)"
+            )
+        );
+    }
+
+    #[test]
+    fn report_pipe_reads_without_blocking() {
+        let (rx, tx) = report_pipe().unwrap();
+        let mut tx = File::from(tx);
+        std::io::Write::write_all(&mut tx, b"why\n").unwrap();
+        // The write end is still open: a blocking read would hang here.
+        assert_eq!(read_report(rx), Some("why".into()));
+    }
+}

@@ -1,0 +1,595 @@
+//! Running a `kind = "steps"` scenario: map, populate, then each step's ioctl
+//! or CPU access, checked against the step's expectations and the content
+//! model. One `step` record per step; the first step that does not pass ends
+//! the scenario.
+
+use hmmlab_proto::scenario::{Op, PageRange, Populate, Scenario, StateExpect, Step, Touch};
+use hmmlab_proto::state::{parse_state, state_name};
+use hmmlab_proto::{Outcome, Record};
+
+use crate::abi::{Command, HmmDmirrorCmd};
+use crate::child::Verdict;
+use crate::dmirror::Dmirror;
+use crate::mapping::{Mapped, WORDS_PER_PAGE};
+use crate::model::Model;
+use crate::results::Results;
+use crate::sysnames::describe_errno;
+use crate::system::monotonic_ns;
+
+pub fn run(name: &str, scenario: &Scenario, results: &Results) -> Verdict {
+    match Dmirror::open(scenario.device) {
+        Ok(dev) => run_on(name, scenario, &dev, results),
+        Err(e) => Verdict::error(e),
+    }
+}
+
+fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> Verdict {
+    let Some(spec) = &scenario.mapping else {
+        return Verdict::error("a steps scenario needs a [mapping]");
+    };
+    let map = match Mapped::create(spec) {
+        Ok(map) => map,
+        Err(e) => return Verdict::error(e),
+    };
+    let mut model = Model::new(spec.pages);
+    if let Err(e) = populate(&map, &mut model, &scenario.populate) {
+        return Verdict::error(format!("populate: {e}"));
+    }
+
+    let mut cx = Ctx {
+        dev,
+        map: &map,
+        model: &mut model,
+    };
+    for (index, step) in scenario.step.iter().enumerate() {
+        let range = step.pages.unwrap_or(PageRange(0, map.pages()));
+        let mut m = Measured::default();
+        let result = cx.run_step(step, range, &mut m);
+        results.emit(&Record::Step {
+            scenario: name.to_string(),
+            index: index as u32,
+            op: step.op.as_str().to_string(),
+            outcome: result
+                .as_ref()
+                .map_or_else(|f| f.outcome, |()| Outcome::Pass),
+            duration_ns: m.duration_ns,
+            pages: range.len(),
+            cpages: m.cpages,
+            faults: m.faults,
+            message: result.as_ref().err().map(|f| f.message.clone()),
+        });
+        if let Err(f) = result {
+            return Verdict::with(
+                f.outcome,
+                format!("step {index} ({}): {}", step.op.as_str(), f.message),
+            );
+        }
+    }
+    Verdict::pass()
+}
+
+fn populate(map: &Mapped, model: &mut Model, list: &[Populate]) -> Result<(), String> {
+    for p in list {
+        check_range(p.pages, map.pages())?;
+        match p.how {
+            Touch::Write => {
+                if !map.writable() {
+                    return Err("cannot populate a read-only mapping by writing".into());
+                }
+                let generation = model.next_generation();
+                map.write_words(p.pages, &Model::pattern(generation, p.pages));
+                model.record_write(p.pages, generation);
+            }
+            Touch::Read => map.touch_read(p.pages),
+        }
+    }
+    Ok(())
+}
+
+fn check_range(range: PageRange, pages: u64) -> Result<(), String> {
+    if range.is_empty() || range.end() > pages {
+        return Err(format!(
+            "page range [{}, {}) is empty or outside the {pages}-page mapping",
+            range.start(),
+            range.end()
+        ));
+    }
+    Ok(())
+}
+
+/// Why a step did not pass: `Fail` for behaviour that differs from the
+/// expectation, `Error` for a step that cannot be carried out as written.
+#[derive(Debug, PartialEq, Eq)]
+struct Failure {
+    outcome: Outcome,
+    message: String,
+}
+
+impl Failure {
+    fn fail(message: impl Into<String>) -> Failure {
+        Failure {
+            outcome: Outcome::Fail,
+            message: message.into(),
+        }
+    }
+    fn error(message: impl Into<String>) -> Failure {
+        Failure {
+            outcome: Outcome::Error,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a step's record reports besides its outcome. The duration covers the
+/// ioctl or the CPU access only, not preparing buffers or checking them.
+#[derive(Debug, Default)]
+struct Measured {
+    duration_ns: u64,
+    cpages: Option<u64>,
+    faults: Option<u64>,
+}
+
+struct Ctx<'a> {
+    dev: &'a Dmirror,
+    map: &'a Mapped,
+    model: &'a mut Model,
+}
+
+impl Ctx<'_> {
+    fn run_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
+        check_range(range, self.map.pages()).map_err(Failure::error)?;
+        check_applicable(step)?;
+        match step.op {
+            Op::MigrateToDevice => {
+                let mut buf = vec![0u64; words_in(range)];
+                if let Some(cmd) = self.ioctl(
+                    Command::MigrateToDev,
+                    step,
+                    range,
+                    buf.as_mut_ptr() as u64,
+                    m,
+                )? {
+                    self.check_data(range, cmd.cpages, &buf)?;
+                }
+            }
+            Op::MigrateToSystem => {
+                // test_hmm does not use `ptr` for this command.
+                self.ioctl(Command::MigrateToSys, step, range, 0, m)?;
+            }
+            Op::Snapshot => {
+                let mut states = vec![0u8; range.len() as usize];
+                if self
+                    .ioctl(
+                        Command::Snapshot,
+                        step,
+                        range,
+                        states.as_mut_ptr() as u64,
+                        m,
+                    )?
+                    .is_some()
+                {
+                    check_states(&step.expect, range, &states)?;
+                }
+            }
+            Op::DeviceRead => {
+                let mut buf = vec![0u64; words_in(range)];
+                if let Some(cmd) =
+                    self.ioctl(Command::Read, step, range, buf.as_mut_ptr() as u64, m)?
+                {
+                    self.check_data(range, cmd.cpages, &buf)?;
+                }
+            }
+            Op::DeviceWrite => {
+                let generation = self.model.next_generation();
+                let buf = Model::pattern(generation, range);
+                if self
+                    .ioctl(Command::Write, step, range, buf.as_ptr() as u64, m)?
+                    .is_some()
+                {
+                    self.model.record_write(range, generation);
+                }
+            }
+            Op::CpuRead => {
+                let mut buf = vec![0u64; words_in(range)];
+                let t0 = monotonic_ns();
+                self.map.read_words(range, &mut buf);
+                m.duration_ns = monotonic_ns() - t0;
+                self.model
+                    .check(range.start(), &buf)
+                    .map_err(Failure::fail)?;
+            }
+            Op::CpuWrite => {
+                if !self.map.writable() {
+                    return Err(Failure::error("cpu-write on a read-only mapping"));
+                }
+                let generation = self.model.next_generation();
+                let buf = Model::pattern(generation, range);
+                let t0 = monotonic_ns();
+                self.map.write_words(range, &buf);
+                m.duration_ns = monotonic_ns() - t0;
+                self.model.record_write(range, generation);
+            }
+        }
+        Ok(())
+    }
+
+    /// Issue the step's ioctl, timed, and judge the result. `Some(cmd)`: it
+    /// succeeded as expected, check on; `None`: it failed as expected.
+    fn ioctl(
+        &self,
+        command: Command,
+        step: &Step,
+        range: PageRange,
+        ptr: u64,
+        m: &mut Measured,
+    ) -> Result<Option<HmmDmirrorCmd>, Failure> {
+        let t0 = monotonic_ns();
+        let result = self
+            .dev
+            .call(command, self.map.addr(range.start()), ptr, range.len());
+        m.duration_ns = monotonic_ns() - t0;
+        if let Ok(cmd) = &result {
+            m.cpages = Some(cmd.cpages);
+            if matches!(command, Command::Read | Command::Write) {
+                m.faults = Some(cmd.faults);
+            }
+        }
+        judge(command, step, result)
+    }
+
+    /// The data a device command returned: its first `cpages` pages.
+    fn check_data(&self, range: PageRange, cpages: u64, buf: &[u64]) -> Result<(), Failure> {
+        if cpages > range.len() {
+            return Err(Failure::fail(format!(
+                "cpages {cpages} exceeds the {} pages asked for",
+                range.len()
+            )));
+        }
+        let words = &buf[..cpages as usize * WORDS_PER_PAGE];
+        self.model
+            .check(range.start(), words)
+            .map_err(Failure::fail)
+    }
+}
+
+fn words_in(range: PageRange) -> usize {
+    range.len() as usize * WORDS_PER_PAGE
+}
+
+/// Refuse expectations a step cannot check, rather than ignore them.
+fn check_applicable(step: &Step) -> Result<(), Failure> {
+    let op = step.op.as_str();
+    if !step.expect.is_empty() && step.op != Op::Snapshot {
+        return Err(Failure::error(format!(
+            "`expect` applies to snapshot steps, not {op}"
+        )));
+    }
+    let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
+    if matches!(step.op, Op::CpuRead | Op::CpuWrite) && (counts || step.expect_errno.is_some()) {
+        return Err(Failure::error(format!(
+            "{op} issues no ioctl: expect_errno, expect_cpages and expect_faults do not apply"
+        )));
+    }
+    if expected_errno(step).is_some() && (counts || !step.expect.is_empty()) {
+        return Err(Failure::error(
+            "with expect_errno, nothing else can be checked: test_hmm returns no counts or data \
+             when an ioctl fails",
+        ));
+    }
+    Ok(())
+}
+
+/// `expect_errno`, with 0 meaning success like its absence.
+fn expected_errno(step: &Step) -> Option<i32> {
+    step.expect_errno.filter(|&e| e != 0)
+}
+
+/// Hold an ioctl's result against `expect_errno`, `expect_cpages` and
+/// `expect_faults`.
+fn judge(
+    command: Command,
+    step: &Step,
+    result: Result<HmmDmirrorCmd, i32>,
+) -> Result<Option<HmmDmirrorCmd>, Failure> {
+    let name = command.name();
+    match (result, expected_errno(step)) {
+        (Ok(cmd), None) => {
+            if let Some(want) = step.expect_cpages.filter(|&w| w != cmd.cpages) {
+                return Err(Failure::fail(format!(
+                    "cpages: expected {want}, got {}",
+                    cmd.cpages
+                )));
+            }
+            if let Some(want) = step.expect_faults.filter(|&w| w != cmd.faults) {
+                return Err(Failure::fail(format!(
+                    "faults: expected {want}, got {}",
+                    cmd.faults
+                )));
+            }
+            Ok(Some(cmd))
+        }
+        (Ok(cmd), Some(want)) => Err(Failure::fail(format!(
+            "ioctl {name} succeeded (cpages {}), expected it to fail with {}",
+            cmd.cpages,
+            describe_errno(want)
+        ))),
+        (Err(got), None) => Err(Failure::fail(format!(
+            "ioctl {name} failed: {}",
+            describe_errno(got)
+        ))),
+        (Err(got), Some(want)) if got == want => Ok(None),
+        (Err(got), Some(want)) => Err(Failure::fail(format!(
+            "ioctl {name} failed with {}, expected {}",
+            describe_errno(got),
+            describe_errno(want)
+        ))),
+    }
+}
+
+/// Compare snapshot bytes (`states[i]` is page `range.start() + i`) with the
+/// step's expectations, whose page ranges are mapping-relative.
+fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Result<(), Failure> {
+    const SHOWN: usize = 4;
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for e in expect {
+        let want = parse_state(&e.state).map_err(Failure::error)?;
+        let (start, end) = (e.pages.start(), e.pages.end());
+        if e.pages.is_empty() || start < range.start() || end > range.end() {
+            return Err(Failure::error(format!(
+                "expected states for pages [{start}, {end}) outside the snapshot's pages [{}, {})",
+                range.start(),
+                range.end()
+            )));
+        }
+        checked += e.pages.len();
+        for page in start..end {
+            let got = states[(page - range.start()) as usize];
+            if got != want {
+                bad.push(format!(
+                    "page {page}: expected {} got {}",
+                    state_name(want),
+                    state_name(got)
+                ));
+            }
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let more = match bad.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    Err(Failure::fail(format!(
+        "{} of {checked} pages in an unexpected state: {}{more}",
+        bad.len(),
+        bad[..bad.len().min(SHOWN)].join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(op: Op) -> Step {
+        Step {
+            op,
+            pages: None,
+            expect_cpages: None,
+            expect_faults: None,
+            expect_errno: None,
+            expect: vec![],
+        }
+    }
+
+    fn cmd(cpages: u64, faults: u64) -> HmmDmirrorCmd {
+        HmmDmirrorCmd {
+            cpages,
+            faults,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn judge_counts_and_errnos() {
+        let to_dev = Command::MigrateToDev;
+        let mut s = step(Op::MigrateToDevice);
+        s.expect_cpages = Some(256);
+        assert!(judge(to_dev, &s, Ok(cmd(256, 0))).unwrap().is_some());
+        assert_eq!(
+            judge(to_dev, &s, Ok(cmd(255, 0))).unwrap_err(),
+            Failure::fail("cpages: expected 256, got 255")
+        );
+        assert_eq!(
+            judge(to_dev, &s, Err(libc::ENOENT)).unwrap_err(),
+            Failure::fail("ioctl HMM_DMIRROR_MIGRATE_TO_DEV failed: errno 2 (ENOENT)")
+        );
+
+        let mut s = step(Op::DeviceRead);
+        s.expect_faults = Some(1);
+        assert_eq!(
+            judge(Command::Read, &s, Ok(cmd(4, 0))).unwrap_err().message,
+            "faults: expected 1, got 0"
+        );
+
+        let mut s = step(Op::MigrateToSystem);
+        s.expect_errno = Some(libc::EINVAL);
+        assert_eq!(
+            judge(Command::MigrateToSys, &s, Err(libc::EINVAL)),
+            Ok(None)
+        );
+        assert_eq!(
+            judge(Command::MigrateToSys, &s, Err(libc::ENOENT)).unwrap_err().message,
+            "ioctl HMM_DMIRROR_MIGRATE_TO_SYS failed with errno 2 (ENOENT), expected errno 22 (EINVAL)"
+        );
+        assert_eq!(
+            judge(Command::MigrateToSys, &s, Ok(cmd(3, 0))).unwrap_err().message,
+            "ioctl HMM_DMIRROR_MIGRATE_TO_SYS succeeded (cpages 3), expected it to fail with errno 22 (EINVAL)"
+        );
+    }
+
+    #[test]
+    fn inapplicable_expectations_are_errors() {
+        let mut s = step(Op::CpuRead);
+        s.expect_cpages = Some(1);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        let mut s = step(Op::DeviceRead);
+        s.expect = vec![StateExpect {
+            pages: PageRange(0, 1),
+            state: "none".into(),
+        }];
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        let mut s = step(Op::DeviceRead);
+        s.expect_errno = Some(libc::EFAULT);
+        s.expect_cpages = Some(0);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        s.expect_cpages = None;
+        assert_eq!(check_applicable(&s), Ok(()));
+    }
+
+    #[test]
+    fn snapshot_states() {
+        let expect = vec![
+            StateExpect {
+                pages: PageRange(2, 4),
+                state: "zero+read".into(),
+            },
+            StateExpect {
+                pages: PageRange(4, 10),
+                state: "dev-private-local+write".into(),
+            },
+        ];
+        let range = PageRange(2, 10);
+        let mut states = vec![0x11, 0x11, 0x22, 0x22, 0x22, 0x22, 0x22, 0x22];
+        assert_eq!(check_states(&expect, range, &states), Ok(()));
+
+        states[1] = 0x00;
+        for s in &mut states[3..] {
+            *s = 0x02;
+        }
+        assert_eq!(
+            check_states(&expect, range, &states).unwrap_err(),
+            Failure::fail(
+                "6 of 8 pages in an unexpected state: page 3: expected zero+read got none, \
+                 page 5: expected dev-private-local+write got write, page 6: expected \
+                 dev-private-local+write got write, page 7: expected dev-private-local+write \
+                 got write, and 2 more"
+            )
+        );
+    }
+
+    #[test]
+    fn snapshot_expectation_outside_the_range_is_an_error() {
+        let expect = vec![StateExpect {
+            pages: PageRange(0, 4),
+            state: "none".into(),
+        }];
+        let err = check_states(&expect, PageRange(1, 4), &[0; 3]).unwrap_err();
+        assert_eq!(err.outcome, Outcome::Error);
+        let expect = vec![StateExpect {
+            pages: PageRange(0, 1),
+            state: "bogus".into(),
+        }];
+        assert_eq!(
+            check_states(&expect, PageRange(0, 1), &[0])
+                .unwrap_err()
+                .outcome,
+            Outcome::Error
+        );
+    }
+
+    #[test]
+    fn cpu_steps_run_against_the_model() {
+        use hmmlab_proto::scenario::{Mapping, MappingKind, Prot};
+        use std::io::Read;
+
+        let scenario = Scenario {
+            description: "d".into(),
+            kind: Default::default(),
+            thp: None,
+            timeout_ms: None,
+            device: 0,
+            mapping: Some(Mapping {
+                kind: MappingKind::AnonPrivate,
+                pages: 4,
+                align_pages: 1,
+                prot: Prot::ReadWrite,
+                hugepage: false,
+            }),
+            populate: vec![
+                Populate {
+                    pages: PageRange(0, 2),
+                    how: Touch::Write,
+                },
+                Populate {
+                    pages: PageRange(2, 4),
+                    how: Touch::Read,
+                },
+            ],
+            step: vec![
+                step(Op::CpuRead),
+                Step {
+                    pages: Some(PageRange(1, 3)),
+                    ..step(Op::CpuWrite)
+                },
+                step(Op::CpuRead),
+                // Not a dmirror device: the ioctl fails, and the scenario ends.
+                step(Op::DeviceRead),
+                step(Op::CpuRead),
+            ],
+            kselftest: None,
+        };
+        let (mut rx, tx) = std::io::pipe().unwrap();
+        let results = Results::stdio(&tx).unwrap();
+        drop(tx);
+        let verdict = run_on("s", &scenario, &Dmirror::not_a_dmirror(), &results);
+        drop(results);
+        assert_eq!(
+            verdict,
+            Verdict::with(
+                Outcome::Fail,
+                "step 3 (device-read): ioctl HMM_DMIRROR_READ failed: errno 25 (ENOTTY)"
+            )
+        );
+        let mut text = String::new();
+        rx.read_to_string(&mut text).unwrap();
+        let records: Vec<Record> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 4);
+        let outcomes: Vec<Outcome> = records
+            .iter()
+            .map(|r| match r {
+                Record::Step { outcome, .. } => *outcome,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [Outcome::Pass, Outcome::Pass, Outcome::Pass, Outcome::Fail]
+        );
+        let Record::Step {
+            index,
+            op,
+            pages,
+            cpages,
+            ..
+        } = &records[1]
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (*index, op.as_str(), *pages, *cpages),
+            (1, "cpu-write", 2, None)
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(check_range(PageRange(0, 4), 4).is_ok());
+        assert!(check_range(PageRange(2, 5), 4).is_err());
+        assert!(check_range(PageRange(2, 2), 4).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! Classify a kernel console log: panics, oopses, BUGs, WARNINGs, sanitizer
+//! reports, lockups and RCU stalls. Findings are attributed to scenarios by
+//! the markers the guest driver writes to /dev/kmsg around each scenario.
+
+use serde::{Deserialize, Serialize};
+
+/// Marker lines the guest writes into the kernel log (see guest/src/kmsg.rs).
+pub const MARK_START: &str = "hmmlab: scenario-start ";
+pub const MARK_END: &str = "hmmlab: scenario-end ";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    Panic,
+    Oops,
+    Bug,
+    Warning,
+    Kasan,
+    Kfence,
+    Lockup,
+    RcuStall,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// 1-based line in the console log.
+    pub line: usize,
+    /// The scenario running when it was printed, if the markers tell.
+    pub scenario: Option<String>,
+    /// The finding's line and the few after it.
+    pub excerpt: String,
+}
+
+const PATTERNS: &[(&str, FindingKind)] = &[
+    ("Kernel panic - not syncing", FindingKind::Panic),
+    ("Oops: ", FindingKind::Oops),
+    ("general protection fault", FindingKind::Oops),
+    ("BUG: KASAN:", FindingKind::Kasan),
+    ("BUG: KFENCE:", FindingKind::Kfence),
+    ("BUG: soft lockup", FindingKind::Lockup),
+    ("Watchdog detected hard LOCKUP", FindingKind::Lockup),
+    ("rcu: INFO:", FindingKind::RcuStall),
+    ("detected stalls on CPUs", FindingKind::RcuStall),
+    ("self-detected stall on CPU", FindingKind::RcuStall),
+    ("kernel BUG at", FindingKind::Bug),
+    ("BUG: ", FindingKind::Bug),
+    ("WARNING: ", FindingKind::Warning),
+];
+
+/// Strip the `[    1.234567] ` timestamp prefix, if any.
+fn body(line: &str) -> &str {
+    let t = line.trim_start();
+    if t.starts_with('[') {
+        if let Some(i) = t.find("] ") {
+            return &t[i + 2..];
+        }
+    }
+    t
+}
+
+pub fn classify(log: &str) -> Vec<Finding> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut current: Option<String> = None;
+    let mut out = Vec::new();
+    for (i, raw) in lines.iter().enumerate() {
+        let b = body(raw);
+        if let Some(name) = b.strip_prefix(MARK_START) {
+            current = Some(name.trim().to_string());
+            continue;
+        }
+        if b.strip_prefix(MARK_END).is_some() {
+            current = None;
+            continue;
+        }
+        let Some(&(_, kind)) = PATTERNS.iter().find(|(p, _)| b.starts_with(p) || (p.len() > 12 && b.contains(p))) else {
+            continue;
+        };
+        let end = (i + 12).min(lines.len());
+        out.push(Finding {
+            kind,
+            line: i + 1,
+            scenario: current.clone(),
+            excerpt: lines[i..end].join("\n"),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/tests/data/console/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn synthetic_lines() {
+        let log = "[    0.1] hello\n[    1.0] hmmlab: scenario-start a\n[    1.1] WARNING: CPU: 0 PID: 1 at mm/migrate_device.c:100 x\n[    1.2] hmmlab: scenario-end a\n[    2.0] Kernel panic - not syncing: Attempted to kill init!\n";
+        let f = classify(log);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].kind, f[0].line, f[0].scenario.as_deref()), (FindingKind::Warning, 3, Some("a")));
+        assert_eq!((f[1].kind, f[1].scenario.as_deref()), (FindingKind::Panic, None));
+    }
+
+    #[test]
+    fn captured_logs() {
+        for (file, expect) in [
+            ("clean.log", vec![]),
+            ("panic.log", vec![FindingKind::Panic]),
+            ("truncated.log", vec![]),
+        ] {
+            let Ok(_) = std::fs::metadata(format!("{}/tests/data/console/{file}", env!("CARGO_MANIFEST_DIR"))) else {
+                panic!("missing captured log tests/data/console/{file}");
+            };
+            let kinds: Vec<FindingKind> = classify(&data(file)).iter().map(|f| f.kind).collect();
+            assert_eq!(kinds, expect, "{file}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What a run produced, as written to `results/<run-id>/run.json`.
+
+use hmmlab_proto::Outcome;
+use serde::{Deserialize, Serialize};
+
+use crate::console::Finding;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+    /// `running`, `finished`, `interrupted` or `infra-error`.
+    pub status: String,
+    /// Kernel source, release, config hash, patches (from the kernel stage).
+    pub kernel: serde_json::Value,
+    pub qemu_version: String,
+    pub accel: String,
+    /// Why that accelerator was chosen.
+    pub accel_reason: String,
+    /// The exact QEMU command line, shell-quoted.
+    pub qemu_command: String,
+    pub default_thp: String,
+    pub host: HostFacts,
+    pub timing: Timing,
+    pub scenarios: Vec<ScenarioResult>,
+    /// Console findings not inside any scenario (boot, shutdown).
+    #[serde(default)]
+    pub console_findings: Vec<Finding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub memory_kib: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timing {
+    /// QEMU spawned → guest driver's hello, host wall clock.
+    pub boot_ms: Option<f64>,
+    /// QEMU spawned → first scenario started.
+    pub first_scenario_ms: Option<f64>,
+    /// Guest uptime when the driver started (kernel boot inside the guest).
+    pub guest_uptime_at_init_ms: Option<f64>,
+    /// QEMU spawned → QEMU gone.
+    pub vm_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub outcome: Outcome,
+    pub thp: String,
+    /// Guest-measured duration.
+    pub duration_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub steps: Vec<StepResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub console_findings: Vec<Finding>,
+    /// One line that reruns just this scenario on the same kernel.
+    pub reproduce: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub index: u32,
+    pub op: String,
+    pub outcome: Outcome,
+    pub duration_ns: u64,
+    pub pages: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpages: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<u64>,
+    /// Pages per second for migrations (cpages / duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages_per_sec: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> impl Iterator<Item = &ScenarioResult> {
+        self.scenarios.iter().filter(|s| s.outcome.is_failure())
+    }
+    pub fn count(&self, o: Outcome) -> usize {
+        self.scenarios.iter().filter(|s| s.outcome == o).count()
+    }
+}

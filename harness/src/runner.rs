@@ -1,0 +1,187 @@
+//! One VM run: start QEMU, follow the guest's result records, QMP events and
+//! the child, enforce the boot and scenario timeouts, stop the VM.
+//! The harness never builds kernels or images: it is handed them.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hmmlab_proto::Record;
+
+use crate::vm::{indent, Vm};
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub argv: Vec<String>,
+    /// The run directory: qemu.stderr, registers.txt are written here.
+    pub run_dir: PathBuf,
+    pub results_log: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub boot_timeout: Duration,
+    /// Host-side limit per scenario (the guest's own limit plus slack).
+    pub scenario_timeouts: BTreeMap<String, Duration>,
+    pub default_scenario_timeout: Duration,
+}
+
+/// What the run loop tells its consumers as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    VmStarted { pid: u32 },
+    Record { at: Duration, record: Record },
+    QmpEvent { at: Duration, name: String },
+}
+
+/// How the VM run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// The guest reported `done` and powered off.
+    Done,
+    /// The guest powered off (or QEMU exited) without reporting `done`.
+    PoweredOffEarly { reason: String },
+    /// GUEST_PANICKED, or a shutdown caused by a panic.
+    Panicked,
+    BootTimeout,
+    ScenarioTimeout { name: String },
+    /// QEMU died on its own (status, stderr).
+    QemuDied { status: String, stderr: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct VmRun {
+    pub records: Vec<(Duration, Record)>,
+    pub end: End,
+    pub stop: String,
+    pub registers: Option<String>,
+    pub vm_time: Duration,
+}
+
+/// Follows a file that another process appends to, yielding whole lines.
+struct Tail {
+    file: Option<File>,
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail { file: None, path: path.into(), offset: 0, partial: vec![] }
+    }
+    fn lines(&mut self) -> Vec<String> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else { return vec![] };
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut buf).is_err() {
+            return vec![];
+        }
+        self.offset += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        let mut out = vec![];
+        while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            let s = String::from_utf8_lossy(&line).trim_matches(|c| c == '\r' || c == '\n').to_string();
+            if !s.is_empty() {
+                out.push(s);
+            }
+        }
+        out
+    }
+}
+
+/// Start the VM and follow it to the end. `on_event` sees everything as it happens.
+/// An `Err` is an infrastructure failure (QEMU would not start, QMP never answered).
+pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
+    let mut vm = Vm::spawn(&cfg.argv, &cfg.run_dir)?;
+    on_event(&Event::VmStarted { pid: vm.pid });
+    vm.connect_qmp(&cfg.qmp_socket, Duration::from_secs(10)).context("QEMU did not come up")?;
+    vm.confirm_running().context("asking QEMU whether the VM runs")?;
+
+    let mut tail = Tail::new(&cfg.results_log);
+    let mut records: Vec<(Duration, Record)> = vec![];
+    let mut hello_seen = false;
+    let mut current: Option<(String, Instant)> = None;
+    let mut done = false;
+    let mut shutdown: Option<String> = None;
+    let end = loop {
+        for line in tail.lines() {
+            let at = vm.started.elapsed();
+            let record = match serde_json::from_str::<Record>(&line) {
+                Ok(r) => r,
+                Err(e) => Record::Fatal { message: format!("unreadable result line ({e}): {line}") },
+            };
+            match &record {
+                Record::Hello { .. } => hello_seen = true,
+                Record::ScenarioStart { name, .. } => current = Some((name.clone(), Instant::now())),
+                Record::ScenarioEnd { .. } => current = None,
+                Record::Done => done = true,
+                _ => {}
+            }
+            on_event(&Event::Record { at, record: record.clone() });
+            records.push((at, record));
+        }
+        let events = match vm.qmp.as_mut() {
+            Some(q) => q.poll_events(Duration::from_millis(20)).unwrap_or_default(),
+            None => {
+                std::thread::sleep(Duration::from_millis(20));
+                vec![]
+            }
+        };
+        let mut panicked = false;
+        for ev in events {
+            on_event(&Event::QmpEvent { at: vm.started.elapsed(), name: ev.name.clone() });
+            match ev.name.as_str() {
+                "GUEST_PANICKED" => panicked = true,
+                "SHUTDOWN" => {
+                    let reason = ev.data.get("reason").and_then(|r| r.as_str()).unwrap_or("").to_string();
+                    if reason == "guest-panic" {
+                        panicked = true;
+                    }
+                    shutdown = Some(reason);
+                }
+                _ => {}
+            }
+        }
+        if panicked {
+            break End::Panicked;
+        }
+        if let Some(status) = vm.exited() {
+            // Last records may have landed between the read and the exit.
+            for line in tail.lines() {
+                if let Ok(r) = serde_json::from_str::<Record>(&line) {
+                    done |= r == Record::Done;
+                    on_event(&Event::Record { at: vm.started.elapsed(), record: r.clone() });
+                    records.push((vm.started.elapsed(), r));
+                }
+            }
+            break match (&shutdown, done) {
+                (_, true) => End::Done,
+                (Some(reason), false) => End::PoweredOffEarly { reason: reason.clone() },
+                (None, false) => End::QemuDied { status: status.to_string(), stderr: indent(&vm.stderr()) },
+            };
+        }
+        if !hello_seen && vm.started.elapsed() > cfg.boot_timeout {
+            break End::BootTimeout;
+        }
+        if let Some((name, since)) = &current {
+            let limit = cfg.scenario_timeouts.get(name).copied().unwrap_or(cfg.default_scenario_timeout);
+            if since.elapsed() > limit {
+                break End::ScenarioTimeout { name: name.clone() };
+            }
+        }
+    };
+    let registers = match end {
+        End::BootTimeout | End::ScenarioTimeout { .. } | End::Panicked => vm.registers(),
+        _ => None,
+    };
+    if let Some(r) = &registers {
+        let _ = std::fs::write(cfg.run_dir.join("registers.txt"), r);
+    }
+    let stop = vm.stop();
+    let vm_time = vm.started.elapsed();
+    Ok(VmRun { records, end, stop, registers, vm_time })
+}

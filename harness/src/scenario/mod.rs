@@ -1,0 +1,17 @@
+//! Scenario files: loading `scenarios/*.toml`, checking them, and reporting
+//! every problem in every file at once, with file, line and column, before
+//! any VM is started.
+
+mod diagnostic;
+mod load;
+mod parse;
+mod span;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use diagnostic::{line_col, Diagnostic, Diagnostics};
+pub use load::{is_valid_name, load_dir, load_files, scenario_name, select, LoadedScenario};
+pub use parse::parse_str;
+pub use validate::{MAX_PAGES, TIMEOUT_MS};

@@ -1,0 +1,224 @@
+//! Each semantic check fires on a small bad input, at the right place.
+
+use super::{assert_at, errs, one, render, OK};
+
+#[test]
+fn steps_kind_needs_mapping_and_steps() {
+    let d = one("description = \"d\"\nkind = \"steps\"\n[[step]]\nop = \"cpu-read\"\n");
+    assert_at(&d, 2, 1, "needs a [mapping] table");
+    // Without an explicit `kind` the default applies; reported at line 1.
+    let ds = errs("description = \"d\"\n");
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 1, 1, "(the default) needs a [mapping]");
+    assert_at(&ds[1], 1, 1, "needs at least one [[step]]");
+}
+
+#[test]
+fn steps_kind_rejects_kselftest_table() {
+    let d = one(&format!("{OK}[kselftest]\nbinary = \"hmm-tests\"\n"));
+    assert_at(&d, 8, 1, "[kselftest] is only used with");
+    assert_eq!(d.width, "[kselftest]".len());
+}
+
+#[test]
+fn kselftest_kind_needs_table_and_no_steps() {
+    let d = one("description = \"d\"\nkind = \"kselftest\"\n");
+    assert_at(&d, 2, 1, "needs a [kselftest] table");
+    let text = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+                [mapping]\nkind = \"anon-private\"\npages = 1\n[[populate]]\npages = [0, 1]\nhow = \"read\"\n\
+                [[step]]\nop = \"cpu-read\"\n";
+    let ds = errs(text);
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(&ds[0], 5, 1, "takes no [mapping]");
+    assert_at(&ds[1], 8, 1, "takes no [[populate]]");
+    assert_at(&ds[2], 11, 1, "takes no [[step]]");
+}
+
+#[test]
+fn kselftest_binary_is_plain_name() {
+    for bad in ["../hmm-tests", "bin/hmm-tests", "..", ".", ""] {
+        let text =
+            format!("description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = {bad:?}\n");
+        assert_at(&one(&text), 4, 10, "not a plain file name");
+    }
+    let text = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\nargs = [\"-v\"]\n";
+    super::super::parse_str(std::path::Path::new("t.toml"), text).unwrap();
+}
+
+#[test]
+fn mapping_size_limits() {
+    for bad in ["0", "262145"] {
+        let text = OK.replace("pages = 16", &format!("pages = {bad}"));
+        assert_at(&one(&text), 5, 9, "mapping size");
+    }
+    let text = OK.replace("pages = 16", "pages = 262144");
+    super::super::parse_str(std::path::Path::new("t.toml"), &text).unwrap();
+}
+
+#[test]
+fn alignment_limits() {
+    for bad in ["0", "3", "524288"] {
+        let text = OK.replace(
+            "pages = 16\n",
+            &format!("pages = 16\nalign_pages = {bad}\n"),
+        );
+        assert_at(&one(&text), 6, 15, "not a valid alignment");
+    }
+    let text = OK.replace("pages = 16\n", "pages = 16\nalign_pages = 512\n");
+    super::super::parse_str(std::path::Path::new("t.toml"), &text).unwrap();
+}
+
+#[test]
+fn page_ranges_inside_mapping() {
+    let text = format!("{OK}[[populate]]\npages = [4, 4]\nhow = \"write\"\n");
+    assert_at(&one(&text), 9, 9, "empty page range `[4, 4]`");
+    let text = OK.replace(
+        "op = \"cpu-read\"\n",
+        "op = \"cpu-read\"\npages = [8, 17]\n",
+    );
+    let d = one(&text);
+    assert_at(&d, 8, 9, "ends past the end of the mapping");
+    assert!(d.hint.unwrap().contains("line 5"));
+    let text = OK.replace(
+        "op = \"cpu-read\"\n",
+        "op = \"cpu-read\"\npages = [0, 2, 3]\n",
+    );
+    assert_at(&one(&text), 8, 9, "this one has 3");
+    let text = format!(
+        "{OK}[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 99]\nstate = \"none\"\n"
+    );
+    assert_at(&one(&text), 11, 9, "`[0, 99]` ends past");
+}
+
+#[test]
+fn expect_inside_snapshot_range() {
+    let text = format!("{OK}[[step]]\nop = \"snapshot\"\npages = [0, 4]\n[[step.expect]]\npages = [2, 6]\nstate = \"none\"\n");
+    assert_at(&one(&text), 12, 9, "outside the step's pages");
+}
+
+#[test]
+fn hugepage_only_on_private_anon() {
+    let text = OK
+        .replace("anon-private", "anon-shared")
+        .replace("pages = 16\n", "pages = 16\nhugepage = true\n");
+    let d = one(&text);
+    assert_at(&d, 6, 12, "needs `kind = \"anon-private\"`");
+    assert!(d.hint.unwrap().contains("private anonymous"));
+}
+
+#[test]
+fn read_only_mapping_cannot_be_written() {
+    let text = "description = \"d\"\n[mapping]\nkind = \"anon-private\"\npages = 4\nprot = \"read-only\"\n\
+                [[populate]]\npages = [0, 4]\nhow = \"write\"\n\
+                [[step]]\nop = \"cpu-write\"\n\
+                [[step]]\nop = \"device-write\"\n\
+                [[step]]\nop = \"device-write\"\nexpect_errno = 1\n";
+    let ds = errs(text);
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(&ds[0], 8, 7, "cannot populate a read-only mapping");
+    assert!(ds[0].hint.as_ref().unwrap().contains("line 5"));
+    assert_at(&ds[1], 10, 6, "`op = \"cpu-write\"` on a read-only");
+    assert_at(&ds[2], 12, 6, "`op = \"device-write\"` on a read-only");
+}
+
+#[test]
+fn step_fields_match_op() {
+    let text = format!(
+        "{OK}expect_cpages = 1\nexpect_faults = 1\n[[step.expect]]\npages = [0, 1]\nstate = \"none\"\n\
+         [[step]]\nop = \"migrate-to-device\"\nexpect_faults = 0\n"
+    );
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 4, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        8,
+        1,
+        "`expect_cpages` does not apply to `op = \"cpu-read\"`",
+    );
+    assert_at(
+        &ds[1],
+        9,
+        1,
+        "`expect_faults` does not apply to `op = \"cpu-read\"`",
+    );
+    assert_at(
+        &ds[2],
+        10,
+        8,
+        "`expect` does not apply to `op = \"cpu-read\"`",
+    );
+    assert_at(
+        &ds[3],
+        15,
+        1,
+        "`expect_faults` does not apply to `op = \"migrate-to-device\"`",
+    );
+}
+
+#[test]
+fn expect_cpages_at_most_step_pages() {
+    let text = format!("{OK}[[step]]\nop = \"migrate-to-device\"\nexpect_cpages = 17\n");
+    assert_at(&one(&text), 10, 17, "more than the step's page count");
+    let text =
+        format!("{OK}[[step]]\nop = \"migrate-to-device\"\npages = [0, 4]\nexpect_cpages = 5\n");
+    let d = one(&text);
+    assert_at(&d, 11, 17, "`expect_cpages = 5`");
+    assert!(d.hint.unwrap().contains("4 page(s)"));
+}
+
+#[test]
+fn snapshot_must_assert_something() {
+    let text = format!("{OK}[[step]]\nop = \"snapshot\"\n");
+    let d = one(&text);
+    assert_at(&d, 8, 1, "asserts nothing");
+    assert_eq!(d.width, "[[step]]".len());
+}
+
+#[test]
+fn states_must_parse() {
+    let text = format!("{OK}[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 16]\nstate = \"dev-private+write\"\n");
+    let d = one(&text);
+    assert_at(&d, 12, 9, "invalid page state `dev-private+write`");
+    assert!(d.hint.unwrap().contains("known states"));
+}
+
+#[test]
+fn timeout_range() {
+    for bad in ["99", "600001"] {
+        let text = OK.replace(
+            "description = \"d\"\n",
+            &format!("description = \"d\"\ntimeout_ms = {bad}\n"),
+        );
+        assert_at(&one(&text), 2, 14, "out of range");
+    }
+    let text = OK.replace(
+        "description = \"d\"\n",
+        "description = \"d\"\ntimeout_ms = 100\n",
+    );
+    super::super::parse_str(std::path::Path::new("t.toml"), &text).unwrap();
+}
+
+#[test]
+fn description_not_empty() {
+    assert_at(
+        &one(&OK.replace("\"d\"", "\"  \"")),
+        1,
+        15,
+        "`description` is empty",
+    );
+}
+
+#[test]
+fn all_problems_in_a_file_are_reported_in_line_order() {
+    let text = "description = \"\"\ntimeout_ms = 5\n[mapping]\nkind = \"file-private\"\npages = 8\n\
+                align_pages = 6\nhugepage = true\n[[step]]\nop = \"snapshot\"\n[[step]]\nop = \"cpu-read\"\n\
+                pages = [4, 2]\n[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 8]\nstate = \"bogus\"\n";
+    let ds = errs(text);
+    let got: Vec<(usize, usize)> = ds.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [(1, 15), (2, 14), (6, 15), (7, 12), (8, 1), (12, 9), (17, 9)],
+        "{}",
+        render(&ds)
+    );
+}

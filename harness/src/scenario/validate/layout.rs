@@ -1,0 +1,127 @@
+//! Checks on the scenario as a whole: its kind and sections, the
+//! kselftest binary, and the mapping.
+
+use hmmlab_proto::scenario::{Kind, MappingKind};
+
+use super::{Ctx, MAX_PAGES, TIMEOUT_MS};
+use crate::scenario::span::key_path;
+
+pub(super) fn check_description(cx: &mut Ctx<'_, '_>) {
+    if cx.s.description.trim().is_empty() {
+        let hint = "say in one line what behaviour this scenario pins down".to_string();
+        cx.at_value(
+            key_path!["description"],
+            "`description` is empty".into(),
+            Some(hint),
+        );
+    }
+}
+
+pub(super) fn check_timeout(cx: &mut Ctx<'_, '_>) {
+    if let Some(t) = cx.s.timeout_ms.filter(|t| !TIMEOUT_MS.contains(t)) {
+        let hint = format!("use {} to {} ms", TIMEOUT_MS.start(), TIMEOUT_MS.end());
+        cx.at_value(
+            key_path!["timeout_ms"],
+            format!("`timeout_ms = {t}` is out of range"),
+            Some(hint),
+        );
+    }
+}
+
+pub(super) fn check_kind_sections(cx: &mut Ctx<'_, '_>) {
+    let s = cx.s;
+    match s.kind {
+        Kind::Steps => {
+            let kind = if cx.doc.root.get_ref().contains_key("kind") {
+                ""
+            } else {
+                " (the default)"
+            };
+            if s.mapping.is_none() {
+                let hint = "add a [mapping] table with `kind` and `pages`".to_string();
+                let msg = format!("`kind = \"steps\"`{kind} needs a [mapping] table");
+                cx.at_key(key_path!["kind"], msg, Some(hint));
+            }
+            if s.step.is_empty() {
+                let hint = "add at least one [[step]] with an `op`".to_string();
+                let msg = format!("`kind = \"steps\"`{kind} needs at least one [[step]]");
+                cx.at_key(key_path!["kind"], msg, Some(hint));
+            }
+            if s.kselftest.is_some() {
+                let hint = "set `kind = \"kselftest\"` or remove the [kselftest] table".to_string();
+                let msg = "[kselftest] is only used with `kind = \"kselftest\"`".to_string();
+                cx.at_value(key_path!["kselftest"], msg, Some(hint));
+            }
+        }
+        Kind::Kselftest => {
+            if s.kselftest.is_none() {
+                let hint = "add a [kselftest] table with `binary = \"hmm-tests\"`".to_string();
+                let msg = "`kind = \"kselftest\"` needs a [kselftest] table".to_string();
+                cx.at_key(key_path!["kind"], msg, Some(hint));
+            }
+            let hint = || Some("a kselftest scenario only runs the selftest binary".to_string());
+            if s.mapping.is_some() {
+                let msg = "a `kind = \"kselftest\"` scenario takes no [mapping]".to_string();
+                cx.at_value(key_path!["mapping"], msg, hint());
+            }
+            if !s.populate.is_empty() {
+                let msg = "a `kind = \"kselftest\"` scenario takes no [[populate]]".to_string();
+                cx.at_value(key_path!["populate", 0], msg, hint());
+            }
+            if !s.step.is_empty() {
+                let msg = "a `kind = \"kselftest\"` scenario takes no [[step]]".to_string();
+                cx.at_value(key_path!["step", 0], msg, hint());
+            }
+        }
+    }
+}
+
+pub(super) fn check_kselftest_binary(cx: &mut Ctx<'_, '_>) {
+    let Some(k) = &cx.s.kselftest else { return };
+    let b = k.binary.as_str();
+    if b.is_empty() || b == "." || b == ".." || b.contains('/') || b.contains('\0') {
+        let hint = "name a file in the image's /hmmlab/bin, e.g. `hmm-tests`".to_string();
+        let msg = format!("`binary = {b:?}` is not a plain file name");
+        cx.at_value(key_path!["kselftest", "binary"], msg, Some(hint));
+    }
+}
+
+pub(super) fn check_mapping_size(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    if m.pages == 0 || m.pages > MAX_PAGES {
+        let hint = format!("use 1 to {MAX_PAGES} pages (4 KiB each, at most 1 GiB)");
+        let msg = format!("mapping size `pages = {}` is out of range", m.pages);
+        cx.at_value(key_path!["mapping", "pages"], msg, Some(hint));
+    }
+}
+
+pub(super) fn check_alignment(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    let a = m.align_pages;
+    if a == 0 || !a.is_power_of_two() || a > MAX_PAGES {
+        let hint = format!("use a power of two from 1 to {MAX_PAGES}, e.g. 512 for 2 MiB");
+        let msg = format!("`align_pages = {a}` is not a valid alignment");
+        cx.at_value(key_path!["mapping", "align_pages"], msg, Some(hint));
+    }
+}
+
+fn mapping_kind_name(kind: MappingKind) -> &'static str {
+    match kind {
+        MappingKind::AnonPrivate => "anon-private",
+        MappingKind::AnonShared => "anon-shared",
+        MappingKind::FilePrivate => "file-private",
+    }
+}
+
+pub(super) fn check_hugepage(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    if m.hugepage && m.kind != MappingKind::AnonPrivate {
+        let name = mapping_kind_name(m.kind);
+        let hint = format!(
+            "transparent huge pages only back private anonymous memory in these scenarios; \
+             MADV_HUGEPAGE does not give an {name} mapping huge pages here"
+        );
+        let msg = format!("`hugepage = true` needs `kind = \"anon-private\"`, not `{name}`");
+        cx.at_value(key_path!["mapping", "hugepage"], msg, Some(hint));
+    }
+}

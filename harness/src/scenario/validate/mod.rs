@@ -1,0 +1,81 @@
+//! Semantic checks on a deserialized scenario. Each check is a small function
+//! that reports its problems at the offending key or value; all of them run.
+
+mod layout;
+mod steps;
+
+use hmmlab_proto::scenario::Scenario;
+
+use super::diagnostic::{line_col, Problem};
+use super::span::{Doc, Seg};
+use layout::*;
+use steps::*;
+
+/// Largest mapping and alignment: 1 GiB of 4 KiB pages.
+pub const MAX_PAGES: u64 = 262_144;
+/// Allowed `timeout_ms`, inclusive.
+pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+
+type Check = fn(&mut Ctx<'_, '_>);
+
+const CHECKS: &[Check] = &[
+    check_description,
+    check_timeout,
+    check_kind_sections,
+    check_kselftest_binary,
+    check_mapping_size,
+    check_alignment,
+    check_hugepage,
+    check_page_ranges,
+    check_expect_inside_step,
+    check_read_only,
+    check_step_fields,
+    check_cpages_bound,
+    check_snapshot_asserts,
+    check_states,
+];
+
+/// Run every check on `s`; `doc` is the same file parsed with spans.
+pub fn validate(s: &Scenario, doc: &Doc<'_>, text: &str) -> Vec<Problem> {
+    let mut cx = Ctx {
+        s,
+        doc,
+        text,
+        out: Vec::new(),
+    };
+    for check in CHECKS {
+        check(&mut cx);
+    }
+    cx.out
+}
+
+pub(super) struct Ctx<'a, 'i> {
+    pub(super) s: &'a Scenario,
+    pub(super) doc: &'a Doc<'i>,
+    text: &'a str,
+    out: Vec<Problem>,
+}
+
+impl Ctx<'_, '_> {
+    /// Report at the value at `path` (or its nearest existing ancestor).
+    pub(super) fn at_value(&mut self, path: Vec<Seg>, message: String, hint: Option<String>) {
+        let span = self.doc.value_span(&path);
+        self.out.push(Problem::new(span, message, hint));
+    }
+
+    /// Report at the key of `path` (or its nearest existing ancestor).
+    pub(super) fn at_key(&mut self, path: Vec<Seg>, message: String, hint: Option<String>) {
+        let span = self.doc.key_span(&path);
+        self.out.push(Problem::new(span, message, hint));
+    }
+
+    /// The line `path` is written on, for hints pointing elsewhere.
+    pub(super) fn line_of(&self, path: Vec<Seg>) -> usize {
+        line_col(self.text, self.doc.value_span(&path).start).0
+    }
+
+    /// Pages in the mapping, when there is one.
+    pub(super) fn mapping_pages(&self) -> Option<u64> {
+        self.s.mapping.as_ref().map(|m| m.pages)
+    }
+}

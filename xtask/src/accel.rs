@@ -1,0 +1,76 @@
+//! Choosing the accelerator. KVM is used only when a probe boot shows it
+//! works: on some machines /dev/kvm exists but a KVM guest hangs or QEMU
+//! aborts. The verdict is cached per host boot and QEMU version.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use hmmlab_harness::machine::Machine;
+use hmmlab_harness::qemu::{self, Boot};
+use hmmlab_harness::runner::{self, RunConfig};
+use hmmlab_proto::Record;
+
+use crate::cli::AccelChoice;
+
+pub struct Choice {
+    pub accel: String,
+    pub reason: String,
+}
+
+/// `probe_boot` is the boot (kernel + a probe-mode initramfs) to try under KVM.
+pub fn choose(choice: AccelChoice, m: &Machine, probe_boot: impl FnOnce() -> Result<Boot>) -> Result<Choice> {
+    match choice {
+        AccelChoice::Tcg => return Ok(Choice { accel: "tcg".into(), reason: "--accel tcg".into() }),
+        AccelChoice::Kvm => return Ok(Choice { accel: "kvm".into(), reason: "--accel kvm".into() }),
+        AccelChoice::Auto => {}
+    }
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+        return Ok(Choice { accel: "tcg".into(), reason: format!("/dev/kvm unusable ({e})") });
+    }
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let qemu = crate::run::qemu_version(&m.qemu);
+    let cache = crate::paths::cache_root().join("accel-probe.json");
+    let key = format!("{}|{}", boot_id.trim(), qemu);
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if v["key"] == key.as_str() {
+                let accel = v["accel"].as_str().unwrap_or("tcg").to_string();
+                return Ok(Choice { accel, reason: format!("{} (probe cached for this host boot)", v["reason"].as_str().unwrap_or("")) });
+            }
+        }
+    }
+    eprintln!("accel: /dev/kvm opens; probing whether a KVM guest really boots (once per host boot) …");
+    let mut boot = probe_boot()?;
+    boot.accel = "kvm".into();
+    let dir = tempfile::Builder::new().prefix("hmmlab-kvm-probe-").tempdir()?;
+    boot.console_log = dir.path().join("console.log");
+    boot.results_log = dir.path().join("results.jsonl");
+    boot.qmp_socket = dir.path().join("qmp.sock");
+    let cfg = RunConfig {
+        argv: qemu::argv(m, &boot),
+        run_dir: dir.path().to_path_buf(),
+        results_log: boot.results_log.clone(),
+        qmp_socket: boot.qmp_socket.clone(),
+        boot_timeout: Duration::from_secs(8),
+        scenario_timeouts: Default::default(),
+        default_scenario_timeout: Duration::from_secs(8),
+    };
+    let verdict = match runner::run(&cfg, &mut |_| {}) {
+        Ok(r) if r.records.iter().any(|(_, rec)| matches!(rec, Record::Hello { .. })) => Choice { accel: "kvm".into(), reason: "KVM probe boot succeeded".into() },
+        Ok(r) => Choice { accel: "tcg".into(), reason: format!("KVM probe boot failed: {}", hmmlab_harness::assemble::describe(&r.end)) },
+        Err(e) => Choice { accel: "tcg".into(), reason: format!("KVM probe boot failed: {}", first_line(&e.to_string())) },
+    };
+    let _ = write_cache(&cache, &key, &verdict);
+    Ok(verdict)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn write_cache(path: &Path, key: &str, c: &Choice) -> Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let v = serde_json::json!({ "key": key, "accel": c.accel, "reason": c.reason });
+    hmmlab_harness::report::write::write_atomic(path, &serde_json::to_vec_pretty(&v)?)
+}

@@ -1,0 +1,130 @@
+//! The whole command line, declared in one place. Doc comments are the help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hmmlab: build a kernel, boot it under QEMU and run device-memory
+/// migration scenarios against lib/test_hmm.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Task {
+    /// Build (or find in the cache) the kernel and its hmm-tests selftest.
+    Kernel(KernelArgs),
+    /// Build the static guest driver against a kernel tree's uapi header.
+    Guest(KernelArgs),
+    /// Build everything and run scenarios in one VM boot; results go to results/<run-id>/.
+    RunScenarios(RunArgs),
+    /// Parse a saved console log and classify it (no VM needed).
+    Parse(ParseArgs),
+    /// Check the scenario files and report every problem (no VM needed).
+    Check(CheckArgs),
+    /// Install what the tests need, build the default kernel, run the test suite (nextest).
+    Test(TestArgs),
+    /// Check (and as root, install) the Debian packages hmmlab needs.
+    Deps(DepsArgs),
+}
+
+/// Which kernel to build and how.
+#[derive(Debug, Args, Clone)]
+pub struct KernelArgs {
+    /// Kernel source: `debian:6.12` (Debian's linux-source-6.12), `debian:6.1`,
+    /// or `path:DIR` (your own tree; built out of tree, never modified).
+    #[arg(long, default_value = "debian:6.12", value_name = "SOURCE")]
+    pub kernel: String,
+    /// A patch to apply (repeatable; applied in the order given, after --patches).
+    #[arg(long = "patch", value_name = "FILE")]
+    pub patches: Vec<PathBuf>,
+    /// A quilt-style directory: its `series` file lists the patches in order.
+    #[arg(long = "patches", value_name = "DIR")]
+    pub series: Option<PathBuf>,
+    /// Extra config fragment merged after images/configs/*.config (repeatable).
+    #[arg(long = "config-fragment", value_name = "FILE")]
+    pub fragments: Vec<PathBuf>,
+    /// Parallel make jobs (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM when a probe boot shows it works, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ThpChoice {
+    Always,
+    Madvise,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+    /// Scenario to run (repeatable; default: every file in the scenario directory).
+    #[arg(long = "scenario", short = 's', value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Directory of scenario files.
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenario_dir: PathBuf,
+    /// Extra scenario file to run (repeatable), in addition to --scenario.
+    #[arg(long = "scenario-file", value_name = "FILE")]
+    pub scenario_files: Vec<PathBuf>,
+    /// THP mode for scenarios that do not set one.
+    #[arg(long, value_enum, default_value = "madvise")]
+    pub thp: ThpChoice,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Machine description (images/machines/<NAME>.toml).
+    #[arg(long, default_value = "x86_64", value_name = "NAME")]
+    pub machine: String,
+    /// Seconds from QEMU start until the guest driver says hello (default: machine file).
+    #[arg(long, value_name = "SECS")]
+    pub boot_timeout: Option<f64>,
+    /// Seconds one scenario may take (default: machine file).
+    #[arg(long, value_name = "SECS")]
+    pub scenario_timeout: Option<f64>,
+    /// Where run directories are created.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
+    /// Extra kernel command-line words (e.g. panic_on_warn=1).
+    #[arg(long = "append", value_name = "WORDS")]
+    pub append: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// A console log (e.g. results/<run-id>/console.log).
+    pub console_log: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files or directories (default: scenarios/).
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Extra arguments passed to `cargo nextest run`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub nextest_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DepsArgs {
+    /// Only check; never install.
+    #[arg(long)]
+    pub check: bool,
+}

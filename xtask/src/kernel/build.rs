@@ -1,0 +1,301 @@
+//! Build a kernel out of tree in the cache, keyed by a content hash of
+//! everything that decides its bytes. Same inputs again: no rebuild.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::config::{self, Setting};
+use super::key::{short_hash, KeyBuilder};
+use super::patch::{self, Patch};
+use super::selftest;
+use super::source::{self, Source};
+use crate::cli::KernelArgs;
+use crate::shell::Cmd;
+
+/// Bump when the way kernels are built changes, so old cache entries are not reused.
+const STAGE_VERSION: &str = "hmmlab-kernel-2";
+const ARCH: &str = "x86_64";
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub source: Source,
+    pub patches: Vec<Patch>,
+    pub fragments: Vec<PathBuf>,
+    pub jobs: usize,
+}
+
+impl Request {
+    pub fn from_args(a: &KernelArgs) -> Result<Request> {
+        let repo = crate::paths::repo_root();
+        Ok(Request {
+            source: Source::parse(&a.kernel)?,
+            patches: patch::collect(a.series.as_deref(), &a.patches)?,
+            fragments: config::fragment_files(&repo, &a.fragments)?,
+            jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        })
+    }
+}
+
+/// A built kernel, as recorded in the cache's `stamp.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Kernel {
+    pub key: String,
+    /// `debian:6.12` or `path:/…`.
+    pub source: String,
+    /// Package version or git state the key was made from.
+    pub identity: String,
+    /// `make kernelrelease`.
+    pub release: String,
+    pub patches: Vec<String>,
+    pub fragments: Vec<String>,
+    /// Short hash of the final .config.
+    pub config_hash: String,
+    pub compiler: String,
+    /// The (possibly patched) source tree the kernel was built from.
+    pub tree: PathBuf,
+    pub obj_dir: PathBuf,
+    pub bzimage: PathBuf,
+    pub hmm_tests: PathBuf,
+    pub build_log: PathBuf,
+    pub build_seconds: f64,
+    /// True when this request was answered from the cache.
+    #[serde(default)]
+    pub cached: bool,
+}
+
+impl Kernel {
+    pub fn uapi_header(&self) -> PathBuf {
+        self.tree.join("lib/test_hmm_uapi.h")
+    }
+}
+
+/// Build the kernel, or return the cached build for the same inputs.
+pub fn ensure(req: &Request) -> Result<Kernel> {
+    let started = Instant::now();
+    let cache = crate::paths::cache_root();
+    let identity = req.source.identity()?;
+
+    let mut settings: Vec<Setting> = Vec::new();
+    let mut key = KeyBuilder::default();
+    key.add("stage", STAGE_VERSION.as_bytes());
+    key.add("arch", ARCH.as_bytes());
+    key.add("source", identity.as_bytes());
+    let compiler = compiler_version()?;
+    key.add("compiler", compiler.as_bytes());
+    for p in &req.patches {
+        let text = fs::read(&p.path).with_context(|| format!("reading patch {}", p.path.display()))?;
+        key.add(&format!("patch -p{}", p.strip), &text);
+    }
+    for f in &req.fragments {
+        let text = fs::read_to_string(f).with_context(|| format!("reading config fragment {}", f.display()))?;
+        settings.extend(config::parse_fragment(f, &text)?);
+        key.add("fragment", text.as_bytes());
+    }
+    let key = key.finish();
+
+    let build_dir = cache.join("build").join(&key);
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
+    let lock = lock_dir(&build_dir)?;
+    let stamp = build_dir.join("stamp.json");
+    // A developer's tree may change under the same key (uncommitted edits
+    // outside git), so it always goes through make, which is incremental.
+    if matches!(req.source, Source::Debian(_)) {
+        if let Some(mut k) = read_stamp(&stamp) {
+            if k.bzimage.is_file() && k.hmm_tests.is_file() {
+                k.cached = true;
+                eprintln!(
+                    "kernel: {} {} (key {}) cached, decided in {:.2}s",
+                    k.source,
+                    k.release,
+                    k.key,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(k);
+            }
+        }
+    }
+
+    let log = build_dir.join("build.log");
+    File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    eprintln!("kernel: building {} (key {key}); log: {}", req.source.describe(), log.display());
+    let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
+    let obj = build_dir.join("obj");
+    fs::create_dir_all(&obj)?;
+
+    configure(&tree, &obj, &req.fragments, &settings, &log)?;
+    let config_text = fs::read(obj.join(".config")).context("reading the final .config")?;
+
+    let mut make = vec![
+        "make".to_string(),
+        "-C".into(),
+        tree.to_string_lossy().into(),
+        format!("O={}", obj.display()),
+        format!("-j{}", req.jobs.max(1)),
+    ];
+    let mut cmd_env = vec![];
+    if which("ccache") {
+        make.push("CC=ccache gcc".into());
+        cmd_env.push(("CCACHE_DIR".to_string(), cache.join("ccache").to_string_lossy().to_string()));
+        // Paths inside the cache become relative, so builds of different keys
+        // (another config, a patched copy) share compiled objects.
+        cmd_env.push(("CCACHE_BASEDIR".to_string(), cache.to_string_lossy().to_string()));
+        cmd_env.push(("CCACHE_NOHASHDIR".to_string(), "1".to_string()));
+    }
+    make.push("bzImage".into());
+    let mut cmd = Cmd::new(&make);
+    for (k, v) in &cmd_env {
+        cmd = cmd.env(k, v);
+    }
+    let t = Instant::now();
+    cmd.run_logged(&log, "make bzImage", make_progress)?;
+    eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64());
+
+    let release = Cmd::new(&["make", "-s", "-C", &tree.to_string_lossy(), &format!("O={}", obj.display()), "kernelrelease"])
+        .output()
+        .context("asking make for the kernel release")?
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let hmm_tests = selftest::build_hmm_tests(&tree, &build_dir, &log)?;
+
+    let k = Kernel {
+        key: key.clone(),
+        source: req.source.describe(),
+        identity,
+        release,
+        patches: req.patches.iter().map(|p| p.path.display().to_string()).collect(),
+        fragments: req.fragments.iter().map(|p| p.display().to_string()).collect(),
+        config_hash: short_hash(&config_text),
+        compiler,
+        tree,
+        bzimage: obj.join("arch/x86/boot/bzImage"),
+        obj_dir: obj,
+        hmm_tests,
+        build_log: log,
+        build_seconds: started.elapsed().as_secs_f64(),
+        cached: false,
+    };
+    if !k.bzimage.is_file() {
+        bail!("make finished but {} is missing; see {}", k.bzimage.display(), k.build_log.display());
+    }
+    write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
+    drop(lock);
+    eprintln!("kernel: {} {} ready in {:.0}s", k.source, k.release, k.build_seconds);
+    Ok(k)
+}
+
+/// The tree to build from: pristine when there are no patches, else a
+/// private copy (under the build directory) with the patches applied.
+fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -> Result<PathBuf> {
+    let pristine = req.source.pristine_tree(cache, identity)?;
+    if req.patches.is_empty() {
+        return Ok(pristine);
+    }
+    let src = build_dir.join("src");
+    let ok = build_dir.join("src.ok");
+    if ok.is_file() {
+        return Ok(src);
+    }
+    if src.exists() {
+        fs::remove_dir_all(&src).with_context(|| format!("removing stale {}", src.display()))?;
+    }
+    eprintln!("  copying the source for patching …");
+    source::copy_tree(&pristine, &src)?;
+    if let Err(e) = patch::apply_all(&src, &req.patches) {
+        let _ = fs::remove_dir_all(&src);
+        return Err(e);
+    }
+    File::create(&ok)?;
+    Ok(src)
+}
+
+fn configure(tree: &Path, obj: &Path, fragments: &[PathBuf], settings: &[Setting], log: &Path) -> Result<()> {
+    let t = tree.to_string_lossy().to_string();
+    let o = format!("O={}", obj.display());
+    Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(log, "make tinyconfig", |_| None)?;
+    let mut merge = vec![
+        tree.join("scripts/kconfig/merge_config.sh").to_string_lossy().to_string(),
+        "-m".into(),
+        "-O".into(),
+        obj.to_string_lossy().into(),
+        obj.join(".config").to_string_lossy().into(),
+    ];
+    merge.extend(fragments.iter().map(|f| f.to_string_lossy().to_string()));
+    Cmd::new(&merge).dir(tree).run_logged(log, "merge_config.sh", |_| None)?;
+    Cmd::new(&["make", "-C", &t, &o, "olddefconfig"]).run_logged(log, "make olddefconfig", |_| None)?;
+    let final_config = config::parse_dotconfig(&fs::read_to_string(obj.join(".config"))?);
+    let dropped = config::dropped(settings, &final_config);
+    if !dropped.is_empty() {
+        return Err(crate::fail::bad_input(format!(
+            "{} config symbol(s) from the fragments did not survive `make olddefconfig`:\n{}\n\
+             fix the fragment (or add the missing dependencies); nothing was compiled",
+            dropped.len(),
+            dropped.join("\n")
+        )));
+    }
+    Ok(())
+}
+
+/// Pick the interesting part of a kbuild line: `  CC      mm/migrate.o` → `CC mm/migrate.o`.
+fn make_progress(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let (verb, rest) = t.split_once(char::is_whitespace)?;
+    if verb.len() <= 8 && verb.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '[' || c == ']') {
+        Some(format!("{verb} {}", rest.trim()))
+    } else {
+        None
+    }
+}
+
+fn compiler_version() -> Result<String> {
+    let out = Cmd::new(&["gcc", "--version"]).output().context("gcc is needed to build the kernel: apt-get install gcc")?;
+    Ok(out.lines().next().unwrap_or("").to_string())
+}
+
+pub fn which(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+fn read_stamp(path: &Path) -> Option<Kernel> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// Hold an exclusive lock on `<dir>.lock` so two runs never build the same key at once.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.with_extension("lock");
+    let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    if f.try_lock().is_err() {
+        eprintln!("kernel: waiting for another hmmlab process building the same kernel ({})", path.display());
+        f.lock().with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(f)
+}
+
+/// Write a file so that readers see the old or the new content, never half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(make_progress("  CC      mm/migrate_device.o").as_deref(), Some("CC mm/migrate_device.o"));
+        assert_eq!(make_progress("  LD [M]  foo.ko").as_deref(), Some("LD [M]  foo.ko"));
+        assert_eq!(make_progress("make[1]: Entering directory"), None);
+    }
+}

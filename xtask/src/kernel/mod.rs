@@ -1,0 +1,10 @@
+//! The kernel stage: source → patches → config → build (cached) → hmm-tests.
+
+pub mod build;
+pub mod config;
+pub mod key;
+pub mod patch;
+pub mod selftest;
+pub mod source;
+
+pub use build::{ensure, Kernel, Request};

@@ -1,0 +1,230 @@
+//! Patches: `--patch FILE` and quilt-style `series` directories, applied in
+//! order to a private copy of the source. A patch that does not apply stops
+//! the build with the patch's name and the hunk that failed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::fail::bad_input;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    pub path: PathBuf,
+    /// `-pN` strip level (quilt's default is 1).
+    pub strip: u32,
+}
+
+/// Collect the patches: first those of the series directory, then the single ones.
+pub fn collect(series_dir: Option<&Path>, singles: &[PathBuf]) -> Result<Vec<Patch>> {
+    let mut out = Vec::new();
+    if let Some(dir) = series_dir {
+        let series = dir.join("series");
+        let text = std::fs::read_to_string(&series).map_err(|e| {
+            bad_input(format!(
+                "--patches {}: cannot read {}: {e}; a patch directory needs a `series` file listing one patch per line",
+                dir.display(),
+                series.display()
+            ))
+        })?;
+        out.extend(parse_series(dir, &series, &text)?);
+    }
+    for p in singles {
+        out.push(Patch { path: crate::paths::absolute(p), strip: 1 });
+    }
+    let mut missing = Vec::new();
+    for p in &out {
+        if !p.path.is_file() {
+            missing.push(format!("  {}", p.path.display()));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(bad_input(format!(
+            "patch file(s) not found:\n{}\ncheck the path (relative paths are taken from the current directory; series entries from the series file's directory)",
+            missing.join("\n")
+        )));
+    }
+    Ok(out)
+}
+
+/// Parse a quilt `series` file: one patch per line, `#` comments, optional `-pN`.
+pub fn parse_series(dir: &Path, series: &Path, text: &str) -> Result<Vec<Patch>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let mut strip = 1;
+        for w in words {
+            match w.strip_prefix("-p").and_then(|n| n.parse().ok()) {
+                Some(n) => strip = n,
+                None => {
+                    return Err(bad_input(format!(
+                        "{}:{}:{}: unknown option `{w}` after patch name; only -pN is understood",
+                        series.display(),
+                        i + 1,
+                        raw.find(w).unwrap_or(0) + 1
+                    )))
+                }
+            }
+        }
+        out.push(Patch { path: dir.join(name), strip });
+    }
+    Ok(out)
+}
+
+/// Apply every patch in order to `tree` (a private copy). A dry run first, so a
+/// failing patch leaves no half-applied files behind it.
+pub fn apply_all(tree: &Path, patches: &[Patch]) -> Result<()> {
+    for (n, p) in patches.iter().enumerate() {
+        let name = p.path.display().to_string();
+        eprintln!("  applying patch {}/{}: {}", n + 1, patches.len(), name);
+        for dry in [true, false] {
+            let mut argv = vec![
+                "patch".to_string(),
+                format!("-p{}", p.strip),
+                "--batch".into(),
+                "--forward".into(),
+                "--no-backup-if-mismatch".into(),
+                "-r".into(),
+                "-".into(),
+                "-d".into(),
+                tree.to_string_lossy().into(),
+                "-i".into(),
+                name.clone(),
+            ];
+            if dry {
+                argv.push("--dry-run".into());
+            }
+            let out = duct::cmd("patch", &argv[1..])
+                .stderr_to_stdout()
+                .stdout_capture()
+                .unchecked()
+                .run()
+                .context("running `patch` (is the `patch` package installed?)")?;
+            if !out.status.success() {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let patch_text = std::fs::read_to_string(&p.path).unwrap_or_default();
+                return Err(bad_input(failure_report(&name, &text, &patch_text)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Explain a failed patch: patch's own words plus the text of each failed hunk.
+pub fn failure_report(name: &str, patch_output: &str, patch_text: &str) -> String {
+    let mut msg = format!("patch {name} does not apply:\n");
+    let mut file = String::new();
+    for line in patch_output.lines() {
+        msg.push_str(&format!("    {line}\n"));
+    }
+    for line in patch_output.lines() {
+        if let Some(f) = line.strip_prefix("patching file ") {
+            file = f.trim().trim_matches('\'').to_string();
+        } else if let Some(rest) = line.strip_prefix("Hunk #") {
+            if !line.contains("FAILED") {
+                continue;
+            }
+            let num: usize = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            if let Some(h) = hunk_text(patch_text, &file, num) {
+                msg.push_str(&format!("failing hunk #{num} of {file}:\n{h}"));
+            }
+        }
+    }
+    msg.push_str("rebase the patch onto this kernel source, or choose the kernel it was made for (--kernel)");
+    msg
+}
+
+/// The text of hunk `num` (1-based) of `file` in a unified diff.
+pub fn hunk_text(patch: &str, file: &str, num: usize) -> Option<String> {
+    let mut in_file = false;
+    let mut count = 0;
+    let mut out = String::new();
+    let mut capturing = false;
+    for line in patch.lines() {
+        if line.starts_with("diff ") || line.starts_with("--- ") {
+            if capturing {
+                break;
+            }
+            in_file = false;
+            continue;
+        }
+        if let Some(target) = line.strip_prefix("+++ ") {
+            let t = target.split_whitespace().next().unwrap_or("");
+            in_file = t == file || t.ends_with(&format!("/{file}"));
+            continue;
+        }
+        if !in_file {
+            continue;
+        }
+        if line.starts_with("@@") {
+            if capturing {
+                break;
+            }
+            count += 1;
+            capturing = count == num;
+        }
+        if capturing {
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIFF: &str = "\
+diff --git a/mm/a.c b/mm/a.c
+--- a/mm/a.c
++++ b/mm/a.c
+@@ -1,3 +1,3 @@
+ one
+-two
++TWO
+@@ -10,2 +10,2 @@
+ ten
+-eleven
++ELEVEN
+diff --git a/mm/b.c b/mm/b.c
+--- a/mm/b.c
++++ b/mm/b.c
+@@ -5,1 +5,1 @@
+-x
++y
+";
+
+    #[test]
+    fn finds_hunks_by_file_and_number() {
+        let h = hunk_text(DIFF, "mm/a.c", 2).unwrap();
+        assert!(h.contains("-eleven") && !h.contains("-two") && !h.contains("-x"), "{h}");
+        assert!(hunk_text(DIFF, "mm/b.c", 1).unwrap().contains("+y"));
+        assert!(hunk_text(DIFF, "mm/b.c", 2).is_none());
+    }
+
+    #[test]
+    fn report_names_patch_and_hunk() {
+        let out = "patching file mm/a.c\nHunk #2 FAILED at 10.\n1 out of 2 hunks FAILED\n";
+        let r = failure_report("p.patch", out, DIFF);
+        assert!(r.contains("p.patch") && r.contains("failing hunk #2 of mm/a.c") && r.contains("-eleven"), "{r}");
+    }
+
+    #[test]
+    fn series_parsing() {
+        let d = Path::new("/x");
+        let s = parse_series(d, Path::new("/x/series"), "# c\n\na.patch\nb.patch -p0 # c\n").unwrap();
+        assert_eq!(s, vec![
+            Patch { path: "/x/a.patch".into(), strip: 1 },
+            Patch { path: "/x/b.patch".into(), strip: 0 },
+        ]);
+        let e = parse_series(d, Path::new("/x/series"), "a.patch\nb.patch -R\n").unwrap_err().to_string();
+        assert!(e.contains("/x/series:2:9") && e.contains("-R"), "{e}");
+    }
+}

@@ -1,0 +1,96 @@
+//! One function per task; `dispatch` maps the CLI onto them.
+
+use anyhow::Result;
+use hmmlab_harness::{console, exit, scenario};
+
+use crate::cli::{CheckArgs, KernelArgs, ParseArgs, Task, TestArgs};
+use crate::kernel;
+use crate::shell::Cmd;
+
+pub fn dispatch(task: Task) -> Result<i32> {
+    match task {
+        Task::Kernel(a) => kernel_task(&a),
+        Task::Guest(a) => guest_task(&a),
+        Task::RunScenarios(a) => crate::run::run_scenarios(&a),
+        Task::Parse(a) => parse_task(&a),
+        Task::Check(a) => check_task(&a),
+        Task::Test(a) => test_task(&a),
+        Task::Deps(a) => crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK),
+    }
+}
+
+fn kernel_task(a: &KernelArgs) -> Result<i32> {
+    let req = kernel::Request::from_args(a)?;
+    crate::deps::ensure(&req.source.package().into_iter().collect::<Vec<_>>(), false)?;
+    let k = kernel::ensure(&req)?;
+    println!("{}", serde_json::to_string_pretty(&k)?);
+    Ok(exit::OK)
+}
+
+fn guest_task(a: &KernelArgs) -> Result<i32> {
+    let k = kernel::ensure(&kernel::Request::from_args(a)?)?;
+    let bin = crate::guest::build(&k.uapi_header())?;
+    println!("{}", bin.display());
+    Ok(exit::OK)
+}
+
+fn parse_task(a: &ParseArgs) -> Result<i32> {
+    let text = std::fs::read(&a.console_log)
+        .map_err(|e| crate::fail::bad_input(format!("{}: {e}", a.console_log.display())))?;
+    let findings = console::classify(&String::from_utf8_lossy(&text));
+    if findings.is_empty() {
+        println!("{}: clean (no panic, oops, BUG, WARNING, sanitizer report, lockup or stall)", a.console_log.display());
+        return Ok(exit::OK);
+    }
+    for f in &findings {
+        println!(
+            "{}:{}: {:?}{}\n{}\n",
+            a.console_log.display(),
+            f.line,
+            f.kind,
+            f.scenario.as_ref().map(|s| format!(" during scenario {s}")).unwrap_or_default(),
+            f.excerpt
+        );
+    }
+    Ok(exit::TEST_FAILURE)
+}
+
+fn check_task(a: &CheckArgs) -> Result<i32> {
+    let paths = if a.paths.is_empty() { vec![crate::paths::repo_root().join("scenarios")] } else { a.paths.clone() };
+    let mut loaded = Vec::new();
+    let mut files = Vec::new();
+    for p in &paths {
+        if p.is_dir() {
+            loaded.extend(scenario::load_dir(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if !files.is_empty() {
+        loaded.extend(scenario::load_files(&files)?);
+    }
+    for s in &loaded {
+        println!("ok  {:<24} {}", s.name, s.scenario.description);
+    }
+    Ok(exit::OK)
+}
+
+fn test_task(a: &TestArgs) -> Result<i32> {
+    crate::deps::ensure(&["linux-source-6.12".to_string()], false)?;
+    // Build the default kernel up front, with progress, so the tests share it.
+    let defaults = KernelArgs { kernel: "debian:6.12".into(), patches: vec![], series: None, fragments: vec![], jobs: None };
+    kernel::ensure(&kernel::Request::from_args(&defaults)?)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    if Cmd::new(&[cargo.as_str(), "nextest", "--version"]).output().is_err() {
+        eprintln!("test: installing cargo-nextest from crates.io …");
+        Cmd::new(&[cargo.as_str(), "install", "--locked", "cargo-nextest"]).output()?;
+    }
+    let mut argv = vec![cargo, "nextest".into(), "run".into(), "--workspace".into()];
+    argv.extend(a.nextest_args.iter().cloned());
+    eprintln!("Running tests with: $ {}", crate::shell::quote_argv(&argv));
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(crate::paths::repo_root())
+        .status()?;
+    Ok(if status.success() { exit::OK } else { exit::TEST_FAILURE })
+}
