@@ -29,11 +29,19 @@ impl Model {
     /// The words of generation `generation` for the pages of `range`, page
     /// numbers being mapping-relative.
     pub fn pattern(generation: u64, range: PageRange) -> Vec<u64> {
-        let mut words = Vec::with_capacity(range.len() as usize * WORDS_PER_PAGE);
-        for page in range.start()..range.end() {
-            words.extend((0..WORDS_PER_PAGE as u64).map(|w| pattern_word(generation, page, w)));
-        }
+        let mut words = vec![0; range.len() as usize * WORDS_PER_PAGE];
+        Self::fill_pattern(generation, range, &mut words);
         words
+    }
+
+    /// Write the pattern of `range` into `out` (at least `range.len()` pages long).
+    pub fn fill_pattern(generation: u64, range: PageRange, out: &mut [u64]) {
+        for (i, page) in (range.start()..range.end()).enumerate() {
+            let words = &mut out[i * WORDS_PER_PAGE..(i + 1) * WORDS_PER_PAGE];
+            for (w, word) in words.iter_mut().enumerate() {
+                *word = pattern_word(generation, page, w as u64);
+            }
+        }
     }
 
     pub fn record_write(&mut self, range: PageRange, generation: u64) {

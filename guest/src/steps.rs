@@ -27,6 +27,15 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
     let Some(spec) = &scenario.mapping else {
         return Verdict::error("a steps scenario needs a [mapping]");
     };
+    // Every buffer the steps use is allocated here, before the test mapping
+    // exists, and freed only after the last step: an munmap next to the
+    // mapping during the steps would invalidate test_hmm's mirror entries
+    // for a neighbouring page (its invalidation range is inclusive), which
+    // changes what later device reads do.
+    let mut scratch = Scratch {
+        words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
+        states: vec![0u8; spec.pages as usize],
+    };
     let map = match Mapped::create(spec) {
         Ok(map) => map,
         Err(e) => return Verdict::error(e),
@@ -40,6 +49,7 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
         dev,
         map: &map,
         model: &mut model,
+        scratch: &mut scratch,
     };
     for (index, step) in scenario.step.iter().enumerate() {
         let range = step.pages.unwrap_or(PageRange(0, map.pages()));
@@ -129,10 +139,17 @@ struct Measured {
     faults: Option<u64>,
 }
 
+/// Buffers for the ioctls and CPU reads, sized for the whole mapping.
+struct Scratch {
+    words: Vec<u64>,
+    states: Vec<u8>,
+}
+
 struct Ctx<'a> {
     dev: &'a Dmirror,
     map: &'a Mapped,
     model: &'a mut Model,
+    scratch: &'a mut Scratch,
 }
 
 impl Ctx<'_> {
@@ -141,15 +158,9 @@ impl Ctx<'_> {
         check_applicable(step)?;
         match step.op {
             Op::MigrateToDevice => {
-                let mut buf = vec![0u64; words_in(range)];
-                if let Some(cmd) = self.ioctl(
-                    Command::MigrateToDev,
-                    step,
-                    range,
-                    buf.as_mut_ptr() as u64,
-                    m,
-                )? {
-                    self.check_data(range, cmd.cpages, &buf)?;
+                let ptr = self.scratch.words.as_mut_ptr() as u64;
+                if let Some(cmd) = self.ioctl(Command::MigrateToDev, step, range, ptr, m)? {
+                    self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
                 }
             }
             Op::MigrateToSystem => {
@@ -157,46 +168,31 @@ impl Ctx<'_> {
                 self.ioctl(Command::MigrateToSys, step, range, 0, m)?;
             }
             Op::Snapshot => {
-                let mut states = vec![0u8; range.len() as usize];
-                if self
-                    .ioctl(
-                        Command::Snapshot,
-                        step,
-                        range,
-                        states.as_mut_ptr() as u64,
-                        m,
-                    )?
-                    .is_some()
-                {
-                    check_states(&step.expect, range, &states)?;
+                let ptr = self.scratch.states.as_mut_ptr() as u64;
+                if self.ioctl(Command::Snapshot, step, range, ptr, m)?.is_some() {
+                    check_states(&step.expect, range, &self.scratch.states[..range.len() as usize])?;
                 }
             }
             Op::DeviceRead => {
-                let mut buf = vec![0u64; words_in(range)];
-                if let Some(cmd) =
-                    self.ioctl(Command::Read, step, range, buf.as_mut_ptr() as u64, m)?
-                {
-                    self.check_data(range, cmd.cpages, &buf)?;
+                let ptr = self.scratch.words.as_mut_ptr() as u64;
+                if let Some(cmd) = self.ioctl(Command::Read, step, range, ptr, m)? {
+                    self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
                 }
             }
             Op::DeviceWrite => {
                 let generation = self.model.next_generation();
-                let buf = Model::pattern(generation, range);
-                if self
-                    .ioctl(Command::Write, step, range, buf.as_ptr() as u64, m)?
-                    .is_some()
-                {
+                Model::fill_pattern(generation, range, &mut self.scratch.words);
+                let ptr = self.scratch.words.as_ptr() as u64;
+                if self.ioctl(Command::Write, step, range, ptr, m)?.is_some() {
                     self.model.record_write(range, generation);
                 }
             }
             Op::CpuRead => {
-                let mut buf = vec![0u64; words_in(range)];
+                let buf = &mut self.scratch.words[..words_in(range)];
                 let t0 = monotonic_ns();
-                self.map.read_words(range, &mut buf);
+                self.map.read_words(range, buf);
                 m.duration_ns = monotonic_ns() - t0;
-                self.model
-                    .check(range.start(), &buf)
-                    .map_err(Failure::fail)?;
+                self.model.check(range.start(), buf).map_err(Failure::fail)?;
             }
             Op::CpuWrite => {
                 if !self.map.writable() {
