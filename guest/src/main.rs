@@ -17,6 +17,7 @@ mod abi;
 mod child;
 mod dmirror;
 mod init;
+mod kmsg;
 mod kselftest;
 mod mapping;
 mod model;

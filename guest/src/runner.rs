@@ -41,11 +41,13 @@ fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
         name: planned.name.clone(),
         thp: thp.as_str().into(),
     });
+    crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();
     let verdict = match thp_set {
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
+    crate::kmsg::scenario_end(&planned.name);
     results.emit(&Record::ScenarioEnd {
         name: planned.name.clone(),
         outcome: verdict.outcome,

@@ -107,9 +107,14 @@ mod tests {
     #[test]
     fn captured_logs() {
         for (file, expect) in [
+            // A clean run of the three shipped scenarios, with scenario markers.
             ("clean.log", vec![]),
+            // rdinit=/nonexistent: no working init.
             ("panic.log", vec![FindingKind::Panic]),
-            ("truncated.log", vec![]),
+            // A real Oops from test_hmm's device read of a stale mirror entry.
+            ("oops.log", vec![FindingKind::Bug, FindingKind::Oops]),
+            // The same log cut off in the middle of the Oops line.
+            ("truncated.log", vec![FindingKind::Bug, FindingKind::Oops]),
         ] {
             let Ok(_) = std::fs::metadata(format!("{}/tests/data/console/{file}", env!("CARGO_MANIFEST_DIR"))) else {
                 panic!("missing captured log tests/data/console/{file}");

@@ -211,12 +211,13 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         println!("\n{} {}: {}", s.outcome.as_str().to_uppercase(), s.name, s.message.as_deref().unwrap_or(""));
         println!("  reproduce: {}", s.reproduce);
     }
+    let secs = |v: Option<f64>| v.map(|ms| format!("{:.2}s", ms / 1e3)).unwrap_or_else(|| "-".into());
     println!(
-        "\nresults: {}  (boot {:.2}s, first scenario at {:.2}s, VM {:.2}s, accel {})",
+        "\nresults: {}  (boot {}, first scenario at {}, VM {}, accel {})",
         run_dir.display(),
-        report.timing.boot_ms.unwrap_or(f64::NAN) / 1e3,
-        report.timing.first_scenario_ms.unwrap_or(f64::NAN) / 1e3,
-        report.timing.vm_ms.unwrap_or(0.0) / 1e3,
+        secs(report.timing.boot_ms),
+        secs(report.timing.first_scenario_ms),
+        secs(report.timing.vm_ms),
         report.accel
     );
     Ok(if report.failed().next().is_some() || report.scenarios.is_empty() { exit::TEST_FAILURE } else { exit::OK })

@@ -1,0 +1,78 @@
+//! Helpers for tests that run the real `cargo xtask` binary: real kernel
+//! build (cached, shared by every test), real QEMU.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The single run directory the command created under the results dir, if any.
+    pub run_dir: Option<PathBuf>,
+    pub results: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        let dir = self.run_dir.as_ref().unwrap_or_else(|| panic!("no run directory was created\n{}", self.stderr));
+        let text = std::fs::read_to_string(dir.join("run.json")).expect("run.json");
+        serde_json::from_str(&text).expect("run.json is valid JSON")
+    }
+    pub fn scenario(&self, name: &str) -> serde_json::Value {
+        self.json()["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("scenario {name} missing from run.json"))
+    }
+    pub fn explain(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Run `xtask <args>` with a private results directory.
+pub fn xtask(args: &[&str]) -> Run {
+    let results = tempfile::tempdir().unwrap();
+    let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .arg("--results-dir")
+        .arg(results.path())
+        .current_dir(repo())
+        .output()
+        .expect("running xtask");
+    let run_dir = std::fs::read_dir(results.path())
+        .ok()
+        .and_then(|mut r| r.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path());
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        run_dir,
+        results,
+    }
+}
+
+/// Write a scenario file into a fresh directory and return its path.
+pub fn scenario_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// True when no QEMU this test might have started is still running.
+pub fn no_qemu_left(run: &Run) -> bool {
+    let needle = run.results.path().to_string_lossy().to_string();
+    let out = std::process::Command::new("pgrep").args(["-f", &needle]).output().unwrap();
+    out.stdout.is_empty()
+}

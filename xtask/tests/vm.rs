@@ -1,0 +1,101 @@
+//! End-to-end: the default kernel (Debian 6.12, built once and cached),
+//! booted in real QEMU, running real scenario files.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn shipped_scenarios_pass_on_the_default_kernel() {
+    let run = xtask(&["run-scenarios"]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let j = run.json();
+    assert_eq!(j["status"], "finished");
+    assert!(j["kernel"]["release"].as_str().unwrap().starts_with("6.12"), "{}", j["kernel"]);
+    assert!(["tcg", "kvm"].contains(&j["accel"].as_str().unwrap()));
+    assert!(j["qemu_command"].as_str().unwrap().contains("-nodefaults"));
+    assert!(j["qemu_version"].as_str().unwrap().contains("QEMU"));
+    assert!(j["timing"]["first_scenario_ms"].as_f64().unwrap() > 0.0);
+
+    let cpages = |name: &str, op: &str| -> Vec<u64> {
+        run.scenario(name)["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["op"] == op)
+            .map(|s| s["cpages"].as_u64().unwrap())
+            .collect()
+    };
+    for (name, pages) in [("empty-anon", 256), ("zero-page", 128), ("thp-split", 512)] {
+        let s = run.scenario(name);
+        assert_eq!(s["outcome"], "pass", "{name}: {s}");
+        assert_eq!(cpages(name, "migrate-to-device"), vec![pages], "{name}");
+        for step in s["steps"].as_array().unwrap() {
+            assert_eq!(step["outcome"], "pass", "{name}: {step}");
+            assert!(step["duration_ns"].as_u64().unwrap() > 0, "{name}: {step}");
+        }
+        let rate = s["steps"][1]["pages_per_sec"].as_f64();
+        assert!(rate.is_some_and(|r| r > 0.0), "{name} reports migrate throughput: {s}");
+    }
+    assert_eq!(run.scenario("zero-page")["thp"], "never");
+    assert_eq!(run.scenario("thp-split")["thp"], "madvise");
+    let dir = run.run_dir.as_ref().unwrap();
+    for f in ["console.log", "results.jsonl", "junit.xml", "qemu-command.sh"] {
+        assert!(dir.join(f).is_file(), "{f} missing from {}", dir.display());
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"3\"") && junit.contains("failures=\"0\""), "{junit}");
+    assert!(run.stdout.contains("3 passed, 0 failed"), "{}", run.stdout);
+    assert!(no_qemu_left(&run));
+}
+
+#[test]
+fn a_wrong_expectation_is_reported_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("scenarios/empty-anon.toml"))
+        .unwrap()
+        .replacen("expect_cpages = 256", "expect_cpages = 255", 1);
+    let f = scenario_file(dir.path(), "broken-empty", &text);
+    let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "test failures exit with 1\n{}", run.explain());
+    let s = run.scenario("broken-empty");
+    assert_eq!(s["outcome"], "fail", "{s}");
+    let msg = s["message"].as_str().unwrap();
+    assert!(msg.contains("migrate-to-device") && msg.contains("255") && msg.contains("256"), "{msg}");
+    assert!(s["reproduce"].as_str().unwrap().contains("--scenario-file"), "{s}");
+    assert!(run.stdout.contains("reproduce: cargo xtask run-scenarios"), "{}", run.stdout);
+    let junit = std::fs::read_to_string(run.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+}
+
+#[test]
+fn the_kernels_own_hmm_tests_runs_in_the_vm() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = scenario_file(
+        dir.path(),
+        "kselftest-open-close",
+        "description = \"hmm-tests open_close case, built from the same tree\"\nkind = \"kselftest\"\n\n[kselftest]\nbinary = \"hmm-tests\"\nargs = [\"-r\", \"hmm.hmm_device_private.open_close\"]\n",
+    );
+    let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let s = run.scenario("kselftest-open-close");
+    assert_eq!(s["outcome"], "pass", "{s}");
+    let out: Vec<&str> = s["output"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(out.iter().any(|l| l.starts_with("ok 1 hmm.hmm_device_private.open_close")), "{out:?}");
+    assert!(out.iter().any(|l| l.contains("1..1")), "{out:?}");
+}
+
+#[test]
+fn a_bad_scenario_file_is_rejected_before_any_vm_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = scenario_file(
+        dir.path(),
+        "bad",
+        "description = \"x\"\n[mapping]\nkind = \"anon-private\"\npages = 16\ncolour = \"blue\"\n[[step]]\nop = \"migrate-to-device\"\npages = [0, 17]\n",
+    );
+    let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "bad input exits with 2\n{}", run.explain());
+    assert!(run.stderr.contains("bad.toml:5:1") && run.stderr.contains("colour"), "{}", run.stderr);
+    assert!(run.stderr.contains("no VM was started"), "{}", run.stderr);
+    assert!(run.run_dir.is_none(), "no run directory for rejected input");
+}
