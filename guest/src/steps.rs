@@ -169,8 +169,15 @@ impl Ctx<'_> {
             }
             Op::Snapshot => {
                 let ptr = self.scratch.states.as_mut_ptr() as u64;
-                if self.ioctl(Command::Snapshot, step, range, ptr, m)?.is_some() {
-                    check_states(&step.expect, range, &self.scratch.states[..range.len() as usize])?;
+                if self
+                    .ioctl(Command::Snapshot, step, range, ptr, m)?
+                    .is_some()
+                {
+                    check_states(
+                        &step.expect,
+                        range,
+                        &self.scratch.states[..range.len() as usize],
+                    )?;
                 }
             }
             Op::DeviceRead => {
@@ -192,7 +199,9 @@ impl Ctx<'_> {
                 let t0 = monotonic_ns();
                 self.map.read_words(range, buf);
                 m.duration_ns = monotonic_ns() - t0;
-                self.model.check(range.start(), buf).map_err(Failure::fail)?;
+                self.model
+                    .check(range.start(), buf)
+                    .map_err(Failure::fail)?;
             }
             Op::CpuWrite => {
                 if !self.map.writable() {

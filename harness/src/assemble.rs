@@ -15,7 +15,12 @@ pub struct Planned {
     pub reproduce: String,
 }
 
-pub fn assemble(planned: &[Planned], records: &[Record], end: &End, findings: &[Finding]) -> Vec<ScenarioResult> {
+pub fn assemble(
+    planned: &[Planned],
+    records: &[Record],
+    end: &End,
+    findings: &[Finding],
+) -> Vec<ScenarioResult> {
     let mut out: Vec<ScenarioResult> = planned
         .iter()
         .map(|p| ScenarioResult {
@@ -41,10 +46,22 @@ pub fn assemble(planned: &[Planned], records: &[Record], end: &End, findings: &[
                     out[i].thp = thp.clone();
                 }
             }
-            Record::Step { scenario, index, op, outcome, duration_ns, pages, cpages, faults, message } => {
+            Record::Step {
+                scenario,
+                index,
+                op,
+                outcome,
+                duration_ns,
+                pages,
+                cpages,
+                faults,
+                message,
+            } => {
                 if let Some(i) = idx(scenario) {
                     let pages_per_sec = match (op.starts_with("migrate"), cpages) {
-                        (true, Some(c)) if *duration_ns > 0 => Some(*c as f64 * 1e9 / *duration_ns as f64),
+                        (true, Some(c)) if *duration_ns > 0 => {
+                            Some(*c as f64 * 1e9 / *duration_ns as f64)
+                        }
                         _ => None,
                     };
                     out[i].steps.push(StepResult {
@@ -65,12 +82,19 @@ pub fn assemble(planned: &[Planned], records: &[Record], end: &End, findings: &[
                     out[i].output.push(line.clone());
                 }
             }
-            Record::ScenarioEnd { name, outcome, duration_ns, message } => {
+            Record::ScenarioEnd {
+                name,
+                outcome,
+                duration_ns,
+                message,
+            } => {
                 if let Some(i) = idx(name) {
                     ended[i] = true;
                     out[i].outcome = *outcome;
                     out[i].duration_ns = *duration_ns;
-                    out[i].message = message.clone().or_else(|| first_step_failure(&out[i].steps));
+                    out[i].message = message
+                        .clone()
+                        .or_else(|| first_step_failure(&out[i].steps));
                 }
             }
             _ => {}
@@ -81,22 +105,39 @@ pub fn assemble(planned: &[Planned], records: &[Record], end: &End, findings: &[
             continue;
         }
         let (outcome, msg) = match (started[i], end) {
-            (true, End::ScenarioTimeout { name }) if *name == planned[i].name => {
-                (Outcome::Timeout, "the guest stopped responding: host-side scenario timeout".to_string())
-            }
-            (true, End::Panicked) => (Outcome::Crashed, "the kernel panicked during this scenario".to_string()),
+            (true, End::ScenarioTimeout { name }) if *name == planned[i].name => (
+                Outcome::Timeout,
+                "the guest stopped responding: host-side scenario timeout".to_string(),
+            ),
+            (true, End::Panicked) => (
+                Outcome::Crashed,
+                "the kernel panicked during this scenario".to_string(),
+            ),
             (true, e) => (Outcome::Crashed, format!("never finished: {}", describe(e))),
-            (false, End::Done) => (Outcome::Error, "planned but never reported by the guest".to_string()),
+            (false, End::Done) => (
+                Outcome::Error,
+                "planned but never reported by the guest".to_string(),
+            ),
             (false, e) => (Outcome::Error, format!("not run: {}", describe(e))),
         };
         out[i].outcome = outcome;
         out[i].message = Some(msg);
     }
     for f in findings {
-        let Some(i) = f.scenario.as_deref().and_then(idx) else { continue };
+        let Some(i) = f.scenario.as_deref().and_then(idx) else {
+            continue;
+        };
         out[i].console_findings.push(f.clone());
-        let verdict = if f.kind == FindingKind::Warning { Outcome::Fail } else { Outcome::Crashed };
-        if matches!(out[i].outcome, Outcome::Pass | Outcome::Skip | Outcome::Fail) && verdict > out[i].outcome {
+        let verdict = if f.kind == FindingKind::Warning {
+            Outcome::Fail
+        } else {
+            Outcome::Crashed
+        };
+        if matches!(
+            out[i].outcome,
+            Outcome::Pass | Outcome::Skip | Outcome::Fail
+        ) && verdict > out[i].outcome
+        {
             out[i].outcome = verdict;
             out[i].message = Some(format!(
                 "kernel {:?} in the console at line {}: {}",
@@ -110,10 +151,14 @@ pub fn assemble(planned: &[Planned], records: &[Record], end: &End, findings: &[
 }
 
 fn first_step_failure(steps: &[StepResult]) -> Option<String> {
-    steps
-        .iter()
-        .find(|s| s.outcome != Outcome::Pass)
-        .map(|s| format!("step {} ({}): {}", s.index, s.op, s.message.clone().unwrap_or_default()))
+    steps.iter().find(|s| s.outcome != Outcome::Pass).map(|s| {
+        format!(
+            "step {} ({}): {}",
+            s.index,
+            s.op,
+            s.message.clone().unwrap_or_default()
+        )
+    })
 }
 
 pub fn describe(end: &End) -> String {
@@ -122,7 +167,9 @@ pub fn describe(end: &End) -> String {
         End::PoweredOffEarly { reason } => format!("the VM shut down early ({reason})"),
         End::Panicked => "the kernel panicked".into(),
         End::BootTimeout => "the guest driver never started (boot timeout)".into(),
-        End::ScenarioTimeout { name } => format!("the VM was stopped after scenario {name} timed out"),
+        End::ScenarioTimeout { name } => {
+            format!("the VM was stopped after scenario {name} timed out")
+        }
         End::QemuDied { status, .. } => format!("QEMU died ({status})"),
     }
 }
@@ -132,18 +179,38 @@ mod tests {
     use super::*;
 
     fn planned(names: &[&str]) -> Vec<Planned> {
-        names.iter().map(|n| Planned { name: n.to_string(), thp: "madvise".into(), reproduce: format!("repro {n}") }).collect()
+        names
+            .iter()
+            .map(|n| Planned {
+                name: n.to_string(),
+                thp: "madvise".into(),
+                reproduce: format!("repro {n}"),
+            })
+            .collect()
     }
     fn start(n: &str) -> Record {
-        Record::ScenarioStart { name: n.into(), thp: "madvise".into() }
+        Record::ScenarioStart {
+            name: n.into(),
+            thp: "madvise".into(),
+        }
     }
     fn end(n: &str, o: Outcome) -> Record {
-        Record::ScenarioEnd { name: n.into(), outcome: o, duration_ns: 10, message: None }
+        Record::ScenarioEnd {
+            name: n.into(),
+            outcome: o,
+            duration_ns: 10,
+            message: None,
+        }
     }
 
     #[test]
     fn pass_only_when_seen() {
-        let r = assemble(&planned(&["a", "b"]), &[start("a"), end("a", Outcome::Pass), Record::Done], &End::Done, &[]);
+        let r = assemble(
+            &planned(&["a", "b"]),
+            &[start("a"), end("a", Outcome::Pass), Record::Done],
+            &End::Done,
+            &[],
+        );
         assert_eq!(r[0].outcome, Outcome::Pass);
         assert_eq!(r[1].outcome, Outcome::Error);
         assert!(r[1].message.as_ref().unwrap().contains("never reported"));
@@ -151,8 +218,16 @@ mod tests {
 
     #[test]
     fn panic_crashes_the_running_scenario_and_skips_the_rest() {
-        let r = assemble(&planned(&["a", "b", "c"]), &[start("a"), end("a", Outcome::Pass), start("b")], &End::Panicked, &[]);
-        assert_eq!(r.iter().map(|s| s.outcome).collect::<Vec<_>>(), vec![Outcome::Pass, Outcome::Crashed, Outcome::Error]);
+        let r = assemble(
+            &planned(&["a", "b", "c"]),
+            &[start("a"), end("a", Outcome::Pass), start("b")],
+            &End::Panicked,
+            &[],
+        );
+        assert_eq!(
+            r.iter().map(|s| s.outcome).collect::<Vec<_>>(),
+            vec![Outcome::Pass, Outcome::Crashed, Outcome::Error]
+        );
         assert!(r[2].message.as_ref().unwrap().starts_with("not run"));
     }
 
@@ -166,12 +241,31 @@ mod tests {
     #[test]
     fn console_findings_override_a_pass() {
         let f = vec![
-            Finding { kind: FindingKind::Warning, line: 7, scenario: Some("a".into()), excerpt: "WARNING: x".into() },
-            Finding { kind: FindingKind::Oops, line: 9, scenario: Some("b".into()), excerpt: "Oops: y".into() },
+            Finding {
+                kind: FindingKind::Warning,
+                line: 7,
+                scenario: Some("a".into()),
+                excerpt: "WARNING: x".into(),
+            },
+            Finding {
+                kind: FindingKind::Oops,
+                line: 9,
+                scenario: Some("b".into()),
+                excerpt: "Oops: y".into(),
+            },
         ];
-        let recs = [start("a"), end("a", Outcome::Pass), start("b"), end("b", Outcome::Pass), Record::Done];
+        let recs = [
+            start("a"),
+            end("a", Outcome::Pass),
+            start("b"),
+            end("b", Outcome::Pass),
+            Record::Done,
+        ];
         let r = assemble(&planned(&["a", "b"]), &recs, &End::Done, &f);
-        assert_eq!((r[0].outcome, r[1].outcome), (Outcome::Fail, Outcome::Crashed));
+        assert_eq!(
+            (r[0].outcome, r[1].outcome),
+            (Outcome::Fail, Outcome::Crashed)
+        );
         assert!(r[0].message.as_ref().unwrap().contains("line 7"));
     }
 
@@ -188,7 +282,12 @@ mod tests {
             faults: None,
             message: None,
         };
-        let r = assemble(&planned(&["a"]), &[start("a"), step, end("a", Outcome::Pass)], &End::Done, &[]);
+        let r = assemble(
+            &planned(&["a"]),
+            &[start("a"), step, end("a", Outcome::Pass)],
+            &End::Done,
+            &[],
+        );
         assert_eq!(r[0].steps[0].pages_per_sec, Some(256000.0));
     }
 }

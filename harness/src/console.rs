@@ -73,7 +73,10 @@ pub fn classify(log: &str) -> Vec<Finding> {
             current = None;
             continue;
         }
-        let Some(&(_, kind)) = PATTERNS.iter().find(|(p, _)| b.starts_with(p) || (p.len() > 12 && b.contains(p))) else {
+        let Some(&(_, kind)) = PATTERNS
+            .iter()
+            .find(|(p, _)| b.starts_with(p) || (p.len() > 12 && b.contains(p)))
+        else {
             continue;
         };
         let end = (i + 12).min(lines.len());
@@ -92,7 +95,11 @@ mod tests {
     use super::*;
 
     fn data(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/tests/data/console/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/tests/data/console/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -100,8 +107,14 @@ mod tests {
         let log = "[    0.1] hello\n[    1.0] hmmlab: scenario-start a\n[    1.1] WARNING: CPU: 0 PID: 1 at mm/migrate_device.c:100 x\n[    1.2] hmmlab: scenario-end a\n[    2.0] Kernel panic - not syncing: Attempted to kill init!\n";
         let f = classify(log);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].kind, f[0].line, f[0].scenario.as_deref()), (FindingKind::Warning, 3, Some("a")));
-        assert_eq!((f[1].kind, f[1].scenario.as_deref()), (FindingKind::Panic, None));
+        assert_eq!(
+            (f[0].kind, f[0].line, f[0].scenario.as_deref()),
+            (FindingKind::Warning, 3, Some("a"))
+        );
+        assert_eq!(
+            (f[1].kind, f[1].scenario.as_deref()),
+            (FindingKind::Panic, None)
+        );
     }
 
     #[test]
@@ -116,7 +129,10 @@ mod tests {
             // The same log cut off in the middle of the Oops line.
             ("truncated.log", vec![FindingKind::Bug, FindingKind::Oops]),
         ] {
-            let Ok(_) = std::fs::metadata(format!("{}/tests/data/console/{file}", env!("CARGO_MANIFEST_DIR"))) else {
+            let Ok(_) = std::fs::metadata(format!(
+                "{}/tests/data/console/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            )) else {
                 panic!("missing captured log tests/data/console/{file}");
             };
             let kinds: Vec<FindingKind> = classify(&data(file)).iter().map(|f| f.kind).collect();

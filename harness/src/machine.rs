@@ -34,9 +34,13 @@ impl Machine {
     pub fn load(dir: &Path, name: &str) -> Result<Machine> {
         let path = dir.join(format!("{name}.toml"));
         if name.contains('/') || !path.is_file() {
-            bail!("unknown machine `{name}`; known machines: {}", Self::names(dir).join(", "));
+            bail!(
+                "unknown machine `{name}`; known machines: {}",
+                Self::names(dir).join(", ")
+            );
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let m: Machine = toml::from_str(&text).map_err(|e| {
             let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
@@ -53,7 +57,11 @@ impl Machine {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .map(|r| {
                 r.filter_map(|e| e.ok())
-                    .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().to_string()))
+                    .filter_map(|e| {
+                        e.path()
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().to_string())
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -70,7 +78,12 @@ impl Machine {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -92,7 +105,10 @@ mod tests {
     #[test]
     fn unknown_machine_lists_valid_ones() {
         let e = Machine::load(&dir(), "riscv").unwrap_err().to_string();
-        assert!(e.contains("unknown machine `riscv`") && e.contains("x86_64"), "{e}");
+        assert!(
+            e.contains("unknown machine `riscv`") && e.contains("x86_64"),
+            "{e}"
+        );
     }
 
     #[test]

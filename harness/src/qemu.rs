@@ -72,7 +72,11 @@ mod tests {
 
     #[test]
     fn argv_has_no_network_and_separate_channels() {
-        let m = Machine::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/machines"), "x86_64").unwrap();
+        let m = Machine::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/machines"),
+            "x86_64",
+        )
+        .unwrap();
         let b = Boot {
             accel: "tcg".into(),
             kernel: "/k/bzImage".into(),
@@ -93,7 +97,11 @@ mod tests {
         let i = a.iter().position(|w| w == "-append").unwrap();
         assert!(a[i + 1].starts_with("console=ttyS0") && a[i + 1].ends_with("panic_on_warn=1"));
         // Two serial ports, console first.
-        let serials: Vec<&String> = a.windows(2).filter(|w| w[0] == "-serial").map(|w| &w[1]).collect();
+        let serials: Vec<&String> = a
+            .windows(2)
+            .filter(|w| w[0] == "-serial")
+            .map(|w| &w[1])
+            .collect();
         assert_eq!(serials, vec!["chardev:console", "chardev:results"]);
     }
 }

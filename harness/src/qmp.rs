@@ -29,7 +29,8 @@ pub struct Qmp {
 impl Qmp {
     /// Connect, read the greeting and negotiate capabilities.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp> {
-        let sock = UnixStream::connect(path).with_context(|| format!("connecting to QMP at {}", path.display()))?;
+        let sock = UnixStream::connect(path)
+            .with_context(|| format!("connecting to QMP at {}", path.display()))?;
         let mut q = Qmp {
             reader: BufReader::new(sock.try_clone()?),
             writer: sock,
@@ -37,7 +38,9 @@ impl Qmp {
             next_id: 1,
             events: VecDeque::new(),
         };
-        let greeting = q.read_message(Instant::now() + timeout)?.context("QMP closed before its greeting")?;
+        let greeting = q
+            .read_message(Instant::now() + timeout)?
+            .context("QMP closed before its greeting")?;
         if greeting.get("QMP").is_none() {
             bail!("unexpected QMP greeting: {greeting}");
         }
@@ -52,7 +55,9 @@ impl Qmp {
         let msg = json!({ "execute": C::NAME, "arguments": cmd, "id": id });
         let mut line = serde_json::to_vec(&msg)?;
         line.push(b'\n');
-        self.writer.write_all(&line).with_context(|| format!("sending QMP {}", C::NAME))?;
+        self.writer
+            .write_all(&line)
+            .with_context(|| format!("sending QMP {}", C::NAME))?;
         let deadline = Instant::now() + timeout;
         loop {
             let Some(v) = self.read_message(deadline)? else {
@@ -65,7 +70,8 @@ impl Qmp {
                 bail!("QMP {} failed: {err}", C::NAME);
             }
             let ret = v.get("return").cloned().unwrap_or(Value::Null);
-            return serde_json::from_value(ret).map_err(|e| anyhow!("decoding QMP {} reply: {e}", C::NAME));
+            return serde_json::from_value(ret)
+                .map_err(|e| anyhow!("decoding QMP {} reply: {e}", C::NAME));
         }
     }
 
@@ -85,13 +91,16 @@ impl Qmp {
             if now >= deadline {
                 return Ok(None);
             }
-            self.reader.get_ref().set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))?;
+            self.reader
+                .get_ref()
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))?;
             match self.reader.read_until(b'\n', &mut self.partial) {
                 Ok(0) => return Ok(None),
                 Ok(_) if self.partial.ends_with(b"\n") => {
                     let line = std::mem::take(&mut self.partial);
-                    let v: Value = serde_json::from_slice(&line)
-                        .with_context(|| format!("bad QMP message: {}", String::from_utf8_lossy(&line)))?;
+                    let v: Value = serde_json::from_slice(&line).with_context(|| {
+                        format!("bad QMP message: {}", String::from_utf8_lossy(&line))
+                    })?;
                     if let Some(name) = v.get("event").and_then(Value::as_str) {
                         self.events.push_back(QmpEvent {
                             name: name.to_string(),
@@ -101,7 +110,12 @@ impl Qmp {
                     return Ok(Some(v));
                 }
                 Ok(_) => continue,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
                     continue
                 }
                 Err(e) => return Err(e).context("reading from QMP"),
@@ -125,7 +139,8 @@ mod tests {
             let (s, _) = listener.accept().unwrap();
             let mut r = BufReader::new(s.try_clone().unwrap());
             let mut w = s;
-            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n").unwrap();
+            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+                .unwrap();
             let mut line = String::new();
             r.read_line(&mut line).unwrap();
             assert!(line.contains("qmp_capabilities"));
@@ -134,12 +149,15 @@ mod tests {
             r.read_line(&mut line).unwrap();
             assert!(line.contains("query-status"));
             // An event nobody asked for arrives before the reply, split across writes.
-            w.write_all(b"{\"event\": \"SOME_NEW_EVENT\", \"da").unwrap();
+            w.write_all(b"{\"event\": \"SOME_NEW_EVENT\", \"da")
+                .unwrap();
             w.write_all(b"ta\": {\"x\": 1}}\n{\"return\": {\"running\": true, \"status\": \"running\"}, \"id\": 2}\n").unwrap();
             w.write_all(b"{\"event\": \"SHUTDOWN\", \"data\": {\"guest\": true, \"reason\": \"guest-shutdown\"}}\n").unwrap();
         });
         let mut q = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
-        let st = q.execute(&qapi::qmp::query_status {}, Duration::from_secs(5)).unwrap();
+        let st = q
+            .execute(&qapi::qmp::query_status {}, Duration::from_secs(5))
+            .unwrap();
         assert!(st.running);
         peer.join().unwrap();
         let mut seen = q.poll_events(Duration::from_millis(10)).unwrap();

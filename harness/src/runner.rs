@@ -40,13 +40,20 @@ pub enum End {
     /// The guest reported `done` and powered off.
     Done,
     /// The guest powered off (or QEMU exited) without reporting `done`.
-    PoweredOffEarly { reason: String },
+    PoweredOffEarly {
+        reason: String,
+    },
     /// GUEST_PANICKED, or a shutdown caused by a panic.
     Panicked,
     BootTimeout,
-    ScenarioTimeout { name: String },
+    ScenarioTimeout {
+        name: String,
+    },
     /// QEMU died on its own (status, stderr).
-    QemuDied { status: String, stderr: String },
+    QemuDied {
+        status: String,
+        stderr: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -68,13 +75,20 @@ struct Tail {
 
 impl Tail {
     fn new(path: &Path) -> Tail {
-        Tail { file: None, path: path.into(), offset: 0, partial: vec![] }
+        Tail {
+            file: None,
+            path: path.into(),
+            offset: 0,
+            partial: vec![],
+        }
     }
     fn lines(&mut self) -> Vec<String> {
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
-        let Some(f) = self.file.as_mut() else { return vec![] };
+        let Some(f) = self.file.as_mut() else {
+            return vec![];
+        };
         let mut buf = Vec::new();
         if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut buf).is_err() {
             return vec![];
@@ -84,7 +98,9 @@ impl Tail {
         let mut out = vec![];
         while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
-            let s = String::from_utf8_lossy(&line).trim_matches(|c| c == '\r' || c == '\n').to_string();
+            let s = String::from_utf8_lossy(&line)
+                .trim_matches(|c| c == '\r' || c == '\n')
+                .to_string();
             if !s.is_empty() {
                 out.push(s);
             }
@@ -98,8 +114,10 @@ impl Tail {
 pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
     let mut vm = Vm::spawn(&cfg.argv, &cfg.run_dir)?;
     on_event(&Event::VmStarted { pid: vm.pid });
-    vm.connect_qmp(&cfg.qmp_socket, Duration::from_secs(10)).context("QEMU did not come up")?;
-    vm.confirm_running().context("asking QEMU whether the VM runs")?;
+    vm.connect_qmp(&cfg.qmp_socket, Duration::from_secs(10))
+        .context("QEMU did not come up")?;
+    vm.confirm_running()
+        .context("asking QEMU whether the VM runs")?;
 
     let mut tail = Tail::new(&cfg.results_log);
     let mut records: Vec<(Duration, Record)> = vec![];
@@ -112,16 +130,23 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
             let at = vm.started.elapsed();
             let record = match serde_json::from_str::<Record>(&line) {
                 Ok(r) => r,
-                Err(e) => Record::Fatal { message: format!("unreadable result line ({e}): {line}") },
+                Err(e) => Record::Fatal {
+                    message: format!("unreadable result line ({e}): {line}"),
+                },
             };
             match &record {
                 Record::Hello { .. } => hello_seen = true,
-                Record::ScenarioStart { name, .. } => current = Some((name.clone(), Instant::now())),
+                Record::ScenarioStart { name, .. } => {
+                    current = Some((name.clone(), Instant::now()))
+                }
                 Record::ScenarioEnd { .. } => current = None,
                 Record::Done => done = true,
                 _ => {}
             }
-            on_event(&Event::Record { at, record: record.clone() });
+            on_event(&Event::Record {
+                at,
+                record: record.clone(),
+            });
             records.push((at, record));
         }
         let events = match vm.qmp.as_mut() {
@@ -133,11 +158,19 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
         };
         let mut panicked = false;
         for ev in events {
-            on_event(&Event::QmpEvent { at: vm.started.elapsed(), name: ev.name.clone() });
+            on_event(&Event::QmpEvent {
+                at: vm.started.elapsed(),
+                name: ev.name.clone(),
+            });
             match ev.name.as_str() {
                 "GUEST_PANICKED" => panicked = true,
                 "SHUTDOWN" => {
-                    let reason = ev.data.get("reason").and_then(|r| r.as_str()).unwrap_or("").to_string();
+                    let reason = ev
+                        .data
+                        .get("reason")
+                        .and_then(|r| r.as_str())
+                        .unwrap_or("")
+                        .to_string();
                     if reason == "guest-panic" {
                         panicked = true;
                     }
@@ -154,21 +187,33 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
             for line in tail.lines() {
                 if let Ok(r) = serde_json::from_str::<Record>(&line) {
                     done |= r == Record::Done;
-                    on_event(&Event::Record { at: vm.started.elapsed(), record: r.clone() });
+                    on_event(&Event::Record {
+                        at: vm.started.elapsed(),
+                        record: r.clone(),
+                    });
                     records.push((vm.started.elapsed(), r));
                 }
             }
             break match (&shutdown, done) {
                 (_, true) => End::Done,
-                (Some(reason), false) => End::PoweredOffEarly { reason: reason.clone() },
-                (None, false) => End::QemuDied { status: status.to_string(), stderr: indent(&vm.stderr()) },
+                (Some(reason), false) => End::PoweredOffEarly {
+                    reason: reason.clone(),
+                },
+                (None, false) => End::QemuDied {
+                    status: status.to_string(),
+                    stderr: indent(&vm.stderr()),
+                },
             };
         }
         if !hello_seen && vm.started.elapsed() > cfg.boot_timeout {
             break End::BootTimeout;
         }
         if let Some((name, since)) = &current {
-            let limit = cfg.scenario_timeouts.get(name).copied().unwrap_or(cfg.default_scenario_timeout);
+            let limit = cfg
+                .scenario_timeouts
+                .get(name)
+                .copied()
+                .unwrap_or(cfg.default_scenario_timeout);
             if since.elapsed() > limit {
                 break End::ScenarioTimeout { name: name.clone() };
             }
@@ -183,5 +228,11 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
     }
     let stop = vm.stop();
     let vm_time = vm.started.elapsed();
-    Ok(VmRun { records, end, stop, registers, vm_time })
+    Ok(VmRun {
+        records,
+        end,
+        stop,
+        registers,
+        vm_time,
+    })
 }

@@ -20,7 +20,8 @@ impl Vm {
     /// Start QEMU with `argv`; its stdout and stderr go to `<dir>/qemu.stderr`.
     pub fn spawn(argv: &[String], dir: &Path) -> Result<Vm> {
         let stderr_path = dir.join("qemu.stderr");
-        let f = std::fs::File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
+        let f = std::fs::File::create(&stderr_path)
+            .with_context(|| format!("creating {}", stderr_path.display()))?;
         let started = Instant::now();
         let handle = duct::cmd(&argv[0], &argv[1..])
             .stdin_null()
@@ -39,12 +40,21 @@ impl Vm {
                 }
             })?;
         let pid = handle.pids().first().copied().unwrap_or(0);
-        Ok(Vm { handle: Some(handle), qmp: None, stderr_path, started, pid })
+        Ok(Vm {
+            handle: Some(handle),
+            qmp: None,
+            stderr_path,
+            started,
+            pid,
+        })
     }
 
     /// QEMU's stderr so far (for error messages).
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default().trim().to_string()
+        std::fs::read_to_string(&self.stderr_path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// Exit status if QEMU has exited.
@@ -61,7 +71,10 @@ impl Vm {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(st) = self.exited() {
-                bail!("QEMU exited at start ({st}). Its stderr:\n{}", indent(&self.stderr()));
+                bail!(
+                    "QEMU exited at start ({st}). Its stderr:\n{}",
+                    indent(&self.stderr())
+                );
             }
             if socket.exists() {
                 if let Ok(q) = Qmp::connect(socket, Duration::from_secs(5)) {
@@ -70,7 +83,11 @@ impl Vm {
                 }
             }
             if Instant::now() > deadline {
-                bail!("QMP socket {} did not answer within {timeout:?}; QEMU stderr:\n{}", socket.display(), indent(&self.stderr()));
+                bail!(
+                    "QMP socket {} did not answer within {timeout:?}; QEMU stderr:\n{}",
+                    socket.display(),
+                    indent(&self.stderr())
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -87,7 +104,10 @@ impl Vm {
     pub fn registers(&mut self) -> Option<String> {
         let q = self.qmp.as_mut()?;
         q.execute(
-            &qapi::qmp::human_monitor_command { command_line: "info registers -a".into(), cpu_index: None },
+            &qapi::qmp::human_monitor_command {
+                command_line: "info registers -a".into(),
+                cpu_index: None,
+            },
             Duration::from_secs(3),
         )
         .ok()
@@ -133,5 +153,8 @@ pub fn indent(s: &str) -> String {
     if s.is_empty() {
         return "    (empty)".into();
     }
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

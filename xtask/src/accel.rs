@@ -19,14 +19,35 @@ pub struct Choice {
 }
 
 /// `probe_boot` is the boot (kernel + a probe-mode initramfs) to try under KVM.
-pub fn choose(choice: AccelChoice, m: &Machine, probe_boot: impl FnOnce() -> Result<Boot>) -> Result<Choice> {
+pub fn choose(
+    choice: AccelChoice,
+    m: &Machine,
+    probe_boot: impl FnOnce() -> Result<Boot>,
+) -> Result<Choice> {
     match choice {
-        AccelChoice::Tcg => return Ok(Choice { accel: "tcg".into(), reason: "--accel tcg".into() }),
-        AccelChoice::Kvm => return Ok(Choice { accel: "kvm".into(), reason: "--accel kvm".into() }),
+        AccelChoice::Tcg => {
+            return Ok(Choice {
+                accel: "tcg".into(),
+                reason: "--accel tcg".into(),
+            })
+        }
+        AccelChoice::Kvm => {
+            return Ok(Choice {
+                accel: "kvm".into(),
+                reason: "--accel kvm".into(),
+            })
+        }
         AccelChoice::Auto => {}
     }
-    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
-        return Ok(Choice { accel: "tcg".into(), reason: format!("/dev/kvm unusable ({e})") });
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        return Ok(Choice {
+            accel: "tcg".into(),
+            reason: format!("/dev/kvm unusable ({e})"),
+        });
     }
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let qemu = crate::run::qemu_version(&m.qemu);
@@ -36,14 +57,24 @@ pub fn choose(choice: AccelChoice, m: &Machine, probe_boot: impl FnOnce() -> Res
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             if v["key"] == key.as_str() {
                 let accel = v["accel"].as_str().unwrap_or("tcg").to_string();
-                return Ok(Choice { accel, reason: format!("{} (probe cached for this host boot)", v["reason"].as_str().unwrap_or("")) });
+                return Ok(Choice {
+                    accel,
+                    reason: format!(
+                        "{} (probe cached for this host boot)",
+                        v["reason"].as_str().unwrap_or("")
+                    ),
+                });
             }
         }
     }
-    eprintln!("accel: /dev/kvm opens; probing whether a KVM guest really boots (once per host boot) …");
+    eprintln!(
+        "accel: /dev/kvm opens; probing whether a KVM guest really boots (once per host boot) …"
+    );
     let mut boot = probe_boot()?;
     boot.accel = "kvm".into();
-    let dir = tempfile::Builder::new().prefix("hmmlab-kvm-probe-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("hmmlab-kvm-probe-")
+        .tempdir()?;
     boot.console_log = dir.path().join("console.log");
     boot.results_log = dir.path().join("results.jsonl");
     boot.qmp_socket = dir.path().join("qmp.sock");
@@ -57,16 +88,46 @@ pub fn choose(choice: AccelChoice, m: &Machine, probe_boot: impl FnOnce() -> Res
         default_scenario_timeout: Duration::from_secs(8),
     };
     let verdict = match runner::run(&cfg, &mut |_| {}) {
-        Ok(r) if r.records.iter().any(|(_, rec)| matches!(rec, Record::Hello { .. })) => Choice { accel: "kvm".into(), reason: "KVM probe boot succeeded".into() },
-        Ok(r) => Choice { accel: "tcg".into(), reason: format!("KVM probe boot failed: {}", hmmlab_harness::assemble::describe(&r.end)) },
-        Err(e) => Choice { accel: "tcg".into(), reason: format!("KVM probe boot failed: {}", first_line(&e.to_string())) },
+        Ok(r)
+            if r.records
+                .iter()
+                .any(|(_, rec)| matches!(rec, Record::Hello { .. })) =>
+        {
+            Choice {
+                accel: "kvm".into(),
+                reason: "KVM probe boot succeeded".into(),
+            }
+        }
+        Ok(r) => Choice {
+            accel: "tcg".into(),
+            reason: format!(
+                "KVM probe boot failed: {}",
+                hmmlab_harness::assemble::describe(&r.end)
+            ),
+        },
+        Err(e) => Choice {
+            accel: "tcg".into(),
+            reason: format!("KVM probe boot failed: {}", summary(&e)),
+        },
     };
     let _ = write_cache(&cache, &key, &verdict);
     Ok(verdict)
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
+/// The error chain on one line, QEMU's own words included (e.g. "failed to set MSR").
+fn summary(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let words: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut s = words.join(" | ");
+    if s.len() > 400 {
+        s.truncate(s.char_indices().nth(400).map(|(i, _)| i).unwrap_or(s.len()));
+        s.push('…');
+    }
+    s
 }
 
 fn write_cache(path: &Path, key: &str, c: &Choice) -> Result<()> {

@@ -10,7 +10,10 @@ pub const BASE: &[(&str, &str)] = &[
     ("qemu-system-x86", "boots the test kernel"),
     ("make", "kernel build"),
     ("gcc", "kernel build, hmm-tests"),
-    ("libc6-dev", "static glibc for the guest driver and hmm-tests"),
+    (
+        "libc6-dev",
+        "static glibc for the guest driver and hmm-tests",
+    ),
     ("flex", "kernel build"),
     ("bison", "kernel build"),
     ("bc", "kernel build"),
@@ -41,7 +44,10 @@ fn is_root() -> bool {
 /// Make sure `extra` (e.g. linux-source-6.12) and the base packages are installed.
 pub fn ensure(extra: &[String], check_only: bool) -> Result<()> {
     if Cmd::new(&["dpkg-query", "--version"]).output().is_err() {
-        eprintln!("deps: dpkg-query not found: not a Debian system; make sure these are installed: {}", names(extra).join(" "));
+        eprintln!(
+            "deps: dpkg-query not found: not a Debian system; make sure these are installed: {}",
+            names(extra).join(" ")
+        );
         return Ok(());
     }
     let all = names(extra);
@@ -58,7 +64,11 @@ pub fn ensure(extra: &[String], check_only: bool) -> Result<()> {
             quote_argv(&install)
         );
     }
-    eprintln!("deps: installing {} (as root): {}", need.len(), need.join(" "));
+    eprintln!(
+        "deps: installing {} (as root): {}",
+        need.len(),
+        need.join(" ")
+    );
     for (p, why) in BASE {
         if need.iter().any(|n| n == p) {
             eprintln!("  {p}: {why}");
@@ -67,17 +77,28 @@ pub fn ensure(extra: &[String], check_only: bool) -> Result<()> {
     let log = crate::paths::cache_root().join("apt.log");
     std::fs::create_dir_all(log.parent().unwrap())?;
     std::fs::write(&log, b"")?;
-    Cmd::new(&["apt-get", "update"]).env("DEBIAN_FRONTEND", "noninteractive").run_logged(&log, "apt-get update", |_| None)?;
-    Cmd::new(&install).env("DEBIAN_FRONTEND", "noninteractive").run_logged(&log, "apt-get install", |l| {
-        l.strip_prefix("Setting up ").map(|s| s.to_string())
-    })?;
+    Cmd::new(&["apt-get", "update"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run_logged(&log, "apt-get update", |_| None)?;
+    Cmd::new(&install)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run_logged(&log, "apt-get install", |l| {
+            l.strip_prefix("Setting up ").map(|s| s.to_string())
+        })?;
     let still = missing(&all);
     if !still.is_empty() {
-        bail!("apt-get finished but these are still missing: {}; see {}", still.join(" "), log.display());
+        bail!(
+            "apt-get finished but these are still missing: {}; see {}",
+            still.join(" "),
+            log.display()
+        );
     }
     Ok(())
 }
 
 fn names(extra: &[String]) -> Vec<String> {
-    BASE.iter().map(|(p, _)| p.to_string()).chain(extra.iter().cloned()).collect()
+    BASE.iter()
+        .map(|(p, _)| p.to_string())
+        .chain(extra.iter().cloned())
+        .collect()
 }

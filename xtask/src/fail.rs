@@ -22,7 +22,10 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
 
 /// The exit code an error maps to.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.chain().any(|e| e.is::<BadInput>() || e.is::<hmmlab_harness::scenario::Diagnostics>()) {
+    if err
+        .chain()
+        .any(|e| e.is::<BadInput>() || e.is::<hmmlab_harness::scenario::Diagnostics>())
+    {
         exit::BAD_INPUT
     } else {
         exit::INFRA

@@ -37,7 +37,10 @@ pub fn build(uapi_header: &Path) -> Result<PathBuf> {
     let bin = target_dir.join(TARGET).join("release/hmmlab-guest");
     let bytes = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
     if let Some(interp) = elf_interpreter(&bytes)? {
-        bail!("{} is dynamically linked (interpreter {interp}); it must be static to run as /init", bin.display());
+        bail!(
+            "{} is dynamically linked (interpreter {interp}); it must be static to run as /init",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -58,8 +61,14 @@ pub fn elf_interpreter(b: &[u8]) -> Result<Option<String>> {
         let p_type = u32::from_le_bytes(b[ph..ph + 4].try_into().unwrap());
         if p_type == 3 {
             let (off, size) = (u64_at(ph + 8), u64_at(ph + 32));
-            let s = b.get(off..off + size).context("PT_INTERP outside the file")?;
-            return Ok(Some(String::from_utf8_lossy(s).trim_end_matches('\0').to_string()));
+            let s = b
+                .get(off..off + size)
+                .context("PT_INTERP outside the file")?;
+            return Ok(Some(
+                String::from_utf8_lossy(s)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            ));
         }
     }
     Ok(None)
@@ -74,6 +83,8 @@ mod tests {
         // Any dynamically linked binary on the host has an interpreter.
         let ls = std::fs::read("/bin/ls").unwrap();
         assert!(elf_interpreter(&ls).unwrap().unwrap().contains("ld-linux"));
-        assert!(elf_interpreter(b"not an elf at all, but long enough to have a header......").is_err());
+        assert!(
+            elf_interpreter(b"not an elf at all, but long enough to have a header......").is_err()
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn write_initramfs(out: &Path, files: &[Entry]) -> Result<()> {
     let f = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = BufWriter::new(f);
     let mut ino = 1u32;
-    let mut dirs: Vec<String> = ["dev", "proc", "sys", "tmp", "hmmlab", "hmmlab/bin"].iter().map(|s| s.to_string()).collect();
+    let mut dirs: Vec<String> = ["dev", "proc", "sys", "tmp", "hmmlab", "hmmlab/bin"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for e in files {
         let mut parent = Path::new(e.path).parent();
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
@@ -40,7 +43,12 @@ pub fn write_initramfs(out: &Path, files: &[Entry]) -> Result<()> {
     }
     dirs.sort();
     for d in &dirs {
-        w = Builder::new(d).ino(next(&mut ino)).mode(DIR | 0o755).nlink(2).write(w, 0).finish()?;
+        w = Builder::new(d)
+            .ino(next(&mut ino))
+            .mode(DIR | 0o755)
+            .nlink(2)
+            .write(w, 0)
+            .finish()?;
     }
     // The kernel opens /dev/console for PID 1's stdio before anything is mounted.
     w = Builder::new("dev/console")
@@ -52,8 +60,13 @@ pub fn write_initramfs(out: &Path, files: &[Entry]) -> Result<()> {
         .write(w, 0)
         .finish()?;
     for e in files {
-        let size = u32::try_from(e.data.len()).with_context(|| format!("{} is too large for cpio", e.path))?;
-        let mut fw = Builder::new(e.path).ino(next(&mut ino)).mode(REG | e.mode).nlink(1).write(w, size);
+        let size = u32::try_from(e.data.len())
+            .with_context(|| format!("{} is too large for cpio", e.path))?;
+        let mut fw = Builder::new(e.path)
+            .ino(next(&mut ino))
+            .mode(REG | e.mode)
+            .nlink(1)
+            .write(w, size);
         fw.write_all(&e.data)?;
         w = fw.finish()?;
     }
@@ -78,9 +91,21 @@ mod tests {
         write_initramfs(
             &out,
             &[
-                Entry { path: "init", mode: 0o755, data: b"#!x".to_vec() },
-                Entry { path: "hmmlab/plan.json", mode: 0o644, data: b"{}".to_vec() },
-                Entry { path: "a/b/c", mode: 0o644, data: vec![7; 10] },
+                Entry {
+                    path: "init",
+                    mode: 0o755,
+                    data: b"#!x".to_vec(),
+                },
+                Entry {
+                    path: "hmmlab/plan.json",
+                    mode: 0o644,
+                    data: b"{}".to_vec(),
+                },
+                Entry {
+                    path: "a/b/c",
+                    mode: 0o644,
+                    data: vec![7; 10],
+                },
             ],
         )
         .unwrap();
@@ -91,7 +116,11 @@ mod tests {
             if rd.entry().is_trailer() {
                 break;
             }
-            names.push((rd.entry().name().to_string(), rd.entry().mode(), rd.entry().file_size()));
+            names.push((
+                rd.entry().name().to_string(),
+                rd.entry().mode(),
+                rd.entry().file_size(),
+            ));
             rd.finish().unwrap();
         }
         let find = |n: &str| names.iter().find(|e| e.0 == n).cloned();

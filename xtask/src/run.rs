@@ -54,13 +54,17 @@ pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
 pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     let repo = crate::paths::repo_root();
     let scenarios = load_scenarios(args)?;
-    let machine = Machine::load(&repo.join("images/machines"), &args.machine).map_err(|e| crate::fail::bad_input(e.to_string()))?;
+    let machine = Machine::load(&repo.join("images/machines"), &args.machine)
+        .map_err(|e| crate::fail::bad_input(e.to_string()))?;
     let req = kernel::Request::from_args(&args.kernel)?;
     crate::deps::ensure(&req.source.package().into_iter().collect::<Vec<_>>(), false)?;
     let k = kernel::ensure(&req)?;
     let t = Instant::now();
     let guest = crate::guest::build(&k.uapi_header())?;
-    eprintln!("guest: static driver ready in {:.1}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "guest: static driver ready in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
 
     let run_id = new_run_id();
     let results = crate::paths::absolute(&args.results_dir);
@@ -72,15 +76,25 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     let tcg = accel_setting("tcg");
     let plan = Plan {
         default_thp,
-        scenario_timeout_ms: (args.scenario_timeout.unwrap_or(tcg.scenario_timeout_s) * 1000.0) as u64,
+        scenario_timeout_ms: (args.scenario_timeout.unwrap_or(tcg.scenario_timeout_s) * 1000.0)
+            as u64,
         mode: Mode::Run,
-        scenarios: scenarios.iter().map(|s| PlannedScenario { name: s.name.clone(), scenario: s.scenario.clone() }).collect(),
+        scenarios: scenarios
+            .iter()
+            .map(|s| PlannedScenario {
+                name: s.name.clone(),
+                scenario: s.scenario.clone(),
+            })
+            .collect(),
     };
     let initrd = run_dir.join("initramfs.cpio");
     write_image(&initrd, &guest, &k, &plan)?;
 
     // Private directory for sockets (mode 0700), removed when the run ends.
-    let private = tempfile::Builder::new().prefix("hmmlab-").tempdir().context("creating a private socket directory")?;
+    let private = tempfile::Builder::new()
+        .prefix("hmmlab-")
+        .tempdir()
+        .context("creating a private socket directory")?;
     let mut boot = Boot {
         accel: "tcg".into(),
         kernel: k.bzimage.clone(),
@@ -91,21 +105,34 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         append: args.append.clone(),
     };
     let choice = crate::accel::choose(args.accel, &machine, || {
-        let probe = Plan { mode: Mode::Probe, scenarios: vec![], ..plan.clone() };
+        let probe = Plan {
+            mode: Mode::Probe,
+            scenarios: vec![],
+            ..plan.clone()
+        };
         let probe_img = private.path().join("probe.cpio");
         write_image(&probe_img, &guest, &k, &probe)?;
-        Ok(Boot { initrd: probe_img, ..boot.clone() })
+        Ok(Boot {
+            initrd: probe_img,
+            ..boot.clone()
+        })
     })?;
     boot.accel = choice.accel.clone();
     let acc = accel_setting(&boot.accel);
     if boot.accel != "tcg" && args.scenario_timeout.is_none() {
         // The plan's guest-side timeout follows the accelerator actually used.
-        let p = Plan { scenario_timeout_ms: (acc.scenario_timeout_s * 1000.0) as u64, ..plan.clone() };
+        let p = Plan {
+            scenario_timeout_ms: (acc.scenario_timeout_s * 1000.0) as u64,
+            ..plan.clone()
+        };
         write_image(&initrd, &guest, &k, &p)?;
     }
     let argv = qemu::argv(&machine, &boot);
     let qemu_command = quote_argv(&argv);
-    std::fs::write(run_dir.join("qemu-command.sh"), format!("#!/bin/sh\n{qemu_command}\n"))?;
+    std::fs::write(
+        run_dir.join("qemu-command.sh"),
+        format!("#!/bin/sh\n{qemu_command}\n"),
+    )?;
     eprintln!("accel: {} ({})", boot.accel, choice.reason);
     eprintln!("Running with: $ {qemu_command}");
 
@@ -117,10 +144,20 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
             reproduce: reproduce(args, &s.name, &s.path, &boot.accel),
         })
         .collect();
-    let scenario_timeout = Duration::from_secs_f64(args.scenario_timeout.unwrap_or(acc.scenario_timeout_s));
+    let scenario_timeout =
+        Duration::from_secs_f64(args.scenario_timeout.unwrap_or(acc.scenario_timeout_s));
     let timeouts: BTreeMap<String, Duration> = scenarios
         .iter()
-        .map(|s| (s.name.clone(), s.scenario.timeout_ms.map(Duration::from_millis).unwrap_or(scenario_timeout) + HOST_SLACK))
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.scenario
+                    .timeout_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(scenario_timeout)
+                    + HOST_SLACK,
+            )
+        })
         .collect();
     let cfg = RunConfig {
         argv,
@@ -134,7 +171,10 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
 
     let mut report = RunReport {
         run_id: run_id.clone(),
-        started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         status: "running".into(),
         kernel: serde_json::to_value(&k)?,
         qemu_version: qemu_version(&machine.qemu),
@@ -182,36 +222,68 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
             report.status = "infra-error".into();
             report.error = Some(format!("{e:#}"));
             report::write::write_run_json(&run_dir, &report)?;
-            return Err(e.context(format!("run {run_id} could not boot; results so far in {}", run_dir.display())));
+            return Err(e.context(format!(
+                "run {run_id} could not boot; results so far in {}",
+                run_dir.display()
+            )));
         }
     };
     report.timing.vm_ms = Some(ms(vm.vm_time));
-    let console_text = String::from_utf8_lossy(&std::fs::read(&boot.console_log).unwrap_or_default()).into_owned();
+    let console_text =
+        String::from_utf8_lossy(&std::fs::read(&boot.console_log).unwrap_or_default()).into_owned();
     let findings = console::classify(&console_text);
     let records: Vec<Record> = vm.records.iter().map(|(_, r)| r.clone()).collect();
     report.scenarios = assemble::assemble(&planned, &records, &vm.end, &findings);
-    report.console_findings = findings.into_iter().filter(|f| f.scenario.is_none()).collect();
+    report.console_findings = findings
+        .into_iter()
+        .filter(|f| f.scenario.is_none())
+        .collect();
     report.status = "finished".into();
-    if let Some(Record::Fatal { message }) = records.iter().find(|r| matches!(r, Record::Fatal { .. })) {
+    if let Some(Record::Fatal { message }) =
+        records.iter().find(|r| matches!(r, Record::Fatal { .. }))
+    {
         report.error = Some(format!("guest driver: {message}"));
     }
     if vm.end != runner::End::Done {
-        let tail: Vec<&str> = console_text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        let why = format!("{}; VM {}; console tail:\n{}", assemble::describe(&vm.end), vm.stop, tail.join("\n"));
+        let tail: Vec<&str> = console_text
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let why = format!(
+            "{}; VM {}; console tail:\n{}",
+            assemble::describe(&vm.end),
+            vm.stop,
+            tail.join("\n")
+        );
         report.error = Some(report.error.map(|e| format!("{e}\n{why}")).unwrap_or(why));
     }
     report::write::write_run_json(&run_dir, &report)?;
-    report::write::write_atomic(&run_dir.join("junit.xml"), report::junit::render(&report)?.as_bytes())?;
+    report::write::write_atomic(
+        &run_dir.join("junit.xml"),
+        report::junit::render(&report)?.as_bytes(),
+    )?;
 
     print!("{}", report::table::render(&report));
     if let Some(e) = &report.error {
         eprintln!("\nrun problem: {e}");
     }
     for s in report.failed() {
-        println!("\n{} {}: {}", s.outcome.as_str().to_uppercase(), s.name, s.message.as_deref().unwrap_or(""));
+        println!(
+            "\n{} {}: {}",
+            s.outcome.as_str().to_uppercase(),
+            s.name,
+            s.message.as_deref().unwrap_or("")
+        );
         println!("  reproduce: {}", s.reproduce);
     }
-    let secs = |v: Option<f64>| v.map(|ms| format!("{:.2}s", ms / 1e3)).unwrap_or_else(|| "-".into());
+    let secs = |v: Option<f64>| {
+        v.map(|ms| format!("{:.2}s", ms / 1e3))
+            .unwrap_or_else(|| "-".into())
+    };
     println!(
         "\nresults: {}  (boot {}, first scenario at {}, VM {}, accel {})",
         run_dir.display(),
@@ -220,40 +292,93 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         secs(report.timing.vm_ms),
         report.accel
     );
-    Ok(if report.failed().next().is_some() || report.scenarios.is_empty() { exit::TEST_FAILURE } else { exit::OK })
+    Ok(
+        if report.failed().next().is_some() || report.scenarios.is_empty() {
+            exit::TEST_FAILURE
+        } else {
+            exit::OK
+        },
+    )
 }
 
 fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {
-    let hmm_tests = std::fs::read(&k.hmm_tests).with_context(|| format!("reading {}", k.hmm_tests.display()))?;
+    let hmm_tests = std::fs::read(&k.hmm_tests)
+        .with_context(|| format!("reading {}", k.hmm_tests.display()))?;
     let bin_path = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));
     let files = vec![
-        Entry { path: "init", mode: 0o755, data: std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))? },
-        Entry { path: PLAN_PATH.trim_start_matches('/'), mode: 0o644, data: serde_json::to_vec(plan)? },
-        Entry { path: &bin_path, mode: 0o755, data: hmm_tests },
+        Entry {
+            path: "init",
+            mode: 0o755,
+            data: std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?,
+        },
+        Entry {
+            path: PLAN_PATH.trim_start_matches('/'),
+            mode: 0o644,
+            data: serde_json::to_vec(plan)?,
+        },
+        Entry {
+            path: &bin_path,
+            mode: 0o755,
+            data: hmm_tests,
+        },
     ];
     image::write_initramfs(out, &files)
 }
 
 /// A one-line command that rebuilds the same kernel and reruns one scenario.
 fn reproduce(args: &RunArgs, name: &str, path: &Path, accel: &str) -> String {
-    let mut v: Vec<String> = vec!["cargo".into(), "xtask".into(), "run-scenarios".into(), "--kernel".into(), args.kernel.kernel.clone()];
+    let mut v: Vec<String> = vec![
+        "cargo".into(),
+        "xtask".into(),
+        "run-scenarios".into(),
+        "--kernel".into(),
+        args.kernel.kernel.clone(),
+    ];
     if let Some(s) = &args.kernel.series {
-        v.extend(["--patches".into(), crate::paths::absolute(s).display().to_string()]);
+        v.extend([
+            "--patches".into(),
+            crate::paths::absolute(s).display().to_string(),
+        ]);
     }
     for p in &args.kernel.patches {
-        v.extend(["--patch".into(), crate::paths::absolute(p).display().to_string()]);
+        v.extend([
+            "--patch".into(),
+            crate::paths::absolute(p).display().to_string(),
+        ]);
     }
     for f in &args.kernel.fragments {
-        v.extend(["--config-fragment".into(), crate::paths::absolute(f).display().to_string()]);
+        v.extend([
+            "--config-fragment".into(),
+            crate::paths::absolute(f).display().to_string(),
+        ]);
     }
-    v.extend(["--thp".into(), format!("{:?}", args.thp).to_lowercase(), "--accel".into(), accel.into()]);
+    v.extend([
+        "--thp".into(),
+        format!("{:?}", args.thp).to_lowercase(),
+        "--accel".into(),
+        accel.into(),
+    ]);
     for a in &args.append {
         v.extend(["--append".into(), a.clone()]);
     }
-    if args.scenario_files.iter().any(|f| crate::paths::absolute(f) == crate::paths::absolute(path)) {
-        v.extend(["--scenario-file".into(), crate::paths::absolute(path).display().to_string()]);
+    if args
+        .scenario_files
+        .iter()
+        .any(|f| crate::paths::absolute(f) == crate::paths::absolute(path))
+    {
+        v.extend([
+            "--scenario-file".into(),
+            crate::paths::absolute(path).display().to_string(),
+        ]);
     } else {
-        v.extend(["--scenario-dir".into(), crate::paths::absolute(&args.scenario_dir).display().to_string(), "-s".into(), name.into()]);
+        v.extend([
+            "--scenario-dir".into(),
+            crate::paths::absolute(&args.scenario_dir)
+                .display()
+                .to_string(),
+            "-s".into(),
+            name.into(),
+        ]);
     }
     quote_argv(&v)
 }
@@ -270,7 +395,12 @@ pub fn qemu_version(qemu: &str) -> String {
 }
 
 fn host_facts() -> HostFacts {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     let mem = read("/proc/meminfo")
         .lines()
         .find(|l| l.starts_with("MemTotal:"))
@@ -279,14 +409,18 @@ fn host_facts() -> HostFacts {
     HostFacts {
         hostname: read("/proc/sys/kernel/hostname"),
         kernel: read("/proc/sys/kernel/osrelease"),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         memory_kib: mem,
     }
 }
 
 /// `YYYYmmdd-HHMMSS-<4 hex>` in UTC: sortable, unique per process.
 pub fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -300,7 +434,12 @@ pub fn new_run_id() -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
     let tag = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xFFFF;
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{tag:04x}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{tag:04x}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Live progress on stderr.
@@ -332,7 +471,6 @@ impl Progress {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,10 @@ pub fn quote(word: &str) -> String {
 
 /// An argv as one copy-pasteable line.
 pub fn quote_argv<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A command to run: program, args, working dir and extra environment.
@@ -37,7 +40,11 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new<S: AsRef<str>>(argv: &[S]) -> Self {
-        Cmd { argv: argv.iter().map(|s| s.as_ref().to_string()).collect(), dir: None, env: vec![] }
+        Cmd {
+            argv: argv.iter().map(|s| s.as_ref().to_string()).collect(),
+            dir: None,
+            env: vec![],
+        }
     }
     pub fn dir(mut self, d: &Path) -> Self {
         self.dir = Some(d.to_path_buf());
@@ -94,7 +101,12 @@ impl Cmd {
     /// Run with stdout+stderr appended to `log`, showing progress on stderr:
     /// `label`, elapsed time, and the latest line that `progress` picks out.
     /// On failure the error names the log and quotes its last error lines.
-    pub fn run_logged(&self, log: &Path, label: &str, progress: fn(&str) -> Option<String>) -> Result<()> {
+    pub fn run_logged(
+        &self,
+        log: &Path,
+        label: &str,
+        progress: fn(&str) -> Option<String>,
+    ) -> Result<()> {
         let mut logf = File::options()
             .create(true)
             .append(true)
@@ -114,7 +126,9 @@ impl Cmd {
         let mut last = String::new();
         loop {
             line.clear();
-            let n = lines.read_line(&mut line).with_context(|| format!("reading output of {label}"))?;
+            let n = lines
+                .read_line(&mut line)
+                .with_context(|| format!("reading output of {label}"))?;
             if n == 0 {
                 break;
             }
@@ -154,10 +168,19 @@ struct Ticker {
 
 impl Ticker {
     fn new(label: &str) -> Self {
-        Ticker { label: label.into(), tty: std::io::stderr().is_terminal(), last_draw: None, drew: false }
+        Ticker {
+            label: label.into(),
+            tty: std::io::stderr().is_terminal(),
+            last_draw: None,
+            drew: false,
+        }
     }
     fn tick(&mut self, elapsed: Duration, what: &str) {
-        let every = if self.tty { Duration::from_millis(200) } else { Duration::from_secs(20) };
+        let every = if self.tty {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(20)
+        };
         if self.last_draw.is_some_and(|t| t.elapsed() < every) {
             return;
         }
@@ -167,7 +190,12 @@ impl Ticker {
             what = "…".into();
         }
         if self.tty {
-            eprint!("\r\x1b[2K  {} [{:>4}s] {}", self.label, elapsed.as_secs(), what);
+            eprint!(
+                "\r\x1b[2K  {} [{:>4}s] {}",
+                self.label,
+                elapsed.as_secs(),
+                what
+            );
             self.drew = true;
         } else if elapsed > Duration::from_secs(5) {
             eprintln!("  {} [{:>4}s] {}", self.label, elapsed.as_secs(), what);
@@ -187,11 +215,16 @@ pub fn error_excerpt(log: &Path) -> String {
     let errors: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.contains("error") || l.contains("Error") || l.contains("FAILED") || l.contains("***"))
+        .filter(|l| {
+            l.contains("error") || l.contains("Error") || l.contains("FAILED") || l.contains("***")
+        })
         .collect();
     let pick: Vec<&str> = if errors.is_empty() { lines } else { errors };
     let tail = &pick[pick.len().saturating_sub(12)..];
-    tail.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    tail.iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -204,6 +237,9 @@ mod tests {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
-        assert_eq!(quote_argv(&["make", "CC=ccache gcc"]), "make 'CC=ccache gcc'");
+        assert_eq!(
+            quote_argv(&["make", "CC=ccache gcc"]),
+            "make 'CC=ccache gcc'"
+        );
     }
 }

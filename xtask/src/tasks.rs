@@ -15,7 +15,9 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Parse(a) => parse_task(&a),
         Task::Check(a) => check_task(&a),
         Task::Test(a) => test_task(&a),
-        Task::Deps(a) => crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK),
+        Task::Deps(a) => {
+            crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
+        }
     }
 }
 
@@ -39,7 +41,10 @@ fn parse_task(a: &ParseArgs) -> Result<i32> {
         .map_err(|e| crate::fail::bad_input(format!("{}: {e}", a.console_log.display())))?;
     let findings = console::classify(&String::from_utf8_lossy(&text));
     if findings.is_empty() {
-        println!("{}: clean (no panic, oops, BUG, WARNING, sanitizer report, lockup or stall)", a.console_log.display());
+        println!(
+            "{}: clean (no panic, oops, BUG, WARNING, sanitizer report, lockup or stall)",
+            a.console_log.display()
+        );
         return Ok(exit::OK);
     }
     for f in &findings {
@@ -48,7 +53,10 @@ fn parse_task(a: &ParseArgs) -> Result<i32> {
             a.console_log.display(),
             f.line,
             f.kind,
-            f.scenario.as_ref().map(|s| format!(" during scenario {s}")).unwrap_or_default(),
+            f.scenario
+                .as_ref()
+                .map(|s| format!(" during scenario {s}"))
+                .unwrap_or_default(),
             f.excerpt
         );
     }
@@ -56,7 +64,11 @@ fn parse_task(a: &ParseArgs) -> Result<i32> {
 }
 
 fn check_task(a: &CheckArgs) -> Result<i32> {
-    let paths = if a.paths.is_empty() { vec![crate::paths::repo_root().join("scenarios")] } else { a.paths.clone() };
+    let paths = if a.paths.is_empty() {
+        vec![crate::paths::repo_root().join("scenarios")]
+    } else {
+        a.paths.clone()
+    };
     let mut loaded = Vec::new();
     let mut files = Vec::new();
     for p in &paths {
@@ -78,10 +90,19 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 fn test_task(a: &TestArgs) -> Result<i32> {
     crate::deps::ensure(&["linux-source-6.12".to_string()], false)?;
     // Build the default kernel up front, with progress, so the tests share it.
-    let defaults = KernelArgs { kernel: "debian:6.12".into(), patches: vec![], series: None, fragments: vec![], jobs: None };
+    let defaults = KernelArgs {
+        kernel: "debian:6.12".into(),
+        patches: vec![],
+        series: None,
+        fragments: vec![],
+        jobs: None,
+    };
     kernel::ensure(&kernel::Request::from_args(&defaults)?)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    if Cmd::new(&[cargo.as_str(), "nextest", "--version"]).output().is_err() {
+    if Cmd::new(&[cargo.as_str(), "nextest", "--version"])
+        .output()
+        .is_err()
+    {
         eprintln!("test: installing cargo-nextest from crates.io …");
         Cmd::new(&[cargo.as_str(), "install", "--locked", "cargo-nextest"]).output()?;
     }
@@ -92,5 +113,9 @@ fn test_task(a: &TestArgs) -> Result<i32> {
         .args(&argv[1..])
         .current_dir(crate::paths::repo_root())
         .status()?;
-    Ok(if status.success() { exit::OK } else { exit::TEST_FAILURE })
+    Ok(if status.success() {
+        exit::OK
+    } else {
+        exit::TEST_FAILURE
+    })
 }

@@ -17,7 +17,10 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        let dir = self.run_dir.as_ref().unwrap_or_else(|| panic!("no run directory was created\n{}", self.stderr));
+        let dir = self
+            .run_dir
+            .as_ref()
+            .unwrap_or_else(|| panic!("no run directory was created\n{}", self.stderr));
         let text = std::fs::read_to_string(dir.join("run.json")).expect("run.json");
         serde_json::from_str(&text).expect("run.json is valid JSON")
     }
@@ -31,12 +34,18 @@ impl Run {
             .unwrap_or_else(|| panic!("scenario {name} missing from run.json"))
     }
     pub fn explain(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Run `xtask <args>` with a private results directory.
@@ -73,6 +82,9 @@ pub fn scenario_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// True when no QEMU this test might have started is still running.
 pub fn no_qemu_left(run: &Run) -> bool {
     let needle = run.results.path().to_string_lossy().to_string();
-    let out = std::process::Command::new("pgrep").args(["-f", &needle]).output().unwrap();
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &needle])
+        .output()
+        .unwrap();
     out.stdout.is_empty()
 }

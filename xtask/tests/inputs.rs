@@ -8,14 +8,22 @@ use common::*;
 fn unknown_kernel_source_lists_the_known_ones() {
     let run = xtask(&["run-scenarios", "--kernel", "debian:5.4"]);
     assert_eq!(run.code, 2, "{}", run.explain());
-    assert!(run.stderr.contains("debian:6.12") && run.stderr.contains("5.4"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("debian:6.12") && run.stderr.contains("5.4"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn missing_patch_file_is_named() {
     let run = xtask(&["run-scenarios", "--patch", "/nonexistent/fix.patch"]);
     assert_eq!(run.code, 2, "{}", run.explain());
-    assert!(run.stderr.contains("/nonexistent/fix.patch"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/fix.patch"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -26,9 +34,14 @@ fn a_fragment_symbol_the_kernel_drops_stops_the_build() {
     let run = xtask(&["run-scenarios", "--config-fragment", frag.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{}", run.explain());
     assert!(
-        run.stderr.contains("CONFIG_HMMLAB_NO_SUCH_SYMBOL=y (") && run.stderr.contains("bogus.config:1"),
+        run.stderr.contains("CONFIG_HMMLAB_NO_SUCH_SYMBOL=y (")
+            && run.stderr.contains("bogus.config:1"),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("nothing was compiled"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing was compiled"),
+        "{}",
+        run.stderr
+    );
 }

@@ -11,7 +11,11 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
     assert_eq!(run.code, 0, "{}", run.explain());
     let j = run.json();
     assert_eq!(j["status"], "finished");
-    assert!(j["kernel"]["release"].as_str().unwrap().starts_with("6.12"), "{}", j["kernel"]);
+    assert!(
+        j["kernel"]["release"].as_str().unwrap().starts_with("6.12"),
+        "{}",
+        j["kernel"]
+    );
     assert!(["tcg", "kvm"].contains(&j["accel"].as_str().unwrap()));
     assert!(j["qemu_command"].as_str().unwrap().contains("-nodefaults"));
     assert!(j["qemu_version"].as_str().unwrap().contains("QEMU"));
@@ -35,16 +39,27 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
             assert!(step["duration_ns"].as_u64().unwrap() > 0, "{name}: {step}");
         }
         let rate = s["steps"][1]["pages_per_sec"].as_f64();
-        assert!(rate.is_some_and(|r| r > 0.0), "{name} reports migrate throughput: {s}");
+        assert!(
+            rate.is_some_and(|r| r > 0.0),
+            "{name} reports migrate throughput: {s}"
+        );
     }
     assert_eq!(run.scenario("zero-page")["thp"], "never");
     assert_eq!(run.scenario("thp-split")["thp"], "madvise");
     let dir = run.run_dir.as_ref().unwrap();
-    for f in ["console.log", "results.jsonl", "junit.xml", "qemu-command.sh"] {
+    for f in [
+        "console.log",
+        "results.jsonl",
+        "junit.xml",
+        "qemu-command.sh",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing from {}", dir.display());
     }
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("tests=\"3\"") && junit.contains("failures=\"0\""), "{junit}");
+    assert!(
+        junit.contains("tests=\"3\"") && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
     assert!(run.stdout.contains("3 passed, 0 failed"), "{}", run.stdout);
     assert!(no_qemu_left(&run));
 }
@@ -61,9 +76,19 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
     let s = run.scenario("broken-empty");
     assert_eq!(s["outcome"], "fail", "{s}");
     let msg = s["message"].as_str().unwrap();
-    assert!(msg.contains("migrate-to-device") && msg.contains("255") && msg.contains("256"), "{msg}");
-    assert!(s["reproduce"].as_str().unwrap().contains("--scenario-file"), "{s}");
-    assert!(run.stdout.contains("reproduce: cargo xtask run-scenarios"), "{}", run.stdout);
+    assert!(
+        msg.contains("migrate-to-device") && msg.contains("255") && msg.contains("256"),
+        "{msg}"
+    );
+    assert!(
+        s["reproduce"].as_str().unwrap().contains("--scenario-file"),
+        "{s}"
+    );
+    assert!(
+        run.stdout.contains("reproduce: cargo xtask run-scenarios"),
+        "{}",
+        run.stdout
+    );
     let junit = std::fs::read_to_string(run.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
     assert!(junit.contains("failures=\"1\""), "{junit}");
 }
@@ -80,8 +105,17 @@ fn the_kernels_own_hmm_tests_runs_in_the_vm() {
     assert_eq!(run.code, 0, "{}", run.explain());
     let s = run.scenario("kselftest-open-close");
     assert_eq!(s["outcome"], "pass", "{s}");
-    let out: Vec<&str> = s["output"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-    assert!(out.iter().any(|l| l.starts_with("ok 1 hmm.hmm_device_private.open_close")), "{out:?}");
+    let out: Vec<&str> = s["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("ok 1 hmm.hmm_device_private.open_close")),
+        "{out:?}"
+    );
     assert!(out.iter().any(|l| l.contains("1..1")), "{out:?}");
 }
 
@@ -95,7 +129,11 @@ fn a_bad_scenario_file_is_rejected_before_any_vm_starts() {
     );
     let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
     assert_eq!(run.code, 2, "bad input exits with 2\n{}", run.explain());
-    assert!(run.stderr.contains("bad.toml:5:1") && run.stderr.contains("colour"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("bad.toml:5:1") && run.stderr.contains("colour"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("no VM was started"), "{}", run.stderr);
     assert!(run.run_dir.is_none(), "no run directory for rejected input");
 }

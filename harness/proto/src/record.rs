@@ -48,8 +48,13 @@ pub enum Record {
         devices: Vec<String>,
     },
     /// The scenarios the guest is about to run, in order.
-    Plan { scenarios: Vec<String> },
-    ScenarioStart { name: String, thp: String },
+    Plan {
+        scenarios: Vec<String>,
+    },
+    ScenarioStart {
+        name: String,
+        thp: String,
+    },
     Step {
         scenario: String,
         index: u32,
@@ -66,7 +71,10 @@ pub enum Record {
         message: Option<String>,
     },
     /// A line of output of a scenario's child program (kselftest).
-    Output { scenario: String, line: String },
+    Output {
+        scenario: String,
+        line: String,
+    },
     ScenarioEnd {
         name: String,
         outcome: Outcome,
@@ -77,7 +85,9 @@ pub enum Record {
     /// Last record: every planned scenario has ended; the guest powers off.
     Done,
     /// The driver itself failed outside any scenario.
-    Fatal { message: String },
+    Fatal {
+        message: String,
+    },
 }
 
 #[cfg(test)]
@@ -93,7 +103,10 @@ mod tests {
             message: None,
         };
         let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(s, r#"{"t":"scenario-end","name":"a","outcome":"pass","duration_ns":5}"#);
+        assert_eq!(
+            s,
+            r#"{"t":"scenario-end","name":"a","outcome":"pass","duration_ns":5}"#
+        );
         assert_eq!(serde_json::from_str::<Record>(&s).unwrap(), r);
     }
 }

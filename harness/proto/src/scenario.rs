@@ -236,14 +236,20 @@ mod tests {
                 prot: Prot::ReadWrite,
                 hugepage: false,
             }),
-            populate: vec![Populate { pages: PageRange(0, 4), how: Touch::Write }],
+            populate: vec![Populate {
+                pages: PageRange(0, 4),
+                how: Touch::Write,
+            }],
             step: vec![Step {
                 op: Op::Snapshot,
                 pages: None,
                 expect_cpages: None,
                 expect_faults: None,
                 expect_errno: None,
-                expect: vec![StateExpect { pages: PageRange(0, 16), state: "none".into() }],
+                expect: vec![StateExpect {
+                    pages: PageRange(0, 16),
+                    state: "none".into(),
+                }],
             }],
             kselftest: None,
         };

@@ -56,7 +56,12 @@ pub fn state_name(value: u8) -> String {
     } else if value & 0xF0 != 0 {
         parts.push(format!("0x{:02x}", value & 0xF0));
     }
-    for (name, bit) in [("read", 0x01u8), ("write", 0x02), ("pmd", 0x04), ("pud", 0x08)] {
+    for (name, bit) in [
+        ("read", 0x01u8),
+        ("write", 0x02),
+        ("pmd", 0x04),
+        ("pud", 0x08),
+    ] {
         if value & bit != 0 {
             parts.push(name.into());
         }
@@ -79,6 +84,8 @@ mod tests {
         }
         assert_eq!(parse_state("dev-private-local+write").unwrap(), 0x22);
         assert_eq!(parse_state("zero+read").unwrap(), 0x11);
-        assert!(parse_state("dev-private+write").unwrap_err().contains("dev-private"));
+        assert!(parse_state("dev-private+write")
+            .unwrap_err()
+            .contains("dev-private"));
     }
 }

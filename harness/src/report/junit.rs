@@ -22,7 +22,11 @@ pub fn render(r: &RunReport) -> Result<String> {
                 s
             }
             o => {
-                let kind = if o == Outcome::Fail { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+                let kind = if o == Outcome::Fail {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_type(o.as_str());
                 s.set_message(sc.message.clone().unwrap_or_else(|| o.as_str().to_string()));

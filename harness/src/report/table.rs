@@ -6,8 +6,18 @@ use super::model::RunReport;
 
 pub fn render(r: &RunReport) -> String {
     let mut s = String::new();
-    let w = r.scenarios.iter().map(|s| s.name.len()).max().unwrap_or(8).max(8);
-    let _ = writeln!(s, "{:<w$}  {:<8}  {:<8}  {:>10}  {:>14}", "scenario", "outcome", "thp", "time", "migrate pg/s");
+    let w = r
+        .scenarios
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        s,
+        "{:<w$}  {:<8}  {:<8}  {:>10}  {:>14}",
+        "scenario", "outcome", "thp", "time", "migrate pg/s"
+    );
     for sc in &r.scenarios {
         let rate = sc
             .steps

@@ -17,7 +17,12 @@ pub fn create_run_dir(results: &Path, run_id: &str) -> Result<PathBuf> {
     let dir = results.join(run_id);
     let mut b = fs::DirBuilder::new();
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(&dir).with_context(|| format!("creating run directory {} (it must not exist yet)", dir.display()))?;
+    b.create(&dir).with_context(|| {
+        format!(
+            "creating run directory {} (it must not exist yet)",
+            dir.display()
+        )
+    })?;
     Ok(dir)
 }
 
@@ -42,11 +47,18 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = create_run_dir(t.path(), "r1").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert!(create_run_dir(t.path(), "r1").is_err());
         assert!(create_run_dir(t.path(), "../x").is_err());
         write_atomic(&d.join("a.json"), b"{}").unwrap();
         assert_eq!(fs::read(d.join("a.json")).unwrap(), b"{}");
-        assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "no temporary file left behind");
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
     }
 }

@@ -36,7 +36,11 @@ impl Request {
             source: Source::parse(&a.kernel)?,
             patches: patch::collect(a.series.as_deref(), &a.patches)?,
             fragments: config::fragment_files(&repo, &a.fragments)?,
-            jobs: a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+            jobs: a.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
         })
     }
 }
@@ -88,11 +92,13 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let compiler = compiler_version()?;
     key.add("compiler", compiler.as_bytes());
     for p in &req.patches {
-        let text = fs::read(&p.path).with_context(|| format!("reading patch {}", p.path.display()))?;
+        let text =
+            fs::read(&p.path).with_context(|| format!("reading patch {}", p.path.display()))?;
         key.add(&format!("patch -p{}", p.strip), &text);
     }
     for f in &req.fragments {
-        let text = fs::read_to_string(f).with_context(|| format!("reading config fragment {}", f.display()))?;
+        let text = fs::read_to_string(f)
+            .with_context(|| format!("reading config fragment {}", f.display()))?;
         settings.extend(config::parse_fragment(f, &text)?);
         key.add("fragment", text.as_bytes());
     }
@@ -122,7 +128,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
 
     let log = build_dir.join("build.log");
     File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    eprintln!("kernel: building {} (key {key}); log: {}", req.source.describe(), log.display());
+    eprintln!(
+        "kernel: building {} (key {key}); log: {}",
+        req.source.describe(),
+        log.display()
+    );
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
     let obj = build_dir.join("obj");
     fs::create_dir_all(&obj)?;
@@ -140,10 +150,16 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let mut cmd_env = vec![];
     if which("ccache") {
         make.push("CC=ccache gcc".into());
-        cmd_env.push(("CCACHE_DIR".to_string(), cache.join("ccache").to_string_lossy().to_string()));
+        cmd_env.push((
+            "CCACHE_DIR".to_string(),
+            cache.join("ccache").to_string_lossy().to_string(),
+        ));
         // Paths inside the cache become relative, so builds of different keys
         // (another config, a patched copy) share compiled objects.
-        cmd_env.push(("CCACHE_BASEDIR".to_string(), cache.to_string_lossy().to_string()));
+        cmd_env.push((
+            "CCACHE_BASEDIR".to_string(),
+            cache.to_string_lossy().to_string(),
+        ));
         cmd_env.push(("CCACHE_NOHASHDIR".to_string(), "1".to_string()));
     }
     make.push("bzImage".into());
@@ -155,14 +171,21 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     cmd.run_logged(&log, "make bzImage", make_progress)?;
     eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64());
 
-    let release = Cmd::new(&["make", "-s", "-C", &tree.to_string_lossy(), &format!("O={}", obj.display()), "kernelrelease"])
-        .output()
-        .context("asking make for the kernel release")?
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or("")
-        .to_string();
+    let release = Cmd::new(&[
+        "make",
+        "-s",
+        "-C",
+        &tree.to_string_lossy(),
+        &format!("O={}", obj.display()),
+        "kernelrelease",
+    ])
+    .output()
+    .context("asking make for the kernel release")?
+    .trim()
+    .lines()
+    .last()
+    .unwrap_or("")
+    .to_string();
     let hmm_tests = selftest::build_hmm_tests(&tree, &build_dir, &log)?;
 
     let k = Kernel {
@@ -170,8 +193,16 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         source: req.source.describe(),
         identity,
         release,
-        patches: req.patches.iter().map(|p| p.path.display().to_string()).collect(),
-        fragments: req.fragments.iter().map(|p| p.display().to_string()).collect(),
+        patches: req
+            .patches
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect(),
+        fragments: req
+            .fragments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         config_hash: short_hash(&config_text),
         compiler,
         tree,
@@ -183,11 +214,18 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         cached: false,
     };
     if !k.bzimage.is_file() {
-        bail!("make finished but {} is missing; see {}", k.bzimage.display(), k.build_log.display());
+        bail!(
+            "make finished but {} is missing; see {}",
+            k.bzimage.display(),
+            k.build_log.display()
+        );
     }
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
     drop(lock);
-    eprintln!("kernel: {} {} ready in {:.0}s", k.source, k.release, k.build_seconds);
+    eprintln!(
+        "kernel: {} {} ready in {:.0}s",
+        k.source, k.release, k.build_seconds
+    );
     Ok(k)
 }
 
@@ -216,20 +254,34 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     Ok(src)
 }
 
-fn configure(tree: &Path, obj: &Path, fragments: &[PathBuf], settings: &[Setting], log: &Path) -> Result<()> {
+fn configure(
+    tree: &Path,
+    obj: &Path,
+    fragments: &[PathBuf],
+    settings: &[Setting],
+    log: &Path,
+) -> Result<()> {
     let t = tree.to_string_lossy().to_string();
     let o = format!("O={}", obj.display());
     Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(log, "make tinyconfig", |_| None)?;
     let mut merge = vec![
-        tree.join("scripts/kconfig/merge_config.sh").to_string_lossy().to_string(),
+        tree.join("scripts/kconfig/merge_config.sh")
+            .to_string_lossy()
+            .to_string(),
         "-m".into(),
         "-O".into(),
         obj.to_string_lossy().into(),
         obj.join(".config").to_string_lossy().into(),
     ];
     merge.extend(fragments.iter().map(|f| f.to_string_lossy().to_string()));
-    Cmd::new(&merge).dir(tree).run_logged(log, "merge_config.sh", |_| None)?;
-    Cmd::new(&["make", "-C", &t, &o, "olddefconfig"]).run_logged(log, "make olddefconfig", |_| None)?;
+    Cmd::new(&merge)
+        .dir(tree)
+        .run_logged(log, "merge_config.sh", |_| None)?;
+    Cmd::new(&["make", "-C", &t, &o, "olddefconfig"]).run_logged(
+        log,
+        "make olddefconfig",
+        |_| None,
+    )?;
     let final_config = config::parse_dotconfig(&fs::read_to_string(obj.join(".config"))?);
     let dropped = config::dropped(settings, &final_config);
     if !dropped.is_empty() {
@@ -247,7 +299,11 @@ fn configure(tree: &Path, obj: &Path, fragments: &[PathBuf], settings: &[Setting
 fn make_progress(line: &str) -> Option<String> {
     let t = line.trim_start();
     let (verb, rest) = t.split_once(char::is_whitespace)?;
-    if verb.len() <= 8 && verb.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '[' || c == ']') {
+    if verb.len() <= 8
+        && verb
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c == '[' || c == ']')
+    {
         Some(format!("{verb} {}", rest.trim()))
     } else {
         None
@@ -255,7 +311,9 @@ fn make_progress(line: &str) -> Option<String> {
 }
 
 fn compiler_version() -> Result<String> {
-    let out = Cmd::new(&["gcc", "--version"]).output().context("gcc is needed to build the kernel: apt-get install gcc")?;
+    let out = Cmd::new(&["gcc", "--version"])
+        .output()
+        .context("gcc is needed to build the kernel: apt-get install gcc")?;
     Ok(out.lines().next().unwrap_or("").to_string())
 }
 
@@ -274,8 +332,12 @@ fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.with_extension("lock");
     let f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     if f.try_lock().is_err() {
-        eprintln!("kernel: waiting for another hmmlab process building the same kernel ({})", path.display());
-        f.lock().with_context(|| format!("locking {}", path.display()))?;
+        eprintln!(
+            "kernel: waiting for another hmmlab process building the same kernel ({})",
+            path.display()
+        );
+        f.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
     }
     Ok(f)
 }
@@ -284,7 +346,8 @@ fn lock_dir(dir: &Path) -> Result<File> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -294,8 +357,14 @@ mod tests {
 
     #[test]
     fn progress_lines() {
-        assert_eq!(make_progress("  CC      mm/migrate_device.o").as_deref(), Some("CC mm/migrate_device.o"));
-        assert_eq!(make_progress("  LD [M]  foo.ko").as_deref(), Some("LD [M]  foo.ko"));
+        assert_eq!(
+            make_progress("  CC      mm/migrate_device.o").as_deref(),
+            Some("CC mm/migrate_device.o")
+        );
+        assert_eq!(
+            make_progress("  LD [M]  foo.ko").as_deref(),
+            Some("LD [M]  foo.ko")
+        );
         assert_eq!(make_progress("make[1]: Entering directory"), None);
     }
 }

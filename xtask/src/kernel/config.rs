@@ -33,7 +33,12 @@ pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
         if let Some(rest) = line.strip_prefix("# ") {
             if let Some(sym) = rest.strip_suffix(" is not set") {
                 if sym.starts_with("CONFIG_") {
-                    out.push(Setting { symbol: sym.into(), value: "n".into(), file: path.into(), line: i + 1 });
+                    out.push(Setting {
+                        symbol: sym.into(),
+                        value: "n".into(),
+                        file: path.into(),
+                        line: i + 1,
+                    });
                 }
             }
             continue;
@@ -58,14 +63,18 @@ pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
 }
 
 fn valid_symbol(sym: &str) -> bool {
-    sym.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    sym.bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The values in a `.config`: `n` for "is not set"; absent symbols are absent.
 pub fn parse_dotconfig(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        if let Some(sym) = line.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+        if let Some(sym) = line
+            .strip_prefix("# ")
+            .and_then(|r| r.strip_suffix(" is not set"))
+        {
             out.insert(sym.to_string(), "n".to_string());
         } else if let Some((sym, val)) = line.split_once('=') {
             if sym.starts_with("CONFIG_") {
@@ -137,14 +146,28 @@ mod tests {
 
     #[test]
     fn fragment_lines() {
-        let s = parse_fragment(Path::new("f.config"), "# c\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n\n").unwrap();
-        assert_eq!(s.iter().map(|s| (s.symbol.as_str(), s.value.as_str(), s.line)).collect::<Vec<_>>(), vec![
-            ("CONFIG_A", "y", 2),
-            ("CONFIG_B", "n", 3),
-            ("CONFIG_C", "\"x y\"", 4),
-        ]);
-        let e = parse_fragment(Path::new("f.config"), "CONFIG_A=y\nA=y\nCONFIG_b=y\n").unwrap_err().to_string();
-        assert!(e.contains("f.config:2:1") && e.contains("f.config:3:1"), "{e}");
+        let s = parse_fragment(
+            Path::new("f.config"),
+            "# c\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.symbol.as_str(), s.value.as_str(), s.line))
+                .collect::<Vec<_>>(),
+            vec![
+                ("CONFIG_A", "y", 2),
+                ("CONFIG_B", "n", 3),
+                ("CONFIG_C", "\"x y\"", 4),
+            ]
+        );
+        let e = parse_fragment(Path::new("f.config"), "CONFIG_A=y\nA=y\nCONFIG_b=y\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f.config:2:1") && e.contains("f.config:3:1"),
+            "{e}"
+        );
     }
 
     #[test]

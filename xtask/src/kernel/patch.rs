@@ -30,7 +30,10 @@ pub fn collect(series_dir: Option<&Path>, singles: &[PathBuf]) -> Result<Vec<Pat
         out.extend(parse_series(dir, &series, &text)?);
     }
     for p in singles {
-        out.push(Patch { path: crate::paths::absolute(p), strip: 1 });
+        out.push(Patch {
+            path: crate::paths::absolute(p),
+            strip: 1,
+        });
     }
     let mut missing = Vec::new();
     for p in &out {
@@ -71,7 +74,10 @@ pub fn parse_series(dir: &Path, series: &Path, text: &str) -> Result<Vec<Patch>>
                 }
             }
         }
-        out.push(Patch { path: dir.join(name), strip });
+        out.push(Patch {
+            path: dir.join(name),
+            strip,
+        });
     }
     Ok(out)
 }
@@ -129,13 +135,19 @@ pub fn failure_report(name: &str, patch_output: &str, patch_text: &str) -> Strin
             if !line.contains("FAILED") {
                 continue;
             }
-            let num: usize = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let num: usize = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             if let Some(h) = hunk_text(patch_text, &file, num) {
                 msg.push_str(&format!("failing hunk #{num} of {file}:\n{h}"));
             }
         }
     }
-    msg.push_str("rebase the patch onto this kernel source, or choose the kernel it was made for (--kernel)");
+    msg.push_str(
+        "rebase the patch onto this kernel source, or choose the kernel it was made for (--kernel)",
+    );
     msg
 }
 
@@ -204,7 +216,10 @@ diff --git a/mm/b.c b/mm/b.c
     #[test]
     fn finds_hunks_by_file_and_number() {
         let h = hunk_text(DIFF, "mm/a.c", 2).unwrap();
-        assert!(h.contains("-eleven") && !h.contains("-two") && !h.contains("-x"), "{h}");
+        assert!(
+            h.contains("-eleven") && !h.contains("-two") && !h.contains("-x"),
+            "{h}"
+        );
         assert!(hunk_text(DIFF, "mm/b.c", 1).unwrap().contains("+y"));
         assert!(hunk_text(DIFF, "mm/b.c", 2).is_none());
     }
@@ -213,18 +228,39 @@ diff --git a/mm/b.c b/mm/b.c
     fn report_names_patch_and_hunk() {
         let out = "patching file mm/a.c\nHunk #2 FAILED at 10.\n1 out of 2 hunks FAILED\n";
         let r = failure_report("p.patch", out, DIFF);
-        assert!(r.contains("p.patch") && r.contains("failing hunk #2 of mm/a.c") && r.contains("-eleven"), "{r}");
+        assert!(
+            r.contains("p.patch")
+                && r.contains("failing hunk #2 of mm/a.c")
+                && r.contains("-eleven"),
+            "{r}"
+        );
     }
 
     #[test]
     fn series_parsing() {
         let d = Path::new("/x");
-        let s = parse_series(d, Path::new("/x/series"), "# c\n\na.patch\nb.patch -p0 # c\n").unwrap();
-        assert_eq!(s, vec![
-            Patch { path: "/x/a.patch".into(), strip: 1 },
-            Patch { path: "/x/b.patch".into(), strip: 0 },
-        ]);
-        let e = parse_series(d, Path::new("/x/series"), "a.patch\nb.patch -R\n").unwrap_err().to_string();
+        let s = parse_series(
+            d,
+            Path::new("/x/series"),
+            "# c\n\na.patch\nb.patch -p0 # c\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Patch {
+                    path: "/x/a.patch".into(),
+                    strip: 1
+                },
+                Patch {
+                    path: "/x/b.patch".into(),
+                    strip: 0
+                },
+            ]
+        );
+        let e = parse_series(d, Path::new("/x/series"), "a.patch\nb.patch -R\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/x/series:2:9") && e.contains("-R"), "{e}");
     }
 }

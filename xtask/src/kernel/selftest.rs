@@ -8,15 +8,21 @@ use crate::shell::Cmd;
 
 /// Where the selftest lives: selftests/mm since 6.3, selftests/vm before.
 pub fn hmm_tests_source(tree: &Path) -> Option<PathBuf> {
-    ["tools/testing/selftests/mm/hmm-tests.c", "tools/testing/selftests/vm/hmm-tests.c"]
-        .iter()
-        .map(|p| tree.join(p))
-        .find(|p| p.is_file())
+    [
+        "tools/testing/selftests/mm/hmm-tests.c",
+        "tools/testing/selftests/vm/hmm-tests.c",
+    ]
+    .iter()
+    .map(|p| tree.join(p))
+    .find(|p| p.is_file())
 }
 
 pub fn build_hmm_tests(tree: &Path, out_dir: &Path, log: &Path) -> Result<PathBuf> {
     let Some(src) = hmm_tests_source(tree) else {
-        bail!("no hmm-tests.c under {}/tools/testing/selftests/{{mm,vm}}", tree.display());
+        bail!(
+            "no hmm-tests.c under {}/tools/testing/selftests/{{mm,vm}}",
+            tree.display()
+        );
     };
     let out = out_dir.join("hmm-tests");
     let t = tree.to_string_lossy().to_string();

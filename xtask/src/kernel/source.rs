@@ -29,7 +29,11 @@ impl Source {
             }
             return Err(bad_input(format!(
                 "--kernel {spec}: no Debian source package is known for `{v}`; known: {}",
-                DEBIAN_VERSIONS.iter().map(|v| format!("debian:{v}")).collect::<Vec<_>>().join(", ")
+                DEBIAN_VERSIONS
+                    .iter()
+                    .map(|v| format!("debian:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if let Some(p) = spec.strip_prefix("path:") {
@@ -85,8 +89,14 @@ impl Source {
                 let head = Cmd::new(&["git", "-C", &d, "rev-parse", "HEAD"]).output();
                 match head {
                     Ok(head) => {
-                        let diff = Cmd::new(&["git", "-C", &d, "diff", "HEAD"]).output().unwrap_or_default();
-                        Ok(format!("path:{d}@{}+{}", head.trim(), super::key::short_hash(diff.as_bytes())))
+                        let diff = Cmd::new(&["git", "-C", &d, "diff", "HEAD"])
+                            .output()
+                            .unwrap_or_default();
+                        Ok(format!(
+                            "path:{d}@{}+{}",
+                            head.trim(),
+                            super::key::short_hash(diff.as_bytes())
+                        ))
                     }
                     Err(_) => Ok(format!("path:{d}")),
                 }
@@ -105,7 +115,9 @@ impl Source {
         match self {
             Source::Path(dir) => Ok(dir.clone()),
             Source::Debian(v) => {
-                let dest = cache.join("src").join(super::key::short_hash(identity.as_bytes()));
+                let dest = cache
+                    .join("src")
+                    .join(super::key::short_hash(identity.as_bytes()));
                 let tree = dest.join(format!("linux-source-{v}"));
                 if tree.join("Makefile").is_file() {
                     return Ok(tree);
@@ -124,7 +136,11 @@ pub fn extract(tarball: &Path, dest: &Path) -> Result<()> {
         anyhow::bail!(
             "kernel source tarball {} is missing; install its package (apt-get install {})",
             tarball.display(),
-            tarball.file_stem().and_then(|s| s.to_str()).unwrap_or("").trim_end_matches(".tar")
+            tarball
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .trim_end_matches(".tar")
         );
     }
     let parent = dest.parent().context("cache path has no parent")?;
@@ -134,9 +150,15 @@ pub fn extract(tarball: &Path, dest: &Path) -> Result<()> {
         .tempdir_in(parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     eprintln!("  extracting {} …", tarball.display());
-    Cmd::new(&["tar", "-xf", &tarball.to_string_lossy(), "-C", &tmp.path().to_string_lossy()])
-        .output()
-        .with_context(|| format!("extracting {}", tarball.display()))?;
+    Cmd::new(&[
+        "tar",
+        "-xf",
+        &tarball.to_string_lossy(),
+        "-C",
+        &tmp.path().to_string_lossy(),
+    ])
+    .output()
+    .with_context(|| format!("extracting {}", tarball.display()))?;
     let tmp = tmp.keep();
     if let Err(e) = fs::rename(&tmp, dest) {
         let _ = fs::remove_dir_all(&tmp);
@@ -164,12 +186,17 @@ mod tests {
 
     #[test]
     fn parse_sources() {
-        assert_eq!(Source::parse("debian:6.12").unwrap(), Source::Debian("6.12".into()));
+        assert_eq!(
+            Source::parse("debian:6.12").unwrap(),
+            Source::Debian("6.12".into())
+        );
         let e = Source::parse("debian:5.10").unwrap_err().to_string();
         assert!(e.contains("debian:6.12") && e.contains("5.10"), "{e}");
         let e = Source::parse("git:foo").unwrap_err().to_string();
         assert!(e.contains("path:DIR"), "{e}");
-        let e = Source::parse("path:/nonexistent/dir").unwrap_err().to_string();
+        let e = Source::parse("path:/nonexistent/dir")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not look like a kernel tree"), "{e}");
     }
 }
