@@ -99,6 +99,36 @@ impl Mapped {
         }
     }
 
+    /// Map one page directly below the mapping, touch it, and unmap it: the
+    /// kernel sends an invalidation for exactly that page to every mmu
+    /// notifier. Fails if the page below is already in use.
+    pub fn unmap_neighbour(&self) -> Result<(), String> {
+        let below = self.base as usize - PAGE_SIZE as usize;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        let p = unsafe {
+            libc::mmap(
+                below as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED || p as usize != below {
+            return Err(format!(
+                "cannot map the page below the mapping at {below:#x}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: p is the page just mapped, writable.
+        unsafe {
+            ptr::write_volatile(p.cast::<u8>(), 1);
+            libc::munmap(p, PAGE_SIZE as usize);
+        }
+        Ok(())
+    }
+
     /// Read one byte of every page in `range`: a read fault per page.
     pub fn touch_read(&self, range: PageRange) {
         let src = self.words(range).cast::<u8>();

@@ -203,6 +203,11 @@ impl Ctx<'_> {
                     .check(range.start(), buf)
                     .map_err(Failure::fail)?;
             }
+            Op::UnmapNeighbour => {
+                let t0 = monotonic_ns();
+                self.map.unmap_neighbour().map_err(Failure::error)?;
+                m.duration_ns = monotonic_ns() - t0;
+            }
             Op::CpuWrite => {
                 if !self.map.writable() {
                     return Err(Failure::error("cpu-write on a read-only mapping"));
@@ -270,7 +275,9 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         )));
     }
     let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
-    if matches!(step.op, Op::CpuRead | Op::CpuWrite) && (counts || step.expect_errno.is_some()) {
+    if matches!(step.op, Op::CpuRead | Op::CpuWrite | Op::UnmapNeighbour)
+        && (counts || step.expect_errno.is_some())
+    {
         return Err(Failure::error(format!(
             "{op} issues no ioctl: expect_errno, expect_cpages and expect_faults do not apply"
         )));

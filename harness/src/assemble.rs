@@ -113,6 +113,10 @@ pub fn assemble(
                 Outcome::Crashed,
                 "the kernel panicked during this scenario".to_string(),
             ),
+            (true, End::KernelCrash { line }) => (
+                Outcome::Crashed,
+                format!("kernel crash during this scenario: {line}"),
+            ),
             (true, e) => (Outcome::Crashed, format!("never finished: {}", describe(e))),
             (false, End::Done) => (
                 Outcome::Error,
@@ -170,6 +174,7 @@ pub fn describe(end: &End) -> String {
         End::ScenarioTimeout { name } => {
             format!("the VM was stopped after scenario {name} timed out")
         }
+        End::KernelCrash { line } => format!("the VM was stopped after a kernel crash ({line})"),
         End::QemuDied { status, .. } => format!("QEMU died ({status})"),
     }
 }
@@ -229,6 +234,23 @@ mod tests {
             vec![Outcome::Pass, Outcome::Crashed, Outcome::Error]
         );
         assert!(r[2].message.as_ref().unwrap().starts_with("not run"));
+    }
+
+    #[test]
+    fn a_console_crash_marks_the_running_scenario() {
+        let e = End::KernelCrash {
+            line: "BUG: unable to handle page fault".into(),
+        };
+        let r = assemble(&planned(&["a", "b"]), &[start("a")], &e, &[]);
+        assert_eq!(
+            (r[0].outcome, r[1].outcome),
+            (Outcome::Crashed, Outcome::Error)
+        );
+        assert!(r[0]
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("unable to handle page fault"));
     }
 
     #[test]

@@ -59,6 +59,22 @@ fn body(line: &str) -> &str {
     t
 }
 
+impl FindingKind {
+    /// Does this finding mean the kernel can no longer be trusted to finish the run?
+    pub fn is_fatal(self) -> bool {
+        self != FindingKind::Warning
+    }
+}
+
+/// The kind of finding a single console line starts, if any.
+pub fn line_kind(line: &str) -> Option<FindingKind> {
+    let b = body(line);
+    PATTERNS
+        .iter()
+        .find(|(p, _)| b.starts_with(p) || (p.len() > 12 && b.contains(p)))
+        .map(|&(_, k)| k)
+}
+
 pub fn classify(log: &str) -> Vec<Finding> {
     let lines: Vec<&str> = log.lines().collect();
     let mut current: Option<String> = None;

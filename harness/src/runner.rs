@@ -19,6 +19,7 @@ pub struct RunConfig {
     /// The run directory: qemu.stderr, registers.txt are written here.
     pub run_dir: PathBuf,
     pub results_log: PathBuf,
+    pub console_log: PathBuf,
     pub qmp_socket: PathBuf,
     pub boot_timeout: Duration,
     /// Host-side limit per scenario (the guest's own limit plus slack).
@@ -49,6 +50,11 @@ pub enum End {
     ScenarioTimeout {
         name: String,
     },
+    /// The console showed a panic, Oops, BUG, sanitizer report, lockup or
+    /// stall, and the guest did not finish within the grace period after it.
+    KernelCrash {
+        line: String,
+    },
     /// QEMU died on its own (status, stderr).
     QemuDied {
         status: String,
@@ -64,6 +70,10 @@ pub struct VmRun {
     pub registers: Option<String>,
     pub vm_time: Duration,
 }
+
+/// How long the guest may go on after a fatal console finding before the
+/// VM is stopped: enough for the driver to report, far below any timeout.
+const CRASH_GRACE: Duration = Duration::from_secs(2);
 
 /// Follows a file that another process appends to, yielding whole lines.
 struct Tail {
@@ -120,6 +130,8 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
         .context("asking QEMU whether the VM runs")?;
 
     let mut tail = Tail::new(&cfg.results_log);
+    let mut console = Tail::new(&cfg.console_log);
+    let mut crash: Option<(String, Instant)> = None;
     let mut records: Vec<(Duration, Record)> = vec![];
     let mut hello_seen = false;
     let mut current: Option<(String, Instant)> = None;
@@ -205,6 +217,18 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
                 },
             };
         }
+        if crash.is_none() {
+            crash = console
+                .lines()
+                .into_iter()
+                .find(|l| crate::console::line_kind(l).is_some_and(|k| k.is_fatal()))
+                .map(|l| (l, Instant::now()));
+        }
+        if let Some((line, at)) = &crash {
+            if at.elapsed() > CRASH_GRACE {
+                break End::KernelCrash { line: line.clone() };
+            }
+        }
         if !hello_seen && vm.started.elapsed() > cfg.boot_timeout {
             break End::BootTimeout;
         }
@@ -220,7 +244,10 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
         }
     };
     let registers = match end {
-        End::BootTimeout | End::ScenarioTimeout { .. } | End::Panicked => vm.registers(),
+        End::BootTimeout
+        | End::ScenarioTimeout { .. }
+        | End::Panicked
+        | End::KernelCrash { .. } => vm.registers(),
         _ => None,
     };
     if let Some(r) = &registers {

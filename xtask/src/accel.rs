@@ -82,6 +82,7 @@ pub fn choose(
         argv: qemu::argv(m, &boot),
         run_dir: dir.path().to_path_buf(),
         results_log: boot.results_log.clone(),
+        console_log: boot.console_log.clone(),
         qmp_socket: boot.qmp_socket.clone(),
         boot_timeout: Duration::from_secs(8),
         scenario_timeouts: Default::default(),

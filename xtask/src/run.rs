@@ -163,6 +163,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         argv,
         run_dir: run_dir.clone(),
         results_log: boot.results_log.clone(),
+        console_log: boot.console_log.clone(),
         qmp_socket: boot.qmp_socket.clone(),
         boot_timeout: Duration::from_secs_f64(args.boot_timeout.unwrap_or(acc.boot_timeout_s)),
         scenario_timeouts: timeouts,

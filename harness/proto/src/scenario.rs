@@ -176,6 +176,9 @@ pub enum Op {
     CpuRead,
     /// Write a fresh data pattern from the CPU.
     CpuWrite,
+    /// Map one page directly below the mapping and unmap it again: an
+    /// unrelated VMA change next to the range. Takes no pages or expectations.
+    UnmapNeighbour,
 }
 
 impl Op {
@@ -188,6 +191,7 @@ impl Op {
             Op::DeviceWrite => "device-write",
             Op::CpuRead => "cpu-read",
             Op::CpuWrite => "cpu-write",
+            Op::UnmapNeighbour => "unmap-neighbour",
         }
     }
 }

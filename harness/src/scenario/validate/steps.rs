@@ -113,6 +113,25 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
     use Op::*;
     for (i, st) in cx.s.step.iter().enumerate() {
         let op = st.op.as_str();
+        if st.op == UnmapNeighbour {
+            if st.pages.is_some() {
+                let hint =
+                    "unmap-neighbour always works on the page just below the mapping".to_string();
+                cx.at_key(
+                    key_path!["step", i, "pages"],
+                    "`pages` does not apply to `op = \"unmap-neighbour\"`".to_string(),
+                    Some(hint),
+                );
+            }
+            if st.expect_errno.is_some() {
+                let hint = "unmap-neighbour issues no ioctl".to_string();
+                cx.at_key(
+                    key_path!["step", i, "expect_errno"],
+                    "`expect_errno` does not apply to `op = \"unmap-neighbour\"`".to_string(),
+                    Some(hint),
+                );
+            }
+        }
         if !st.expect.is_empty() && st.op != Snapshot {
             let hint = "check page states in a separate `op = \"snapshot\"` step".to_string();
             cx.at_key(
