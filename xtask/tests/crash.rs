@@ -7,25 +7,58 @@ use common::*;
 /// scenarios/findings/test-hmm-neighbour-unmap oopses 6.12's test_hmm.
 #[test]
 fn a_kernel_oops_marks_the_scenario_crashed_and_ends_the_run() {
-    let run = xtask(&["run-scenarios", "--scenario-dir", "scenarios/findings", "-s", "test-hmm-neighbour-unmap"]);
+    let run = xtask(&[
+        "run-scenarios",
+        "--scenario-dir",
+        "scenarios/findings",
+        "-s",
+        "test-hmm-neighbour-unmap",
+    ]);
     assert_eq!(run.code, 1, "{}", run.explain());
     let s = run.scenario("test-hmm-neighbour-unmap");
     assert_eq!(s["outcome"], "crashed", "{s}");
-    assert!(s["message"].as_str().unwrap().contains("unable to handle page fault"), "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to handle page fault"),
+        "{s}"
+    );
     // Attributed through the guest's kmsg markers, with the excerpt.
     let findings = s["console_findings"].as_array().unwrap();
     assert!(findings.iter().any(|f| f["kind"] == "oops"), "{s}");
-    assert!(findings.iter().all(|f| f["scenario"] == "test-hmm-neighbour-unmap"), "{s}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["scenario"] == "test-hmm-neighbour-unmap"),
+        "{s}"
+    );
     let j = run.json();
     let err = j["error"].as_str().unwrap();
-    assert!(err.contains("kernel crash") && !err.contains("timed out"), "ended by the crash, not a timeout: {err}");
-    assert!(run.run_dir.as_ref().unwrap().join("registers.txt").is_file(), "registers saved");
+    assert!(
+        err.contains("kernel crash") && !err.contains("timed out"),
+        "ended by the crash, not a timeout: {err}"
+    );
+    assert!(
+        run.run_dir
+            .as_ref()
+            .unwrap()
+            .join("registers.txt")
+            .is_file(),
+        "registers saved"
+    );
     assert!(no_qemu_left(&run));
 }
 
 #[test]
 fn a_boot_panic_is_seen_through_pvpanic_and_nothing_runs() {
-    let run = xtask(&["run-scenarios", "-s", "empty-anon", "--append", "rdinit=/nonexistent"]);
+    let run = xtask(&[
+        "run-scenarios",
+        "-s",
+        "empty-anon",
+        "--append",
+        "rdinit=/nonexistent",
+    ]);
     assert_eq!(run.code, 1, "{}", run.explain());
     let s = run.scenario("empty-anon");
     assert_eq!(s["outcome"], "error", "{s}");

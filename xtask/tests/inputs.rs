@@ -45,3 +45,29 @@ fn a_fragment_symbol_the_kernel_drops_stops_the_build() {
         run.stderr
     );
 }
+
+#[test]
+fn a_patch_that_does_not_apply_names_the_patch_and_the_hunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let patch = dir.path().join("stale.patch");
+    std::fs::write(
+        &patch,
+        "--- a/mm/migrate_device.c\n+++ b/mm/migrate_device.c\n@@ -40,3 +40,3 @@\n \tstruct migrate_vma *migrate = walk->private;\n-\tthis line is not in any kernel;\n+\tneither is this one;\n \tunsigned long addr;\n",
+    )
+    .unwrap();
+    let run = xtask(&["run-scenarios", "--patch", patch.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.explain());
+    assert!(
+        run.stderr.contains("stale.patch does not apply"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Hunk #1 FAILED"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("failing hunk #1 of mm/migrate_device.c")
+            && run.stderr.contains("-\tthis line is not in any kernel;"),
+        "{}",
+        run.stderr
+    );
+}

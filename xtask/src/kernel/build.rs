@@ -17,7 +17,7 @@ use crate::cli::KernelArgs;
 use crate::shell::Cmd;
 
 /// Bump when the way kernels are built changes, so old cache entries are not reused.
-const STAGE_VERSION: &str = "hmmlab-kernel-2";
+const STAGE_VERSION: &str = "hmmlab-kernel-3";
 const ARCH: &str = "x86_64";
 
 /// What to build.
@@ -134,7 +134,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         log.display()
     );
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
-    let obj = build_dir.join("obj");
+    let obj = obj_dir(&req.source, &tree, &build_dir, &key);
     fs::create_dir_all(&obj)?;
 
     configure(&tree, &obj, &req.fragments, &settings, &log)?;
@@ -229,6 +229,17 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     Ok(k)
 }
 
+/// Where the objects go. For trees hmmlab owns: `<tree-parent>/obj/<key>`,
+/// so that the source path relative to the objects is `../../<tree-name>`
+/// for pristine and patched trees alike; with CCACHE_BASEDIR, compile
+/// commands then match across keys and ccache shares what did not change.
+fn obj_dir(source: &Source, tree: &Path, build_dir: &Path, key: &str) -> PathBuf {
+    match (source, tree.parent()) {
+        (Source::Debian(_), Some(parent)) => parent.join("obj").join(key),
+        _ => build_dir.join("obj"),
+    }
+}
+
 /// The tree to build from: pristine when there are no patches, else a
 /// private copy (under the build directory) with the patches applied.
 fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -> Result<PathBuf> {
@@ -236,11 +247,13 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     if req.patches.is_empty() {
         return Ok(pristine);
     }
-    let src = build_dir.join("src");
+    let name = pristine.file_name().context("source tree has no name")?;
+    let src = build_dir.join("src").join(name);
     let ok = build_dir.join("src.ok");
     if ok.is_file() {
         return Ok(src);
     }
+    patch::check_first(&pristine, &req.patches)?;
     if src.exists() {
         fs::remove_dir_all(&src).with_context(|| format!("removing stale {}", src.display()))?;
     }

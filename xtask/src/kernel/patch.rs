@@ -82,40 +82,59 @@ pub fn parse_series(dir: &Path, series: &Path, text: &str) -> Result<Vec<Patch>>
     Ok(out)
 }
 
+/// Check that the first patch applies to a pristine tree without touching it,
+/// before the tree is copied for patching.
+pub fn check_first(tree: &Path, patches: &[Patch]) -> Result<()> {
+    match patches.first() {
+        Some(p) => run_patch(tree, p, &[true]),
+        None => Ok(()),
+    }
+}
+
 /// Apply every patch in order to `tree` (a private copy). A dry run first, so a
 /// failing patch leaves no half-applied files behind it.
 pub fn apply_all(tree: &Path, patches: &[Patch]) -> Result<()> {
     for (n, p) in patches.iter().enumerate() {
-        let name = p.path.display().to_string();
-        eprintln!("  applying patch {}/{}: {}", n + 1, patches.len(), name);
-        for dry in [true, false] {
-            let mut argv = vec![
-                "patch".to_string(),
-                format!("-p{}", p.strip),
-                "--batch".into(),
-                "--forward".into(),
-                "--no-backup-if-mismatch".into(),
-                "-r".into(),
-                "-".into(),
-                "-d".into(),
-                tree.to_string_lossy().into(),
-                "-i".into(),
-                name.clone(),
-            ];
-            if dry {
-                argv.push("--dry-run".into());
-            }
-            let out = duct::cmd("patch", &argv[1..])
-                .stderr_to_stdout()
-                .stdout_capture()
-                .unchecked()
-                .run()
-                .context("running `patch` (is the `patch` package installed?)")?;
-            if !out.status.success() {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                let patch_text = std::fs::read_to_string(&p.path).unwrap_or_default();
-                return Err(bad_input(failure_report(&name, &text, &patch_text)));
-            }
+        eprintln!(
+            "  applying patch {}/{}: {}",
+            n + 1,
+            patches.len(),
+            p.path.display()
+        );
+        run_patch(tree, p, &[true, false])?;
+    }
+    Ok(())
+}
+
+fn run_patch(tree: &Path, p: &Patch, passes: &[bool]) -> Result<()> {
+    let name = p.path.display().to_string();
+    for &dry in passes {
+        let mut argv = vec![
+            "patch".to_string(),
+            format!("-p{}", p.strip),
+            "--batch".into(),
+            "--forward".into(),
+            "--no-backup-if-mismatch".into(),
+            "-r".into(),
+            "-".into(),
+            "-d".into(),
+            tree.to_string_lossy().into(),
+            "-i".into(),
+            name.clone(),
+        ];
+        if dry {
+            argv.push("--dry-run".into());
+        }
+        let out = duct::cmd("patch", &argv[1..])
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .context("running `patch` (is the `patch` package installed?)")?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let patch_text = std::fs::read_to_string(&p.path).unwrap_or_default();
+            return Err(bad_input(failure_report(&name, &text, &patch_text)));
         }
     }
     Ok(())
