@@ -29,6 +29,9 @@ pub enum Task {
     Test(TestArgs),
     /// Check (and as root, install) the Debian packages hmmlab needs.
     Deps(DepsArgs),
+    /// Time `run-scenarios` over several runs: median, min and max of the wall
+    /// time, QEMU start → guest driver, and QEMU start → first scenario.
+    Bench(BenchArgs),
 }
 
 /// Which kernel to build and how.
@@ -127,4 +130,14 @@ pub struct DepsArgs {
     /// Only check; never install.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How many runs.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Arguments for `run-scenarios` (after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub run_args: Vec<String>,
 }

@@ -2,6 +2,7 @@
 //! task lives in its own module.
 
 mod accel;
+mod bench;
 mod cli;
 mod deps;
 mod fail;

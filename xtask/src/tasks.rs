@@ -15,6 +15,7 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Parse(a) => parse_task(&a),
         Task::Check(a) => check_task(&a),
         Task::Test(a) => test_task(&a),
+        Task::Bench(a) => crate::bench::bench(&a),
         Task::Deps(a) => {
             crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
         }

@@ -35,6 +35,24 @@ pub struct Scenario {
     pub step: Vec<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kselftest: Option<Kselftest>,
+    /// Run only on kernels that match; otherwise the scenario is a skip with
+    /// the reason. Resolved on the host, never sent to the guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<When>,
+}
+
+/// A condition on the kernel under test. All given fields must hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// A version constraint on `make kernelrelease`: `>=6.3`, `<6.2`, `=6.12`,
+    /// or a bare `6.12` (same major.minor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// A config condition: `CONFIG_X` (set to y or m), `!CONFIG_X` (not set),
+    /// or `CONFIG_X=value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -77,6 +95,10 @@ pub struct Mapping {
     /// madvise(MADV_HUGEPAGE) the mapping before populating it.
     #[serde(default)]
     pub hugepage: bool,
+    /// Register the whole mapping with userfaultfd
+    /// (UFFDIO_REGISTER_MODE_MISSING) before populating it.
+    #[serde(default)]
+    pub userfaultfd: bool,
 }
 
 fn one() -> u64 {
@@ -157,6 +179,27 @@ pub struct Step {
     /// Snapshot expectations: the state of each page in each listed range.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<StateExpect>,
+    /// `migrate-race`: how many migrate/write rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
+    /// Expectations for kernels that differ: the first variant whose `when`
+    /// matches replaces every `expect*` field it gives. Resolved on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variant: Vec<Variant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub when: When,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_cpages: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_faults: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_errno: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Vec<StateExpect>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -179,6 +222,12 @@ pub enum Op {
     /// Map one page directly below the mapping and unmap it again: an
     /// unrelated VMA change next to the range. Takes no pages or expectations.
     UnmapNeighbour,
+    /// The mapping's userfaultfd (`userfaultfd = true`) has no pending event.
+    UserfaultfdIdle,
+    /// `iterations` rounds of: one thread migrates the range to the device
+    /// while another writes a fresh pattern over it from the CPU. Afterwards
+    /// the range must hold the last pattern written.
+    MigrateRace,
 }
 
 impl Op {
@@ -192,6 +241,8 @@ impl Op {
             Op::CpuRead => "cpu-read",
             Op::CpuWrite => "cpu-write",
             Op::UnmapNeighbour => "unmap-neighbour",
+            Op::UserfaultfdIdle => "userfaultfd-idle",
+            Op::MigrateRace => "migrate-race",
         }
     }
 }
@@ -239,6 +290,7 @@ mod tests {
                 align_pages: 1,
                 prot: Prot::ReadWrite,
                 hugepage: false,
+                userfaultfd: false,
             }),
             populate: vec![Populate {
                 pages: PageRange(0, 4),
