@@ -306,8 +306,11 @@ mod tests {
                     pages: PageRange(0, 16),
                     state: "none".into(),
                 }],
+                iterations: None,
+                variant: vec![],
             }],
             kselftest: None,
+            requires: None,
         };
         let json = serde_json::to_string(&s).unwrap();
         let back: Scenario = serde_json::from_str(&json).unwrap();
