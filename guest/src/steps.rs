@@ -203,6 +203,9 @@ impl Ctx<'_> {
                     .check(range.start(), buf)
                     .map_err(Failure::fail)?;
             }
+            Op::UserfaultfdIdle | Op::MigrateRace => {
+                return Err(Failure::error(format!("{} is not supported by this guest driver yet", step.op.as_str())));
+            }
             Op::UnmapNeighbour => {
                 let t0 = monotonic_ns();
                 self.map.unmap_neighbour().map_err(Failure::error)?;
