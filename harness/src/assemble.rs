@@ -1,13 +1,19 @@
 //! Turn what a VM run produced (records, how it ended, console findings) into
 //! one result per planned scenario. A scenario starts as `crashed` and only
 //! becomes `pass` when its pass is seen; one the plan promised but that never
-//! reported is an error, never silently dropped.
+//! reported is an error, never silently dropped. A selftest's output (a
+//! TAP plan `1..N` in it) is parsed into per-case results, which decide the
+//! outcome together with what the guest reported (see [`apply_cases`]).
 
 use hmmlab_proto::{Outcome, Record};
 
 use crate::console::{Finding, FindingKind};
-use crate::report::{ScenarioResult, StepResult};
+use crate::ktap;
+use crate::report::{CaseResult, ScenarioResult, StepResult};
 use crate::runner::End;
+
+/// Failed cases named in a scenario's message; the rest are counted.
+const NAMED_FAILURES: usize = 10;
 
 pub struct Planned {
     pub name: String,
@@ -32,6 +38,7 @@ pub fn assemble(
             steps: vec![],
             output: vec![],
             console_findings: vec![],
+            cases: vec![],
             reproduce: p.reproduce.clone(),
         })
         .collect();
@@ -127,6 +134,9 @@ pub fn assemble(
         out[i].outcome = outcome;
         out[i].message = Some(msg);
     }
+    for r in &mut out {
+        apply_cases(r);
+    }
     for f in findings {
         let Some(i) = f.scenario.as_deref().and_then(idx) else {
             continue;
@@ -152,6 +162,77 @@ pub fn assemble(
         }
     }
     out
+}
+
+/// For a scenario whose output holds a TAP plan: fill in its cases and
+/// combine them with the outcome so far. A timeout, crash or error stays as
+/// it is. Otherwise any failed case makes it `fail`, else any case never
+/// reported makes it `crashed`, else all cases skipped make it `skip`; with
+/// none of these the guest's outcome (from the exit status) stands.
+fn apply_cases(r: &mut ScenarioResult) {
+    if ktap::find_plan(&r.output).is_none() {
+        return;
+    }
+    r.cases = ktap::parse(&r.output)
+        .cases
+        .into_iter()
+        .map(|c| CaseResult {
+            name: c.name,
+            outcome: c.outcome,
+            reason: c.reason,
+        })
+        .collect();
+    if matches!(
+        r.outcome,
+        Outcome::Timeout | Outcome::Crashed | Outcome::Error
+    ) {
+        return;
+    }
+    let total = r.cases.len();
+    let failed: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Fail)
+        .map(|c| c.name.as_str())
+        .collect();
+    let missing = r.case_count(Outcome::Crashed);
+    if !failed.is_empty() {
+        let mut names = failed[..failed.len().min(NAMED_FAILURES)].join(", ");
+        if failed.len() > NAMED_FAILURES {
+            names.push_str(&format!(" and {} more", failed.len() - NAMED_FAILURES));
+        }
+        let mut msg = format!("{} of {total} cases failed: {names}", failed.len());
+        if missing > 0 {
+            msg.push_str(&format!("; {missing} never reported"));
+        }
+        r.outcome = Outcome::Fail;
+        r.message = Some(msg);
+    } else if missing > 0 {
+        // Why the first of them is missing: where the output ends, which
+        // case was running, or the program's bail-out.
+        let why = r
+            .cases
+            .iter()
+            .find(|c| c.outcome == Outcome::Crashed)
+            .and_then(|c| c.reason.as_deref())
+            .and_then(|w| w.lines().next())
+            .map(|w| w.strip_prefix("never reported: ").unwrap_or(w))
+            .unwrap_or("no result lines");
+        let mut msg = format!("{missing} of {total} cases never reported ({why})");
+        if let Some(m) = &r.message {
+            msg.push_str(&format!("; {m}"));
+        }
+        r.outcome = Outcome::Crashed;
+        r.message = Some(msg);
+    } else if total > 0 && r.case_count(Outcome::Skip) == total {
+        r.outcome = Outcome::Skip;
+        r.message = Some(
+            r.cases
+                .iter()
+                .find_map(|c| c.reason.clone())
+                .unwrap_or_else(|| format!("all {total} cases skipped")),
+        );
+    }
 }
 
 fn first_step_failure(steps: &[StepResult]) -> Option<String> {
@@ -289,6 +370,174 @@ mod tests {
             (Outcome::Fail, Outcome::Crashed)
         );
         assert!(r[0].message.as_ref().unwrap().contains("line 7"));
+    }
+
+    fn ktap_records(name: &str, file: &str) -> Vec<Record> {
+        let path = format!("{}/tests/data/ktap/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| Record::Output {
+                scenario: name.into(),
+                line: l.into(),
+            })
+            .collect()
+    }
+
+    fn selftest(file: &str, guest: Option<(Outcome, &str)>, e: &End) -> ScenarioResult {
+        let mut recs = vec![start("k")];
+        recs.extend(ktap_records("k", file));
+        if let Some((o, m)) = guest {
+            recs.push(Record::ScenarioEnd {
+                name: "k".into(),
+                outcome: o,
+                duration_ns: 10,
+                message: Some(m.to_string()).filter(|m| !m.is_empty()),
+            });
+        }
+        assemble(&planned(&["k"]), &recs, e, &[]).remove(0)
+    }
+
+    fn text_records(name: &str, text: &str) -> Vec<Record> {
+        text.lines()
+            .map(|l| Record::Output {
+                scenario: name.into(),
+                line: l.into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn selftest_clean_run_passes_with_cases() {
+        let r = selftest(
+            "hmm-tests-6.12-madvise.txt",
+            Some((Outcome::Pass, "")),
+            &End::Done,
+        );
+        assert_eq!(r.outcome, Outcome::Pass);
+        assert_eq!(r.message, None);
+        assert_eq!(r.cases.len(), 58);
+        assert_eq!(
+            (r.case_count(Outcome::Pass), r.case_count(Outcome::Skip)),
+            (26, 32)
+        );
+        assert_eq!(r.cases[0].name, "hmm.hmm_device_private.open_close");
+        assert_eq!(r.output.len(), 240, "the raw output is kept");
+    }
+
+    #[test]
+    fn selftest_failed_cases_are_named() {
+        let guest = Some((Outcome::Fail, "exit status 1"));
+        let r = selftest("hmm-tests-6.12-always.txt", guest, &End::Done);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(
+            r.message.as_deref(),
+            Some(
+                "3 of 58 cases failed: hmm.hmm_device_private.exclusive, \
+                 hmm.hmm_device_private.exclusive_mprotect, hmm.hmm_device_private.exclusive_cow"
+            )
+        );
+        let c = &r.cases[21];
+        assert_eq!(c.outcome, Outcome::Fail);
+        assert!(c
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("exclusive:Expected ret (-16) == 0 (0)"));
+        // Even if the exit status said otherwise, a failed case fails it.
+        let r = selftest(
+            "hmm-tests-6.12-always.txt",
+            Some((Outcome::Pass, "")),
+            &End::Done,
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn selftest_truncated_output_is_a_crash() {
+        let guest = Some((Outcome::Fail, "killed by SIGKILL"));
+        let r = selftest("hmm-tests-truncated.txt", guest, &End::Done);
+        assert_eq!(r.outcome, Outcome::Crashed);
+        assert_eq!(
+            r.message.as_deref(),
+            Some(
+                "40 of 58 cases never reported (the output ends after case 18); killed by SIGKILL"
+            )
+        );
+        assert_eq!(
+            (
+                r.case_count(Outcome::Pass),
+                r.case_count(Outcome::Skip),
+                r.case_count(Outcome::Crashed)
+            ),
+            (17, 1, 40)
+        );
+        // The guest exiting 0 does not make a truncated log a pass.
+        let r = selftest(
+            "hmm-tests-truncated.txt",
+            Some((Outcome::Pass, "")),
+            &End::Done,
+        );
+        assert_eq!(r.outcome, Outcome::Crashed);
+    }
+
+    #[test]
+    fn selftest_keeps_the_hosts_verdict() {
+        let e = End::KernelCrash {
+            line: "BUG: kernel NULL pointer dereference".into(),
+        };
+        let r = selftest("hmm-tests-truncated.txt", None, &e);
+        assert_eq!(r.outcome, Outcome::Crashed);
+        assert!(r.message.as_deref().unwrap().contains("NULL pointer"));
+        assert_eq!(r.cases.len(), 58);
+        let e = End::ScenarioTimeout { name: "k".into() };
+        let r = selftest("hmm-tests-6.12-always.txt", None, &e);
+        assert_eq!(r.outcome, Outcome::Timeout, "not downgraded to fail");
+        assert_eq!(r.case_count(Outcome::Fail), 3);
+    }
+
+    #[test]
+    fn selftest_skips_failures_with_missing_cases_and_plain_output() {
+        let run = |text: &str, o: Outcome| {
+            let mut recs = vec![start("k")];
+            recs.extend(text_records("k", text));
+            recs.push(end("k", o));
+            assemble(&planned(&["k"]), &recs, &End::Done, &[]).remove(0)
+        };
+        let r = run(
+            "1..2\nok 1 a # SKIP no device\nok 2 b # SKIP other",
+            Outcome::Pass,
+        );
+        assert_eq!(
+            (r.outcome, r.message.as_deref()),
+            (Outcome::Skip, Some("no device"))
+        );
+        let r = run("1..2\nok 1 a # SKIP\nok 2 b # SKIP", Outcome::Pass);
+        assert_eq!(r.message.as_deref(), Some("all 2 cases skipped"));
+        let r = run("1..3\nnot ok 1 a\nok 2 b", Outcome::Fail);
+        assert_eq!(
+            (r.outcome, r.message.as_deref()),
+            (
+                Outcome::Fail,
+                Some("1 of 3 cases failed: a; 1 never reported")
+            )
+        );
+        // Passes and skips: the guest's outcome stands.
+        let r = run("1..2\nok 1 a\nok 2 b # SKIP x", Outcome::Fail);
+        assert_eq!(r.outcome, Outcome::Fail);
+        // No plan: not a selftest's output, no cases.
+        let r = run("ok 1 looks like TAP", Outcome::Pass);
+        assert_eq!((r.outcome, r.cases.len()), (Outcome::Pass, 0));
+        let names: Vec<String> = (1..=12).map(|i| format!("not ok {i} t{i}")).collect();
+        let r = run(&format!("1..12\n{}", names.join("\n")), Outcome::Fail);
+        assert!(
+            r.message
+                .as_deref()
+                .unwrap()
+                .ends_with("t9, t10 and 2 more"),
+            "{:?}",
+            r.message
+        );
     }
 
     #[test]

@@ -83,9 +83,10 @@ pub struct RunArgs {
     /// Extra scenario file to run (repeatable), in addition to --scenario.
     #[arg(long = "scenario-file", value_name = "FILE")]
     pub scenario_files: Vec<PathBuf>,
-    /// THP mode for scenarios that do not set one.
-    #[arg(long, value_enum, default_value = "madvise")]
-    pub thp: ThpChoice,
+    /// THP modes: every scenario that does not pin one runs once per mode,
+    /// as `<scenario>@<mode>` (comma-separated or repeated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "madvise,always")]
+    pub thp: Vec<ThpChoice>,
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: AccelChoice,

@@ -10,6 +10,7 @@ mod guest;
 mod image;
 mod kernel;
 mod paths;
+mod plan;
 mod run;
 mod shell;
 mod tasks;

@@ -13,12 +13,14 @@ use hmmlab_harness::machine::Machine;
 use hmmlab_harness::qemu::{self, Boot};
 use hmmlab_harness::report::{self, model::HostFacts, model::Timing, RunReport};
 use hmmlab_harness::runner::{self, Event, RunConfig};
+use hmmlab_harness::report::ScenarioResult;
+use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
+use hmmlab_proto::Outcome;
 use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
-use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::{Plan, Record};
 
-use crate::cli::{RunArgs, ThpChoice};
+use crate::cli::RunArgs;
 use crate::image::{self, Entry};
 use crate::kernel::{self, Kernel};
 use crate::shell::quote_argv;
@@ -26,13 +28,6 @@ use crate::shell::quote_argv;
 /// Slack the host adds to the guest's own per-scenario timeout.
 const HOST_SLACK: Duration = Duration::from_secs(5);
 
-pub fn thp(c: ThpChoice) -> ThpMode {
-    match c {
-        ThpChoice::Always => ThpMode::Always,
-        ThpChoice::Madvise => ThpMode::Madvise,
-        ThpChoice::Never => ThpMode::Never,
-    }
-}
 
 /// Load and validate the scenarios the arguments select. All problems at once.
 pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
@@ -69,21 +64,24 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     let run_id = new_run_id();
     let results = crate::paths::absolute(&args.results_dir);
     let run_dir = report::write::create_run_dir(&results, &run_id)?;
-    let default_thp = thp(args.thp);
+    let modes = crate::plan::modes(&args.thp);
+    let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config")).context("reading the kernel's .config")?;
+    let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
+    let (instances, skipped) = crate::plan::expand(&scenarios, &modes, &facts);
     let accel_setting = |a: &str| machine.accel(a).clone();
 
     // The plan and its image.
     let tcg = accel_setting("tcg");
     let plan = Plan {
-        default_thp,
+        default_thp: modes[0],
         scenario_timeout_ms: (args.scenario_timeout.unwrap_or(tcg.scenario_timeout_s) * 1000.0)
             as u64,
         mode: Mode::Run,
-        scenarios: scenarios
+        scenarios: instances
             .iter()
-            .map(|s| PlannedScenario {
-                name: s.name.clone(),
-                scenario: s.scenario.clone(),
+            .map(|i| PlannedScenario {
+                name: i.name.clone(),
+                scenario: i.scenario.clone(),
             })
             .collect(),
     };
@@ -136,17 +134,32 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     eprintln!("accel: {} ({})", boot.accel, choice.reason);
     eprintln!("Running with: $ {qemu_command}");
 
-    let planned: Vec<Planned> = scenarios
+    let planned: Vec<Planned> = instances
         .iter()
-        .map(|s| Planned {
+        .map(|i| Planned {
+            name: i.name.clone(),
+            thp: i.thp.as_str().into(),
+            reproduce: crate::plan::reproduce(args, &i.base, &i.path, i.thp, &boot.accel),
+        })
+        .collect();
+    let skip_results: Vec<ScenarioResult> = skipped
+        .iter()
+        .map(|s| ScenarioResult {
             name: s.name.clone(),
-            thp: s.scenario.thp.unwrap_or(default_thp).as_str().into(),
-            reproduce: reproduce(args, &s.name, &s.path, &boot.accel),
+            outcome: Outcome::Skip,
+            thp: s.thp.as_str().into(),
+            duration_ns: 0,
+            message: Some(s.reason.clone()),
+            steps: vec![],
+            output: vec![],
+            console_findings: vec![],
+            cases: vec![],
+            reproduce: crate::plan::reproduce(args, &s.base, &s.path, s.thp, &boot.accel),
         })
         .collect();
     let scenario_timeout =
         Duration::from_secs_f64(args.scenario_timeout.unwrap_or(acc.scenario_timeout_s));
-    let timeouts: BTreeMap<String, Duration> = scenarios
+    let timeouts: BTreeMap<String, Duration> = instances
         .iter()
         .map(|s| {
             (
@@ -182,7 +195,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         accel: boot.accel.clone(),
         accel_reason: choice.reason,
         qemu_command,
-        default_thp: default_thp.as_str().into(),
+        default_thp: modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","),
         host: host_facts(),
         timing: Timing::default(),
         scenarios: vec![],
@@ -235,6 +248,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     let findings = console::classify(&console_text);
     let records: Vec<Record> = vm.records.iter().map(|(_, r)| r.clone()).collect();
     report.scenarios = assemble::assemble(&planned, &records, &vm.end, &findings);
+    report.scenarios.extend(skip_results.iter().cloned());
     report.console_findings = findings
         .into_iter()
         .filter(|f| f.scenario.is_none())
@@ -326,63 +340,6 @@ fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> 
     image::write_initramfs(out, &files)
 }
 
-/// A one-line command that rebuilds the same kernel and reruns one scenario.
-fn reproduce(args: &RunArgs, name: &str, path: &Path, accel: &str) -> String {
-    let mut v: Vec<String> = vec![
-        "cargo".into(),
-        "xtask".into(),
-        "run-scenarios".into(),
-        "--kernel".into(),
-        args.kernel.kernel.clone(),
-    ];
-    if let Some(s) = &args.kernel.series {
-        v.extend([
-            "--patches".into(),
-            crate::paths::absolute(s).display().to_string(),
-        ]);
-    }
-    for p in &args.kernel.patches {
-        v.extend([
-            "--patch".into(),
-            crate::paths::absolute(p).display().to_string(),
-        ]);
-    }
-    for f in &args.kernel.fragments {
-        v.extend([
-            "--config-fragment".into(),
-            crate::paths::absolute(f).display().to_string(),
-        ]);
-    }
-    v.extend([
-        "--thp".into(),
-        format!("{:?}", args.thp).to_lowercase(),
-        "--accel".into(),
-        accel.into(),
-    ]);
-    for a in &args.append {
-        v.extend(["--append".into(), a.clone()]);
-    }
-    if args
-        .scenario_files
-        .iter()
-        .any(|f| crate::paths::absolute(f) == crate::paths::absolute(path))
-    {
-        v.extend([
-            "--scenario-file".into(),
-            crate::paths::absolute(path).display().to_string(),
-        ]);
-    } else {
-        v.extend([
-            "--scenario-dir".into(),
-            crate::paths::absolute(&args.scenario_dir)
-                .display()
-                .to_string(),
-            "-s".into(),
-            name.into(),
-        ]);
-    }
-    quote_argv(&v)
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

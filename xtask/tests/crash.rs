@@ -15,7 +15,7 @@ fn a_kernel_oops_marks_the_scenario_crashed_and_ends_the_run() {
         "test-hmm-neighbour-unmap",
     ]);
     assert_eq!(run.code, 1, "{}", run.explain());
-    let s = run.scenario("test-hmm-neighbour-unmap");
+    let s = run.scenario("test-hmm-neighbour-unmap@madvise");
     assert_eq!(s["outcome"], "crashed", "{s}");
     assert!(
         s["message"]
@@ -60,7 +60,7 @@ fn a_boot_panic_is_seen_through_pvpanic_and_nothing_runs() {
         "rdinit=/nonexistent",
     ]);
     assert_eq!(run.code, 1, "{}", run.explain());
-    let s = run.scenario("empty-anon");
+    let s = run.scenario("empty-anon@madvise");
     assert_eq!(s["outcome"], "error", "{s}");
     assert!(s["message"].as_str().unwrap().contains("panicked"), "{s}");
     let j = run.json();

@@ -30,7 +30,12 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
             .map(|s| s["cpages"].as_u64().unwrap())
             .collect()
     };
-    for (name, pages) in [("empty-anon", 256), ("zero-page", 128), ("thp-split", 512)] {
+    for (name, pages) in [
+        ("empty-anon@madvise", 256),
+        ("empty-anon@always", 256),
+        ("zero-page@never", 128),
+        ("thp-split@madvise", 512),
+    ] {
         let s = run.scenario(name);
         assert_eq!(s["outcome"], "pass", "{name}: {s}");
         assert_eq!(cpages(name, "migrate-to-device"), vec![pages], "{name}");
@@ -44,8 +49,9 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
             "{name} reports migrate throughput: {s}"
         );
     }
-    assert_eq!(run.scenario("zero-page")["thp"], "never");
-    assert_eq!(run.scenario("thp-split")["thp"], "madvise");
+    assert_eq!(run.scenario("zero-page@never")["thp"], "never");
+    assert_eq!(run.scenario("thp-split@madvise")["thp"], "madvise");
+    assert_eq!(run.scenario("empty-anon@always")["thp"], "always");
     let dir = run.run_dir.as_ref().unwrap();
     for f in [
         "console.log",
@@ -73,7 +79,7 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
     let f = scenario_file(dir.path(), "broken-empty", &text);
     let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
     assert_eq!(run.code, 1, "test failures exit with 1\n{}", run.explain());
-    let s = run.scenario("broken-empty");
+    let s = run.scenario("broken-empty@madvise");
     assert_eq!(s["outcome"], "fail", "{s}");
     let msg = s["message"].as_str().unwrap();
     assert!(
@@ -90,7 +96,7 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
         run.stdout
     );
     let junit = std::fs::read_to_string(run.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
-    assert!(junit.contains("failures=\"1\""), "{junit}");
+    assert!(junit.contains("failures=\"2\""), "one failure per THP mode: {junit}");
 }
 
 #[test]
@@ -103,7 +109,7 @@ fn the_kernels_own_hmm_tests_runs_in_the_vm() {
     );
     let run = xtask(&["run-scenarios", "--scenario-file", f.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.explain());
-    let s = run.scenario("kselftest-open-close");
+    let s = run.scenario("kselftest-open-close@madvise");
     assert_eq!(s["outcome"], "pass", "{s}");
     let out: Vec<&str> = s["output"]
         .as_array()

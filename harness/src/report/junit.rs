@@ -6,7 +6,7 @@ use anyhow::Result;
 use hmmlab_proto::Outcome;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::model::RunReport;
+use super::model::{CaseResult, RunReport};
 
 pub fn render(r: &RunReport) -> Result<String> {
     let mut report = Report::new(format!("hmmlab {}", r.run_id));
@@ -44,7 +44,135 @@ pub fn render(r: &RunReport) -> Result<String> {
         tc.set_classname(format!("hmmlab.{}", sc.thp));
         tc.set_time(Duration::from_nanos(sc.duration_ns));
         suite.add_test_case(tc);
+        for case in &sc.cases {
+            let mut tc = TestCase::new(format!("{}/{}", sc.name, case.name), case_status(case));
+            tc.set_classname(format!("hmmlab.{}", sc.thp));
+            suite.add_test_case(tc);
+        }
     }
     report.add_test_suite(suite);
     Ok(report.to_string()?)
+}
+
+/// A selftest case: skipped with its reason, or a failure (an error when it
+/// never reported) with the first line of its reason as the message and all
+/// of it as the description.
+fn case_status(case: &CaseResult) -> TestCaseStatus {
+    let first_line = || {
+        case.reason
+            .as_deref()
+            .and_then(|r| r.lines().next())
+            .unwrap_or(case.outcome.as_str())
+            .to_string()
+    };
+    match case.outcome {
+        Outcome::Pass => TestCaseStatus::success(),
+        Outcome::Skip => {
+            let mut s = TestCaseStatus::skipped();
+            if let Some(r) = &case.reason {
+                s.set_message(r.clone());
+            }
+            s
+        }
+        o => {
+            let kind = if o == Outcome::Fail {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
+            let mut s = TestCaseStatus::non_success(kind);
+            s.set_type(o.as_str());
+            s.set_message(first_line());
+            if let Some(r) = &case.reason {
+                s.set_description(r.clone());
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ScenarioResult;
+
+    fn case(name: &str, outcome: Outcome, reason: Option<&str>) -> CaseResult {
+        CaseResult {
+            name: name.into(),
+            outcome,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn selftest_result() -> ScenarioResult {
+        ScenarioResult {
+            name: "hmm-tests@always".into(),
+            outcome: Outcome::Fail,
+            thp: "always".into(),
+            duration_ns: 1_000_000,
+            message: Some("1 of 4 cases failed: t.exclusive".into()),
+            steps: vec![],
+            output: vec![],
+            console_findings: vec![],
+            cases: vec![
+                case("t.open_close", Outcome::Pass, None),
+                case(
+                    "t.hugetlbfs",
+                    Outcome::Skip,
+                    Some("Huge page size could not be determined"),
+                ),
+                case(
+                    "t.exclusive",
+                    Outcome::Fail,
+                    Some(
+                        "hmm-tests.c:1817:exclusive:Expected ret (-16) == 0 (0)
+exclusive: Test terminated by assertion",
+                    ),
+                ),
+                case(
+                    "#4 (never reported)",
+                    Outcome::Crashed,
+                    Some("never reported: the output ends after case 3"),
+                ),
+            ],
+            reproduce: "cargo xtask run-scenarios".into(),
+        }
+    }
+
+    #[test]
+    fn one_test_case_per_selftest_case() {
+        let xml = render(&RunReport::for_tests(vec![selftest_result()])).unwrap();
+        assert!(xml.contains("tests=\"5\""), "{xml}");
+        assert!(xml.contains("<testcase name=\"hmm-tests@always\""), "{xml}");
+        assert!(
+            xml.contains(
+                "<testcase name=\"hmm-tests@always/t.open_close\" classname=\"hmmlab.always\""
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"Huge page size could not be determined\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                "<failure message=\"hmm-tests.c:1817:exclusive:Expected ret (-16) == 0 (0)\" type=\"fail\">"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("exclusive: Test terminated by assertion"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<testcase name=\"hmm-tests@always/#4 (never reported)\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(
+                "<error message=\"never reported: the output ends after case 3\" type=\"crashed\""
+            ),
+            "{xml}"
+        );
+    }
 }

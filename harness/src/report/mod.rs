@@ -6,4 +6,4 @@ pub mod model;
 pub mod table;
 pub mod write;
 
-pub use model::{RunReport, ScenarioResult, StepResult};
+pub use model::{CaseResult, RunReport, ScenarioResult, StepResult};

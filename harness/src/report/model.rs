@@ -65,8 +65,29 @@ pub struct ScenarioResult {
     pub output: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub console_findings: Vec<Finding>,
+    /// Per-case results of a selftest, parsed from its TAP output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<CaseResult>,
     /// One line that reruns just this scenario on the same kernel.
     pub reproduce: String,
+}
+
+/// One case of a selftest's TAP output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub name: String,
+    /// `pass`, `fail`, `skip`, or `crashed`: planned but never reported.
+    pub outcome: Outcome,
+    /// Why it was skipped, or the diagnostics it printed when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ScenarioResult {
+    /// How many of its cases ended with `o`.
+    pub fn case_count(&self, o: Outcome) -> usize {
+        self.cases.iter().filter(|c| c.outcome == o).count()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,5 +114,28 @@ impl RunReport {
     }
     pub fn count(&self, o: Outcome) -> usize {
         self.scenarios.iter().filter(|s| s.outcome == o).count()
+    }
+}
+
+#[cfg(test)]
+impl RunReport {
+    /// A finished run of `scenarios` with placeholder facts, for writer tests.
+    pub(crate) fn for_tests(scenarios: Vec<ScenarioResult>) -> RunReport {
+        RunReport {
+            run_id: "r1".into(),
+            started_unix: 0,
+            status: "finished".into(),
+            kernel: serde_json::Value::Null,
+            qemu_version: String::new(),
+            accel: "tcg".into(),
+            accel_reason: String::new(),
+            qemu_command: String::new(),
+            default_thp: "madvise".into(),
+            host: HostFacts::default(),
+            timing: Timing::default(),
+            scenarios,
+            console_findings: vec![],
+            error: None,
+        }
     }
 }

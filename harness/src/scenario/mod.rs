@@ -7,6 +7,7 @@ mod load;
 mod parse;
 mod span;
 mod validate;
+pub mod when;
 
 #[cfg(test)]
 mod tests;
@@ -14,4 +15,4 @@ mod tests;
 pub use diagnostic::{line_col, Diagnostic, Diagnostics};
 pub use load::{is_valid_name, load_dir, load_files, scenario_name, select, LoadedScenario};
 pub use parse::parse_str;
-pub use validate::{MAX_PAGES, TIMEOUT_MS};
+pub use validate::{ITERATIONS, MAX_PAGES, TIMEOUT_MS};

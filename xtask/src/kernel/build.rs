@@ -287,8 +287,10 @@ fn configure(
         obj.join(".config").to_string_lossy().into(),
     ];
     merge.extend(fragments.iter().map(|f| f.to_string_lossy().to_string()));
+    // merge_config.sh makes its temporary files in the current directory:
+    // run it in the object directory so the source tree is never written.
     Cmd::new(&merge)
-        .dir(tree)
+        .dir(obj)
         .run_logged(log, "merge_config.sh", |_| None)?;
     Cmd::new(&["make", "-C", &t, &o, "olddefconfig"]).run_logged(
         log,

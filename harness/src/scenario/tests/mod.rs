@@ -1,6 +1,7 @@
 //! Tests for scenario loading and checking.
 
 mod checks;
+mod kernel;
 mod load;
 mod parse;
 

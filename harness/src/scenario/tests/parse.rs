@@ -112,7 +112,7 @@ fn rendering() {
     assert_eq!(
         d.to_string(),
         "scenarios/x.toml:6:1: error: unknown field `pagez` in [mapping]\n  |\n6 | pagez = 3\n  | ^^^^^\n  \
-         = help: did you mean `pages`? valid fields in [mapping]: `kind`, `pages`, `align_pages`, `prot`, `hugepage`\n"
+         = help: did you mean `pages`? valid fields in [mapping]: `kind`, `pages`, `align_pages`, `prot`, `hugepage`, `userfaultfd`\n"
     );
     d.hint = None;
     let file = Diagnostic::file(

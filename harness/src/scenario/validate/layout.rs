@@ -125,3 +125,15 @@ pub(super) fn check_hugepage(cx: &mut Ctx<'_, '_>) {
         cx.at_value(key_path!["mapping", "hugepage"], msg, Some(hint));
     }
 }
+
+pub(super) fn check_userfaultfd(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    if m.userfaultfd && !matches!(m.kind, MappingKind::AnonPrivate | MappingKind::AnonShared) {
+        let name = mapping_kind_name(m.kind);
+        let hint = "userfaultfd scenarios register anonymous memory only: use \
+                    `kind = \"anon-private\"` or `kind = \"anon-shared\"`"
+            .to_string();
+        let msg = format!("`userfaultfd = true` needs an anonymous mapping, not `{name}`");
+        cx.at_value(key_path!["mapping", "userfaultfd"], msg, Some(hint));
+    }
+}

@@ -1,6 +1,7 @@
 //! Semantic checks on a deserialized scenario. Each check is a small function
 //! that reports its problems at the offending key or value; all of them run.
 
+mod conditions;
 mod layout;
 mod steps;
 
@@ -8,6 +9,7 @@ use hmmlab_proto::scenario::Scenario;
 
 use super::diagnostic::{line_col, Problem};
 use super::span::{Doc, Seg};
+use conditions::*;
 use layout::*;
 use steps::*;
 
@@ -15,6 +17,8 @@ use steps::*;
 pub const MAX_PAGES: u64 = 262_144;
 /// Allowed `timeout_ms`, inclusive.
 pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// Allowed `iterations` of `op = "migrate-race"`, inclusive.
+pub const ITERATIONS: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 type Check = fn(&mut Ctx<'_, '_>);
 
@@ -26,9 +30,15 @@ const CHECKS: &[Check] = &[
     check_mapping_size,
     check_alignment,
     check_hugepage,
+    check_userfaultfd,
+    check_conditions,
     check_page_ranges,
     check_expect_inside_step,
     check_read_only,
+    check_step_pages,
+    check_self_checking,
+    check_iterations,
+    check_userfaultfd_idle,
     check_step_fields,
     check_cpages_bound,
     check_snapshot_asserts,

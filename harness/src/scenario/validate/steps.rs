@@ -1,11 +1,70 @@
-//! Checks on page ranges, populate entries and steps.
+//! Checks on page ranges, populate entries and steps. A step's
+//! `[[step.variant]]` tables follow the same rules as the step's own
+//! `expect*` fields.
 
-use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, Touch};
+use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, StateExpect, Touch};
 use hmmlab_proto::state::parse_state;
 use toml::de::DeValue;
 
-use super::Ctx;
+use super::{Ctx, ITERATIONS};
 use crate::scenario::span::{key_path, Seg};
+
+/// Ops that check their own result: no `expect*` fields and no variants.
+const SELF_CHECKING: [Op; 3] = [Op::UnmapNeighbour, Op::UserfaultfdIdle, Op::MigrateRace];
+
+/// The expectations written in one table: a step's own, or one variant's.
+struct Expectations<'a> {
+    step: usize,
+    op: Op,
+    /// `step[i]` or `step[i].variant[j]`.
+    at: Vec<Seg>,
+    variant: bool,
+    cpages: Option<u64>,
+    faults: Option<u64>,
+    /// The state expectations, when this table gives `expect` at all.
+    expect: Option<&'a [StateExpect]>,
+}
+
+impl Expectations<'_> {
+    /// The key path of `rest` inside this table.
+    fn path(&self, rest: Vec<Seg>) -> Vec<Seg> {
+        let mut p = self.at.clone();
+        p.extend(rest);
+        p
+    }
+}
+
+/// Every step's own expectations, each followed by its variants' (except
+/// for ops that take no variants: those are reported as such instead).
+fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
+    let mut out = Vec::new();
+    for (i, st) in s.step.iter().enumerate() {
+        out.push(Expectations {
+            step: i,
+            op: st.op,
+            at: key_path!["step", i],
+            variant: false,
+            cpages: st.expect_cpages,
+            faults: st.expect_faults,
+            expect: Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
+        });
+        if SELF_CHECKING.contains(&st.op) {
+            continue;
+        }
+        for (j, v) in st.variant.iter().enumerate() {
+            out.push(Expectations {
+                step: i,
+                op: st.op,
+                at: key_path!["step", i, "variant", j],
+                variant: true,
+                cpages: v.expect_cpages,
+                faults: v.expect_faults,
+                expect: v.expect.as_deref(),
+            });
+        }
+    }
+    out
+}
 
 /// Every page range in the file with its key path.
 fn page_ranges(s: &Scenario) -> Vec<(Vec<Seg>, PageRange)> {
@@ -13,12 +72,14 @@ fn page_ranges(s: &Scenario) -> Vec<(Vec<Seg>, PageRange)> {
     for (i, p) in s.populate.iter().enumerate() {
         out.push((key_path!["populate", i, "pages"], p.pages));
     }
-    for (i, st) in s.step.iter().enumerate() {
-        if let Some(r) = st.pages {
-            out.push((key_path!["step", i, "pages"], r));
+    for e in expectations(s) {
+        if !e.variant {
+            if let Some(r) = s.step[e.step].pages {
+                out.push((key_path!["step", e.step, "pages"], r));
+            }
         }
-        for (j, e) in st.expect.iter().enumerate() {
-            out.push((key_path!["step", i, "expect", j, "pages"], e.pages));
+        for (j, x) in e.expect.unwrap_or_default().iter().enumerate() {
+            out.push((e.path(key_path!["expect", j, "pages"]), x.pages));
         }
     }
     out
@@ -60,20 +121,22 @@ pub(super) fn check_page_ranges(cx: &mut Ctx<'_, '_>) {
 }
 
 pub(super) fn check_expect_inside_step(cx: &mut Ctx<'_, '_>) {
-    for (i, st) in cx.s.step.iter().enumerate() {
-        let Some(r) = st.pages.filter(|r| !r.is_empty()) else {
+    // A range past the end of the mapping is reported as that alone.
+    let limit = cx.mapping_pages().unwrap_or(u64::MAX);
+    for e in expectations(cx.s) {
+        let Some(r) = cx.s.step[e.step].pages.filter(|r| !r.is_empty()) else {
             continue;
         };
-        for (j, e) in st.expect.iter().enumerate() {
-            let (a, b) = (e.pages.start(), e.pages.end());
-            if a < b && (a < r.start() || b > r.end()) {
+        for (j, x) in e.expect.unwrap_or_default().iter().enumerate() {
+            let (a, b) = (x.pages.start(), x.pages.end());
+            if a < b && b <= limit && (a < r.start() || b > r.end()) {
                 let hint = format!(
                     "this snapshot covers pages `[{}, {}]` only",
                     r.start(),
                     r.end()
                 );
                 let msg = format!("expected range `[{a}, {b}]` lies outside the step's pages");
-                cx.at_value(key_path!["step", i, "expect", j, "pages"], msg, Some(hint));
+                cx.at_value(e.path(key_path!["expect", j, "pages"]), msg, Some(hint));
             }
         }
     }
@@ -99,6 +162,7 @@ pub(super) fn check_read_only(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
         let hint = match st.op {
             Op::CpuWrite => format!("{why}; a CPU write would fault"),
+            Op::MigrateRace => format!("{why}; migrate-race writes from the CPU"),
             Op::DeviceWrite if st.expect_errno.is_none() => {
                 format!("{why}; a device write must fail, so give the errno in `expect_errno`")
             }
@@ -109,33 +173,125 @@ pub(super) fn check_read_only(cx: &mut Ctx<'_, '_>) {
     }
 }
 
-pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
-    use Op::*;
+/// Why an op that checks its own result takes no `expect_errno`.
+fn self_checking_hint(op: Op) -> &'static str {
+    match op {
+        Op::UnmapNeighbour => "unmap-neighbour issues no ioctl",
+        Op::UserfaultfdIdle => "userfaultfd-idle only checks that no userfaultfd event is pending",
+        _ => {
+            "migrate-race checks the data: afterwards the range must hold the last pattern written"
+        }
+    }
+}
+
+/// Ops that work on fixed pages and take no `pages`.
+pub(super) fn check_step_pages(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
+        let hint = match st.op {
+            Op::UnmapNeighbour => "unmap-neighbour always works on the page just below the mapping",
+            Op::UserfaultfdIdle => "userfaultfd-idle checks the userfaultfd of the whole mapping",
+            _ => continue,
+        };
+        if st.pages.is_some() {
+            cx.at_key(
+                key_path!["step", i, "pages"],
+                format!("`pages` does not apply to `op = \"{}\"`", st.op.as_str()),
+                Some(hint.to_string()),
+            );
+        }
+    }
+}
+
+/// Ops that check their own result take no `expect_errno` and no variants.
+pub(super) fn check_self_checking(cx: &mut Ctx<'_, '_>) {
+    for (i, st) in cx.s.step.iter().enumerate() {
+        if !SELF_CHECKING.contains(&st.op) {
+            continue;
+        }
         let op = st.op.as_str();
-        if st.op == UnmapNeighbour {
-            if st.pages.is_some() {
+        if st.expect_errno.is_some() {
+            cx.at_key(
+                key_path!["step", i, "expect_errno"],
+                format!("`expect_errno` does not apply to `op = \"{op}\"`"),
+                Some(self_checking_hint(st.op).to_string()),
+            );
+        }
+        if !st.variant.is_empty() {
+            let hint = format!(
+                "a variant replaces `expect*` fields, and `op = \"{op}\"` takes none; \
+                 use [requires] to run the scenario on some kernels only"
+            );
+            cx.at_value(
+                key_path!["step", i, "variant", 0],
+                format!("`op = \"{op}\"` takes no [[step.variant]]"),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// `iterations` belongs to migrate-race, which needs it.
+pub(super) fn check_iterations(cx: &mut Ctx<'_, '_>) {
+    let (lo, hi) = (ITERATIONS.start(), ITERATIONS.end());
+    for (i, st) in cx.s.step.iter().enumerate() {
+        match (st.op, st.iterations) {
+            (Op::MigrateRace, None) => {
                 let hint =
-                    "unmap-neighbour always works on the page just below the mapping".to_string();
-                cx.at_key(
-                    key_path!["step", i, "pages"],
-                    "`pages` does not apply to `op = \"unmap-neighbour\"`".to_string(),
+                    format!("add `iterations = N` ({lo} to {hi}): how many migrate/write rounds");
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    "`op = \"migrate-race\"` needs `iterations`".to_string(),
                     Some(hint),
                 );
             }
-            if st.expect_errno.is_some() {
-                let hint = "unmap-neighbour issues no ioctl".to_string();
+            (Op::MigrateRace, Some(n)) if !ITERATIONS.contains(&n) => {
+                cx.at_value(
+                    key_path!["step", i, "iterations"],
+                    format!("`iterations = {n}` is out of range"),
+                    Some(format!("use {lo} to {hi} rounds")),
+                );
+            }
+            (Op::MigrateRace, Some(_)) | (_, None) => {}
+            (op, Some(_)) => {
+                let hint = "`iterations` is the number of rounds of `op = \"migrate-race\"`";
                 cx.at_key(
-                    key_path!["step", i, "expect_errno"],
-                    "`expect_errno` does not apply to `op = \"unmap-neighbour\"`".to_string(),
-                    Some(hint),
+                    key_path!["step", i, "iterations"],
+                    format!("`iterations` does not apply to `op = \"{}\"`", op.as_str()),
+                    Some(hint.to_string()),
                 );
             }
         }
-        if !st.expect.is_empty() && st.op != Snapshot {
+    }
+}
+
+/// userfaultfd-idle needs a mapping registered with userfaultfd.
+pub(super) fn check_userfaultfd_idle(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    if m.userfaultfd {
+        return;
+    }
+    for (i, st) in cx.s.step.iter().enumerate() {
+        if st.op == Op::UserfaultfdIdle {
+            let line = cx.line_of(key_path!["mapping"]);
+            let hint = format!("add `userfaultfd = true` to the [mapping] table (line {line})");
+            cx.at_value(
+                key_path!["step", i, "op"],
+                "`op = \"userfaultfd-idle\"` needs `userfaultfd = true` in [mapping]".to_string(),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// Each `expect*` field only where the op reports it, in a step or a variant.
+pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
+    use Op::*;
+    for e in expectations(cx.s) {
+        let op = e.op.as_str();
+        if e.expect.is_some() && e.op != Snapshot {
             let hint = "check page states in a separate `op = \"snapshot\"` step".to_string();
             cx.at_key(
-                key_path!["step", i, "expect"],
+                e.path(key_path!["expect"]),
                 format!("`expect` does not apply to `op = \"{op}\"`"),
                 Some(hint),
             );
@@ -147,18 +303,18 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
             DeviceWrite,
             Snapshot,
         ];
-        if st.expect_cpages.is_some() && !cpages_ops.contains(&st.op) {
+        if e.cpages.is_some() && !cpages_ops.contains(&e.op) {
             let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, device-read, device-write and snapshot".to_string();
             cx.at_key(
-                key_path!["step", i, "expect_cpages"],
+                e.path(key_path!["expect_cpages"]),
                 format!("`expect_cpages` does not apply to `op = \"{op}\"`"),
                 Some(hint),
             );
         }
-        if st.expect_faults.is_some() && !matches!(st.op, DeviceRead | DeviceWrite) {
+        if e.faults.is_some() && !matches!(e.op, DeviceRead | DeviceWrite) {
             let hint = "`expect_faults` applies to device-read and device-write".to_string();
             cx.at_key(
-                key_path!["step", i, "expect_faults"],
+                e.path(key_path!["expect_faults"]),
                 format!("`expect_faults` does not apply to `op = \"{op}\"`"),
                 Some(hint),
             );
@@ -167,9 +323,9 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
 }
 
 pub(super) fn check_cpages_bound(cx: &mut Ctx<'_, '_>) {
-    for (i, st) in cx.s.step.iter().enumerate() {
-        let Some(c) = st.expect_cpages else { continue };
-        let count = match (st.pages, cx.mapping_pages()) {
+    for e in expectations(cx.s) {
+        let Some(c) = e.cpages else { continue };
+        let count = match (cx.s.step[e.step].pages, cx.mapping_pages()) {
             (Some(r), _) if !r.is_empty() => r.len(),
             (None, Some(n)) => n,
             _ => continue,
@@ -177,19 +333,31 @@ pub(super) fn check_cpages_bound(cx: &mut Ctx<'_, '_>) {
         if c > count {
             let hint = format!("the step works on {count} page(s)");
             let msg = format!("`expect_cpages = {c}` is more than the step's page count");
-            cx.at_value(key_path!["step", i, "expect_cpages"], msg, Some(hint));
+            cx.at_value(e.path(key_path!["expect_cpages"]), msg, Some(hint));
         }
     }
 }
 
 pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
-    for (i, st) in cx.s.step.iter().enumerate() {
-        if st.op == Op::Snapshot && st.expect.is_empty() {
+    for e in expectations(cx.s) {
+        if e.op != Op::Snapshot {
+            continue;
+        }
+        if !e.variant && e.expect.is_none() {
             let hint =
                 "add [[step.expect]] tables with `pages` and `state` after this step".to_string();
             cx.at_value(
-                key_path!["step", i],
+                e.at,
                 "a snapshot step with no `expect` asserts nothing".into(),
+                Some(hint),
+            );
+        } else if e.variant && e.expect.is_some_and(|x| x.is_empty()) {
+            let hint = "give the states this kernel shows, or leave `expect` out of the variant \
+                        to keep the step's own"
+                .to_string();
+            cx.at_value(
+                e.path(key_path!["expect"]),
+                "an empty `expect` in a variant asserts nothing".into(),
                 Some(hint),
             );
         }
@@ -197,11 +365,11 @@ pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
 }
 
 pub(super) fn check_states(cx: &mut Ctx<'_, '_>) {
-    for (i, st) in cx.s.step.iter().enumerate() {
-        for (j, e) in st.expect.iter().enumerate() {
-            if let Err(why) = parse_state(&e.state) {
-                let msg = format!("invalid page state `{}`", e.state);
-                cx.at_value(key_path!["step", i, "expect", j, "state"], msg, Some(why));
+    for e in expectations(cx.s) {
+        for (j, x) in e.expect.unwrap_or_default().iter().enumerate() {
+            if let Err(why) = parse_state(&x.state) {
+                let msg = format!("invalid page state `{}`", x.state);
+                cx.at_value(e.path(key_path!["expect", j, "state"]), msg, Some(why));
             }
         }
     }

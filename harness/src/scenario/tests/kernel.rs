@@ -1,0 +1,256 @@
+//! The fields that depend on the kernel under test or on newer ops:
+//! `[requires]`, `[[step.variant]]`, `iterations`, `userfaultfd`.
+
+use std::path::Path;
+
+use super::{assert_at, errs, one, render, OK};
+use crate::scenario::parse_str;
+
+fn loads(text: &str) {
+    if let Err(ds) = parse_str(Path::new("t.toml"), text) {
+        panic!("expected no problems, got:\n{}", render(&ds));
+    }
+}
+
+/// `OK` with `lines` inserted after the description (line 1).
+fn with_top(lines: &str) -> String {
+    OK.replacen("\n", &format!("\n{lines}"), 1)
+}
+
+#[test]
+fn requires_conditions_must_parse() {
+    let text = with_top("[requires]\nkernel = \">=6.x\"\nconfig = \"config_hmm\"\n");
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 3, 10, "invalid kernel condition `>=6.x`");
+    assert!(ds[0].hint.as_ref().unwrap().contains("`>=6.3`"));
+    assert_at(&ds[1], 4, 10, "invalid config condition `config_hmm`");
+    assert!(ds[1].hint.as_ref().unwrap().contains("`!CONFIG_NAME`"));
+    for bad in ["6.1.2.3", "=>6.1", "6.", ">=", "latest"] {
+        let text = with_top(&format!("[requires]\nkernel = {bad:?}\n"));
+        assert_at(&one(&text), 3, 10, "invalid kernel condition");
+    }
+    for bad in ["CONFIG_", "!CONFIG_X=y", "CONFIG_X=", "HMM", "CONFIG_x"] {
+        let text = with_top(&format!("[requires]\nconfig = {bad:?}\n"));
+        assert_at(&one(&text), 3, 10, "invalid config condition");
+    }
+    for good in [">=6.3", "<6.2", "6.12", "=6.1.192", "==6", "<= 6.12"] {
+        loads(&with_top(&format!("[requires]\nkernel = {good:?}\n")));
+    }
+    for good in [
+        "CONFIG_TEST_HMM",
+        "!CONFIG_DEVICE_PRIVATE",
+        "CONFIG_NR_CPUS=64",
+    ] {
+        loads(&with_top(&format!("[requires]\nconfig = {good:?}\n")));
+    }
+    loads(&with_top(
+        "requires = { kernel = \">=6.1\", config = \"CONFIG_X\" }\n",
+    ));
+}
+
+#[test]
+fn empty_requires_is_an_error() {
+    let d = one(&with_top("[requires]\n"));
+    assert_at(&d, 2, 1, "[requires] has neither `kernel` nor `config`");
+    assert_eq!(d.width, "[requires]".len());
+    assert!(d.hint.unwrap().contains("always holds"));
+    let d = one(&with_top("requires = {}\n"));
+    assert_at(&d, 2, 12, "[requires] has neither");
+}
+
+#[test]
+fn variant_fields_follow_the_step_rules() {
+    let text = format!(
+        "{OK}[[step]]\nop = \"snapshot\"\npages = [0, 8]\n[[step.expect]]\npages = [0, 8]\nstate = \"none\"\n\
+         [[step.variant]]\nwhen = {{ kernel = \"6.12\" }}\nexpect_faults = 1\nexpect_cpages = 9\n\
+         [[step.variant.expect]]\npages = [4, 12]\nstate = \"dev-private\"\n\
+         [[step.variant]]\nwhen = {{}}\nexpect = []\n\
+         [[step.variant]]\nwhen = {{ config = \"CONFIG_X=\" }}\nexpect = [{{ pages = [0, 17], state = \"none\" }}]\n"
+    );
+    let ds = errs(&text);
+    let got: Vec<(usize, usize)> = ds.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [
+            (16, 1),
+            (17, 17),
+            (19, 9),
+            (20, 9),
+            (22, 8),
+            (23, 10),
+            (25, 19),
+            (26, 21)
+        ],
+        "{}",
+        render(&ds)
+    );
+    assert_at(
+        &ds[0],
+        16,
+        1,
+        "`expect_faults` does not apply to `op = \"snapshot\"`",
+    );
+    assert_at(
+        &ds[1],
+        17,
+        17,
+        "`expect_cpages = 9` is more than the step's page count",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("8 page(s)"));
+    assert_at(&ds[2], 19, 9, "`[4, 12]` lies outside the step's pages");
+    assert_at(&ds[3], 20, 9, "invalid page state `dev-private`");
+    assert_at(&ds[4], 22, 8, "`when` has neither `kernel` nor `config`");
+    assert!(ds[4].hint.as_ref().unwrap().contains("always applies"));
+    assert_at(
+        &ds[5],
+        23,
+        10,
+        "an empty `expect` in a variant asserts nothing",
+    );
+    assert_at(&ds[6], 25, 19, "invalid config condition `CONFIG_X=`");
+    assert_at(&ds[7], 26, 21, "`[0, 17]` ends past the end of the mapping");
+}
+
+#[test]
+fn variant_fields_only_where_the_op_reports_them() {
+    let text = format!(
+        "{OK}[[step.variant]]\nwhen = {{ kernel = \"<6.2\" }}\nexpect_cpages = 1\nexpect_errno = 14\n\
+         [[step.variant.expect]]\npages = [0, 1]\nstate = \"none\"\n\
+         [[step]]\nop = \"device-read\"\n[[step.variant]]\nwhen = {{ config = \"!CONFIG_X\" }}\nexpect_faults = 0\nexpect_cpages = 16\n"
+    );
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        10,
+        1,
+        "`expect_cpages` does not apply to `op = \"cpu-read\"`",
+    );
+    assert_at(
+        &ds[1],
+        12,
+        16,
+        "`expect` does not apply to `op = \"cpu-read\"`",
+    );
+    let d = one(&format!("{OK}[[step.variant]]\nexpect_errno = 1\n"));
+    assert_at(&d, 8, 1, "missing field `when` in [[step.variant]]");
+}
+
+#[test]
+fn variants_resolve_after_validation() {
+    use crate::scenario::when::{resolve, KernelFacts};
+    let text = format!(
+        "{OK}[[step]]\nop = \"migrate-to-device\"\nexpect_cpages = 16\n\
+         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_cpages = 0\n\
+         [[step.variant]]\nwhen = {{ kernel = \">=6.12\", config = \"CONFIG_TEST_HMM\" }}\nexpect_cpages = 8\nexpect_errno = 16\n"
+    );
+    let s = parse_str(Path::new("t.toml"), &text).unwrap();
+    let k = KernelFacts::from_dotconfig("6.12.117", "CONFIG_TEST_HMM=m\n");
+    let r = resolve(&s, &k).unwrap();
+    assert_eq!(
+        (r.step[1].expect_cpages, r.step[1].expect_errno),
+        (Some(8), Some(16))
+    );
+    assert!(r.step[1].variant.is_empty());
+}
+
+#[test]
+fn self_checking_ops() {
+    let text = format!(
+        "{OK}[[step]]\nop = \"migrate-race\"\nexpect_errno = 1\n\
+         [[step]]\nop = \"migrate-race\"\niterations = 0\nexpect_cpages = 1\n\
+         [[step]]\nop = \"migrate-race\"\niterations = 100000\n\
+         [[step.variant]]\nwhen = {{ kernel = \"6\" }}\nexpect_cpages = 1\n\
+         [[step]]\nop = \"cpu-write\"\niterations = 5\n\
+         [[step]]\nop = \"userfaultfd-idle\"\npages = [0, 1]\n\
+         [[step]]\nop = \"unmap-neighbour\"\npages = [0, 1]\nexpect = [{{ pages = [0, 1], state = \"none\" }}]\n"
+    );
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 10, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"migrate-race\"` needs `iterations`");
+    assert!(ds[0].hint.as_ref().unwrap().contains("1 to 100000"));
+    assert_at(
+        &ds[1],
+        10,
+        1,
+        "`expect_errno` does not apply to `op = \"migrate-race\"`",
+    );
+    assert_at(&ds[2], 13, 14, "`iterations = 0` is out of range");
+    assert_at(
+        &ds[3],
+        14,
+        1,
+        "`expect_cpages` does not apply to `op = \"migrate-race\"`",
+    );
+    assert_at(
+        &ds[4],
+        18,
+        1,
+        "`op = \"migrate-race\"` takes no [[step.variant]]",
+    );
+    assert_at(
+        &ds[5],
+        23,
+        1,
+        "`iterations` does not apply to `op = \"cpu-write\"`",
+    );
+    assert_at(
+        &ds[6],
+        25,
+        6,
+        "`op = \"userfaultfd-idle\"` needs `userfaultfd = true` in [mapping]",
+    );
+    assert!(ds[6].hint.as_ref().unwrap().contains("line 3"));
+    assert_at(
+        &ds[7],
+        26,
+        1,
+        "`pages` does not apply to `op = \"userfaultfd-idle\"`",
+    );
+    assert_at(
+        &ds[8],
+        29,
+        1,
+        "`pages` does not apply to `op = \"unmap-neighbour\"`",
+    );
+    assert_at(
+        &ds[9],
+        30,
+        1,
+        "`expect` does not apply to `op = \"unmap-neighbour\"`",
+    );
+    let text = format!("{OK}[[step]]\nop = \"migrate-race\"\niterations = 100001\n");
+    assert_at(&one(&text), 10, 14, "out of range");
+    loads(&format!(
+        "{OK}[[step]]\nop = \"migrate-race\"\npages = [0, 8]\niterations = 1\n[[step]]\nop = \"unmap-neighbour\"\n"
+    ));
+}
+
+#[test]
+fn userfaultfd_only_on_anonymous_mappings() {
+    let uffd = |kind: &str| {
+        OK.replace("anon-private", kind)
+            .replace("pages = 16\n", "pages = 16\nuserfaultfd = true\n")
+            + "[[step]]\nop = \"userfaultfd-idle\"\n"
+    };
+    let d = one(&uffd("file-private"));
+    assert_at(
+        &d,
+        6,
+        15,
+        "`userfaultfd = true` needs an anonymous mapping, not `file-private`",
+    );
+    assert!(d.hint.unwrap().contains("`kind = \"anon-shared\"`"));
+    loads(&uffd("anon-private"));
+    loads(&uffd("anon-shared"));
+}
+
+#[test]
+fn migrate_race_writes_so_not_on_read_only() {
+    let text = OK.replace("pages = 16\n", "pages = 16\nprot = \"read-only\"\n")
+        + "[[step]]\nop = \"migrate-race\"\niterations = 10\n";
+    let d = one(&text);
+    assert_at(&d, 10, 6, "`op = \"migrate-race\"` on a read-only mapping");
+    assert!(d.hint.unwrap().contains("writes from the CPU"));
+}

@@ -1,0 +1,67 @@
+//! Checks on conditions on the kernel under test: `[requires]` and the
+//! `when` of every `[[step.variant]]`.
+
+use hmmlab_proto::scenario::When;
+
+use super::Ctx;
+use crate::scenario::span::{key_path, Seg};
+use crate::scenario::when::{parse_config, parse_kernel};
+
+const KERNEL_SYNTAX: &str = "write an optional operator (`>=`, `<=`, `>`, `<`, `=`, `==`) and a \
+                             version of one to three numbers, e.g. `>=6.3`, `<6.2` or `6.12`";
+const CONFIG_SYNTAX: &str = "write `CONFIG_NAME` (set to y or m), `!CONFIG_NAME` (not set) or \
+                             `CONFIG_NAME=value`";
+
+/// Every condition in the file with the key path of its table.
+fn conditions(cx: &Ctx<'_, '_>) -> Vec<(Vec<Seg>, &'static str, When)> {
+    let mut out = Vec::new();
+    if let Some(w) = &cx.s.requires {
+        out.push((key_path!["requires"], "[requires]", w.clone()));
+    }
+    for (i, st) in cx.s.step.iter().enumerate() {
+        for (j, v) in st.variant.iter().enumerate() {
+            out.push((
+                key_path!["step", i, "variant", j, "when"],
+                "`when`",
+                v.when.clone(),
+            ));
+        }
+    }
+    out
+}
+
+pub(super) fn check_conditions(cx: &mut Ctx<'_, '_>) {
+    for (at, what, w) in conditions(cx) {
+        if w.kernel.is_none() && w.config.is_none() {
+            let hint = if at.len() == 1 {
+                "a condition with no fields always holds; give `kernel = \">=6.13\"` and/or \
+                 `config = \"CONFIG_X\"`, or remove [requires]"
+            } else {
+                "a variant whose `when` has no fields always applies; give `kernel` and/or \
+                 `config`, or move its fields into the step"
+            };
+            cx.at_value(
+                at,
+                format!("{what} has neither `kernel` nor `config`"),
+                Some(hint.to_string()),
+            );
+            continue;
+        }
+        if let Some(k) = &w.kernel {
+            if let Err(e) = parse_kernel(k) {
+                let mut p = at.clone();
+                p.push(Seg::from("kernel"));
+                let msg = format!("invalid kernel condition `{k}`: {e}");
+                cx.at_value(p, msg, Some(KERNEL_SYNTAX.to_string()));
+            }
+        }
+        if let Some(c) = &w.config {
+            if let Err(e) = parse_config(c) {
+                let mut p = at.clone();
+                p.push(Seg::from("config"));
+                let msg = format!("invalid config condition `{c}`: {e}");
+                cx.at_value(p, msg, Some(CONFIG_SYNTAX.to_string()));
+            }
+        }
+    }
+}

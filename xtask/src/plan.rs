@@ -1,0 +1,141 @@
+//! From loaded scenario files to the instances one VM boot runs: each
+//! scenario is resolved against the kernel under test (`requires`, per-step
+//! `variant`s) and run once per THP mode of the run, unless it pins a mode.
+//! An instance is named `<scenario>@<thp mode>`.
+
+use std::path::{Path, PathBuf};
+
+use hmmlab_harness::scenario::when::{resolve, KernelFacts};
+use hmmlab_harness::scenario::LoadedScenario;
+use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::Scenario;
+
+use crate::cli::{RunArgs, ThpChoice};
+use crate::shell::quote_argv;
+
+pub struct Instance {
+    pub name: String,
+    pub base: String,
+    pub path: PathBuf,
+    pub thp: ThpMode,
+    /// Resolved for this kernel, `thp` set: what the guest runs.
+    pub scenario: Scenario,
+}
+
+pub struct Skipped {
+    pub name: String,
+    pub base: String,
+    pub path: PathBuf,
+    pub thp: ThpMode,
+    pub reason: String,
+}
+
+pub fn thp(c: ThpChoice) -> ThpMode {
+    match c {
+        ThpChoice::Always => ThpMode::Always,
+        ThpChoice::Madvise => ThpMode::Madvise,
+        ThpChoice::Never => ThpMode::Never,
+    }
+}
+
+/// The run's THP modes, in the order given, without repeats.
+pub fn modes(choices: &[ThpChoice]) -> Vec<ThpMode> {
+    let mut out: Vec<ThpMode> = Vec::new();
+    for m in choices.iter().copied().map(thp) {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+pub fn expand(scenarios: &[LoadedScenario], modes: &[ThpMode], facts: &KernelFacts) -> (Vec<Instance>, Vec<Skipped>) {
+    let mut run = Vec::new();
+    let mut skipped = Vec::new();
+    for s in scenarios {
+        let pinned = s.scenario.thp.map(|m| vec![m]);
+        let resolved = resolve(&s.scenario, facts);
+        for &m in pinned.as_deref().unwrap_or(modes) {
+            let name = format!("{}@{}", s.name, m.as_str());
+            match &resolved {
+                Ok(r) => run.push(Instance {
+                    name,
+                    base: s.name.clone(),
+                    path: s.path.clone(),
+                    thp: m,
+                    scenario: Scenario { thp: Some(m), ..r.clone() },
+                }),
+                Err(reason) => skipped.push(Skipped {
+                    name,
+                    base: s.name.clone(),
+                    path: s.path.clone(),
+                    thp: m,
+                    reason: reason.clone(),
+                }),
+            }
+        }
+    }
+    (run, skipped)
+}
+
+/// A one-line command that rebuilds the same kernel and reruns one scenario
+/// in one THP mode.
+pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &str) -> String {
+    let abs = |p: &Path| crate::paths::absolute(p).display().to_string();
+    let mut v: Vec<String> = vec!["cargo".into(), "xtask".into(), "run-scenarios".into(), "--kernel".into(), args.kernel.kernel.clone()];
+    if let Some(s) = &args.kernel.series {
+        v.extend(["--patches".into(), abs(s)]);
+    }
+    for p in &args.kernel.patches {
+        v.extend(["--patch".into(), abs(p)]);
+    }
+    for f in &args.kernel.fragments {
+        v.extend(["--config-fragment".into(), abs(f)]);
+    }
+    v.extend(["--thp".into(), thp.as_str().into(), "--accel".into(), accel.into()]);
+    for a in &args.append {
+        v.extend(["--append".into(), a.clone()]);
+    }
+    if args.scenario_files.iter().any(|f| abs(f) == abs(path)) {
+        v.extend(["--scenario-file".into(), abs(path)]);
+    } else {
+        v.extend(["--scenario-dir".into(), abs(&args.scenario_dir), "-s".into(), base.into()]);
+    }
+    quote_argv(&v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmmlab_harness::scenario::parse_str;
+
+    fn loaded(name: &str, text: &str) -> LoadedScenario {
+        let path = PathBuf::from(format!("/s/{name}.toml"));
+        LoadedScenario { name: name.into(), scenario: parse_str(&path, text).unwrap(), path }
+    }
+
+    const BODY: &str = "[mapping]\nkind = \"anon-private\"\npages = 4\n[[step]]\nop = \"cpu-read\"\n";
+
+    #[test]
+    fn expands_per_mode_unless_pinned_and_skips_unmet_requirements() {
+        let facts = KernelFacts::from_dotconfig("6.12.117", "CONFIG_A=y\n");
+        let s = vec![
+            loaded("free", &format!("description = \"d\"\n{BODY}")),
+            loaded("pinned", &format!("description = \"d\"\nthp = \"never\"\n{BODY}")),
+            loaded("later", &format!("description = \"d\"\n[requires]\nkernel = \">=6.13\"\n{BODY}")),
+        ];
+        let (run, skipped) = expand(&s, &[ThpMode::Madvise, ThpMode::Always], &facts);
+        let names: Vec<&str> = run.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["free@madvise", "free@always", "pinned@never"]);
+        assert!(run.iter().all(|i| i.scenario.thp == Some(i.thp)));
+        let sk: Vec<&str> = skipped.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(sk, vec!["later@madvise", "later@always"]);
+        assert!(skipped[0].reason.contains("6.13"), "{}", skipped[0].reason);
+    }
+
+    #[test]
+    fn modes_keep_order_without_repeats() {
+        use ThpChoice::*;
+        assert_eq!(modes(&[Always, Madvise, Always]), vec![ThpMode::Always, ThpMode::Madvise]);
+    }
+}
