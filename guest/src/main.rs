@@ -21,6 +21,7 @@ mod kmsg;
 mod kselftest;
 mod mapping;
 mod model;
+mod race;
 mod results;
 mod runner;
 mod steps;
@@ -29,6 +30,7 @@ mod system;
 #[cfg(test)]
 #[allow(dead_code)]
 mod uapi_header;
+mod uffd;
 
 use std::fs;
 use std::io;

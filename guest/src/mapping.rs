@@ -7,7 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::ptr;
 
-use hmmlab_proto::scenario::{Mapping, MappingKind, PageRange, Prot};
+use hmmlab_proto::scenario::{pattern_word, Mapping, MappingKind, PageRange, Prot};
 
 use crate::sysnames::{describe_errno, last_errno};
 
@@ -139,6 +139,27 @@ impl Mapped {
     }
 }
 
+/// Write generation `generation`'s data pattern over `pages` pages starting
+/// at `addr`, which is page `first_page` of the mapping: word by word from
+/// the CPU, in order, each word computed as it is written, so that nothing is
+/// allocated (for a thread that must not create a malloc arena).
+///
+/// # Safety
+///
+/// `addr..addr + pages * PAGE_SIZE` is writable memory of a live mapping,
+/// and no other thread reads or writes it from the CPU meanwhile.
+pub unsafe fn write_pattern_at(addr: u64, first_page: u64, pages: u64, generation: u64) {
+    let dst = addr as *mut u64;
+    for i in 0..pages {
+        let page = first_page + i;
+        for w in 0..WORDS_PER_PAGE as u64 {
+            let offset = (i * WORDS_PER_PAGE as u64 + w) as usize;
+            // SAFETY: inside the range the caller vouches for.
+            unsafe { ptr::write_volatile(dst.add(offset), pattern_word(generation, page, w)) };
+        }
+    }
+}
+
 impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: base..base+len is the mapping create() made.
@@ -225,6 +246,7 @@ mod tests {
             align_pages,
             prot: Prot::ReadWrite,
             hugepage: false,
+            userfaultfd: false,
         }
     }
 
@@ -248,6 +270,20 @@ mod tests {
             assert!(first.iter().all(|&w| w == 0));
             m.touch_read(PageRange(0, 3));
         }
+    }
+
+    #[test]
+    fn pattern_written_in_place_matches_the_model() {
+        let m = Mapped::create(&spec(MappingKind::AnonPrivate, 4, 1)).unwrap();
+        let range = PageRange(1, 3);
+        // SAFETY: pages 1..3 of a writable mapping, this thread only.
+        unsafe { write_pattern_at(m.addr(1), 1, 2, 7) };
+        let mut back = vec![0; 2 * WORDS_PER_PAGE];
+        m.read_words(range, &mut back);
+        assert_eq!(back, crate::model::Model::pattern(7, range));
+        let mut last = vec![1; WORDS_PER_PAGE];
+        m.read_words(PageRange(3, 4), &mut last);
+        assert!(last.iter().all(|&w| w == 0));
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl Model {
         }
     }
 
-    fn expected(&self, page: u64, word: u64) -> u64 {
+    /// The word `word` of page `page` should hold now.
+    pub fn expected(&self, page: u64, word: u64) -> u64 {
         match self.pages[page as usize] {
             Some(generation) => pattern_word(generation, page, word),
             None => 0,
@@ -93,7 +94,7 @@ impl Model {
 
 /// `0x…` plus what the value looks like, so a stale generation, a page from
 /// the wrong place or a zeroed page can be told apart from the message.
-fn describe_word(value: u64) -> String {
+pub fn describe_word(value: u64) -> String {
     let generation = value >> 48;
     let page = (value >> 16) & 0xFFFF_FFFF;
     let word = value & 0xFFFF;

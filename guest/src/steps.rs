@@ -3,18 +3,24 @@
 //! model. One `step` record per step; the first step that does not pass ends
 //! the scenario.
 
-use hmmlab_proto::scenario::{Op, PageRange, Populate, Scenario, StateExpect, Step, Touch};
+use std::thread;
+
+use hmmlab_proto::scenario::{
+    Mapping, Op, PageRange, Populate, Scenario, StateExpect, Step, Touch,
+};
 use hmmlab_proto::state::{parse_state, state_name};
 use hmmlab_proto::{Outcome, Record};
 
 use crate::abi::{Command, HmmDmirrorCmd};
 use crate::child::Verdict;
 use crate::dmirror::Dmirror;
-use crate::mapping::{Mapped, WORDS_PER_PAGE};
+use crate::mapping::{Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
+use crate::race::{self, Crew};
 use crate::results::Results;
 use crate::sysnames::describe_errno;
 use crate::system::monotonic_ns;
+use crate::uffd::{describe_msg, Userfaultfd};
 
 pub fn run(name: &str, scenario: &Scenario, results: &Results) -> Verdict {
     match Dmirror::open(scenario.device) {
@@ -36,6 +42,42 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
     };
+    // The same goes for threads, which map stacks: migrate-race's two
+    // threads start here and end only after the mapping is gone (race.rs).
+    let shared = race::Shared::new();
+    let races = scenario.step.iter().any(|s| s.op == Op::MigrateRace);
+    thread::scope(|scope| {
+        let crew = if races {
+            match Crew::start(scope, &shared, dev) {
+                Ok(crew) => Some(crew),
+                Err(e) => return Verdict::error(e),
+            }
+        } else {
+            None
+        };
+        // `crew` is dropped (its threads end) after this has unmapped the
+        // mapping.
+        run_mapped(
+            name,
+            scenario,
+            spec,
+            dev,
+            results,
+            &mut scratch,
+            crew.as_ref(),
+        )
+    })
+}
+
+fn run_mapped(
+    name: &str,
+    scenario: &Scenario,
+    spec: &Mapping,
+    dev: &Dmirror,
+    results: &Results,
+    scratch: &mut Scratch,
+    crew: Option<&Crew>,
+) -> Verdict {
     let map = match Mapped::create(spec) {
         Ok(map) => map,
         Err(e) => return Verdict::error(e),
@@ -44,12 +86,28 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
     if let Err(e) = populate(&map, &mut model, &scenario.populate) {
         return Verdict::error(format!("populate: {e}"));
     }
+    // Registered after populating, so that the populated pages exist and
+    // the holes stay holes. Nobody serves the fd: from here on, a CPU access
+    // to a hole blocks in the kernel for good, and only the scenario's
+    // timeout ends it. Not touching holes from the CPU (cpu-read, cpu-write,
+    // migrate-race over them) is up to the scenario. Dropped (closed) before
+    // the mapping is unmapped.
+    let uffd = if spec.userfaultfd {
+        match Userfaultfd::register_missing(map.addr(0), map.pages() * PAGE_SIZE) {
+            Ok(uffd) => Some(uffd),
+            Err(e) => return Verdict::error(format!("userfaultfd: {e}")),
+        }
+    } else {
+        None
+    };
 
     let mut cx = Ctx {
         dev,
         map: &map,
         model: &mut model,
-        scratch: &mut scratch,
+        scratch,
+        uffd: uffd.as_ref(),
+        crew,
     };
     for (index, step) in scenario.step.iter().enumerate() {
         let range = step.pages.unwrap_or(PageRange(0, map.pages()));
@@ -66,7 +124,10 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
             pages: range.len(),
             cpages: m.cpages,
             faults: m.faults,
-            message: result.as_ref().err().map(|f| f.message.clone()),
+            message: match &result {
+                Err(f) => Some(f.message.clone()),
+                Ok(()) => m.message.take(),
+            },
         });
         if let Err(f) = result {
             return Verdict::with(
@@ -137,6 +198,8 @@ struct Measured {
     duration_ns: u64,
     cpages: Option<u64>,
     faults: Option<u64>,
+    /// A note for a step that passed.
+    message: Option<String>,
 }
 
 /// Buffers for the ioctls and CPU reads, sized for the whole mapping.
@@ -150,6 +213,10 @@ struct Ctx<'a> {
     map: &'a Mapped,
     model: &'a mut Model,
     scratch: &'a mut Scratch,
+    /// The mapping's userfaultfd, with `userfaultfd = true`.
+    uffd: Option<&'a Userfaultfd>,
+    /// migrate-race's threads, when the scenario has such a step.
+    crew: Option<&'a Crew<'a>>,
 }
 
 impl Ctx<'_> {
@@ -203,8 +270,49 @@ impl Ctx<'_> {
                     .check(range.start(), buf)
                     .map_err(Failure::fail)?;
             }
-            Op::UserfaultfdIdle | Op::MigrateRace => {
-                return Err(Failure::error(format!("{} is not supported by this guest driver yet", step.op.as_str())));
+            Op::UserfaultfdIdle => {
+                let Some(uffd) = self.uffd else {
+                    return Err(Failure::error(
+                        "userfaultfd-idle needs a mapping with `userfaultfd = true`",
+                    ));
+                };
+                let t0 = monotonic_ns();
+                let event = uffd.read_event().map_err(Failure::error)?;
+                m.duration_ns = monotonic_ns() - t0;
+                if let Some(msg) = event {
+                    return Err(Failure::fail(format!(
+                        "the userfaultfd has a pending {}",
+                        describe_msg(&msg, self.map.addr(0), self.map.pages())
+                    )));
+                }
+            }
+            Op::MigrateRace => {
+                let rounds = match step.iterations {
+                    Some(n) if n > 0 => n,
+                    _ => return Err(Failure::error("migrate-race needs `iterations`, 1 or more")),
+                };
+                if !self.map.writable() {
+                    return Err(Failure::error("migrate-race on a read-only mapping"));
+                }
+                let Some(crew) = self.crew else {
+                    return Err(Failure::error(
+                        "migrate-race without its threads (not started for this scenario)",
+                    ));
+                };
+                let run = race::run(
+                    crew,
+                    self.map.addr(0),
+                    range,
+                    rounds,
+                    self.model,
+                    &mut self.scratch.words,
+                );
+                m.duration_ns = run.duration_ns;
+                m.cpages = Some(run.tally.cpages);
+                if let Some(failure) = run.failure {
+                    return Err(Failure::fail(failure));
+                }
+                m.message = Some(run.tally.summary());
             }
             Op::UnmapNeighbour => {
                 let t0 = monotonic_ns();
@@ -277,13 +385,27 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
             "`expect` applies to snapshot steps, not {op}"
         )));
     }
+    if step.iterations.is_some() && step.op != Op::MigrateRace {
+        return Err(Failure::error(format!(
+            "`iterations` applies to migrate-race steps, not {op}"
+        )));
+    }
     let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
-    if matches!(step.op, Op::CpuRead | Op::CpuWrite | Op::UnmapNeighbour)
-        && (counts || step.expect_errno.is_some())
+    let errno_or_counts = counts || step.expect_errno.is_some();
+    if matches!(
+        step.op,
+        Op::CpuRead | Op::CpuWrite | Op::UnmapNeighbour | Op::UserfaultfdIdle
+    ) && errno_or_counts
     {
         return Err(Failure::error(format!(
             "{op} issues no ioctl: expect_errno, expect_cpages and expect_faults do not apply"
         )));
+    }
+    if step.op == Op::MigrateRace && errno_or_counts {
+        return Err(Failure::error(
+            "migrate-race judges its own rounds (ENOENT and EBUSY are counted, any other errno \
+             fails): expect_errno, expect_cpages and expect_faults do not apply",
+        ));
     }
     if expected_errno(step).is_some() && (counts || !step.expect.is_empty()) {
         return Err(Failure::error(
@@ -395,6 +517,8 @@ mod tests {
             expect_faults: None,
             expect_errno: None,
             expect: vec![],
+            iterations: None,
+            variant: vec![],
         }
     }
 
@@ -531,6 +655,7 @@ mod tests {
                 align_pages: 1,
                 prot: Prot::ReadWrite,
                 hugepage: false,
+                userfaultfd: false,
             }),
             populate: vec![
                 Populate {
@@ -554,6 +679,7 @@ mod tests {
                 step(Op::CpuRead),
             ],
             kselftest: None,
+            requires: None,
         };
         let (mut rx, tx) = std::io::pipe().unwrap();
         let results = Results::stdio(&tx).unwrap();
@@ -599,6 +725,144 @@ mod tests {
             (*index, op.as_str(), *pages, *cpages),
             (1, "cpu-write", 2, None)
         );
+    }
+
+    #[test]
+    fn new_ops_refuse_what_they_cannot_check() {
+        let mut s = step(Op::MigrateRace);
+        s.iterations = Some(10);
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.expect_cpages = Some(64);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        s.expect_cpages = None;
+        s.expect_errno = Some(libc::ENOENT);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+
+        let mut s = step(Op::UserfaultfdIdle);
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.expect_errno = Some(libc::EAGAIN);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+
+        let mut s = step(Op::CpuWrite);
+        s.iterations = Some(2);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("`iterations` applies to migrate-race steps, not cpu-write")
+        );
+    }
+
+    fn scenario(pages: u64, userfaultfd: bool, steps: Vec<Step>) -> Scenario {
+        use hmmlab_proto::scenario::MappingKind;
+        Scenario {
+            description: "d".into(),
+            kind: Default::default(),
+            thp: None,
+            timeout_ms: None,
+            device: 0,
+            mapping: Some(Mapping {
+                kind: MappingKind::AnonPrivate,
+                pages,
+                align_pages: 1,
+                prot: Default::default(),
+                hugepage: false,
+                userfaultfd,
+            }),
+            populate: vec![Populate {
+                pages: PageRange(0, pages / 2),
+                how: Touch::Write,
+            }],
+            step: steps,
+            kselftest: None,
+            requires: None,
+        }
+    }
+
+    /// Run `scenario` against a file that takes no dmirror command: its
+    /// verdict and records.
+    fn run_without_device(scenario: &Scenario) -> (Verdict, Vec<Record>) {
+        use std::io::Read;
+        let (mut rx, tx) = std::io::pipe().unwrap();
+        let results = Results::stdio(&tx).unwrap();
+        drop(tx);
+        let verdict = run_on("s", scenario, &Dmirror::not_a_dmirror(), &results);
+        drop(results);
+        let mut text = String::new();
+        rx.read_to_string(&mut text).unwrap();
+        let records = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (verdict, records)
+    }
+
+    #[test]
+    fn migrate_race_threads_run_and_end() {
+        // The CPU writes of round 1 happen; the ioctl fails with ENOTTY,
+        // which no race explains, and the threads are stopped cleanly.
+        let race = Step {
+            iterations: Some(3),
+            ..step(Op::MigrateRace)
+        };
+        let (verdict, records) = run_without_device(&scenario(4, false, vec![race]));
+        assert_eq!(
+            verdict,
+            Verdict::with(
+                Outcome::Fail,
+                "step 0 (migrate-race): round 1 of 3: ioctl HMM_DMIRROR_MIGRATE_TO_DEV failed: \
+                 errno 25 (ENOTTY)"
+            )
+        );
+        let [Record::Step {
+            op,
+            outcome,
+            pages,
+            cpages,
+            message,
+            ..
+        }] = records.as_slice()
+        else {
+            panic!("unexpected {records:?}")
+        };
+        assert_eq!(
+            (op.as_str(), *outcome, *pages, *cpages),
+            ("migrate-race", Outcome::Fail, 4, Some(0))
+        );
+        assert!(message.as_deref().unwrap().starts_with("round 1 of 3"));
+
+        let no_count = step(Op::MigrateRace);
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![no_count]));
+        assert_eq!(
+            verdict,
+            Verdict::error("step 0 (migrate-race): migrate-race needs `iterations`, 1 or more")
+        );
+    }
+
+    #[test]
+    fn userfaultfd_idle() {
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![step(Op::UserfaultfdIdle)]));
+        assert_eq!(
+            verdict,
+            Verdict::error(
+                "step 0 (userfaultfd-idle): userfaultfd-idle needs a mapping with \
+                 `userfaultfd = true`"
+            )
+        );
+        let steps = vec![step(Op::UserfaultfdIdle), step(Op::CpuRead)];
+        let mut s = scenario(4, true, steps);
+        // Reading only the populated pages: a hole would block.
+        s.step[1].pages = Some(PageRange(0, 2));
+        let (verdict, records) = run_without_device(&s);
+        match verdict.message.as_deref() {
+            // Not allowed on this host (no privilege, or filtered).
+            Some(m) if m.starts_with("userfaultfd: ") => {
+                assert_eq!(verdict.outcome, Outcome::Error);
+                assert!(records.is_empty());
+            }
+            _ => {
+                assert_eq!(verdict, Verdict::pass());
+                assert_eq!(records.len(), 2);
+            }
+        }
     }
 
     #[test]

@@ -17,9 +17,15 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
     let results = tempfile::Builder::new().prefix("hmmlab-bench-").tempdir()?;
     let mut warm = vec!["run-scenarios".to_string()];
     warm.extend(a.run_args.iter().cloned());
-    warm.extend(["--results-dir".into(), results.path().join("warm-up").to_string_lossy().into()]);
+    warm.extend([
+        "--results-dir".into(),
+        results.path().join("warm-up").to_string_lossy().into(),
+    ]);
     eprintln!("bench: warm-up run (builds or finds the kernel and the guest)");
-    let st = std::process::Command::new(&exe).args(&warm).stdout(std::process::Stdio::null()).status()?;
+    let st = std::process::Command::new(&exe)
+        .args(&warm)
+        .stdout(std::process::Stdio::null())
+        .status()?;
     if !matches!(st.code(), Some(0) | Some(1)) {
         bail!("the warm-up run failed ({st}); fix that first");
     }
@@ -32,8 +38,13 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
         let t = Instant::now();
         let out = std::process::Command::new(&exe).args(&args).output()?;
         let secs = t.elapsed().as_secs_f64();
-        let run_dir = std::fs::read_dir(&dir)?.flatten().next().context("no run directory")?.path();
-        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("run.json"))?)?;
+        let run_dir = std::fs::read_dir(&dir)?
+            .flatten()
+            .next()
+            .context("no run directory")?
+            .path();
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir.join("run.json"))?)?;
         let ms = |k: &str| j["timing"][k].as_f64().unwrap_or(f64::NAN) / 1e3;
         eprintln!(
             "bench: run {}: exit {:?}, wall {secs:.2}s, guest up {:.2}s, first scenario {:.2}s, VM {:.2}s",
@@ -48,8 +59,15 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
         first.push(ms("first_scenario_ms"));
         vm.push(ms("vm_ms"));
     }
-    println!("{} runs of: cargo xtask run-scenarios {}", a.runs, a.run_args.join(" "));
-    println!("{:<34} {:>8} {:>8} {:>8}", "seconds", "median", "min", "max");
+    println!(
+        "{} runs of: cargo xtask run-scenarios {}",
+        a.runs,
+        a.run_args.join(" ")
+    );
+    println!(
+        "{:<34} {:>8} {:>8} {:>8}",
+        "seconds", "median", "min", "max"
+    );
     for (name, v) in [
         ("wall, whole command", &mut wall),
         ("QEMU start -> guest driver up", &mut boot),
@@ -66,7 +84,11 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
 pub fn stats(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let med = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
     (med, v[0], v[n - 1])
 }
 

@@ -85,7 +85,12 @@ pub struct RunArgs {
     pub scenario_files: Vec<PathBuf>,
     /// THP modes: every scenario that does not pin one runs once per mode,
     /// as `<scenario>@<mode>` (comma-separated or repeated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "madvise,always")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "madvise,always"
+    )]
     pub thp: Vec<ThpChoice>,
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]

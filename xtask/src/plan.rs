@@ -49,7 +49,11 @@ pub fn modes(choices: &[ThpChoice]) -> Vec<ThpMode> {
     out
 }
 
-pub fn expand(scenarios: &[LoadedScenario], modes: &[ThpMode], facts: &KernelFacts) -> (Vec<Instance>, Vec<Skipped>) {
+pub fn expand(
+    scenarios: &[LoadedScenario],
+    modes: &[ThpMode],
+    facts: &KernelFacts,
+) -> (Vec<Instance>, Vec<Skipped>) {
     let mut run = Vec::new();
     let mut skipped = Vec::new();
     for s in scenarios {
@@ -63,7 +67,10 @@ pub fn expand(scenarios: &[LoadedScenario], modes: &[ThpMode], facts: &KernelFac
                     base: s.name.clone(),
                     path: s.path.clone(),
                     thp: m,
-                    scenario: Scenario { thp: Some(m), ..r.clone() },
+                    scenario: Scenario {
+                        thp: Some(m),
+                        ..r.clone()
+                    },
                 }),
                 Err(reason) => skipped.push(Skipped {
                     name,
@@ -82,7 +89,13 @@ pub fn expand(scenarios: &[LoadedScenario], modes: &[ThpMode], facts: &KernelFac
 /// in one THP mode.
 pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &str) -> String {
     let abs = |p: &Path| crate::paths::absolute(p).display().to_string();
-    let mut v: Vec<String> = vec!["cargo".into(), "xtask".into(), "run-scenarios".into(), "--kernel".into(), args.kernel.kernel.clone()];
+    let mut v: Vec<String> = vec![
+        "cargo".into(),
+        "xtask".into(),
+        "run-scenarios".into(),
+        "--kernel".into(),
+        args.kernel.kernel.clone(),
+    ];
     if let Some(s) = &args.kernel.series {
         v.extend(["--patches".into(), abs(s)]);
     }
@@ -92,14 +105,24 @@ pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &
     for f in &args.kernel.fragments {
         v.extend(["--config-fragment".into(), abs(f)]);
     }
-    v.extend(["--thp".into(), thp.as_str().into(), "--accel".into(), accel.into()]);
+    v.extend([
+        "--thp".into(),
+        thp.as_str().into(),
+        "--accel".into(),
+        accel.into(),
+    ]);
     for a in &args.append {
         v.extend(["--append".into(), a.clone()]);
     }
     if args.scenario_files.iter().any(|f| abs(f) == abs(path)) {
         v.extend(["--scenario-file".into(), abs(path)]);
     } else {
-        v.extend(["--scenario-dir".into(), abs(&args.scenario_dir), "-s".into(), base.into()]);
+        v.extend([
+            "--scenario-dir".into(),
+            abs(&args.scenario_dir),
+            "-s".into(),
+            base.into(),
+        ]);
     }
     quote_argv(&v)
 }
@@ -111,18 +134,29 @@ mod tests {
 
     fn loaded(name: &str, text: &str) -> LoadedScenario {
         let path = PathBuf::from(format!("/s/{name}.toml"));
-        LoadedScenario { name: name.into(), scenario: parse_str(&path, text).unwrap(), path }
+        LoadedScenario {
+            name: name.into(),
+            scenario: parse_str(&path, text).unwrap(),
+            path,
+        }
     }
 
-    const BODY: &str = "[mapping]\nkind = \"anon-private\"\npages = 4\n[[step]]\nop = \"cpu-read\"\n";
+    const BODY: &str =
+        "[mapping]\nkind = \"anon-private\"\npages = 4\n[[step]]\nop = \"cpu-read\"\n";
 
     #[test]
     fn expands_per_mode_unless_pinned_and_skips_unmet_requirements() {
         let facts = KernelFacts::from_dotconfig("6.12.117", "CONFIG_A=y\n");
         let s = vec![
             loaded("free", &format!("description = \"d\"\n{BODY}")),
-            loaded("pinned", &format!("description = \"d\"\nthp = \"never\"\n{BODY}")),
-            loaded("later", &format!("description = \"d\"\n[requires]\nkernel = \">=6.13\"\n{BODY}")),
+            loaded(
+                "pinned",
+                &format!("description = \"d\"\nthp = \"never\"\n{BODY}"),
+            ),
+            loaded(
+                "later",
+                &format!("description = \"d\"\n[requires]\nkernel = \">=6.13\"\n{BODY}"),
+            ),
         ];
         let (run, skipped) = expand(&s, &[ThpMode::Madvise, ThpMode::Always], &facts);
         let names: Vec<&str> = run.iter().map(|i| i.name.as_str()).collect();
@@ -136,6 +170,9 @@ mod tests {
     #[test]
     fn modes_keep_order_without_repeats() {
         use ThpChoice::*;
-        assert_eq!(modes(&[Always, Madvise, Always]), vec![ThpMode::Always, ThpMode::Madvise]);
+        assert_eq!(
+            modes(&[Always, Madvise, Always]),
+            vec![ThpMode::Always, ThpMode::Madvise]
+        );
     }
 }

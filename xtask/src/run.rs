@@ -11,13 +11,13 @@ use hmmlab_harness::console;
 use hmmlab_harness::exit;
 use hmmlab_harness::machine::Machine;
 use hmmlab_harness::qemu::{self, Boot};
+use hmmlab_harness::report::ScenarioResult;
 use hmmlab_harness::report::{self, model::HostFacts, model::Timing, RunReport};
 use hmmlab_harness::runner::{self, Event, RunConfig};
-use hmmlab_harness::report::ScenarioResult;
 use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
-use hmmlab_proto::Outcome;
 use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
+use hmmlab_proto::Outcome;
 use hmmlab_proto::{Plan, Record};
 
 use crate::cli::RunArgs;
@@ -27,7 +27,6 @@ use crate::shell::quote_argv;
 
 /// Slack the host adds to the guest's own per-scenario timeout.
 const HOST_SLACK: Duration = Duration::from_secs(5);
-
 
 /// Load and validate the scenarios the arguments select. All problems at once.
 pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
@@ -65,7 +64,8 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     let results = crate::paths::absolute(&args.results_dir);
     let run_dir = report::write::create_run_dir(&results, &run_id)?;
     let modes = crate::plan::modes(&args.thp);
-    let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config")).context("reading the kernel's .config")?;
+    let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
+        .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
     let (instances, skipped) = crate::plan::expand(&scenarios, &modes, &facts);
     let accel_setting = |a: &str| machine.accel(a).clone();
@@ -195,7 +195,11 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         accel: boot.accel.clone(),
         accel_reason: choice.reason,
         qemu_command,
-        default_thp: modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","),
+        default_thp: modes
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         host: host_facts(),
         timing: Timing::default(),
         scenarios: vec![],
@@ -339,7 +343,6 @@ fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> 
     ];
     image::write_initramfs(out, &files)
 }
-
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

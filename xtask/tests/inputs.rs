@@ -77,8 +77,16 @@ fn a_patch_that_does_not_apply_names_the_patch_and_the_hunk() {
 /// kernel drops stops it before compiling), then look for anything newer.
 #[test]
 fn a_path_source_tree_is_never_written() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask")).arg("kernel").current_dir(repo()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("kernel")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tree = std::path::PathBuf::from(k["tree"].as_str().unwrap());
     let before = newest_mtime(&tree);
@@ -87,11 +95,26 @@ fn a_path_source_tree_is_never_written() {
     let frag = dir.path().join("bogus.config");
     std::fs::write(&frag, "CONFIG_HMMLAB_NO_SUCH_SYMBOL=y\n").unwrap();
     let spec = format!("path:{}", tree.display());
-    let run = xtask(&["run-scenarios", "--kernel", &spec, "--config-fragment", frag.to_str().unwrap()]);
+    let run = xtask(&[
+        "run-scenarios",
+        "--kernel",
+        &spec,
+        "--config-fragment",
+        frag.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 2, "{}", run.explain());
-    assert!(run.stderr.contains("CONFIG_HMMLAB_NO_SUCH_SYMBOL"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("CONFIG_HMMLAB_NO_SUCH_SYMBOL"),
+        "{}",
+        run.stderr
+    );
     let after = newest_mtime(&tree);
-    assert_eq!(before, after, "something under {} was written", tree.display());
+    assert_eq!(
+        before,
+        after,
+        "something under {} was written",
+        tree.display()
+    );
 }
 
 /// The newest modification time of anything under `dir`, directories included.

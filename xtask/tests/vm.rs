@@ -96,7 +96,10 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
         run.stdout
     );
     let junit = std::fs::read_to_string(run.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
-    assert!(junit.contains("failures=\"2\""), "one failure per THP mode: {junit}");
+    assert!(
+        junit.contains("failures=\"2\""),
+        "one failure per THP mode: {junit}"
+    );
 }
 
 #[test]

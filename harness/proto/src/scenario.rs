@@ -96,7 +96,9 @@ pub struct Mapping {
     #[serde(default)]
     pub hugepage: bool,
     /// Register the whole mapping with userfaultfd
-    /// (UFFDIO_REGISTER_MODE_MISSING) before populating it.
+    /// (UFFDIO_REGISTER_MODE_MISSING) after the populate entries have run,
+    /// so populated pages exist and holes stay holes. Nobody serves the fd:
+    /// a CPU touch of a hole then blocks until the scenario timeout.
     #[serde(default)]
     pub userfaultfd: bool,
 }
