@@ -30,7 +30,7 @@ fn a_kernel_oops_marks_the_scenario_crashed_and_ends_the_run() {
     assert!(
         findings
             .iter()
-            .all(|f| f["scenario"] == "test-hmm-neighbour-unmap"),
+            .all(|f| f["scenario"] == "test-hmm-neighbour-unmap@madvise"),
         "{s}"
     );
     let j = run.json();

@@ -148,7 +148,11 @@ pub fn failure_report(name: &str, patch_output: &str, patch_text: &str) -> Strin
         msg.push_str(&format!("    {line}\n"));
     }
     for line in patch_output.lines() {
-        if let Some(f) = line.strip_prefix("patching file ") {
+        // A dry run says "checking file", a real one "patching file".
+        if let Some(f) = line
+            .strip_prefix("patching file ")
+            .or_else(|| line.strip_prefix("checking file "))
+        {
             file = f.trim().trim_matches('\'').to_string();
         } else if let Some(rest) = line.strip_prefix("Hunk #") {
             if !line.contains("FAILED") {
@@ -245,14 +249,18 @@ diff --git a/mm/b.c b/mm/b.c
 
     #[test]
     fn report_names_patch_and_hunk() {
-        let out = "patching file mm/a.c\nHunk #2 FAILED at 10.\n1 out of 2 hunks FAILED\n";
-        let r = failure_report("p.patch", out, DIFF);
-        assert!(
-            r.contains("p.patch")
-                && r.contains("failing hunk #2 of mm/a.c")
-                && r.contains("-eleven"),
-            "{r}"
-        );
+        // A dry run says "checking file", a real one "patching file".
+        for verb in ["patching", "checking"] {
+            let out =
+                format!("{verb} file mm/a.c\nHunk #2 FAILED at 10.\n1 out of 2 hunks FAILED\n");
+            let r = failure_report("p.patch", &out, DIFF);
+            assert!(
+                r.contains("p.patch")
+                    && r.contains("failing hunk #2 of mm/a.c")
+                    && r.contains("-eleven"),
+                "{verb}: {r}"
+            );
+        }
     }
 
     #[test]
