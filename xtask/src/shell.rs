@@ -212,13 +212,7 @@ impl Ticker {
 pub fn error_excerpt(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let errors: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| {
-            l.contains("error") || l.contains("Error") || l.contains("FAILED") || l.contains("***")
-        })
-        .collect();
+    let errors: Vec<&str> = lines.iter().copied().filter(|l| is_error_line(l)).collect();
     let pick: Vec<&str> = if errors.is_empty() { lines } else { errors };
     let tail = &pick[pick.len().saturating_sub(12)..];
     tail.iter()
@@ -227,9 +221,23 @@ pub fn error_excerpt(log: &Path) -> String {
         .join("\n")
 }
 
+/// A compiler, make or tool error line (not a file that merely has "error" in its name).
+fn is_error_line(l: &str) -> bool {
+    ["error:", "Error ", "FAILED", "***", "fatal:"]
+        .iter()
+        .any(|p| l.contains(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_lines() {
+        assert!(is_error_line("mm/a.c:20:58: error: unknown type name"));
+        assert!(is_error_line("make[4]: *** [x] Error 1"));
+        assert!(!is_error_line("  CC      tools/objtool/str_error_r.o"));
+    }
 
     #[test]
     fn quoting() {

@@ -12,33 +12,16 @@ pub fn render(r: &RunReport) -> Result<String> {
     let mut report = Report::new(format!("hmmlab {}", r.run_id));
     let mut suite = TestSuite::new(format!("hmmlab.{}", r.default_thp));
     for sc in &r.scenarios {
-        let status = match sc.outcome {
-            Outcome::Pass => TestCaseStatus::success(),
-            Outcome::Skip => {
-                let mut s = TestCaseStatus::skipped();
-                if let Some(m) = &sc.message {
-                    s.set_message(m.clone());
-                }
-                s
+        let status = if sc.outcome.is_failure() {
+            let mut desc = String::new();
+            for f in &sc.console_findings {
+                desc.push_str(&f.excerpt);
+                desc.push('\n');
             }
-            o => {
-                let kind = if o == Outcome::Fail {
-                    NonSuccessKind::Failure
-                } else {
-                    NonSuccessKind::Error
-                };
-                let mut s = TestCaseStatus::non_success(kind);
-                s.set_type(o.as_str());
-                s.set_message(sc.message.clone().unwrap_or_else(|| o.as_str().to_string()));
-                let mut desc = String::new();
-                for f in &sc.console_findings {
-                    desc.push_str(&f.excerpt);
-                    desc.push('\n');
-                }
-                desc.push_str(&format!("reproduce: {}\n", sc.reproduce));
-                s.set_description(desc);
-                s
-            }
+            desc.push_str(&format!("reproduce: {}\n", sc.reproduce));
+            status(sc.outcome, sc.message.clone(), Some(desc))
+        } else {
+            status(sc.outcome, sc.message.clone(), None)
         };
         let mut tc = TestCase::new(sc.name.clone(), status);
         tc.set_classname(format!("hmmlab.{}", sc.thp));
@@ -58,19 +41,30 @@ pub fn render(r: &RunReport) -> Result<String> {
 /// never reported) with the first line of its reason as the message and all
 /// of it as the description.
 fn case_status(case: &CaseResult) -> TestCaseStatus {
-    let first_line = || {
-        case.reason
-            .as_deref()
-            .and_then(|r| r.lines().next())
-            .unwrap_or(case.outcome.as_str())
-            .to_string()
-    };
+    let first_line = case
+        .reason
+        .as_deref()
+        .and_then(|r| r.lines().next())
+        .map(str::to_string);
     match case.outcome {
+        Outcome::Skip => status(case.outcome, case.reason.clone(), None),
+        o => status(o, first_line, case.reason.clone()),
+    }
+}
+
+/// The JUnit status of an outcome: a skip keeps its reason as the message;
+/// `fail` is a failure, every other non-pass an error typed by its outcome.
+fn status(
+    outcome: Outcome,
+    message: Option<String>,
+    description: Option<String>,
+) -> TestCaseStatus {
+    match outcome {
         Outcome::Pass => TestCaseStatus::success(),
         Outcome::Skip => {
             let mut s = TestCaseStatus::skipped();
-            if let Some(r) = &case.reason {
-                s.set_message(r.clone());
+            if let Some(m) = message {
+                s.set_message(m);
             }
             s
         }
@@ -82,9 +76,9 @@ fn case_status(case: &CaseResult) -> TestCaseStatus {
             };
             let mut s = TestCaseStatus::non_success(kind);
             s.set_type(o.as_str());
-            s.set_message(first_line());
-            if let Some(r) = &case.reason {
-                s.set_description(r.clone());
+            s.set_message(message.unwrap_or_else(|| o.as_str().to_string()));
+            if let Some(d) = description {
+                s.set_description(d);
             }
             s
         }
