@@ -226,6 +226,12 @@ pub enum Op {
     UnmapNeighbour,
     /// The mapping's userfaultfd (`userfaultfd = true`) has no pending event.
     UserfaultfdIdle,
+    /// Test of the harness itself: the scenario process blocks forever, so the
+    /// guest's per-scenario timeout must fire.
+    Hang,
+    /// Test of the harness itself: the guest driver (PID 1) stops answering
+    /// for good, so the host's timeout must fire and stop the VM.
+    HangGuest,
     /// `iterations` rounds of: one thread migrates the range to the device
     /// while another writes a fresh pattern over it from the CPU. Afterwards
     /// the range must hold the last pattern written.
@@ -245,6 +251,8 @@ impl Op {
             Op::UnmapNeighbour => "unmap-neighbour",
             Op::UserfaultfdIdle => "userfaultfd-idle",
             Op::MigrateRace => "migrate-race",
+            Op::Hang => "hang",
+            Op::HangGuest => "hang-guest",
         }
     }
 }
