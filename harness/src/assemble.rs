@@ -120,6 +120,14 @@ pub fn assemble(
                 Outcome::Crashed,
                 "the kernel panicked during this scenario".to_string(),
             ),
+            (true, End::Interrupted) => (
+                Outcome::Error,
+                "interrupted during this scenario".to_string(),
+            ),
+            (true, End::RunTimeout) => (
+                Outcome::Timeout,
+                "the run timeout expired during this scenario".to_string(),
+            ),
             (true, End::KernelCrash { line }) => (
                 Outcome::Crashed,
                 format!("kernel crash during this scenario: {line}"),
@@ -256,6 +264,8 @@ pub fn describe(end: &End) -> String {
             format!("the VM was stopped after scenario {name} timed out")
         }
         End::KernelCrash { line } => format!("the VM was stopped after a kernel crash ({line})"),
+        End::RunTimeout => "the VM was stopped when the run timeout expired".into(),
+        End::Interrupted => "the run was interrupted by a signal".into(),
         End::QemuDied { status, .. } => format!("QEMU died ({status})"),
     }
 }
@@ -332,6 +342,27 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains("unable to handle page fault"));
+    }
+
+    #[test]
+    fn interrupted_and_run_timeout() {
+        let r = assemble(&planned(&["a", "b"]), &[start("a")], &End::Interrupted, &[]);
+        assert_eq!(
+            (r[0].outcome, r[1].outcome),
+            (Outcome::Error, Outcome::Error)
+        );
+        assert!(r[0]
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("interrupted during"));
+        assert!(r[1]
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("not run: the run was interrupted"));
+        let r = assemble(&planned(&["a"]), &[start("a")], &End::RunTimeout, &[]);
+        assert_eq!(r[0].outcome, Outcome::Timeout);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 pub mod assemble;
 pub mod console;
 pub mod exit;
+pub mod interrupt;
 pub mod ktap;
 pub mod machine;
 pub mod qemu;

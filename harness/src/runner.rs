@@ -25,6 +25,8 @@ pub struct RunConfig {
     /// Host-side limit per scenario (the guest's own limit plus slack).
     pub scenario_timeouts: BTreeMap<String, Duration>,
     pub default_scenario_timeout: Duration,
+    /// Limit for the whole VM run, from QEMU's start.
+    pub run_timeout: Duration,
 }
 
 /// What the run loop tells its consumers as it goes.
@@ -55,6 +57,10 @@ pub enum End {
     KernelCrash {
         line: String,
     },
+    /// The whole run took longer than its limit.
+    RunTimeout,
+    /// SIGINT or SIGTERM arrived.
+    Interrupted,
     /// QEMU died on its own (status, stderr).
     QemuDied {
         status: String,
@@ -228,6 +234,12 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
             if at.elapsed() > CRASH_GRACE {
                 break End::KernelCrash { line: line.clone() };
             }
+        }
+        if crate::interrupt::requested() {
+            break End::Interrupted;
+        }
+        if vm.started.elapsed() > cfg.run_timeout {
+            break End::RunTimeout;
         }
         if !hello_seen && vm.started.elapsed() > cfg.boot_timeout {
             break End::BootTimeout;

@@ -28,6 +28,10 @@ impl Vm {
             .stdout_file(f.try_clone()?)
             .stderr_file(f)
             .unchecked()
+            .before_spawn(|cmd| {
+                crate::interrupt::isolate_child(cmd);
+                Ok(())
+            })
             .start()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
@@ -137,6 +141,7 @@ impl Vm {
             how = "killed (did not exit after QMP quit)".into();
         }
         if let Some(h) = self.handle.take() {
+            crate::interrupt::kill_group(self.pid, libc::SIGKILL);
             let _ = h.kill();
         }
         how

@@ -87,6 +87,7 @@ pub fn choose(
         boot_timeout: Duration::from_secs(8),
         scenario_timeouts: Default::default(),
         default_scenario_timeout: Duration::from_secs(8),
+        run_timeout: Duration::from_secs(10),
     };
     let verdict = match runner::run(&cfg, &mut |_| {}) {
         Ok(r)

@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// Seconds one scenario may take (default: machine file).
     #[arg(long, value_name = "SECS")]
     pub scenario_timeout: Option<f64>,
+    /// Seconds the whole VM run may take before it is stopped.
+    #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
+    pub run_timeout: f64,
+    /// Boot with panic_on_warn=1: a kernel WARNING panics the guest at once.
+    #[arg(long)]
+    pub panic_on_warn: bool,
     /// Where run directories are created.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results_dir: PathBuf,

@@ -24,6 +24,12 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     if err
         .chain()
+        .any(|e| e.is::<hmmlab_harness::interrupt::Interrupted>())
+    {
+        return exit::INTERRUPTED;
+    }
+    if err
+        .chain()
         .any(|e| e.is::<BadInput>() || e.is::<hmmlab_harness::scenario::Diagnostics>())
     {
         exit::BAD_INPUT

@@ -19,6 +19,9 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if let Err(e) = hmmlab_harness::interrupt::install() {
+        eprintln!("warning: cannot catch SIGINT/SIGTERM ({e}); an interrupted run may leave children behind");
+    }
     let code = match tasks::dispatch(cli.task) {
         Ok(code) => code,
         Err(e) => {

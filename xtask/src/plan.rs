@@ -114,6 +114,9 @@ pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &
     for a in &args.append {
         v.extend(["--append".into(), a.clone()]);
     }
+    if args.panic_on_warn {
+        v.push("--panic-on-warn".into());
+    }
     if args.scenario_files.iter().any(|f| abs(f) == abs(path)) {
         v.extend(["--scenario-file".into(), abs(path)]);
     } else {

@@ -100,7 +100,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         console_log: run_dir.join("console.log"),
         results_log: run_dir.join("results.jsonl"),
         qmp_socket: private.path().join("qmp.sock"),
-        append: args.append.clone(),
+        append: kernel_append(args),
     };
     let choice = crate::accel::choose(args.accel, &machine, || {
         let probe = Plan {
@@ -181,6 +181,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         boot_timeout: Duration::from_secs_f64(args.boot_timeout.unwrap_or(acc.boot_timeout_s)),
         scenario_timeouts: timeouts,
         default_scenario_timeout: scenario_timeout + HOST_SLACK,
+        run_timeout: Duration::from_secs_f64(args.run_timeout),
     };
 
     let mut report = RunReport {
@@ -204,6 +205,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         timing: Timing::default(),
         scenarios: vec![],
         console_findings: vec![],
+        console_tail: vec![],
         error: None,
     };
     report::write::write_run_json(&run_dir, &report)?;
@@ -257,26 +259,28 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         .into_iter()
         .filter(|f| f.scenario.is_none())
         .collect();
-    report.status = "finished".into();
+    report.status = if vm.end == runner::End::Interrupted {
+        "interrupted"
+    } else {
+        "finished"
+    }
+    .into();
     if let Some(Record::Fatal { message }) =
         records.iter().find(|r| matches!(r, Record::Fatal { .. }))
     {
         report.error = Some(format!("guest driver: {message}"));
     }
     if vm.end != runner::End::Done {
-        let tail: Vec<&str> = console_text
-            .lines()
-            .rev()
-            .take(15)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
+        let lines: Vec<&str> = console_text.lines().collect();
+        report.console_tail = lines[lines.len().saturating_sub(20)..]
+            .iter()
+            .map(|l| l.to_string())
             .collect();
         let why = format!(
             "{}; VM {}; console tail:\n{}",
             assemble::describe(&vm.end),
             vm.stop,
-            tail.join("\n")
+            report.console_tail.join("\n")
         );
         report.error = Some(report.error.map(|e| format!("{e}\n{why}")).unwrap_or(why));
     }
@@ -311,13 +315,23 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         secs(report.timing.vm_ms),
         report.accel
     );
-    Ok(
-        if report.failed().next().is_some() || report.scenarios.is_empty() {
-            exit::TEST_FAILURE
-        } else {
-            exit::OK
-        },
-    )
+    Ok(if vm.end == runner::End::Interrupted {
+        eprintln!("interrupted: what finished is in {}", run_dir.display());
+        exit::INTERRUPTED
+    } else if report.failed().next().is_some() || report.scenarios.is_empty() {
+        exit::TEST_FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+/// Extra kernel command-line words for this run.
+fn kernel_append(args: &RunArgs) -> Vec<String> {
+    let mut v = args.append.clone();
+    if args.panic_on_warn {
+        v.push("panic_on_warn=1".into());
+    }
+    v
 }
 
 fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {

@@ -7,7 +7,11 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
+use hmmlab_harness::interrupt;
 
 /// Quote one word for a POSIX shell, only when needed.
 pub fn quote(word: &str) -> String {
@@ -117,28 +121,47 @@ impl Cmd {
             .expression()
             .stderr_to_stdout()
             .unchecked()
+            .before_spawn(|cmd| {
+                interrupt::isolate_child(cmd);
+                Ok(())
+            })
             .reader()
             .with_context(|| format!("could not start `{}`", self.argv[0]))?;
+        // A watcher stops the child's whole process group on SIGINT/SIGTERM;
+        // the read loop then sees the end of the output.
+        let pid = reader.pids().first().copied().unwrap_or(0);
+        let done = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let done = done.clone();
+            std::thread::spawn(move || stop_on_signal(pid, &done))
+        };
         let start = Instant::now();
         let mut ticker = Ticker::new(label);
         let mut lines = BufReader::new(&reader);
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut last = String::new();
-        loop {
+        let read = loop {
             line.clear();
-            let n = lines
-                .read_line(&mut line)
-                .with_context(|| format!("reading output of {label}"))?;
-            if n == 0 {
-                break;
+            match lines.read_until(b'\n', &mut line) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
             }
-            logf.write_all(line.as_bytes())?;
-            if let Some(p) = progress(line.trim_end()) {
+            logf.write_all(&line)?;
+            if let Some(p) = progress(String::from_utf8_lossy(&line).trim_end()) {
                 last = p;
             }
             ticker.tick(start.elapsed(), &last);
-        }
+        };
         ticker.finish();
+        done.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        if interrupt::requested() {
+            return Err(
+                anyhow::Error::new(interrupt::Interrupted).context(format!("{label} stopped"))
+            );
+        }
+        read.with_context(|| format!("reading output of {label}"))?;
         let status = reader
             .try_wait()
             .context("waiting for child")?
@@ -155,6 +178,23 @@ impl Cmd {
             );
         }
         Ok(())
+    }
+}
+
+/// Until `done`: on SIGINT/SIGTERM, SIGTERM the child's process group, then
+/// SIGKILL it if it is still there 3 s later.
+fn stop_on_signal(pid: u32, done: &AtomicBool) {
+    while !done.load(Ordering::SeqCst) {
+        if interrupt::requested() {
+            interrupt::kill_group(pid, libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            interrupt::kill_group(pid, libc::SIGKILL);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

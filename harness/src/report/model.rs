@@ -27,6 +27,9 @@ pub struct RunReport {
     /// Console findings not inside any scenario (boot, shutdown).
     #[serde(default)]
     pub console_findings: Vec<Finding>,
+    /// The last console lines, when the run did not end normally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub console_tail: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -135,6 +138,7 @@ impl RunReport {
             timing: Timing::default(),
             scenarios,
             console_findings: vec![],
+            console_tail: vec![],
             error: None,
         }
     }

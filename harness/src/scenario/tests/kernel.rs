@@ -228,6 +228,65 @@ fn self_checking_ops() {
 }
 
 #[test]
+fn hang_ops_take_no_pages_expectations_variants_or_iterations() {
+    let text = format!(
+        "{OK}[[step]]\nop = \"hang\"\npages = [0, 1]\nexpect_errno = 4\nexpect_cpages = 1\n\
+         iterations = 2\n[[step.variant]]\nwhen = {{ kernel = \"6\" }}\n\
+         [[step]]\nop = \"hang-guest\"\nexpect_faults = 0\n\
+         expect = [{{ pages = [0, 1], state = \"none\" }}]\npages = [0, 16]\n"
+    );
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 8, "{}", render(&ds));
+    assert_at(&ds[0], 10, 1, "`pages` does not apply to `op = \"hang\"`");
+    assert_at(
+        &ds[1],
+        11,
+        1,
+        "`expect_errno` does not apply to `op = \"hang\"`",
+    );
+    assert_at(
+        &ds[2],
+        12,
+        1,
+        "`expect_cpages` does not apply to `op = \"hang\"`",
+    );
+    assert_at(
+        &ds[3],
+        13,
+        1,
+        "`iterations` does not apply to `op = \"hang\"`",
+    );
+    assert_at(&ds[4], 14, 1, "`op = \"hang\"` takes no [[step.variant]]");
+    assert_at(
+        &ds[5],
+        18,
+        1,
+        "`expect_faults` does not apply to `op = \"hang-guest\"`",
+    );
+    assert_at(
+        &ds[6],
+        19,
+        1,
+        "`expect` does not apply to `op = \"hang-guest\"`",
+    );
+    assert_at(
+        &ds[7],
+        20,
+        1,
+        "`pages` does not apply to `op = \"hang-guest\"`",
+    );
+    for d in &ds {
+        assert!(d.hint.is_some(), "no hint:\n{d}");
+    }
+    assert!(ds[0].hint.as_ref().unwrap().contains("scenario's timeout"));
+    assert!(ds[1].hint.as_ref().unwrap().contains("tests the harness"));
+    assert!(ds[7].hint.as_ref().unwrap().contains("stop answering"));
+    loads(&format!(
+        "{OK}[[step]]\nop = \"hang\"\n[[step]]\nop = \"hang-guest\"\n"
+    ));
+}
+
+#[test]
 fn userfaultfd_only_on_anonymous_mappings() {
     let uffd = |kind: &str| {
         OK.replace("anon-private", kind)

@@ -10,7 +10,13 @@ use super::{Ctx, ITERATIONS};
 use crate::scenario::span::{key_path, Seg};
 
 /// Ops that check their own result: no `expect*` fields and no variants.
-const SELF_CHECKING: [Op; 3] = [Op::UnmapNeighbour, Op::UserfaultfdIdle, Op::MigrateRace];
+const SELF_CHECKING: [Op; 5] = [
+    Op::UnmapNeighbour,
+    Op::UserfaultfdIdle,
+    Op::MigrateRace,
+    Op::Hang,
+    Op::HangGuest,
+];
 
 /// The expectations written in one table: a step's own, or one variant's.
 struct Expectations<'a> {
@@ -178,6 +184,10 @@ fn self_checking_hint(op: Op) -> &'static str {
     match op {
         Op::UnmapNeighbour => "unmap-neighbour issues no ioctl",
         Op::UserfaultfdIdle => "userfaultfd-idle only checks that no userfaultfd event is pending",
+        Op::Hang => "hang tests the harness: it blocks until the scenario's timeout kills it",
+        Op::HangGuest => {
+            "hang-guest tests the harness: the guest stops answering until the host's timeout"
+        }
         _ => {
             "migrate-race checks the data: afterwards the range must hold the last pattern written"
         }
@@ -190,6 +200,8 @@ pub(super) fn check_step_pages(cx: &mut Ctx<'_, '_>) {
         let hint = match st.op {
             Op::UnmapNeighbour => "unmap-neighbour always works on the page just below the mapping",
             Op::UserfaultfdIdle => "userfaultfd-idle checks the userfaultfd of the whole mapping",
+            Op::Hang => "hang touches no pages: it only blocks until the scenario's timeout",
+            Op::HangGuest => "hang-guest touches no pages: it only makes the guest stop answering",
             _ => continue,
         };
         if st.pages.is_some() {
