@@ -30,12 +30,17 @@ pub struct AccelSettings {
 }
 
 impl Machine {
-    /// Load `<dir>/<name>.toml`; an unknown name lists the valid ones.
+    /// Load `<dir>/<name>.toml`, or the file `name` itself when it ends in
+    /// `.toml`; an unknown name lists the valid ones.
     pub fn load(dir: &Path, name: &str) -> Result<Machine> {
-        let path = dir.join(format!("{name}.toml"));
-        if name.contains('/') || !path.is_file() {
+        let path = if name.ends_with(".toml") {
+            PathBuf::from(name)
+        } else {
+            dir.join(format!("{name}.toml"))
+        };
+        if !path.is_file() || (!name.ends_with(".toml") && name.contains('/')) {
             bail!(
-                "unknown machine `{name}`; known machines: {}",
+                "unknown machine `{name}`; known machines: {} (or give the path of a machine .toml file)",
                 Self::names(dir).join(", ")
             );
         }

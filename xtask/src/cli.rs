@@ -95,7 +95,7 @@ pub struct RunArgs {
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: AccelChoice,
-    /// Machine description (images/machines/<NAME>.toml).
+    /// Machine description: a name from images/machines/ or a path to a .toml file.
     #[arg(long, default_value = "x86_64", value_name = "NAME")]
     pub machine: String,
     /// Seconds from QEMU start until the guest driver says hello (default: machine file).

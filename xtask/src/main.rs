@@ -11,6 +11,7 @@ mod image;
 mod kernel;
 mod paths;
 mod plan;
+mod preflight;
 mod run;
 mod shell;
 mod tasks;

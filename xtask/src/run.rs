@@ -54,6 +54,15 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
     crate::deps::ensure(&req.source.package().into_iter().collect::<Vec<_>>(), false)?;
     let k = kernel::ensure(&req)?;
     let t = Instant::now();
+    // The machine file says where the boot image is inside the build.
+    let kernel_image = k.obj_dir.join(&machine.kernel_image);
+    if !kernel_image.is_file() {
+        anyhow::bail!(
+            "kernel image {} is missing: the machine file says `kernel_image = \"{}\"`; check it, or rebuild with `cargo xtask kernel`",
+            kernel_image.display(),
+            machine.kernel_image.display()
+        );
+    }
     let guest = crate::guest::build(&k.uapi_header())?;
     eprintln!(
         "guest: static driver ready in {:.1}s",
@@ -95,7 +104,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         .context("creating a private socket directory")?;
     let mut boot = Boot {
         accel: "tcg".into(),
-        kernel: k.bzimage.clone(),
+        kernel: kernel_image.clone(),
         initrd: initrd.clone(),
         console_log: run_dir.join("console.log"),
         results_log: run_dir.join("results.jsonl"),

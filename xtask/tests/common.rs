@@ -79,12 +79,29 @@ pub fn scenario_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Command lines of running processes that mention `needle` (read from /proc,
+/// so no procps is needed).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().to_string();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        if let Ok(raw) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    out
+}
+
 /// True when no QEMU this test might have started is still running.
 pub fn no_qemu_left(run: &Run) -> bool {
-    let needle = run.results.path().to_string_lossy().to_string();
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &needle])
-        .output()
-        .unwrap();
-    out.stdout.is_empty()
+    let left = processes_mentioning(&run.results.path().to_string_lossy());
+    assert!(left.is_empty(), "left running: {left:?}");
+    true
 }

@@ -126,6 +126,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         }
     }
 
+    crate::preflight::disk_space(&cache)?;
     let log = build_dir.join("build.log");
     File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     eprintln!(
