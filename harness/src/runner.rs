@@ -75,6 +75,9 @@ pub struct VmRun {
     pub stop: String,
     pub registers: Option<String>,
     pub vm_time: Duration,
+    /// When the first sign of a crash was seen (GUEST_PANICKED, or a fatal
+    /// console line), from QEMU's start.
+    pub crash_seen: Option<Duration>,
 }
 
 /// How long the guest may go on after a fatal console finding before the
@@ -138,6 +141,7 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
     let mut tail = Tail::new(&cfg.results_log);
     let mut console = Tail::new(&cfg.console_log);
     let mut crash: Option<(String, Instant)> = None;
+    let mut crash_seen: Option<Duration> = None;
     let mut records: Vec<(Duration, Record)> = vec![];
     let mut hello_seen = false;
     let mut current: Option<(String, Instant)> = None;
@@ -181,7 +185,10 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
                 name: ev.name.clone(),
             });
             match ev.name.as_str() {
-                "GUEST_PANICKED" => panicked = true,
+                "GUEST_PANICKED" => {
+                    panicked = true;
+                    crash_seen.get_or_insert(vm.started.elapsed());
+                }
                 "SHUTDOWN" => {
                     let reason = ev
                         .data
@@ -229,6 +236,9 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
                 .into_iter()
                 .find(|l| crate::console::line_kind(l).is_some_and(|k| k.is_fatal()))
                 .map(|l| (l, Instant::now()));
+            if crash.is_some() {
+                crash_seen.get_or_insert(vm.started.elapsed());
+            }
         }
         if let Some((line, at)) = &crash {
             if at.elapsed() > CRASH_GRACE {
@@ -273,5 +283,6 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
         stop,
         registers,
         vm_time,
+        crash_seen,
     })
 }

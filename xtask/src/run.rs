@@ -26,7 +26,7 @@ use crate::kernel::{self, Kernel};
 use crate::shell::quote_argv;
 
 /// Slack the host adds to the guest's own per-scenario timeout.
-const HOST_SLACK: Duration = Duration::from_secs(5);
+const HOST_SLACK: Duration = Duration::from_secs(3);
 
 /// Load and validate the scenarios the arguments select. All problems at once.
 pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
@@ -258,6 +258,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         }
     };
     report.timing.vm_ms = Some(ms(vm.vm_time));
+    report.timing.crash_to_end_ms = vm.crash_seen.map(|c| ms(vm.vm_time.saturating_sub(c)));
     let console_text =
         String::from_utf8_lossy(&std::fs::read(&boot.console_log).unwrap_or_default()).into_owned();
     let findings = console::classify(&console_text);

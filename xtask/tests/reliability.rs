@@ -222,7 +222,10 @@ fn sigint_during_a_kernel_build_stops_make() {
         }
         if let Some(k) = text.split("(key ").nth(1).and_then(|r| r.split(')').next()) {
             // make itself compiling, not the configuration steps before it.
-            if processes_mentioning(&format!("obj/{k}")).iter().any(|p| p.contains("bzImage")) {
+            if processes_mentioning(&format!("obj/{k}"))
+                .iter()
+                .any(|p| p.contains("bzImage"))
+            {
                 key = Some(k.to_string());
                 break;
             }

@@ -52,6 +52,9 @@ pub struct Timing {
     pub guest_uptime_at_init_ms: Option<f64>,
     /// QEMU spawned → QEMU gone.
     pub vm_ms: Option<f64>,
+    /// First sign of a crash (GUEST_PANICKED or a fatal console line) → QEMU gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_to_end_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
