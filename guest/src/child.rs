@@ -37,11 +37,31 @@ impl Verdict {
 
 // Exit statuses of the scenario process: the one place they are defined.
 // Skip is 4 like the kselftest convention (KSFT_SKIP). Timeout and Crashed are
-// never exited with: PID 1 finds those out itself.
+// never exited with: PID 1 finds those out itself. EXIT_HANG_GUEST is no
+// outcome but an order to PID 1 (`op = "hang-guest"`): stop answering for
+// good, so that the host's timeout has to end the run.
+//
+//   status  meaning
+//   0       pass
+//   1       fail
+//   2       error (also a panic in the scenario process)
+//   3       hang-guest: PID 1 blocks forever, reporting nothing more
+//   4       skip
+//   other   error ("unexpected status")
 pub const EXIT_PASS: i32 = 0;
 pub const EXIT_FAIL: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
+pub const EXIT_HANG_GUEST: i32 = 3;
 pub const EXIT_SKIP: i32 = 4;
+
+/// What PID 1 makes of the scenario process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The scenario ended with this outcome.
+    Ended(Outcome),
+    /// The scenario asks PID 1 to hang (`op = "hang-guest"`).
+    HangGuest,
+}
 
 pub fn exit_code(outcome: Outcome) -> i32 {
     match outcome {
@@ -52,13 +72,33 @@ pub fn exit_code(outcome: Outcome) -> i32 {
     }
 }
 
-pub fn outcome_of_exit(code: i32) -> Option<Outcome> {
+/// The meaning of exit status `code`; `None` for a status this module never
+/// exits with.
+pub fn exit_of_code(code: i32) -> Option<Exit> {
     match code {
-        EXIT_PASS => Some(Outcome::Pass),
-        EXIT_FAIL => Some(Outcome::Fail),
-        EXIT_ERROR => Some(Outcome::Error),
-        EXIT_SKIP => Some(Outcome::Skip),
+        EXIT_PASS => Some(Exit::Ended(Outcome::Pass)),
+        EXIT_FAIL => Some(Exit::Ended(Outcome::Fail)),
+        EXIT_ERROR => Some(Exit::Ended(Outcome::Error)),
+        EXIT_HANG_GUEST => Some(Exit::HangGuest),
+        EXIT_SKIP => Some(Exit::Ended(Outcome::Skip)),
         _ => None,
+    }
+}
+
+/// `op = "hang-guest"`: end the scenario process with [`EXIT_HANG_GUEST`],
+/// reporting nothing, so that PID 1 stops answering.
+pub fn exit_hang_guest() -> ! {
+    // SAFETY: as in run_child: nothing of PID 1's state is ours to flush.
+    unsafe { libc::_exit(EXIT_HANG_GUEST) }
+}
+
+/// Block this process forever without using the CPU: `op = "hang"` in the
+/// scenario process, and PID 1 after `op = "hang-guest"`. pause() only
+/// returns after a signal handler ran; then it is called again.
+pub fn block_forever() -> ! {
+    loop {
+        // SAFETY: plain syscall.
+        unsafe { libc::pause() };
     }
 }
 
@@ -114,12 +154,33 @@ mod tests {
     #[test]
     fn exit_codes_round_trip() {
         for o in [Outcome::Pass, Outcome::Fail, Outcome::Skip, Outcome::Error] {
-            assert_eq!(outcome_of_exit(exit_code(o)), Some(o));
+            assert_eq!(exit_of_code(exit_code(o)), Some(Exit::Ended(o)));
         }
         assert_eq!(
-            outcome_of_exit(exit_code(Outcome::Timeout)),
-            Some(Outcome::Error)
+            exit_of_code(exit_code(Outcome::Timeout)),
+            Some(Exit::Ended(Outcome::Error))
         );
-        assert_eq!(outcome_of_exit(101), None);
+        assert_eq!(
+            exit_of_code(exit_code(Outcome::Crashed)),
+            Some(Exit::Ended(Outcome::Error))
+        );
+        assert_eq!(exit_of_code(101), None);
+    }
+
+    #[test]
+    fn hang_guest_has_a_status_of_its_own() {
+        assert_eq!(exit_of_code(EXIT_HANG_GUEST), Some(Exit::HangGuest));
+        for o in [
+            Outcome::Pass,
+            Outcome::Fail,
+            Outcome::Skip,
+            Outcome::Error,
+            Outcome::Timeout,
+            Outcome::Crashed,
+        ] {
+            assert_ne!(exit_code(o), EXIT_HANG_GUEST, "{o:?}");
+        }
+        // Not Rust's panic status either.
+        assert_ne!(EXIT_HANG_GUEST, 101);
     }
 }

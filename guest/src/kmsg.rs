@@ -20,3 +20,10 @@ pub fn scenario_start(name: &str) {
 pub fn scenario_end(name: &str) {
     log(&format!("hmmlab: scenario-end {name}"));
 }
+
+/// PID 1 is about to stop answering on purpose (`op = "hang-guest"`).
+pub fn guest_hangs(name: &str) {
+    log(&format!(
+        "hmmlab: guest driver stops answering on purpose (hang-guest in {name})"
+    ));
+}

@@ -1,7 +1,8 @@
 //! PID 1's side of a run: for each planned scenario, set the THP mode, fork
 //! the scenario process, wait for it within the timeout, and report how it
 //! ended. A scenario that crashes, hangs or panics takes only its own process
-//! down, never PID 1.
+//! down, never PID 1. The one exception is on purpose: `op = "hang-guest"`
+//! makes PID 1 stop answering for good, to test the host's timeout.
 
 use std::fs::File;
 use std::io::Read;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use hmmlab_proto::plan::PlannedScenario;
 use hmmlab_proto::{Outcome, Plan, Record};
 
-use crate::child::{self, Verdict};
+use crate::child::{self, Exit, Verdict};
 use crate::results::Results;
 use crate::sysnames::{describe_errno, describe_signal, last_errno};
 use crate::system::{monotonic_ns, set_thp};
@@ -85,10 +86,19 @@ fn supervise(planned: &PlannedScenario, results: &Results, timeout_ms: u64) -> V
     kill_group(pid);
     reap_orphans();
     let message = read_report(report_rx);
-    match waited {
-        Ok(status) => verdict_of_status(status, message),
-        Err(verdict) => verdict,
+    match waited.map(|status| ending_of_status(status, message)) {
+        Ok(Ending::Report(verdict)) | Err(verdict) => verdict,
+        Ok(Ending::HangGuest) => hang_guest(&planned.name, results),
     }
+}
+
+/// `op = "hang-guest"`: stop answering for good. No scenario end, no further
+/// records, no power-off: only the host's timeout ends the run. What was
+/// sent so far is drained first, so the host sees the scenario start.
+fn hang_guest(name: &str, results: &Results) -> ! {
+    crate::kmsg::guest_hangs(name);
+    results.drain();
+    child::block_forever()
 }
 
 fn kill_on_timeout(pid: libc::pid_t, timeout_ms: u64) -> Verdict {
@@ -128,6 +138,24 @@ fn wait_until(pid: libc::pid_t, deadline: u64) -> Result<Option<libc::c_int>, St
     }
 }
 
+/// What PID 1 does after the scenario process ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// Report the scenario's end with this verdict and go on.
+    Report(Verdict),
+    /// Stop answering (`op = "hang-guest"`).
+    HangGuest,
+}
+
+fn ending_of_status(status: libc::c_int, message: Option<String>) -> Ending {
+    if libc::WIFEXITED(status)
+        && child::exit_of_code(libc::WEXITSTATUS(status)) == Some(Exit::HangGuest)
+    {
+        return Ending::HangGuest;
+    }
+    Ending::Report(verdict_of_status(status, message))
+}
+
 fn verdict_of_status(status: libc::c_int, message: Option<String>) -> Verdict {
     if libc::WIFSIGNALED(status) {
         let core = if libc::WCOREDUMP(status) {
@@ -147,17 +175,18 @@ fn verdict_of_status(status: libc::c_int, message: Option<String>) -> Verdict {
         ));
     }
     let code = libc::WEXITSTATUS(status);
-    match child::outcome_of_exit(code) {
-        Some(Outcome::Pass) => Verdict {
+    match child::exit_of_code(code) {
+        Some(Exit::Ended(Outcome::Pass)) => Verdict {
             outcome: Outcome::Pass,
             message,
         },
-        Some(outcome) => Verdict {
+        Some(Exit::Ended(outcome)) => Verdict {
             outcome,
             message: message
                 .or_else(|| Some(format!("{} without a reason given", outcome.as_str()))),
         },
-        None => Verdict::error(format!(
+        // ending_of_status handles it before coming here.
+        Some(Exit::HangGuest) | None => Verdict::error(format!(
             "scenario process exited with unexpected status {code}{}",
             message.map(|m| format!(": {m}")).unwrap_or_default()
         )),
@@ -224,6 +253,27 @@ mod tests {
                 Outcome::Crashed,
                 "scenario process killed by signal 11 (SIGSEGV)"
             )
+        );
+    }
+
+    #[test]
+    fn hang_guest_status_stops_pid1() {
+        let exited = |code: i32| code << 8;
+        assert_eq!(
+            ending_of_status(exited(child::EXIT_HANG_GUEST), None),
+            Ending::HangGuest
+        );
+        assert_eq!(
+            ending_of_status(exited(0), None),
+            Ending::Report(Verdict::pass())
+        );
+        // Killed by signal 3 is a crash, not the hang-guest status.
+        assert_eq!(
+            ending_of_status(libc::SIGQUIT, None),
+            Ending::Report(Verdict::with(
+                Outcome::Crashed,
+                "scenario process killed by signal 3 (SIGQUIT)"
+            ))
         );
     }
 

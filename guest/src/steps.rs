@@ -12,7 +12,7 @@ use hmmlab_proto::state::{parse_state, state_name};
 use hmmlab_proto::{Outcome, Record};
 
 use crate::abi::{Command, HmmDmirrorCmd};
-use crate::child::Verdict;
+use crate::child::{self, Verdict};
 use crate::dmirror::Dmirror;
 use crate::mapping::{Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
@@ -314,6 +314,12 @@ impl Ctx<'_> {
                 }
                 m.message = Some(run.tally.summary());
             }
+            // Tests of the harness itself. `hang` blocks until the
+            // scenario's timeout kills this process, so its record is never
+            // sent; `hang-guest` ends this process with the status that
+            // makes PID 1 stop answering (child.rs).
+            Op::Hang => child::block_forever(),
+            Op::HangGuest => child::exit_hang_guest(),
             Op::UnmapNeighbour => {
                 let t0 = monotonic_ns();
                 self.map.unmap_neighbour().map_err(Failure::error)?;
@@ -380,6 +386,11 @@ fn words_in(range: PageRange) -> usize {
 /// Refuse expectations a step cannot check, rather than ignore them.
 fn check_applicable(step: &Step) -> Result<(), Failure> {
     let op = step.op.as_str();
+    if step.pages.is_some() && matches!(step.op, Op::Hang | Op::HangGuest) {
+        return Err(Failure::error(format!(
+            "{op} works on no pages: `pages` does not apply"
+        )));
+    }
     if !step.expect.is_empty() && step.op != Op::Snapshot {
         return Err(Failure::error(format!(
             "`expect` applies to snapshot steps, not {op}"
@@ -394,7 +405,12 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
     let errno_or_counts = counts || step.expect_errno.is_some();
     if matches!(
         step.op,
-        Op::CpuRead | Op::CpuWrite | Op::UnmapNeighbour | Op::UserfaultfdIdle
+        Op::CpuRead
+            | Op::CpuWrite
+            | Op::UnmapNeighbour
+            | Op::UserfaultfdIdle
+            | Op::Hang
+            | Op::HangGuest
     ) && errno_or_counts
     {
         return Err(Failure::error(format!(
@@ -749,6 +765,44 @@ mod tests {
             check_applicable(&s).unwrap_err(),
             Failure::error("`iterations` applies to migrate-race steps, not cpu-write")
         );
+    }
+
+    #[test]
+    fn hang_ops_take_no_pages_or_expectations() {
+        for op in [Op::Hang, Op::HangGuest] {
+            let name = op.as_str();
+            assert_eq!(check_applicable(&step(op)), Ok(()));
+            let mut s = step(op);
+            s.pages = Some(PageRange(0, 1));
+            assert_eq!(
+                check_applicable(&s).unwrap_err(),
+                Failure::error(format!("{name} works on no pages: `pages` does not apply"))
+            );
+            for set in [
+                |s: &mut Step| s.expect_cpages = Some(1),
+                |s: &mut Step| s.expect_faults = Some(0),
+                |s: &mut Step| s.expect_errno = Some(libc::EINTR),
+            ] {
+                let mut s = step(op);
+                set(&mut s);
+                assert_eq!(
+                    check_applicable(&s).unwrap_err(),
+                    Failure::error(format!(
+                        "{name} issues no ioctl: expect_errno, expect_cpages and expect_faults \
+                         do not apply"
+                    ))
+                );
+            }
+            let mut s = step(op);
+            s.expect = vec![StateExpect {
+                pages: PageRange(0, 1),
+                state: "none".into(),
+            }];
+            assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+            let mut s = step(op);
+            s.iterations = Some(1);
+            assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        }
     }
 
     fn scenario(pages: u64, userfaultfd: bool, steps: Vec<Step>) -> Scenario {

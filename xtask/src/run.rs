@@ -69,9 +69,23 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         t.elapsed().as_secs_f64()
     );
 
-    let run_id = new_run_id();
     let results = crate::paths::absolute(&args.results_dir);
-    let run_dir = report::write::create_run_dir(&results, &run_id)?;
+    // A run directory is never reused: on the (unlikely) clash of two ids
+    // made in the same second, make another.
+    let (run_id, run_dir) = {
+        let mut attempt = 0;
+        loop {
+            let id = new_run_id();
+            match report::write::create_run_dir(&results, &id) {
+                Ok(dir) => break (id, dir),
+                Err(e) if attempt < 5 && results.join(&id).exists() => {
+                    attempt += 1;
+                    let _ = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
     let modes = crate::plan::modes(&args.thp);
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
