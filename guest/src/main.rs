@@ -11,7 +11,8 @@
 //! without mounting anything or powering off, with the records on stdout.
 //! That needs root and test_hmm loaded, and it leaves the machine's THP
 //! mode (/sys/kernel/mm/transparent_hugepage/enabled) as the last scenario
-//! set it.
+//! set it. A `hang-guest` step stops it for good, as it would PID 1: end it
+//! with a signal.
 
 mod abi;
 mod child;

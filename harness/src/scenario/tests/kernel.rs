@@ -120,7 +120,7 @@ fn variant_fields_only_where_the_op_reports_them() {
          [[step]]\nop = \"device-read\"\n[[step.variant]]\nwhen = {{ config = \"!CONFIG_X\" }}\nexpect_faults = 0\nexpect_cpages = 16\n"
     );
     let ds = errs(&text);
-    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
     assert_at(
         &ds[0],
         10,
@@ -129,6 +129,13 @@ fn variant_fields_only_where_the_op_reports_them() {
     );
     assert_at(
         &ds[1],
+        11,
+        1,
+        "`expect_errno` does not apply to `op = \"cpu-read\"`",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("issues no ioctl"));
+    assert_at(
+        &ds[2],
         12,
         16,
         "`expect` does not apply to `op = \"cpu-read\"`",
@@ -143,14 +150,14 @@ fn variants_resolve_after_validation() {
     let text = format!(
         "{OK}[[step]]\nop = \"migrate-to-device\"\nexpect_cpages = 16\n\
          [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_cpages = 0\n\
-         [[step.variant]]\nwhen = {{ kernel = \">=6.12\", config = \"CONFIG_TEST_HMM\" }}\nexpect_cpages = 8\nexpect_errno = 16\n"
+         [[step.variant]]\nwhen = {{ kernel = \">=6.12\", config = \"CONFIG_TEST_HMM\" }}\nexpect_cpages = 8\nexpect_errno = 0\n"
     );
     let s = parse_str(Path::new("t.toml"), &text).unwrap();
     let k = KernelFacts::from_dotconfig("6.12.117", "CONFIG_TEST_HMM=m\n");
     let r = resolve(&s, &k).unwrap();
     assert_eq!(
         (r.step[1].expect_cpages, r.step[1].expect_errno),
-        (Some(8), Some(16))
+        (Some(8), Some(0))
     );
     assert!(r.step[1].variant.is_empty());
 }
@@ -283,6 +290,76 @@ fn hang_ops_take_no_pages_expectations_variants_or_iterations() {
     assert!(ds[7].hint.as_ref().unwrap().contains("stop answering"));
     loads(&format!(
         "{OK}[[step]]\nop = \"hang\"\n[[step]]\nop = \"hang-guest\"\n"
+    ));
+}
+
+#[test]
+fn an_expected_errno_is_checked_alone() {
+    let text = format!(
+        "{OK}[[step]]\nop = \"migrate-to-device\"\nexpect_errno = 2\nexpect_cpages = 0\n\
+         [[step]]\nop = \"snapshot\"\nexpect_errno = 14\n[[step.expect]]\npages = [0, 1]\nstate = \"none\"\n\
+         [[step]]\nop = \"device-read\"\nexpect_faults = 0\n\
+         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 14\n\
+         [[step.variant]]\nwhen = {{ kernel = \"<6.2\" }}\nexpect_errno = 0\n\
+         [[step]]\nop = \"device-write\"\nexpect_errno = 1\n\
+         [[step.variant]]\nwhen = {{ config = \"CONFIG_X\" }}\nexpect_cpages = 4\n\
+         [[step]]\nop = \"snapshot\"\nexpect_errno = 1\n\
+         [[step.variant]]\nwhen = {{ config = \"!CONFIG_X\" }}\nexpect_errno = 0\n\
+         [[step]]\nop = \"cpu-write\"\nexpect_errno = 0\n"
+    );
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 6, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        11,
+        1,
+        "`expect_cpages` cannot be checked when the ioctl fails",
+    );
+    assert!(ds[0].hint.as_ref().unwrap().contains("(line 10)"));
+    assert_at(
+        &ds[1],
+        15,
+        8,
+        "`expect` cannot be checked when the ioctl fails",
+    );
+    assert_at(
+        &ds[2],
+        23,
+        1,
+        "`expect_errno = 14` leaves the step's `expect_faults` (line 20) in force",
+    );
+    assert!(ds[2]
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("cannot remove a field"));
+    assert_at(
+        &ds[3],
+        32,
+        1,
+        "`expect_cpages` cannot be checked when the ioctl fails",
+    );
+    assert!(ds[3].hint.as_ref().unwrap().contains("(line 29)"));
+    assert_at(
+        &ds[4],
+        36,
+        1,
+        "a snapshot variant with no `expect` asserts nothing",
+    );
+    assert_at(
+        &ds[5],
+        41,
+        1,
+        "`expect_errno` does not apply to `op = \"cpu-write\"`",
+    );
+    // The errno alone is the assertion; a variant expecting success gives
+    // its own counts and states.
+    loads(&format!(
+        "{OK}[[step]]\nop = \"snapshot\"\nexpect_errno = 14\n\
+         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 0\n\
+         expect = [{{ pages = [0, 16], state = \"none\" }}]\n\
+         [[step]]\nop = \"device-read\"\nexpect_errno = 14\n\
+         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 0\nexpect_cpages = 16\n"
     ));
 }
 

@@ -41,6 +41,7 @@ const CHECKS: &[Check] = &[
     check_userfaultfd_idle,
     check_step_fields,
     check_cpages_bound,
+    check_errno_alone,
     check_snapshot_asserts,
     check_states,
 ];

@@ -18,6 +18,22 @@ const SELF_CHECKING: [Op; 5] = [
     Op::HangGuest,
 ];
 
+/// Ops that issue an ioctl: the only ones with `expect_errno`, and with
+/// `expect_cpages`.
+const IOCTL: [Op; 5] = [
+    Op::MigrateToDevice,
+    Op::MigrateToSystem,
+    Op::DeviceRead,
+    Op::DeviceWrite,
+    Op::Snapshot,
+];
+
+/// An `expect_errno` that expects the ioctl to fail (0 expects success,
+/// like no `expect_errno` at all).
+fn fails(errno: Option<i32>) -> Option<i32> {
+    errno.filter(|&e| e != 0)
+}
+
 /// The expectations written in one table: a step's own, or one variant's.
 struct Expectations<'a> {
     step: usize,
@@ -27,6 +43,7 @@ struct Expectations<'a> {
     variant: bool,
     cpages: Option<u64>,
     faults: Option<u64>,
+    errno: Option<i32>,
     /// The state expectations, when this table gives `expect` at all.
     expect: Option<&'a [StateExpect]>,
 }
@@ -52,6 +69,7 @@ fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
             variant: false,
             cpages: st.expect_cpages,
             faults: st.expect_faults,
+            errno: st.expect_errno,
             expect: Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
         });
         if SELF_CHECKING.contains(&st.op) {
@@ -65,6 +83,7 @@ fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
                 variant: true,
                 cpages: v.expect_cpages,
                 faults: v.expect_faults,
+                errno: v.expect_errno,
                 expect: v.expect.as_deref(),
             });
         }
@@ -308,14 +327,19 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
                 Some(hint),
             );
         }
-        let cpages_ops = [
-            MigrateToDevice,
-            MigrateToSystem,
-            DeviceRead,
-            DeviceWrite,
-            Snapshot,
-        ];
-        if e.cpages.is_some() && !cpages_ops.contains(&e.op) {
+        // Self-checking ops are reported by check_self_checking.
+        if e.errno.is_some() && !IOCTL.contains(&e.op) && !SELF_CHECKING.contains(&e.op) {
+            let hint = format!(
+                "{op} issues no ioctl; `expect_errno` applies to migrate-to-device, \
+                 migrate-to-system, device-read, device-write and snapshot"
+            );
+            cx.at_key(
+                e.path(key_path!["expect_errno"]),
+                format!("`expect_errno` does not apply to `op = \"{op}\"`"),
+                Some(hint),
+            );
+        }
+        if e.cpages.is_some() && !IOCTL.contains(&e.op) {
             let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, device-read, device-write and snapshot".to_string();
             cx.at_key(
                 e.path(key_path!["expect_cpages"]),
@@ -350,12 +374,90 @@ pub(super) fn check_cpages_bound(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// With an `expect_errno` other than 0 nothing else can be checked: test_hmm
+/// returns no counts or page states from an ioctl that fails. Checked for
+/// the step's own fields and for each variant applied over them (some
+/// kernel may match any variant); a variant cannot remove a field the step
+/// gives.
+pub(super) fn check_errno_alone(cx: &mut Ctx<'_, '_>) {
+    const WHY: &str = "test_hmm returns no counts or page states from an ioctl that fails";
+    for (i, st) in cx.s.step.iter().enumerate() {
+        // Other ops take no `expect_errno` at all (reported elsewhere).
+        if !IOCTL.contains(&st.op) {
+            continue;
+        }
+        let own = [
+            ("expect_cpages", st.expect_cpages.is_some()),
+            ("expect_faults", st.expect_faults.is_some()),
+            ("expect", !st.expect.is_empty()),
+        ];
+        if let Some(errno) = fails(st.expect_errno) {
+            let line = cx.line_of(key_path!["step", i, "expect_errno"]);
+            for (field, _) in own.iter().filter(|(_, given)| *given) {
+                let hint = format!(
+                    "{WHY}: with `expect_errno = {errno}` (line {line}), leave `{field}` out"
+                );
+                cx.at_key(
+                    key_path!["step", i, *field],
+                    format!("`{field}` cannot be checked when the ioctl fails"),
+                    Some(hint),
+                );
+            }
+        }
+        for (j, v) in st.variant.iter().enumerate() {
+            let Some(errno) = fails(v.expect_errno.or(st.expect_errno)) else {
+                continue;
+            };
+            let errno_path = if v.expect_errno.is_some() {
+                key_path!["step", i, "variant", j, "expect_errno"]
+            } else {
+                key_path!["step", i, "expect_errno"]
+            };
+            let line = cx.line_of(errno_path);
+            let in_variant = [
+                v.expect_cpages.is_some(),
+                v.expect_faults.is_some(),
+                v.expect.is_some(),
+            ];
+            for ((field, in_step), in_variant) in own.iter().zip(in_variant) {
+                if in_variant {
+                    let hint = format!(
+                        "{WHY}: with `expect_errno = {errno}` (line {line}), leave `{field}` \
+                         out of this variant"
+                    );
+                    cx.at_key(
+                        key_path!["step", i, "variant", j, *field],
+                        format!("`{field}` cannot be checked when the ioctl fails"),
+                        Some(hint),
+                    );
+                } else if *in_step && v.expect_errno.is_some() {
+                    let step_line = cx.line_of(key_path!["step", i, *field]);
+                    let hint = format!(
+                        "{WHY}, and a variant cannot remove a field: give `{field}` in the \
+                         variants for the kernels where the ioctl succeeds, not in the step"
+                    );
+                    cx.at_key(
+                        key_path!["step", i, "variant", j, "expect_errno"],
+                        format!(
+                            "`expect_errno = {errno}` leaves the step's `{field}` (line \
+                             {step_line}) in force"
+                        ),
+                        Some(hint),
+                    );
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
     for e in expectations(cx.s) {
         if e.op != Op::Snapshot {
             continue;
         }
-        if !e.variant && e.expect.is_none() {
+        let st = &cx.s.step[e.step];
+        // A snapshot expected to fail asserts its errno.
+        if !e.variant && e.expect.is_none() && fails(e.errno).is_none() {
             let hint =
                 "add [[step.expect]] tables with `pages` and `state` after this step".to_string();
             cx.at_value(
@@ -370,6 +472,20 @@ pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
             cx.at_value(
                 e.path(key_path!["expect"]),
                 "an empty `expect` in a variant asserts nothing".into(),
+                Some(hint),
+            );
+        } else if e.variant
+            && e.expect.is_none()
+            && st.expect.is_empty()
+            && fails(st.expect_errno).is_some()
+            && fails(e.errno.or(st.expect_errno)).is_none()
+        {
+            let hint = "this variant expects the snapshot to succeed: give the states it must \
+                        show in `expect`"
+                .to_string();
+            cx.at_value(
+                e.at,
+                "a snapshot variant with no `expect` asserts nothing".into(),
                 Some(hint),
             );
         }
