@@ -1,4 +1,5 @@
 pub mod assemble;
+pub mod compare;
 pub mod console;
 pub mod exit;
 pub mod interrupt;

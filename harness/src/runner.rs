@@ -281,7 +281,10 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
     // not get to read (a panic right after a scenario started): drain them.
     for line in tail.lines() {
         if let Ok(r) = serde_json::from_str::<Record>(&line) {
-            on_event(&Event::Record { at: vm_time, record: r.clone() });
+            on_event(&Event::Record {
+                at: vm_time,
+                record: r.clone(),
+            });
             records.push((vm_time, r));
         }
     }

@@ -20,7 +20,7 @@ pub enum Task {
     /// Build the static guest driver against a kernel tree's uapi header.
     Guest(KernelArgs),
     /// Build everything and run scenarios in one VM boot; results go to results/<run-id>/.
-    RunScenarios(RunArgs),
+    RunScenarios(Box<RunArgs>),
     /// Parse a saved console log and classify it (no VM needed).
     Parse(ParseArgs),
     /// Check the scenario files and report every problem (no VM needed).
@@ -29,9 +29,15 @@ pub enum Task {
     Test(TestArgs),
     /// Check (and as root, install) the Debian packages hmmlab needs.
     Deps(DepsArgs),
+    /// Run every cell (or a filtered subset) of the matrix file: kernels ×
+    /// config variants × THP modes, N cells at once, then a cells × scenarios table.
+    Matrix(MatrixArgs),
     /// Time `run-scenarios` over several runs: median, min and max of the wall
     /// time, QEMU start → guest driver, and QEMU start → first scenario.
     Bench(BenchArgs),
+    /// Compare two result sets scenario by scenario: new failures, fixes, skips,
+    /// missing scenarios, and timing changes beyond run-to-run noise.
+    Compare(CompareArgs),
 }
 
 /// Which kernel to build and how.
@@ -70,8 +76,15 @@ pub enum ThpChoice {
     Never,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    /// Run a cell of the matrix file: its kernel, patches, config fragments
+    /// and THP mode replace --kernel, --patch, --config-fragment and --thp.
+    #[arg(long, value_name = "NAME")]
+    pub cell: Option<String>,
+    /// The matrix file for --cell.
+    #[arg(long, default_value = "matrix.toml", value_name = "FILE")]
+    pub matrix: PathBuf,
     #[command(flatten)]
     pub kernel: KernelArgs,
     /// Scenario to run (repeatable; default: every file in the scenario directory).
@@ -152,4 +165,55 @@ pub struct BenchArgs {
     /// Arguments for `run-scenarios` (after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub run_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Emit {
+    /// A GitHub Actions `strategy.matrix` (JSON) with one entry per cell.
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The matrix file.
+    #[arg(long, default_value = "matrix.toml", value_name = "FILE")]
+    pub matrix: PathBuf,
+    /// Only cells whose name contains this (repeatable: any of them).
+    #[arg(long = "filter", short = 'f', value_name = "TEXT")]
+    pub filters: Vec<String>,
+    /// Cells running at once (default: what the cores and memory allow).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the selected cells for a CI system and stop.
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+    /// Scenario to run in every cell (repeatable; default: all).
+    #[arg(long = "scenario", short = 's', value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Where the matrix directory is created.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Side A (the baseline): a run directory (results/<run-id>/, with
+    /// run.json) or a directory of repeated runs (e.g. one --results-dir used
+    /// for several `run-scenarios`).
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// Side B, compared against A; the same forms as A.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Flag a timing only if its median moves by more than this many percent
+    /// (and by more than the larger spread of the two sides' runs).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = hmmlab_harness::compare::DEFAULT_MIN_CHANGE_PCT
+    )]
+    pub min_change: f64,
+    /// Print the comparison as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -12,7 +12,13 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 pub fn build(uapi_header: &Path) -> Result<PathBuf> {
     let repo = crate::paths::repo_root();
-    let target_dir = repo.join("target/guest");
+    // One target directory per header: builds for different kernels (matrix
+    // cells running at once) never overwrite each other's binary.
+    let header =
+        std::fs::read(uapi_header).with_context(|| format!("reading {}", uapi_header.display()))?;
+    let target_dir = repo
+        .join("target/guest")
+        .join(crate::kernel::key::short_hash(&header));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let log = target_dir.join("build.log");
     std::fs::create_dir_all(&target_dir)?;

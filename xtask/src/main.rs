@@ -4,11 +4,14 @@
 mod accel;
 mod bench;
 mod cli;
+mod compare;
 mod deps;
 mod fail;
 mod guest;
 mod image;
 mod kernel;
+mod matrix;
+mod matrix_run;
 mod paths;
 mod plan;
 mod preflight;

@@ -46,6 +46,19 @@ pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
 }
 
 pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
+    let cell_args;
+    let args = match &args.cell {
+        Some(name) => {
+            let c = crate::matrix::find(&crate::paths::absolute(&args.matrix), name)?;
+            cell_args = RunArgs {
+                kernel: c.kernel_args,
+                thp: vec![c.thp],
+                ..args.clone()
+            };
+            &cell_args
+        }
+        None => args,
+    };
     let repo = crate::paths::repo_root();
     let scenarios = load_scenarios(args)?;
     let machine = Machine::load(&repo.join("images/machines"), &args.machine)
@@ -235,7 +248,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
 
     // Run, writing run.json again after every scenario so nothing finished is lost.
     let mut seen: Vec<Record> = vec![];
-    let mut progress = Progress::default();
+    let mut progress = Progress;
     let vm = runner::run(&cfg, &mut |ev| {
         progress.show(ev);
         if let Event::Record { at, record } = ev {

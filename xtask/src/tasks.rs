@@ -16,6 +16,8 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Check(a) => check_task(&a),
         Task::Test(a) => test_task(&a),
         Task::Bench(a) => crate::bench::bench(&a),
+        Task::Compare(a) => crate::compare::compare(&a),
+        Task::Matrix(a) => crate::matrix_run::matrix(&a),
         Task::Deps(a) => {
             crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
         }

@@ -1,0 +1,197 @@
+//! `matrix.toml`: named kernels (source + patches) × named config variants
+//! (fragments) × THP modes. A cell is `<kernel>-<config>-<thp>`. Cells with
+//! the same kernel and config share one build (the kernel cache is keyed by
+//! content); the THP mode only changes the run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::cli::{KernelArgs, ThpChoice};
+use crate::fail::bad_input;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixFile {
+    pub kernel: BTreeMap<String, KernelEntry>,
+    pub config: BTreeMap<String, ConfigEntry>,
+    pub cells: Cells,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelEntry {
+    pub source: String,
+    #[serde(default)]
+    pub patches: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEntry {
+    #[serde(default)]
+    pub fragments: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cells {
+    pub kernels: Vec<String>,
+    pub configs: Vec<String>,
+    pub thp: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub name: String,
+    pub kernel: String,
+    pub config: String,
+    pub thp: ThpChoice,
+    /// What `--kernel`, `--patch` and `--config-fragment` would say.
+    pub kernel_args: KernelArgs,
+}
+
+impl Cell {
+    /// Cells with the same build key share a kernel.
+    pub fn build_name(&self) -> String {
+        format!("{}-{}", self.kernel, self.config)
+    }
+}
+
+#[cfg(test)]
+pub fn default_path() -> PathBuf {
+    crate::paths::repo_root().join("matrix.toml")
+}
+
+/// Load and expand a matrix file; paths in it are relative to its directory.
+pub fn load(path: &Path) -> Result<Vec<Cell>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    let m: MatrixFile = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| hmmlab_harness::machine::line_col(&text, s.start))
+            .unwrap_or((1, 1));
+        bad_input(format!("{}:{line}:{col}: {}", path.display(), e.message()))
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    expand(&m, &base).map_err(|e| bad_input(format!("{}: {e}", path.display())))
+}
+
+pub fn expand(m: &MatrixFile, base: &Path) -> std::result::Result<Vec<Cell>, String> {
+    let mut out = Vec::new();
+    for k in &m.cells.kernels {
+        let ke = m.kernel.get(k).ok_or_else(|| {
+            format!(
+                "cells.kernels names `{k}`, but there is no [kernel.\"{k}\"]; known: {}",
+                keys(&m.kernel)
+            )
+        })?;
+        for c in &m.cells.configs {
+            let ce = m.config.get(c).ok_or_else(|| {
+                format!(
+                    "cells.configs names `{c}`, but there is no [config.{c}]; known: {}",
+                    keys(&m.config)
+                )
+            })?;
+            for t in &m.cells.thp {
+                let thp = match t.as_str() {
+                    "always" => ThpChoice::Always,
+                    "madvise" => ThpChoice::Madvise,
+                    "never" => ThpChoice::Never,
+                    _ => {
+                        return Err(format!(
+                            "cells.thp: unknown THP mode `{t}`; use always, madvise or never"
+                        ))
+                    }
+                };
+                out.push(Cell {
+                    name: format!("{k}-{c}-{t}"),
+                    kernel: k.clone(),
+                    config: c.clone(),
+                    thp,
+                    kernel_args: KernelArgs {
+                        kernel: ke.source.clone(),
+                        patches: ke.patches.iter().map(|p| base.join(p)).collect(),
+                        series: None,
+                        fragments: ce.fragments.iter().map(|p| base.join(p)).collect(),
+                        jobs: None,
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn keys<V>(m: &BTreeMap<String, V>) -> String {
+    m.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// The cell called `name`; an unknown name lists the valid ones.
+pub fn find(path: &Path, name: &str) -> Result<Cell> {
+    let cells = load(path)?;
+    cells
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+        .ok_or_else(|| {
+            bad_input(format!(
+                "no cell `{name}` in {}; cells: {}",
+                path.display(),
+                cells
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// `{"include": [{"cell": "…"}, …]}` for a GitHub Actions `strategy.matrix`.
+pub fn github_matrix(cells: &[Cell]) -> Result<String> {
+    let include: Vec<_> = cells
+        .iter()
+        .map(|c| serde_json::json!({ "cell": c.name }))
+        .collect();
+    serde_json::to_string(&serde_json::json!({ "include": include }))
+        .context("writing the matrix JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_matrix_expands_to_named_cells() {
+        let cells = load(&default_path()).unwrap();
+        assert_eq!(cells.len(), 12);
+        assert_eq!(cells[0].name, "6.12-base-madvise");
+        let kasan = cells.iter().find(|c| c.name == "6.1-kasan-always").unwrap();
+        assert_eq!(kasan.kernel_args.kernel, "debian:6.1");
+        assert!(kasan.kernel_args.fragments[0].ends_with("images/configs/variants/kasan.config"));
+        assert!(kasan.kernel_args.fragments[0].is_file());
+        // Two THP modes of one kernel and config share a build.
+        let builds: std::collections::BTreeSet<String> =
+            cells.iter().map(Cell::build_name).collect();
+        assert_eq!(builds.len(), 6);
+        let gh: serde_json::Value = serde_json::from_str(&github_matrix(&cells).unwrap()).unwrap();
+        assert_eq!(gh["include"][3]["cell"], "6.12-debug-always");
+    }
+
+    #[test]
+    fn unknown_names_are_explained() {
+        let m: MatrixFile = toml::from_str(
+            "[kernel.a]\nsource = \"debian:6.12\"\n[config.base]\n[cells]\nkernels = [\"b\"]\nconfigs = [\"base\"]\nthp = [\"always\"]\n",
+        )
+        .unwrap();
+        let e = expand(&m, Path::new(".")).unwrap_err();
+        assert!(e.contains("`b`") && e.contains("known: a"), "{e}");
+        let e = find(&default_path(), "6.12-nope-always")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("6.12-base-madvise"), "{e}");
+    }
+}

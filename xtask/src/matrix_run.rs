@@ -1,0 +1,246 @@
+//! `cargo xtask matrix`: build each distinct kernel of the selected cells
+//! once, then run the cells, up to N at once, each as its own
+//! `run-scenarios --cell NAME` process, and print a cells × scenarios table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use hmmlab_harness::{exit, interrupt};
+
+use crate::cli::{Emit, MatrixArgs};
+use crate::matrix::{self, Cell};
+
+pub fn matrix(a: &MatrixArgs) -> Result<i32> {
+    let path = crate::paths::absolute(&a.matrix);
+    let all = matrix::load(&path)?;
+    let cells: Vec<Cell> = all
+        .into_iter()
+        .filter(|c| a.filters.is_empty() || a.filters.iter().any(|f| c.name.contains(f.as_str())))
+        .collect();
+    if cells.is_empty() {
+        return Err(crate::fail::bad_input(format!(
+            "no cell of {} matches {:?}",
+            path.display(),
+            a.filters
+        )));
+    }
+    if a.emit == Some(Emit::Github) {
+        println!("{}", matrix::github_matrix(&cells)?);
+        return Ok(exit::OK);
+    }
+    let started = Instant::now();
+
+    // Builds first, one per distinct kernel and config, each with all cores.
+    let packages: BTreeSet<String> = cells
+        .iter()
+        .filter_map(|c| {
+            crate::kernel::source::Source::parse(&c.kernel_args.kernel)
+                .ok()?
+                .package()
+        })
+        .collect();
+    crate::deps::ensure(&packages.into_iter().collect::<Vec<_>>(), false)?;
+    let mut built = BTreeSet::new();
+    for c in &cells {
+        if built.insert(c.build_name()) {
+            eprintln!("matrix: kernel for {} …", c.build_name());
+            crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
+        }
+    }
+    let build_time = started.elapsed();
+
+    // Then the runs.
+    let results = crate::paths::absolute(&a.results_dir);
+    let dir = hmmlab_harness::report::write::create_run_dir(
+        &results,
+        &format!("matrix-{}", crate::run::new_run_id()),
+    )?;
+    let jobs = a.jobs.unwrap_or_else(default_jobs).max(1);
+    eprintln!(
+        "matrix: {} cells, {jobs} at once; results in {}",
+        cells.len(),
+        dir.display()
+    );
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let run_started = Instant::now();
+    let mut pending: Vec<&Cell> = cells.iter().rev().collect();
+    let mut running: Vec<(&Cell, Child, Instant)> = Vec::new();
+    let mut codes: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    while !pending.is_empty() || !running.is_empty() {
+        if interrupt::requested() {
+            for (_, child, _) in &mut running {
+                // The cell stops its own QEMU and marks its run interrupted.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+            for (c, mut child, _) in running.drain(..) {
+                codes.insert(c.name.clone(), child.wait().ok().and_then(|s| s.code()));
+            }
+            break;
+        }
+        while running.len() < jobs {
+            let Some(c) = pending.pop() else { break };
+            running.push((
+                c,
+                spawn_cell(&exe, &path, c, &dir, &a.scenarios)?,
+                Instant::now(),
+            ));
+        }
+        let mut i = 0;
+        while i < running.len() {
+            if let Some(st) = running[i].1.try_wait()? {
+                let (c, _, t) = running.remove(i);
+                eprintln!(
+                    "matrix: {} finished (exit {:?}) in {:.1}s",
+                    c.name,
+                    st.code(),
+                    t.elapsed().as_secs_f64()
+                );
+                codes.insert(c.name.clone(), st.code());
+            } else {
+                i += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run_time = run_started.elapsed();
+
+    let table = table(&cells, &dir);
+    print!("{table}");
+    std::fs::write(dir.join("table.txt"), &table)?;
+    println!(
+        "\nmatrix: {} cells; kernels ready in {:.1}s, runs took {:.1}s with {jobs} at once; results in {}",
+        cells.len(),
+        build_time.as_secs_f64(),
+        run_time.as_secs_f64(),
+        dir.display()
+    );
+    if interrupt::requested() {
+        return Ok(exit::INTERRUPTED);
+    }
+    let worst = codes
+        .values()
+        .map(|c| c.unwrap_or(exit::INFRA))
+        .max()
+        .unwrap_or(exit::OK);
+    Ok(match worst {
+        0 => exit::OK,
+        1 => exit::TEST_FAILURE,
+        _ => exit::INFRA,
+    })
+}
+
+fn spawn_cell(
+    exe: &Path,
+    matrix: &Path,
+    c: &Cell,
+    dir: &Path,
+    scenarios: &[String],
+) -> Result<Child> {
+    let log = std::fs::File::create(dir.join(format!("{}.log", c.name)))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["run-scenarios", "--cell", &c.name, "--matrix"])
+        .arg(matrix)
+        .arg("--results-dir")
+        .arg(dir.join(&c.name));
+    for s in scenarios {
+        cmd.args(["-s", s]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    interrupt::isolate_child(&mut cmd);
+    cmd.spawn()
+        .with_context(|| format!("starting cell {}", c.name))
+}
+
+/// What the cores and memory allow: a cell is one TCG VM of 1 GiB that keeps
+/// about one core busy.
+fn default_jobs() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let avail_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib / (1 << 20))
+        .unwrap_or(2) as usize;
+    cores.min(avail_gib.saturating_sub(1) / 2).max(1)
+}
+
+/// Rows: scenarios; columns: cells; each entry the worst outcome of that
+/// scenario's instances in the cell.
+fn table(cells: &[Cell], dir: &Path) -> String {
+    let mut grid: BTreeMap<String, BTreeMap<String, hmmlab_proto::Outcome>> = BTreeMap::new();
+    let mut status: BTreeMap<String, String> = BTreeMap::new();
+    for c in cells {
+        let Some(run) = run_json(&dir.join(&c.name)) else {
+            status.insert(c.name.clone(), "no run.json (see the cell's .log)".into());
+            continue;
+        };
+        status.insert(
+            c.name.clone(),
+            run["status"].as_str().unwrap_or("?").to_string(),
+        );
+        for s in run["scenarios"].as_array().into_iter().flatten() {
+            let base = s["name"]
+                .as_str()
+                .unwrap_or("?")
+                .split('@')
+                .next()
+                .unwrap_or("?")
+                .to_string();
+            let Ok(o) = serde_json::from_value::<hmmlab_proto::Outcome>(s["outcome"].clone())
+            else {
+                continue;
+            };
+            let e = grid
+                .entry(base)
+                .or_default()
+                .entry(c.name.clone())
+                .or_insert(o);
+            if o > *e {
+                *e = o;
+            }
+        }
+    }
+    let w = grid.keys().map(|k| k.len()).max().unwrap_or(8).max(8);
+    let mut out = format!("{:<w$}", "scenario");
+    for c in cells {
+        out.push_str(&format!(
+            "  {:>width$}",
+            c.name,
+            width = c.name.len().max(7)
+        ));
+    }
+    out.push('\n');
+    for (scenario, row) in &grid {
+        out.push_str(&format!("{scenario:<w$}"));
+        for c in cells {
+            let v = row.get(&c.name).map(|o| o.as_str()).unwrap_or("-");
+            out.push_str(&format!("  {:>width$}", v, width = c.name.len().max(7)));
+        }
+        out.push('\n');
+    }
+    for c in cells {
+        if status.get(&c.name).map(String::as_str) != Some("finished") {
+            out.push_str(&format!(
+                "cell {}: {}\n",
+                c.name,
+                status.get(&c.name).cloned().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+fn run_json(cell_dir: &Path) -> Option<serde_json::Value> {
+    let run: PathBuf = std::fs::read_dir(cell_dir).ok()?.flatten().next()?.path();
+    serde_json::from_slice(&std::fs::read(run.join("run.json")).ok()?).ok()
+}
