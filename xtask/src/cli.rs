@@ -120,6 +120,10 @@ pub struct RunArgs {
     /// Seconds the whole VM run may take before it is stopped.
     #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
     pub run_timeout: f64,
+    /// Run everything N times (N boots) and report how often each scenario
+    /// passed: to tell a flaky failure from a broken one.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
     /// Boot with panic_on_warn=1: a kernel WARNING panics the guest at once.
     #[arg(long)]
     pub panic_on_warn: bool,

@@ -45,7 +45,68 @@ pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {
     Ok(selected)
 }
 
+/// `--repeat N`: N runs (N boots) of the same thing, then how often each
+/// scenario instance passed. The runs are siblings under the results
+/// directory, so `cargo xtask compare` takes that directory as one side.
 pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
+    if args.repeat <= 1 {
+        return run_once(args);
+    }
+    let results = crate::paths::absolute(&args.results_dir);
+    let before: std::collections::BTreeSet<_> = list_runs(&results);
+    let mut worst = exit::OK;
+    for i in 1..=args.repeat {
+        eprintln!("repeat: run {i} of {}", args.repeat);
+        let code = run_once(args)?;
+        worst = worst.max(code);
+        if code == exit::INTERRUPTED {
+            return Ok(code);
+        }
+    }
+    let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for dir in list_runs(&results).difference(&before) {
+        let Ok(bytes) = std::fs::read(dir.join("run.json")) else {
+            continue;
+        };
+        let Ok(r) = serde_json::from_slice::<RunReport>(&bytes) else {
+            continue;
+        };
+        for s in r.scenarios {
+            let e = tally.entry(s.name).or_default();
+            e.1 += 1;
+            if !s.outcome.is_failure() {
+                e.0 += 1;
+            }
+        }
+    }
+    println!("\n{} runs: how often each scenario passed", args.repeat);
+    for (name, (ok, n)) in &tally {
+        let verdict = match (*ok, *n) {
+            (ok, n) if ok == n => "pass",
+            (0, _) => "fail",
+            _ => "FLAKY",
+        };
+        println!("  {name:<40} {ok}/{n}  {verdict}");
+    }
+    println!(
+        "results: {} (compare with `cargo xtask compare DIR OTHER_DIR`)",
+        results.display()
+    );
+    Ok(worst)
+}
+
+fn list_runs(results: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir(results)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("run.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn run_once(args: &RunArgs) -> Result<i32> {
     let cell_args;
     let args = match &args.cell {
         Some(name) => {
@@ -338,7 +399,10 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
             s.name,
             s.message.as_deref().unwrap_or("")
         );
-        println!("  reproduce: {}", s.reproduce);
+        println!(
+            "  reproduce: {}  (add --repeat 10 to measure flakiness)",
+            s.reproduce
+        );
     }
     let secs = |v: Option<f64>| {
         v.map(|ms| format!("{:.2}s", ms / 1e3))

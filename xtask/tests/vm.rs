@@ -155,3 +155,24 @@ fn a_bad_scenario_file_is_rejected_before_any_vm_starts() {
     assert!(run.stderr.contains("no VM was started"), "{}", run.stderr);
     assert!(run.run_dir.is_none(), "no run directory for rejected input");
 }
+
+#[test]
+fn repeat_runs_count_how_often_each_scenario_passed() {
+    let run = xtask(&[
+        "run-scenarios",
+        "--repeat",
+        "3",
+        "-s",
+        "empty-one-page",
+        "--thp",
+        "madvise",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert!(
+        run.stdout.contains("empty-one-page@madvise") && run.stdout.contains("3/3  pass"),
+        "{}",
+        run.stdout
+    );
+    let runs = std::fs::read_dir(run.results.path()).unwrap().count();
+    assert_eq!(runs, 3, "three boots, three run directories");
+}
