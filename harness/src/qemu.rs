@@ -16,6 +16,9 @@ pub struct Boot {
     pub qmp_socket: PathBuf,
     /// Extra kernel command-line words.
     pub append: Vec<String>,
+    /// The console on QEMU's own stdin/stdout (`cargo xtask shell`) instead
+    /// of `console_log`.
+    pub interactive: bool,
 }
 
 pub fn argv(m: &Machine, b: &Boot) -> Vec<String> {
@@ -50,7 +53,12 @@ pub fn argv(m: &Machine, b: &Boot) -> Vec<String> {
         append.join(" "),
         // First serial port: the kernel console, to a file.
         "-chardev".into(),
-        format!("file,id=console,path={}", s(&b.console_log)),
+        if b.interactive {
+            // signal=off: Ctrl-C goes to the guest's shell, not to QEMU.
+            "stdio,id=console,signal=off".to_string()
+        } else {
+            format!("file,id=console,path={}", s(&b.console_log))
+        },
         "-serial".into(),
         "chardev:console".into(),
         // Second serial port: the guest driver's results, never mixed with the console.
@@ -85,6 +93,7 @@ mod tests {
             results_log: "/r/results.jsonl".into(),
             qmp_socket: "/s/qmp.sock".into(),
             append: vec!["panic_on_warn=1".into()],
+            interactive: false,
         };
         let a = argv(&m, &b);
         let joined = a.join(" ");

@@ -29,6 +29,9 @@ pub enum Task {
     Test(TestArgs),
     /// Check (and as root, install) the Debian packages hmmlab needs.
     Deps(DepsArgs),
+    /// Boot the same kernel and image with an interactive busybox shell on
+    /// the console (the guest driver, plan and hmm-tests are in /hmmlab).
+    Shell(ShellArgs),
     /// Run every cell (or a filtered subset) of the matrix file: kernels ×
     /// config variants × THP modes, N cells at once, then a cells × scenarios table.
     Matrix(MatrixArgs),
@@ -220,4 +223,19 @@ pub struct CompareArgs {
     /// Print the comparison as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+    /// Machine description: a name from images/machines/ or a path to a .toml file.
+    #[arg(long, default_value = "x86_64", value_name = "NAME")]
+    pub machine: String,
+    /// Accelerator.
+    #[arg(long, value_enum, default_value = "tcg")]
+    pub accel: AccelChoice,
+    /// Extra kernel command-line words.
+    #[arg(long = "append", value_name = "WORDS")]
+    pub append: Vec<String>,
 }

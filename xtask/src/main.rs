@@ -17,6 +17,7 @@ mod plan;
 mod preflight;
 mod run;
 mod shell;
+mod shell_task;
 mod tasks;
 
 use clap::Parser;

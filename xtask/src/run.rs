@@ -198,6 +198,7 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         results_log: run_dir.join("results.jsonl"),
         qmp_socket: private.path().join("qmp.sock"),
         append: kernel_append(args),
+        interactive: false,
     };
     let choice = crate::accel::choose(args.accel, &machine, || {
         let probe = Plan {
@@ -435,7 +436,7 @@ fn kernel_append(args: &RunArgs) -> Vec<String> {
     v
 }
 
-fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {
+pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {
     let hmm_tests = std::fs::read(&k.hmm_tests)
         .with_context(|| format!("reading {}", k.hmm_tests.display()))?;
     let bin_path = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));

@@ -18,6 +18,7 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Bench(a) => crate::bench::bench(&a),
         Task::Compare(a) => crate::compare::compare(&a),
         Task::Matrix(a) => crate::matrix_run::matrix(&a),
+        Task::Shell(a) => crate::shell_task::shell(&a),
         Task::Deps(a) => {
             crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
         }

@@ -1,0 +1,126 @@
+//! `cargo xtask shell`: the same kernel and image as a run, but PID 1 is a
+//! busybox shell on the console, for poking around by hand. The guest
+//! driver, the plan of every scenario and hmm-tests are in /hmmlab:
+//! `/hmmlab/driver --not-init /hmmlab/plan.json` runs the scenarios.
+
+use anyhow::{Context, Result};
+use hmmlab_harness::exit;
+use hmmlab_harness::machine::Machine;
+use hmmlab_harness::qemu::{self, Boot};
+use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
+use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::Plan;
+
+use crate::cli::{AccelChoice, ShellArgs};
+use crate::image::{self, Entry};
+
+// The minimal kernel has no BINFMT_SCRIPT, so /init is busybox itself (its
+// `init` applet, by name) and scripts run through `busybox sh`.
+const INITTAB: &str = "::sysinit:/bin/busybox sh /etc/rc\n::respawn:/bin/busybox setsid /bin/busybox cttyhack /bin/busybox sh\n";
+
+const RC: &str = r#"/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+echo madvise > /sys/kernel/mm/transparent_hugepage/enabled
+echo "hmmlab shell: $(uname -r); devices: $(ls /dev | grep hmm_dmirror | tr '\n' ' ')"
+echo "  /hmmlab/driver --not-init /hmmlab/plan.json   runs every scenario"
+echo "  /hmmlab/bin/hmm-tests                         the kernel's selftest"
+echo "  poweroff -f                                   ends the VM"
+"#;
+
+pub fn shell(a: &ShellArgs) -> Result<i32> {
+    let repo = crate::paths::repo_root();
+    let machine = Machine::load(&repo.join("images/machines"), &a.machine)
+        .map_err(|e| crate::fail::bad_input(e.to_string()))?;
+    let req = crate::kernel::Request::from_args(&a.kernel)?;
+    let mut pkgs: Vec<String> = req.source.package().into_iter().collect();
+    pkgs.push("busybox-static".into());
+    crate::deps::ensure(&pkgs, false)?;
+    let k = crate::kernel::ensure(&req)?;
+    let guest = crate::guest::build(&k.uapi_header())?;
+    let scenarios = hmmlab_harness::scenario::load_dir(&repo.join("scenarios"))?;
+    let plan = Plan {
+        default_thp: ThpMode::Madvise,
+        scenario_timeout_ms: 60_000,
+        mode: Mode::Run,
+        scenarios: scenarios
+            .into_iter()
+            .map(|s| PlannedScenario {
+                name: s.name,
+                scenario: s.scenario,
+            })
+            .collect(),
+    };
+    let dir = tempfile::Builder::new().prefix("hmmlab-shell-").tempdir()?;
+    let initrd = dir.path().join("initramfs.cpio");
+    let busybox =
+        std::fs::read("/bin/busybox").context("reading /bin/busybox (package busybox-static)")?;
+    let bin = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));
+    image::write_initramfs(
+        &initrd,
+        &[
+            Entry {
+                path: "init",
+                mode: 0o755,
+                data: busybox.clone(),
+            },
+            Entry {
+                path: "bin/busybox",
+                mode: 0o755,
+                data: busybox,
+            },
+            Entry {
+                path: "etc/inittab",
+                mode: 0o644,
+                data: INITTAB.as_bytes().to_vec(),
+            },
+            Entry {
+                path: "etc/rc",
+                mode: 0o644,
+                data: RC.as_bytes().to_vec(),
+            },
+            Entry {
+                path: "hmmlab/driver",
+                mode: 0o755,
+                data: std::fs::read(&guest)?,
+            },
+            Entry {
+                path: PLAN_PATH.trim_start_matches('/'),
+                mode: 0o644,
+                data: serde_json::to_vec(&plan)?,
+            },
+            Entry {
+                path: &bin,
+                mode: 0o755,
+                data: std::fs::read(&k.hmm_tests)?,
+            },
+        ],
+    )?;
+    let boot = Boot {
+        accel: if a.accel == AccelChoice::Kvm {
+            "kvm".into()
+        } else {
+            "tcg".into()
+        },
+        kernel: k.obj_dir.join(&machine.kernel_image),
+        initrd,
+        console_log: dir.path().join("console.log"),
+        results_log: dir.path().join("results.jsonl"),
+        qmp_socket: dir.path().join("qmp.sock"),
+        append: a.append.clone(),
+        interactive: true,
+    };
+    let argv = qemu::argv(&machine, &boot);
+    eprintln!("Running with: $ {}", crate::shell::quote_argv(&argv));
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("starting {}", argv[0]))?;
+    Ok(if status.success() {
+        exit::OK
+    } else {
+        exit::INFRA
+    })
+}
