@@ -93,7 +93,13 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 
 fn test_task(a: &TestArgs) -> Result<i32> {
     // Everything the tests use, including `cargo xtask shell`.
-    crate::deps::ensure(&["linux-source-6.12".to_string(), "busybox-static".to_string()], false)?;
+    crate::deps::ensure(
+        &[
+            "linux-source-6.12".to_string(),
+            "busybox-static".to_string(),
+        ],
+        false,
+    )?;
     // Build the default kernel up front, with progress, so the tests share it.
     let defaults = KernelArgs {
         kernel: "debian:6.12".into(),

@@ -268,16 +268,14 @@ fn machine_file(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
     p
 }
 
-#[test]
-fn qemu_that_will_not_start_is_an_infrastructure_error_with_its_stderr() {
+/// Run one small scenario on the machine file with `from` replaced by `to`.
+fn run_with_machine_edit(from: &str, to: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let m = machine_file(dir.path(), |t| {
-        t.replace(
-            "\"-device\", \"pvpanic\"",
-            "\"-device\", \"no-such-device\"",
-        )
+        assert!(t.contains(from), "the machine file no longer has `{from}`");
+        t.replace(from, to)
     });
-    let run = xtask(&[
+    xtask(&[
         "run-scenarios",
         "-s",
         "empty-one-page",
@@ -287,7 +285,15 @@ fn qemu_that_will_not_start_is_an_infrastructure_error_with_its_stderr() {
         "tcg",
         "--machine",
         m.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn qemu_that_will_not_start_is_an_infrastructure_error_with_its_stderr() {
+    let run = run_with_machine_edit(
+        "\"-device\", \"pvpanic\"",
+        "\"-device\", \"no-such-device\"",
+    );
     assert_eq!(run.code, 3, "{}", run.explain());
     assert!(
         run.stderr.contains("QEMU exited at start") && run.stderr.contains("no-such-device"),
@@ -300,24 +306,10 @@ fn qemu_that_will_not_start_is_an_infrastructure_error_with_its_stderr() {
 
 #[test]
 fn a_missing_qemu_binary_says_what_to_install() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = machine_file(dir.path(), |t| {
-        t.replace(
-            "qemu = \"qemu-system-x86_64\"",
-            "qemu = \"qemu-system-hmmlab-missing\"",
-        )
-    });
-    let run = xtask(&[
-        "run-scenarios",
-        "-s",
-        "empty-one-page",
-        "--thp",
-        "madvise",
-        "--accel",
-        "tcg",
-        "--machine",
-        m.to_str().unwrap(),
-    ]);
+    let run = run_with_machine_edit(
+        "qemu = \"qemu-system-x86_64\"",
+        "qemu = \"qemu-system-hmmlab-missing\"",
+    );
     assert_eq!(run.code, 3, "{}", run.explain());
     assert!(
         run.stderr.contains("qemu-system-hmmlab-missing not found")
@@ -329,17 +321,7 @@ fn a_missing_qemu_binary_says_what_to_install() {
 
 #[test]
 fn a_missing_kernel_image_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = machine_file(dir.path(), |t| {
-        t.replace("arch/x86/boot/bzImage", "arch/x86/boot/no-such-image")
-    });
-    let run = xtask(&[
-        "run-scenarios",
-        "-s",
-        "empty-one-page",
-        "--machine",
-        m.to_str().unwrap(),
-    ]);
+    let run = run_with_machine_edit("arch/x86/boot/bzImage", "arch/x86/boot/no-such-image");
     assert_eq!(run.code, 3, "{}", run.explain());
     assert!(
         run.stderr.contains("no-such-image is missing"),
