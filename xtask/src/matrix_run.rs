@@ -64,7 +64,7 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         cells.len(),
         dir.display()
     );
-    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let exe = self_exe()?;
     let run_started = Instant::now();
     let mut pending: Vec<&Cell> = cells.iter().rev().collect();
     let mut running: Vec<(&Cell, Child, Instant)> = Vec::new();
@@ -129,6 +129,17 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         0 => exit::OK,
         1 => exit::TEST_FAILURE,
         _ => exit::INFRA,
+    })
+}
+
+/// This binary, even if it was rebuilt (replaced) while the matrix runs:
+/// the cells then start the new one at the same path.
+fn self_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let s = exe.to_string_lossy();
+    Ok(match s.strip_suffix(" (deleted)") {
+        Some(p) => PathBuf::from(p),
+        None => exe,
     })
 }
 
