@@ -120,6 +120,9 @@ pub struct RunArgs {
     /// Seconds one scenario may take (default: machine file).
     #[arg(long, value_name = "SECS")]
     pub scenario_timeout: Option<f64>,
+    /// vCPUs of the VM (default: the machine file's `smp`).
+    #[arg(long, value_name = "N")]
+    pub smp: Option<u32>,
     /// Seconds the whole VM run may take before it is stopped.
     #[arg(long, value_name = "SECS", default_value_t = 1800.0)]
     pub run_timeout: f64,

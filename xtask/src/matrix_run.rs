@@ -59,9 +59,17 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         &format!("matrix-{}", crate::run::new_run_id()),
     )?;
     let jobs = a.jobs.unwrap_or_else(default_jobs).max(1);
+    // Under TCG every vCPU is a busy host thread: cells running side by side
+    // share the cores instead of oversubscribing them.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let smp = (jobs > 1).then(|| (cores / jobs).max(1) as u32);
     eprintln!(
-        "matrix: {} cells, {jobs} at once; results in {}",
+        "matrix: {} cells, {jobs} at once{}; results in {}",
         cells.len(),
+        smp.map(|n| format!(" with {n} vCPU each"))
+            .unwrap_or_default(),
         dir.display()
     );
     let exe = self_exe()?;
@@ -84,7 +92,7 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
             let Some(c) = pending.pop() else { break };
             running.push((
                 c,
-                spawn_cell(&exe, &path, c, &dir, &a.scenarios)?,
+                spawn_cell(&exe, &path, c, &dir, &a.scenarios, smp)?,
                 Instant::now(),
             ));
         }
@@ -149,6 +157,7 @@ fn spawn_cell(
     c: &Cell,
     dir: &Path,
     scenarios: &[String],
+    smp: Option<u32>,
 ) -> Result<Child> {
     let log = std::fs::File::create(dir.join(format!("{}.log", c.name)))?;
     let mut cmd = Command::new(exe);
@@ -158,6 +167,9 @@ fn spawn_cell(
         .arg(dir.join(&c.name));
     for s in scenarios {
         cmd.args(["-s", s]);
+    }
+    if let Some(n) = smp {
+        cmd.args(["--smp", &n.to_string()]);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)

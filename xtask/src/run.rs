@@ -122,8 +122,11 @@ fn run_once(args: &RunArgs) -> Result<i32> {
     };
     let repo = crate::paths::repo_root();
     let scenarios = load_scenarios(args)?;
-    let machine = Machine::load(&repo.join("images/machines"), &args.machine)
+    let mut machine = Machine::load(&repo.join("images/machines"), &args.machine)
         .map_err(|e| crate::fail::bad_input(e.to_string()))?;
+    if let Some(n) = args.smp {
+        machine.smp = n.max(1);
+    }
     let req = kernel::Request::from_args(&args.kernel)?;
     crate::deps::ensure(&req.source.package().into_iter().collect::<Vec<_>>(), false)?;
     let k = kernel::ensure(&req)?;
