@@ -29,6 +29,13 @@ pub enum Task {
     Test(TestArgs),
     /// Check (and as root, install) the Debian packages hmmlab needs.
     Deps(DepsArgs),
+    /// Find the first commit of a kernel git tree (`--kernel path:DIR`) where a
+    /// scenario fails, in a private clone; DIR is never touched.
+    Bisect(BisectArgs),
+    /// One step of `bisect` (run by `git bisect run`): build the clone's HEAD,
+    /// run the scenario several times; exit 0 good, 1 bad, 125 skip.
+    #[command(hide = true)]
+    BisectStep(BisectStepArgs),
     /// Boot the same kernel and image with an interactive busybox shell on
     /// the console (the guest driver, plan and hmm-tests are in /hmmlab).
     Shell(ShellArgs),
@@ -241,4 +248,53 @@ pub struct ShellArgs {
     /// Extra kernel command-line words.
     #[arg(long = "append", value_name = "WORDS")]
     pub append: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// The kernel git tree: `path:DIR`.
+    #[arg(long, value_name = "path:DIR")]
+    pub kernel: String,
+    /// A commit where the scenario passes.
+    #[arg(long, value_name = "REF")]
+    pub good: String,
+    /// A commit where the scenario fails.
+    #[arg(long, value_name = "REF")]
+    pub bad: String,
+    /// The scenario that tells good from bad.
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub scenario: String,
+    #[command(flatten)]
+    pub step: StepOptions,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StepOptions {
+    /// Runs of the scenario per commit: all pass is good, all fail is bad,
+    /// anything else is flaky and the commit is skipped.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub runs: usize,
+    /// THP mode.
+    #[arg(long, value_enum, default_value = "madvise")]
+    pub thp: ThpChoice,
+    /// Extra config fragment (repeatable).
+    #[arg(long = "config-fragment", value_name = "FILE")]
+    pub fragments: Vec<PathBuf>,
+    /// Directory of scenario files.
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenario_dir: PathBuf,
+    /// Where the bisect directory is created.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BisectStepArgs {
+    /// The private clone being bisected.
+    #[arg(long, value_name = "DIR")]
+    pub tree: PathBuf,
+    #[arg(long, short = 's', value_name = "NAME")]
+    pub scenario: String,
+    #[command(flatten)]
+    pub step: StepOptions,
 }

@@ -3,6 +3,7 @@
 
 mod accel;
 mod bench;
+mod bisect;
 mod cli;
 mod compare;
 mod deps;

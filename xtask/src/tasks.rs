@@ -19,6 +19,8 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Compare(a) => crate::compare::compare(&a),
         Task::Matrix(a) => crate::matrix_run::matrix(&a),
         Task::Shell(a) => crate::shell_task::shell(&a),
+        Task::Bisect(a) => crate::bisect::bisect(&a),
+        Task::BisectStep(a) => crate::bisect::step(&a),
         Task::Deps(a) => {
             crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
         }

@@ -108,9 +108,10 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let lock = lock_dir(&build_dir)?;
     let stamp = build_dir.join("stamp.json");
-    // A developer's tree may change under the same key (uncommitted edits
-    // outside git), so it always goes through make, which is incremental.
-    if matches!(req.source, Source::Debian(_)) {
+    // A developer's tree may change under the same key (edits outside git),
+    // so it goes through make, which is incremental, unless git says the
+    // tree is exactly its commit.
+    if matches!(req.source, Source::Debian(_)) || identity.ends_with("+clean") {
         if let Some(mut k) = read_stamp(&stamp) {
             if k.bzimage.is_file() && k.hmm_tests.is_file() {
                 k.cached = true;
@@ -235,8 +236,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
 /// for pristine and patched trees alike; with CCACHE_BASEDIR, compile
 /// commands then match across keys and ccache shares what did not change.
 fn obj_dir(source: &Source, tree: &Path, build_dir: &Path, key: &str) -> PathBuf {
-    match (source, tree.parent()) {
-        (Source::Debian(_), Some(parent)) => parent.join("obj").join(key),
+    // A developer's own tree keeps nothing beside it; a tree hmmlab owns
+    // (Debian's, a patched copy, a bisect clone) gets the shared layout.
+    let owned = matches!(source, Source::Debian(_)) || tree.starts_with(crate::paths::cache_root());
+    match tree.parent() {
+        Some(parent) if owned => parent.join("obj").join(key),
         _ => build_dir.join("obj"),
     }
 }

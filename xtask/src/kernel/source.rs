@@ -89,6 +89,15 @@ impl Source {
                 let head = Cmd::new(&["git", "-C", &d, "rev-parse", "HEAD"]).output();
                 match head {
                     Ok(head) => {
+                        let status =
+                            Cmd::new(&["git", "-C", &d, "status", "--porcelain", "--ignored"])
+                                .output()
+                                .unwrap_or_else(|_| "?".into());
+                        if status.trim().is_empty() {
+                            // Nothing uncommitted, untracked or ignored: the
+                            // commit alone says what the tree holds.
+                            return Ok(format!("path:{d}@{}+clean", head.trim()));
+                        }
                         let diff = Cmd::new(&["git", "-C", &d, "diff", "HEAD"])
                             .output()
                             .unwrap_or_default();
