@@ -30,7 +30,7 @@ fn the_shell_boots_the_same_kernel_and_runs_commands() {
         }
     });
     let mut seen = Vec::new();
-    let mut wait_for = |needle: &str, seen: &mut Vec<String>| -> bool {
+    let wait_for = |needle: &str, seen: &mut Vec<String>| -> bool {
         while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
             let hit = line.contains(needle);
             seen.push(line);
