@@ -36,18 +36,8 @@ fn git(dir: &Path, args: &[&str]) -> String {
 #[test]
 fn bisect_finds_the_planted_regression_and_leaves_the_tree_alone() {
     // The cached Debian tree, as the start of a history.
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("kernel")
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pristine = Path::new(k["tree"].as_str().unwrap());
+    let pristine_tree = cached_kernel_tree();
+    let pristine = pristine_tree.as_path();
     let top = tempfile::tempdir().unwrap();
     let tree = top.path().join(pristine.file_name().unwrap());
     assert!(Command::new("cp")

@@ -105,3 +105,20 @@ pub fn no_qemu_left(run: &Run) -> bool {
     assert!(left.is_empty(), "left running: {left:?}");
     true
 }
+
+/// The default kernel's source tree, as `xtask kernel` reports it (built or
+/// found in the cache).
+pub fn cached_kernel_tree() -> PathBuf {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("kernel")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    PathBuf::from(k["tree"].as_str().unwrap())
+}

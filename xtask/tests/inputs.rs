@@ -77,18 +77,7 @@ fn a_patch_that_does_not_apply_names_the_patch_and_the_hunk() {
 /// kernel drops stops it before compiling), then look for anything newer.
 #[test]
 fn a_path_source_tree_is_never_written() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("kernel")
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let tree = std::path::PathBuf::from(k["tree"].as_str().unwrap());
+    let tree = cached_kernel_tree();
     let before = newest_mtime(&tree);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let dir = tempfile::tempdir().unwrap();
