@@ -44,10 +44,12 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         .collect();
     crate::deps::ensure(&packages.into_iter().collect::<Vec<_>>(), false)?;
     let mut built = BTreeSet::new();
+    let mut builds = String::new();
     for c in &cells {
         if built.insert(c.build_name()) {
             eprintln!("matrix: kernel for {} …", c.build_name());
-            crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
+            let k = crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
+            builds.push_str(&build_line(&c.build_name(), &k));
         }
     }
     let build_time = started.elapsed();
@@ -115,6 +117,8 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     }
     let run_time = run_started.elapsed();
 
+    std::fs::write(dir.join("builds.txt"), &builds)?;
+    print!("kernels:\n{builds}\n");
     let table = table(&cells, &dir);
     print!("{table}");
     std::fs::write(dir.join("table.txt"), &table)?;
@@ -138,6 +142,22 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         1 => exit::TEST_FAILURE,
         _ => exit::INFRA,
     })
+}
+
+/// One line per kernel build of the matrix: cached, or built in how long
+/// and how much of it was reused from the other builds.
+fn build_line(name: &str, k: &crate::kernel::Kernel) -> String {
+    let how = if k.cached {
+        "cached".to_string()
+    } else {
+        let mut s = format!("built in {:.0}s", k.build_seconds);
+        if let Some(r) = &k.reuse {
+            s.push_str("; ");
+            s.push_str(&r.describe());
+        }
+        s
+    };
+    format!("  {name:<16} {} {:<12} {how}\n", k.key, k.release)
 }
 
 /// This binary, even if it was rebuilt (replaced) while the matrix runs:

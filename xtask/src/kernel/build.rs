@@ -65,8 +65,16 @@ pub struct Kernel {
     pub obj_dir: PathBuf,
     pub bzimage: PathBuf,
     pub hmm_tests: PathBuf,
+    /// Why hmm-tests could not be built from this tree, if it could not;
+    /// the kselftest scenario is then skipped with this reason.
+    #[serde(default)]
+    pub hmm_tests_error: Option<String>,
     pub build_log: PathBuf,
     pub build_seconds: f64,
+    /// How many compiles of this build ccache answered from earlier builds
+    /// (another config or patch set of the same source); None without ccache.
+    #[serde(default)]
+    pub reuse: Option<Reuse>,
     /// True when this request was answered from the cache.
     #[serde(default)]
     pub cached: bool,
@@ -113,7 +121,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     // tree is exactly its commit.
     if matches!(req.source, Source::Debian(_)) || identity.ends_with("+clean") {
         if let Some(mut k) = read_stamp(&stamp) {
-            if k.bzimage.is_file() && k.hmm_tests.is_file() {
+            if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
                 k.cached = true;
                 eprintln!(
                     "kernel: {} {} (key {}) cached, decided in {:.2}s",
@@ -150,7 +158,10 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         format!("-j{}", req.jobs.max(1)),
     ];
     let mut cmd_env = vec![];
-    if which("ccache") {
+    let stats_log = build_dir.join("ccache-stats.log");
+    let _ = fs::remove_file(&stats_log);
+    let ccache = which("ccache");
+    if ccache {
         make.push("CC=ccache gcc".into());
         cmd_env.push((
             "CCACHE_DIR".to_string(),
@@ -163,6 +174,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             cache.to_string_lossy().to_string(),
         ));
         cmd_env.push(("CCACHE_NOHASHDIR".to_string(), "1".to_string()));
+        // Per-build counters, so a build says how much it reused.
+        cmd_env.push((
+            "CCACHE_STATSLOG".to_string(),
+            stats_log.to_string_lossy().to_string(),
+        ));
     }
     make.push("bzImage".into());
     let mut cmd = Cmd::new(&make);
@@ -171,7 +187,21 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     }
     let t = Instant::now();
     cmd.run_logged(&log, "make bzImage", make_progress)?;
-    eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64());
+    let reuse = if ccache {
+        fs::read_to_string(&stats_log)
+            .ok()
+            .map(|t| Reuse::from_stats_log(&t))
+    } else {
+        None
+    };
+    match &reuse {
+        Some(r) => eprintln!(
+            "kernel: bzImage built in {:.0}s; {}",
+            t.elapsed().as_secs_f64(),
+            r.describe()
+        ),
+        None => eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64()),
+    }
 
     let release = Cmd::new(&[
         "make",
@@ -188,7 +218,20 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     .last()
     .unwrap_or("")
     .to_string();
-    let hmm_tests = selftest::build_hmm_tests(&tree, &build_dir, &log)?;
+    let hmm_tests = build_dir.join("hmm-tests");
+    let hmm_tests_error = match selftest::build_hmm_tests(&tree, &obj, &build_dir) {
+        Ok(_) => None,
+        Err(e) => {
+            let full = format!("{e:#}");
+            let why = format!(
+                "hmm-tests did not build from this tree ({}); see {}",
+                full.lines().next().unwrap_or("").trim(),
+                build_dir.join("hmm-tests.log").display()
+            );
+            eprintln!("kernel: warning: {full}\n  the kselftest scenario will be skipped");
+            Some(why)
+        }
+    };
 
     let k = Kernel {
         key: key.clone(),
@@ -211,8 +254,10 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         bzimage: obj.join("arch/x86/boot/bzImage"),
         obj_dir: obj,
         hmm_tests,
+        hmm_tests_error,
         build_log: log,
         build_seconds: started.elapsed().as_secs_f64(),
+        reuse,
         cached: false,
     };
     if !k.bzimage.is_file() {
@@ -229,6 +274,43 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         k.source, k.release, k.build_seconds
     );
     Ok(k)
+}
+
+/// Compiles of one build: reused from ccache, or compiled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reuse {
+    pub reused: u64,
+    pub compiled: u64,
+}
+
+impl Reuse {
+    /// Count ccache's per-call stats log (CCACHE_STATSLOG): one `# <file>`
+    /// header per call, then its counters, one per line.
+    pub fn from_stats_log(text: &str) -> Reuse {
+        let mut r = Reuse::default();
+        for line in text.lines() {
+            match line.trim() {
+                "direct_cache_hit" | "preprocessed_cache_hit" => r.reused += 1,
+                "cache_miss" => r.compiled += 1,
+                _ => {}
+            }
+        }
+        r
+    }
+
+    pub fn describe(&self) -> String {
+        let all = self.reused + self.compiled;
+        if all == 0 {
+            return "no C compiles needed".to_string();
+        }
+        format!(
+            "{} of {} C compiles reused from earlier builds ({:.0}%), {} compiled",
+            self.reused,
+            all,
+            100.0 * self.reused as f64 / all as f64,
+            self.compiled
+        )
+    }
 }
 
 /// Where the objects go. For trees hmmlab owns: `<tree-parent>/obj/<key>`,
@@ -386,5 +468,27 @@ mod tests {
             Some("LD [M]  foo.ko")
         );
         assert_eq!(make_progress("make[1]: Entering directory"), None);
+    }
+
+    #[test]
+    fn reuse_counts_hits_and_misses_from_a_real_stats_log() {
+        // As written by ccache 4.7 for one miss then one hit of the same file.
+        let log = "# a.c\ncache_miss\ndirect_cache_miss\nlocal_storage_miss\n\
+                   local_storage_write\npreprocessed_cache_miss\n\
+                   # a.c\ndirect_cache_hit\nlocal_storage_hit\nlocal_storage_read_hit\n\
+                   # b.c\npreprocessed_cache_hit\n# c.S\nunsupported_compiler_option\n";
+        let r = Reuse::from_stats_log(log);
+        assert_eq!(
+            r,
+            Reuse {
+                reused: 2,
+                compiled: 1
+            }
+        );
+        assert_eq!(
+            r.describe(),
+            "2 of 3 C compiles reused from earlier builds (67%), 1 compiled"
+        );
+        assert_eq!(Reuse::from_stats_log("").describe(), "no C compiles needed");
     }
 }
