@@ -20,7 +20,7 @@ const SKIP: i32 = 125;
 const ABORT: i32 = 128;
 
 pub fn bisect(a: &BisectArgs) -> Result<i32> {
-    let Source::Path(dir) = Source::parse(&a.kernel)? else {
+    let Source::Path(dir) = Source::parse_tree(&a.kernel)? else {
         return Err(bad_input(format!(
             "--kernel {}: bisect needs a git tree, given as path:DIR",
             a.kernel

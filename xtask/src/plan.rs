@@ -85,6 +85,26 @@ pub fn expand(
     (run, skipped)
 }
 
+/// Move the kselftest instances that run `binary` to the skipped ones,
+/// with `why`: the binary could not be built for this kernel.
+pub fn skip_unbuilt(run: &mut Vec<Instance>, skipped: &mut Vec<Skipped>, binary: &str, why: &str) {
+    let (gone, kept): (Vec<Instance>, Vec<Instance>) =
+        std::mem::take(run).into_iter().partition(|i| {
+            i.scenario
+                .kselftest
+                .as_ref()
+                .is_some_and(|k| k.binary == binary)
+        });
+    *run = kept;
+    skipped.extend(gone.into_iter().map(|i| Skipped {
+        name: i.name,
+        base: i.base,
+        path: i.path,
+        thp: i.thp,
+        reason: why.to_string(),
+    }));
+}
+
 /// A one-line command that rebuilds the same kernel and reruns one scenario
 /// in one THP mode.
 pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &str) -> String {
@@ -168,6 +188,41 @@ mod tests {
         let sk: Vec<&str> = skipped.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(sk, vec!["later@madvise", "later@always"]);
         assert!(skipped[0].reason.contains("6.13"), "{}", skipped[0].reason);
+    }
+
+    #[test]
+    fn an_unbuilt_binary_skips_only_its_kselftest_instances() {
+        let facts = KernelFacts::from_dotconfig("6.12.117", "");
+        let s = vec![
+            loaded("steps", &format!("description = \"d\"\n{BODY}")),
+            loaded(
+                "kst",
+                "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n",
+            ),
+        ];
+        let (mut run, mut skipped) = expand(&s, &[ThpMode::Madvise, ThpMode::Always], &facts);
+        assert_eq!(run.len(), 4);
+        skip_unbuilt(&mut run, &mut skipped, "other", "x");
+        assert_eq!(run.len(), 4);
+        skip_unbuilt(
+            &mut run,
+            &mut skipped,
+            "hmm-tests",
+            "hmm-tests did not build",
+        );
+        let names: Vec<&str> = run.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, vec!["steps@madvise", "steps@always"]);
+        let sk: Vec<(&str, &str)> = skipped
+            .iter()
+            .map(|i| (i.name.as_str(), i.reason.as_str()))
+            .collect();
+        assert_eq!(
+            sk,
+            vec![
+                ("kst@madvise", "hmm-tests did not build"),
+                ("kst@always", "hmm-tests did not build")
+            ]
+        );
     }
 
     #[test]

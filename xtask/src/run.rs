@@ -167,7 +167,10 @@ fn run_once(args: &RunArgs) -> Result<i32> {
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
-    let (instances, skipped) = crate::plan::expand(&scenarios, &modes, &facts);
+    let (mut instances, mut skipped) = crate::plan::expand(&scenarios, &modes, &facts);
+    if let Some(why) = &k.hmm_tests_error {
+        crate::plan::skip_unbuilt(&mut instances, &mut skipped, "hmm-tests", why);
+    }
     let accel_setting = |a: &str| machine.accel(a).clone();
 
     // The plan and its image.
@@ -440,10 +443,8 @@ fn kernel_append(args: &RunArgs) -> Vec<String> {
 }
 
 pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {
-    let hmm_tests = std::fs::read(&k.hmm_tests)
-        .with_context(|| format!("reading {}", k.hmm_tests.display()))?;
     let bin_path = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));
-    let files = vec![
+    let mut files = vec![
         Entry {
             path: "init",
             mode: 0o755,
@@ -454,12 +455,17 @@ pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<
             mode: 0o644,
             data: serde_json::to_vec(plan)?,
         },
-        Entry {
+    ];
+    // A tree whose hmm-tests did not build has none; its kselftest
+    // scenario is skipped (see `plan::skip_unbuilt`).
+    if k.hmm_tests_error.is_none() {
+        files.push(Entry {
             path: &bin_path,
             mode: 0o755,
-            data: hmm_tests,
-        },
-    ];
+            data: std::fs::read(&k.hmm_tests)
+                .with_context(|| format!("reading {}", k.hmm_tests.display()))?,
+        });
+    }
     image::write_initramfs(out, &files)
 }
 

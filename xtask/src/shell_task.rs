@@ -91,12 +91,17 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
                 mode: 0o644,
                 data: serde_json::to_vec(&plan)?,
             },
-            Entry {
+        ]
+        .into_iter()
+        .chain(
+            // None when it did not build from this tree.
+            std::fs::read(&k.hmm_tests).ok().map(|data| Entry {
                 path: &bin,
                 mode: 0o755,
-                data: std::fs::read(&k.hmm_tests)?,
-            },
-        ],
+                data,
+            }),
+        )
+        .collect::<Vec<_>>(),
     )?;
     let boot = Boot {
         accel: if a.accel == AccelChoice::Kvm {

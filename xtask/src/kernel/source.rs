@@ -22,7 +22,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// A source to build from: a `path:` tree must also be buildable out of
+    /// tree (not configured in place).
     pub fn parse(spec: &str) -> Result<Source> {
+        let s = Source::parse_tree(spec)?;
+        if let Source::Path(dir) = &s {
+            refuse_configured_in_place(spec, dir)?;
+        }
+        Ok(s)
+    }
+
+    /// A source as given, without the build check: bisect only clones the
+    /// tree, so its own in-tree build does not matter there.
+    pub fn parse_tree(spec: &str) -> Result<Source> {
         if let Some(v) = spec.strip_prefix("debian:") {
             if DEBIAN_VERSIONS.contains(&v) {
                 return Ok(Source::Debian(v.to_string()));
@@ -138,6 +150,30 @@ impl Source {
     }
 }
 
+/// kbuild refuses to build out of tree from a source tree that was
+/// configured or built in place; say so before any build, with what to do.
+fn refuse_configured_in_place(spec: &str, dir: &Path) -> Result<()> {
+    let in_tree = [".config", "include/config", "arch/x86/include/generated"]
+        .iter()
+        .map(|p| dir.join(p))
+        .find(|p| p.exists());
+    let Some(found) = in_tree else {
+        return Ok(());
+    };
+    Err(bad_input(format!(
+        "--kernel {spec}: {} has been configured or built in place ({} exists), \
+         and kbuild cannot build it out of tree then. hmmlab never writes to \
+         your tree, so either clean it yourself (save your .config first: \
+         `make -C {d} mrproper` deletes it and every in-tree object), or give \
+         hmmlab a clean worktree of the same commit: \
+         `git -C {d} worktree add ../linux-hmmlab HEAD` and \
+         --kernel path:<that directory>",
+        dir.display(),
+        found.display(),
+        d = dir.display()
+    )))
+}
+
 /// Extract a tarball into `dest`, atomically: into a temporary sibling first,
 /// renamed into place only when complete.
 pub fn extract(tarball: &Path, dest: &Path) -> Result<()> {
@@ -207,5 +243,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not look like a kernel tree"), "{e}");
+    }
+
+    #[test]
+    fn a_tree_configured_in_place_is_refused_with_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Makefile"), "").unwrap();
+        std::fs::create_dir(d.path().join("mm")).unwrap();
+        let spec = format!("path:{}", d.path().display());
+        assert_eq!(
+            Source::parse(&spec).unwrap(),
+            Source::Path(d.path().to_path_buf())
+        );
+        for leftover in [".config", "include/config"] {
+            let p = d.path().join(leftover);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "").unwrap();
+            let e = Source::parse(&spec).unwrap_err().to_string();
+            assert!(
+                e.contains(&p.display().to_string())
+                    && e.contains("mrproper")
+                    && e.contains("worktree add"),
+                "{e}"
+            );
+            std::fs::remove_file(&p).unwrap();
+        }
     }
 }
