@@ -154,7 +154,8 @@ pub fn find(path: &Path, name: &str) -> Result<Cell> {
 pub fn github_matrix(cells: &[Cell]) -> Result<String> {
     let include: Vec<_> = cells
         .iter()
-        .map(|c| serde_json::json!({ "cell": c.name }))
+        // `build` names the kernel build a cell uses, for CI caches.
+        .map(|c| serde_json::json!({ "cell": c.name, "build": c.build_name() }))
         .collect();
     serde_json::to_string(&serde_json::json!({ "include": include }))
         .context("writing the matrix JSON")

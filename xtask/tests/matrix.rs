@@ -74,4 +74,11 @@ fn github_matrix_lists_every_cell() {
         .collect();
     assert_eq!(cells.len(), 12);
     assert!(cells.contains(&"6.1-kasan-always") && cells.contains(&"6.12-debug-madvise"));
+    let kasan = j["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cell"] == "6.1-kasan-always")
+        .unwrap();
+    assert_eq!(kasan["build"], "6.1-kasan", "{kasan}");
 }
