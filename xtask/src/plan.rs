@@ -106,15 +106,26 @@ pub fn skip_unbuilt(run: &mut Vec<Instance>, skipped: &mut Vec<Skipped>, binary:
 }
 
 /// A one-line command that rebuilds the same kernel and reruns one scenario
-/// in one THP mode.
-pub fn reproduce(args: &RunArgs, base: &str, path: &Path, thp: ThpMode, accel: &str) -> String {
+/// in one THP mode. `identity` is the built kernel's source identity: the
+/// command pins the Debian package version or the clean tree's commit, so
+/// it rebuilds exactly this kernel after an upgrade or a new commit too.
+pub fn reproduce(
+    args: &RunArgs,
+    identity: &str,
+    base: &str,
+    path: &Path,
+    thp: ThpMode,
+    accel: &str,
+) -> String {
     let abs = |p: &Path| crate::paths::absolute(p).display().to_string();
+    let kernel = crate::kernel::source::Source::pinned_spec(identity)
+        .unwrap_or_else(|| args.kernel.kernel.clone());
     let mut v: Vec<String> = vec![
         "cargo".into(),
         "xtask".into(),
         "run-scenarios".into(),
         "--kernel".into(),
-        args.kernel.kernel.clone(),
+        kernel,
     ];
     if let Some(s) = &args.kernel.series {
         v.extend(["--patches".into(), abs(s)]);

@@ -243,7 +243,14 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         .map(|i| Planned {
             name: i.name.clone(),
             thp: i.thp.as_str().into(),
-            reproduce: crate::plan::reproduce(args, &i.base, &i.path, i.thp, &boot.accel),
+            reproduce: crate::plan::reproduce(
+                args,
+                &k.identity,
+                &i.base,
+                &i.path,
+                i.thp,
+                &boot.accel,
+            ),
         })
         .collect();
     let skip_results: Vec<ScenarioResult> = skipped
@@ -258,7 +265,14 @@ fn run_once(args: &RunArgs) -> Result<i32> {
             output: vec![],
             console_findings: vec![],
             cases: vec![],
-            reproduce: crate::plan::reproduce(args, &s.base, &s.path, s.thp, &boot.accel),
+            reproduce: crate::plan::reproduce(
+                args,
+                &k.identity,
+                &s.base,
+                &s.path,
+                s.thp,
+                &boot.accel,
+            ),
         })
         .collect();
     let scenario_timeout =

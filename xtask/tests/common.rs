@@ -122,3 +122,24 @@ pub fn cached_kernel_tree() -> PathBuf {
     let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     PathBuf::from(k["tree"].as_str().unwrap())
 }
+
+/// A directory with a `cargo` that runs this build's xtask for `cargo xtask …`
+/// (what the alias in .cargo/config.toml does), so printed commands and CI
+/// steps run the binary
+/// under test, not whatever cargo would build.
+pub fn cargo_shim() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let shim = d.path().join("cargo");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = xtask ] || {{ echo \"shim: only cargo xtask\" >&2; exit 99; }}\n\
+             shift\nexec '{}' \"$@\"\n",
+            env!("CARGO_BIN_EXE_xtask")
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}

@@ -109,6 +109,67 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
         junit.contains("failures=\"2\""),
         "one failure per THP mode: {junit}"
     );
+
+    // The reproduce line, run as printed: the same kernel (pinned to the
+    // installed package version, so the same cache key), just that
+    // scenario in just that THP mode, failing the same way.
+    let line = s["reproduce"].as_str().unwrap().to_string();
+    let installed = run.json()["kernel"]["identity"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    assert!(
+        line.contains(&format!("--kernel 'debian:6.12={installed}'"))
+            || line.contains(&format!("--kernel debian:6.12={installed}")),
+        "{line}"
+    );
+    let shim = cargo_shim();
+    let again = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} --results-dir {}", again.path().display()))
+        .current_dir(repo())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                shim.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = std::fs::read_dir(again.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        j["kernel"]["key"],
+        run.json()["kernel"]["key"],
+        "the same kernel"
+    );
+    let names: Vec<&str> = j["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["broken-empty@madvise"]);
+    assert_eq!(j["scenarios"][0]["outcome"], "fail");
+    assert_eq!(j["scenarios"][0]["message"], s["message"]);
 }
 
 #[test]

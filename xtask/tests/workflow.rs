@@ -48,26 +48,6 @@ fn substitute(text: &str, matrix: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// A directory with a `cargo` that runs this build's xtask for `cargo xtask …`
-/// (what the alias in .cargo/config.toml does), so the steps run the binary
-/// under test, not whatever cargo would build.
-fn cargo_shim() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    let shim = d.path().join("cargo");
-    std::fs::write(
-        &shim,
-        format!(
-            "#!/bin/sh\n[ \"$1\" = xtask ] || {{ echo \"shim: only cargo xtask\" >&2; exit 99; }}\n\
-             shift\nexec '{}' \"$@\"\n",
-            env!("CARGO_BIN_EXE_xtask")
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-    d
-}
-
 fn bash(script: &str, cwd: &Path, shim: &Path, env: &[(&str, &Path)]) -> (i32, String) {
     let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap());
     let mut cmd = std::process::Command::new("bash");

@@ -119,7 +119,9 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     // A developer's tree may change under the same key (edits outside git),
     // so it goes through make, which is incremental, unless git says the
     // tree is exactly its commit.
-    if matches!(req.source, Source::Debian(_)) || identity.ends_with("+clean") {
+    if matches!(req.source, Source::Debian(_) | Source::DebianAt(..))
+        || identity.ends_with("+clean")
+    {
         if let Some(mut k) = read_stamp(&stamp) {
             if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
                 k.cached = true;
@@ -320,7 +322,7 @@ impl Reuse {
 fn obj_dir(source: &Source, tree: &Path, build_dir: &Path, key: &str) -> PathBuf {
     // A developer's own tree keeps nothing beside it; a tree hmmlab owns
     // (Debian's, a patched copy, a bisect clone) gets the shared layout.
-    let owned = matches!(source, Source::Debian(_)) || tree.starts_with(crate::paths::cache_root());
+    let owned = source.owned() || tree.starts_with(crate::paths::cache_root());
     match tree.parent() {
         Some(parent) if owned => parent.join("obj").join(key),
         _ => build_dir.join("obj"),

@@ -15,10 +15,17 @@ pub const DEBIAN_VERSIONS: &[&str] = &["6.12", "6.1"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `debian:6.12` → package `linux-source-6.12`.
+    /// `debian:6.12` → package `linux-source-6.12`, whatever version is
+    /// installed.
     Debian(String),
-    /// `path:DIR` → a kernel tree the developer owns.
+    /// `debian:6.12=6.12.117-1~deb12u1` → that package at exactly that
+    /// version (reproduce lines pin it).
+    DebianAt(String, String),
+    /// `path:DIR` → a kernel tree the developer owns, as it is now.
     Path(PathBuf),
+    /// `path:DIR@REV` → that tree's commit REV, checked out in a private
+    /// clone (reproduce lines pin the commit of a clean tree).
+    PathAt(PathBuf, String),
 }
 
 impl Source {
@@ -36,8 +43,23 @@ impl Source {
     /// tree, so its own in-tree build does not matter there.
     pub fn parse_tree(spec: &str) -> Result<Source> {
         if let Some(v) = spec.strip_prefix("debian:") {
+            let (v, pin) = match v.split_once('=') {
+                Some((v, pin)) => (v, Some(pin)),
+                None => (v, None),
+            };
             if DEBIAN_VERSIONS.contains(&v) {
-                return Ok(Source::Debian(v.to_string()));
+                return Ok(match pin {
+                    Some(pin) if !pin.is_empty() => {
+                        Source::DebianAt(v.to_string(), pin.to_string())
+                    }
+                    Some(_) => {
+                        return Err(bad_input(format!(
+                            "--kernel {spec}: no package version after `=`; give one, e.g. \
+                             debian:{v}=6.12.117-1~deb12u1, or none for the installed one"
+                        )))
+                    }
+                    None => Source::Debian(v.to_string()),
+                });
             }
             return Err(bad_input(format!(
                 "--kernel {spec}: no Debian source package is known for `{v}`; known: {}",
@@ -49,6 +71,11 @@ impl Source {
             )));
         }
         if let Some(p) = spec.strip_prefix("path:") {
+            // `path:DIR@REV`, unless DIR itself has an `@` in its name.
+            let (p, rev) = match p.rsplit_once('@') {
+                Some((d, r)) if !Path::new(p).is_dir() && !r.is_empty() => (d, Some(r)),
+                _ => (p, None),
+            };
             let dir = crate::paths::absolute(Path::new(p));
             if !dir.join("Makefile").is_file() || !dir.join("mm").is_dir() {
                 return Err(bad_input(format!(
@@ -56,6 +83,26 @@ impl Source {
                      give the top directory of a Linux source checkout",
                     dir.display()
                 )));
+            }
+            if let Some(rev) = rev {
+                let d = dir.to_string_lossy();
+                Cmd::new(&[
+                    "git",
+                    "-C",
+                    &d,
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    &format!("{rev}^{{commit}}"),
+                ])
+                .output()
+                .map_err(|_| {
+                    bad_input(format!(
+                        "--kernel {spec}: {rev} is not a commit of {d}; give a commit, tag or \
+                             branch of that git tree"
+                    ))
+                })?;
+                return Ok(Source::PathAt(dir, rev.to_string()));
             }
             return Ok(Source::Path(dir));
         }
@@ -67,16 +114,38 @@ impl Source {
     /// Debian package that provides this source, if any.
     pub fn package(&self) -> Option<String> {
         match self {
-            Source::Debian(v) => Some(format!("linux-source-{v}")),
-            Source::Path(_) => None,
+            Source::Debian(v) | Source::DebianAt(v, _) => Some(format!("linux-source-{v}")),
+            Source::Path(_) | Source::PathAt(..) => None,
         }
+    }
+
+    /// True when hmmlab owns the tree it builds (extracted or cloned into
+    /// the cache), false for the developer's own directory.
+    pub fn owned(&self) -> bool {
+        !matches!(self, Source::Path(_))
     }
 
     pub fn describe(&self) -> String {
         match self {
             Source::Debian(v) => format!("debian:{v}"),
+            Source::DebianAt(v, pin) => format!("debian:{v}={pin}"),
             Source::Path(p) => format!("path:{}", p.display()),
+            Source::PathAt(p, rev) => format!("path:{}@{rev}", p.display()),
         }
+    }
+
+    /// The `--kernel` spec that names exactly the source an identity was
+    /// made from: the Debian package version, or the commit of a tree that
+    /// was clean. None for a tree with uncommitted changes or without git,
+    /// which no spec can bring back.
+    pub fn pinned_spec(identity: &str) -> Option<String> {
+        if let Some(rest) = identity.strip_prefix("debian:linux-source-") {
+            let (v, pin) = rest.split_once('=')?;
+            return Some(format!("debian:{v}={pin}"));
+        }
+        let rest = identity.strip_prefix("path:")?.strip_suffix("+clean")?;
+        let (dir, sha) = rest.rsplit_once('@')?;
+        Some(format!("path:{dir}@{sha}"))
     }
 
     /// A string that changes whenever the source's content may have changed.
@@ -84,7 +153,7 @@ impl Source {
     /// the uncommitted diff (a tree without git is always rebuilt by make).
     pub fn identity(&self) -> Result<String> {
         match self {
-            Source::Debian(v) => {
+            Source::Debian(v) | Source::DebianAt(v, _) => {
                 let pkg = format!("linux-source-{v}");
                 let version = Cmd::new(&["dpkg-query", "-W", "-f=${Version}", &pkg])
                     .output()
@@ -94,7 +163,34 @@ impl Source {
                              (or run `cargo xtask deps` as root)"
                         )
                     })?;
-                Ok(format!("debian:{pkg}={}", version.trim()))
+                let version = version.trim();
+                if let Source::DebianAt(_, pin) = self {
+                    if pin != version {
+                        return Err(bad_input(format!(
+                            "--kernel {}: {pkg} {version} is installed here, not {pin}; to build \
+                             exactly that kernel install it as root with \
+                             `apt-get install --allow-downgrades {pkg}={pin}`, or give \
+                             --kernel debian:{v} to use the installed one",
+                            self.describe()
+                        )));
+                    }
+                }
+                Ok(format!("debian:{pkg}={version}"))
+            }
+            Source::PathAt(dir, rev) => {
+                let d = dir.to_string_lossy().to_string();
+                let sha = Cmd::new(&[
+                    "git",
+                    "-C",
+                    &d,
+                    "rev-parse",
+                    "--verify",
+                    &format!("{rev}^{{commit}}"),
+                ])
+                .output()
+                .with_context(|| format!("resolving {rev} in {d}"))?;
+                // The same identity as a clean checkout of that commit.
+                Ok(format!("path:{d}@{}+clean", sha.trim()))
             }
             Source::Path(dir) => {
                 let d = dir.to_string_lossy().to_string();
@@ -135,7 +231,26 @@ impl Source {
     pub fn pristine_tree(&self, cache: &Path, identity: &str) -> Result<PathBuf> {
         match self {
             Source::Path(dir) => Ok(dir.clone()),
-            Source::Debian(v) => {
+            Source::PathAt(dir, _) => {
+                let sha = identity
+                    .strip_suffix("+clean")
+                    .and_then(|r| r.rsplit_once('@'))
+                    .map(|(_, sha)| sha.to_string())
+                    .context("a pinned tree's identity names its commit")?;
+                let dest = cache
+                    .join("src")
+                    .join(super::key::short_hash(identity.as_bytes()));
+                // The clone keeps the tree's directory name, so compile
+                // commands (and ccache entries) match the tree's own builds.
+                let name = dir.file_name().context("the tree has no directory name")?;
+                let tree = dest.join(name);
+                if tree.join("Makefile").is_file() {
+                    return Ok(tree);
+                }
+                clone_at(dir, &sha, &dest, &tree)?;
+                Ok(tree)
+            }
+            Source::Debian(v) | Source::DebianAt(v, _) => {
                 let dest = cache
                     .join("src")
                     .join(super::key::short_hash(identity.as_bytes()));
@@ -148,6 +263,33 @@ impl Source {
             }
         }
     }
+}
+
+/// A private `git clone --shared` of `dir` at `sha` into `tree` (under
+/// `dest`), made in a temporary sibling first so a half clone is never used.
+fn clone_at(dir: &Path, sha: &str, dest: &Path, tree: &Path) -> Result<()> {
+    fs::create_dir_all(dest)?;
+    let tmp = dest.join(".cloning");
+    let _ = fs::remove_dir_all(&tmp);
+    let t = tmp.to_string_lossy().to_string();
+    let d = dir.to_string_lossy().to_string();
+    Cmd::new(&[
+        "git",
+        "clone",
+        "--quiet",
+        "--shared",
+        "--no-checkout",
+        &d,
+        &t,
+    ])
+    .output()
+    .with_context(|| format!("cloning {d}"))?;
+    Cmd::new(&["git", "-C", &t, "checkout", "--quiet", "--detach", sha])
+        .output()
+        .with_context(|| format!("checking out {sha} in a clone of {d}"))?;
+    fs::rename(&tmp, tree)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), tree.display()))?;
+    Ok(())
 }
 
 /// kbuild refuses to build out of tree from a source tree that was
@@ -243,6 +385,105 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not look like a kernel tree"), "{e}");
+    }
+
+    #[test]
+    fn pinned_specs_name_exactly_the_source_of_an_identity() {
+        assert_eq!(
+            Source::pinned_spec("debian:linux-source-6.12=6.12.117-1~deb12u1").as_deref(),
+            Some("debian:6.12=6.12.117-1~deb12u1")
+        );
+        assert_eq!(
+            Source::pinned_spec("path:/src/li@nux@0123abcd+clean").as_deref(),
+            Some("path:/src/li@nux@0123abcd")
+        );
+        // Uncommitted changes or no git: nothing can pin them.
+        assert_eq!(Source::pinned_spec("path:/src/linux@0123abcd+5f5f"), None);
+        assert_eq!(Source::pinned_spec("path:/src/linux"), None);
+        assert_eq!(
+            Source::parse("debian:6.1=6.1.192-2").unwrap(),
+            Source::DebianAt("6.1".into(), "6.1.192-2".into())
+        );
+        let e = Source::parse("debian:6.1=").unwrap_err().to_string();
+        assert!(e.contains("no package version"), "{e}");
+        let e = Source::parse("debian:5.4=5.4.1").unwrap_err().to_string();
+        assert!(e.contains("known: debian:6.12"), "{e}");
+    }
+
+    #[test]
+    fn a_pinned_debian_version_that_is_not_installed_says_how_to_get_it() {
+        // CI and `cargo xtask deps` install linux-source-6.12.
+        let installed = Source::Debian("6.12".into())
+            .identity()
+            .expect("linux-source-6.12 must be installed (cargo xtask deps)");
+        let s = Source::parse("debian:6.12=0.0-not-a-version").unwrap();
+        let e = s.identity().unwrap_err().to_string();
+        assert!(
+            e.contains("apt-get install --allow-downgrades linux-source-6.12=0.0-not-a-version")
+                && e.contains("--kernel debian:6.12 "),
+            "{e}"
+        );
+        let v = installed.rsplit_once('=').unwrap().1;
+        let pinned = Source::parse(&format!("debian:6.12={v}")).unwrap();
+        assert_eq!(
+            pinned.identity().unwrap(),
+            installed,
+            "same identity, same cache key"
+        );
+    }
+
+    #[test]
+    fn a_path_at_a_commit_is_cloned_privately_at_that_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("linux");
+        std::fs::create_dir_all(tree.join("mm")).unwrap();
+        let git = |args: &[&str]| {
+            let mut v = vec![
+                "git",
+                "-C",
+                tree.to_str().unwrap(),
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+            ];
+            v.extend_from_slice(args);
+            Cmd::new(&v).output().unwrap()
+        };
+        git(&["init", "-q"]);
+        std::fs::write(tree.join("Makefile"), "one\n").unwrap();
+        std::fs::write(tree.join("mm/a.c"), "").unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "one"]);
+        let first = git(&["rev-parse", "HEAD"]).trim().to_string();
+        std::fs::write(tree.join("Makefile"), "two\n").unwrap();
+        git(&["commit", "-qam", "two"]);
+        // The developer's checkout is configured in place and has moved on;
+        // a pinned spec does not mind, and never touches it.
+        std::fs::write(tree.join(".config"), "").unwrap();
+        let s = Source::parse(&format!("path:{}@{first}", tree.display())).unwrap();
+        let id = s.identity().unwrap();
+        assert_eq!(id, format!("path:{}@{first}+clean", tree.display()));
+        assert_eq!(Source::pinned_spec(&id), Some(s.describe()));
+        let cache = d.path().join("cache");
+        let t = s.pristine_tree(&cache, &id).unwrap();
+        assert!(
+            t.starts_with(&cache) && t.ends_with("linux"),
+            "{}",
+            t.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.join("Makefile")).unwrap(),
+            "one\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(tree.join("Makefile")).unwrap(),
+            "two\n"
+        );
+        let e = Source::parse(&format!("path:{}@nosuchrev", tree.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nosuchrev is not a commit"), "{e}");
     }
 
     #[test]
