@@ -125,6 +125,9 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         if let Some(mut k) = read_stamp(&stamp) {
             if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
                 k.cached = true;
+                if let Some(why) = &k.hmm_tests_error {
+                    eprintln!("kernel: warning: {why}\n  the kselftest scenario will be skipped");
+                }
                 eprintln!(
                     "kernel: {} {} (key {}) cached, decided in {:.2}s",
                     k.source,
@@ -227,10 +230,15 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             let full = format!("{e:#}");
             let why = format!(
                 "hmm-tests did not build from this tree ({}); see {}",
-                full.lines().next().unwrap_or("").trim(),
+                // The compiler's first error, else the first line.
+                full.lines()
+                    .find(|l| l.contains("error:") || l.contains("undefined reference"))
+                    .or_else(|| full.lines().next())
+                    .unwrap_or("")
+                    .trim(),
                 build_dir.join("hmm-tests.log").display()
             );
-            eprintln!("kernel: warning: {full}\n  the kselftest scenario will be skipped");
+            eprintln!("kernel: warning: {why}\n{full}\n  the kselftest scenario will be skipped");
             Some(why)
         }
     };
