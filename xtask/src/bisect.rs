@@ -27,23 +27,16 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
         )));
     };
     let d = dir.to_string_lossy().to_string();
-    for r in [&a.good, &a.bad] {
-        Cmd::new(&[
-            "git",
-            "-C",
-            &d,
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{r}^{{commit}}"),
-        ])
-        .output()
-        .map_err(|_| {
+    // Resolved in the tree itself: a branch of the tree is only a remote
+    // branch in the clone.
+    let [good, bad] = [&a.good, &a.bad].map(|r| {
+        crate::kernel::source::commit_of(&dir, r).ok_or_else(|| {
             bad_input(format!(
                 "{r} is not a commit of {d}; give a commit, tag or branch of that tree"
             ))
-        })?;
-    }
+        })
+    });
+    let (good, bad) = (good?, bad?);
     let all = hmmlab_harness::scenario::load_dir(&a.step.scenario_dir)?;
     hmmlab_harness::scenario::select(all, std::slice::from_ref(&a.scenario)).map_err(bad_input)?;
 
@@ -60,23 +53,7 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
     let c = clone.to_string_lossy().to_string();
     eprintln!("bisect: private clone of {d} in {c}");
     let result = (|| -> Result<(String, String)> {
-        Cmd::new(&[
-            "git",
-            "clone",
-            "--quiet",
-            "--shared",
-            "--no-checkout",
-            &d,
-            &c,
-        ])
-        .run_logged(&log, "git clone", |_| None)?;
-        let bad = rev(&c, &a.bad)?;
-        let good = rev(&c, &a.good)?;
-        Cmd::new(&["git", "-C", &c, "checkout", "--quiet", "--detach", &bad]).run_logged(
-            &log,
-            "git checkout",
-            |_| None,
-        )?;
+        crate::kernel::source::private_clone(&dir, &bad, &clone, &log)?;
         Cmd::new(&["git", "-C", &c, "bisect", "start", &bad, &good]).run_logged(
             &log,
             "git bisect start",
@@ -128,15 +105,6 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn rev(tree: &str, r: &str) -> Result<String> {
-    Ok(
-        Cmd::new(&["git", "-C", tree, "rev-parse", &format!("{r}^{{commit}}")])
-            .output()?
-            .trim()
-            .to_string(),
-    )
-}
-
 fn step_argv(o: &StepOptions, out: &Path) -> Vec<String> {
     let mut v = vec![
         "--runs".into(),
@@ -162,7 +130,8 @@ fn step_argv(o: &StepOptions, out: &Path) -> Vec<String> {
 /// One commit: build it, run the scenario `runs` times, tell git.
 pub fn step(a: &BisectStepArgs) -> Result<i32> {
     let t = a.tree.to_string_lossy().to_string();
-    let head = rev(&t, "HEAD")?;
+    let head = crate::kernel::source::commit_of(&a.tree, "HEAD")
+        .with_context(|| format!("{t} has no HEAD commit"))?;
     let short = &head[..12.min(head.len())];
     let results = crate::paths::absolute(&a.step.results_dir).join(short);
     let args = RunArgs {

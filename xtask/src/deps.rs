@@ -22,7 +22,10 @@ pub const BASE: &[(&str, &str)] = &[
     ("xz-utils", "extracting Debian kernel sources"),
     ("patch", "applying --patch files"),
     ("ccache", "fast rebuilds of patched or reconfigured kernels"),
-    ("git", "identity of path: trees, path:DIR@REV clones, bisect"),
+    (
+        "git",
+        "identity of path: trees, path:DIR@REV clones, bisect",
+    ),
 ];
 
 fn missing(pkgs: &[String]) -> Vec<String> {

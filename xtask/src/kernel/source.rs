@@ -23,8 +23,9 @@ pub enum Source {
     DebianAt(String, String),
     /// `path:DIR` → a kernel tree the developer owns, as it is now.
     Path(PathBuf),
-    /// `path:DIR@REV` → that tree's commit REV, checked out in a private
-    /// clone (reproduce lines pin the commit of a clean tree).
+    /// `path:DIR@REV` → that tree's commit REV (resolved to its sha when
+    /// parsed), checked out in a private clone (reproduce lines pin the
+    /// commit of a clean tree).
     PathAt(PathBuf, String),
 }
 
@@ -85,24 +86,14 @@ impl Source {
                 )));
             }
             if let Some(rev) = rev {
-                let d = dir.to_string_lossy();
-                Cmd::new(&[
-                    "git",
-                    "-C",
-                    &d,
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    &format!("{rev}^{{commit}}"),
-                ])
-                .output()
-                .map_err(|_| {
+                let sha = commit_of(&dir, rev).ok_or_else(|| {
                     bad_input(format!(
-                        "--kernel {spec}: {rev} is not a commit of {d}; give a commit, tag or \
-                             branch of that git tree"
+                        "--kernel {spec}: {rev} is not a commit of {}; give a commit, tag or \
+                         branch of that git tree",
+                        dir.display()
                     ))
                 })?;
-                return Ok(Source::PathAt(dir, rev.to_string()));
+                return Ok(Source::PathAt(dir, sha));
             }
             return Ok(Source::Path(dir));
         }
@@ -177,21 +168,8 @@ impl Source {
                 }
                 Ok(format!("debian:{pkg}={version}"))
             }
-            Source::PathAt(dir, rev) => {
-                let d = dir.to_string_lossy().to_string();
-                let sha = Cmd::new(&[
-                    "git",
-                    "-C",
-                    &d,
-                    "rev-parse",
-                    "--verify",
-                    &format!("{rev}^{{commit}}"),
-                ])
-                .output()
-                .with_context(|| format!("resolving {rev} in {d}"))?;
-                // The same identity as a clean checkout of that commit.
-                Ok(format!("path:{d}@{}+clean", sha.trim()))
-            }
+            // The same identity as a clean checkout of that commit.
+            Source::PathAt(dir, sha) => Ok(format!("path:{}@{sha}+clean", dir.display())),
             Source::Path(dir) => {
                 let d = dir.to_string_lossy().to_string();
                 let head = Cmd::new(&["git", "-C", &d, "rev-parse", "HEAD"]).output();
@@ -231,12 +209,7 @@ impl Source {
     pub fn pristine_tree(&self, cache: &Path, identity: &str) -> Result<PathBuf> {
         match self {
             Source::Path(dir) => Ok(dir.clone()),
-            Source::PathAt(dir, _) => {
-                let sha = identity
-                    .strip_suffix("+clean")
-                    .and_then(|r| r.rsplit_once('@'))
-                    .map(|(_, sha)| sha.to_string())
-                    .context("a pinned tree's identity names its commit")?;
+            Source::PathAt(dir, sha) => {
                 let dest = cache
                     .join("src")
                     .join(super::key::short_hash(identity.as_bytes()));
@@ -247,7 +220,13 @@ impl Source {
                 if tree.join("Makefile").is_file() {
                     return Ok(tree);
                 }
-                clone_at(dir, &sha, &dest, &tree)?;
+                fs::create_dir_all(&dest)?;
+                // Into a temporary sibling first, so a half clone is never used.
+                let tmp = dest.join(".cloning");
+                let _ = fs::remove_dir_all(&tmp);
+                private_clone(dir, sha, &tmp, &dest.join("clone.log"))?;
+                fs::rename(&tmp, &tree)
+                    .with_context(|| format!("renaming {} to {}", tmp.display(), tree.display()))?;
                 Ok(tree)
             }
             Source::Debian(v) | Source::DebianAt(v, _) => {
@@ -265,14 +244,26 @@ impl Source {
     }
 }
 
-/// A private `git clone --shared` of `dir` at `sha` into `tree` (under
-/// `dest`), made in a temporary sibling first so a half clone is never used.
-fn clone_at(dir: &Path, sha: &str, dest: &Path, tree: &Path) -> Result<()> {
-    fs::create_dir_all(dest)?;
-    let tmp = dest.join(".cloning");
-    let _ = fs::remove_dir_all(&tmp);
-    let t = tmp.to_string_lossy().to_string();
-    let d = dir.to_string_lossy().to_string();
+/// The commit `rev` names in the git tree `dir`, or None.
+pub fn commit_of(dir: &Path, rev: &str) -> Option<String> {
+    Cmd::new(&[
+        "git",
+        "-C",
+        &dir.to_string_lossy(),
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{rev}^{{commit}}"),
+    ])
+    .output()
+    .ok()
+    .map(|sha| sha.trim().to_string())
+}
+
+/// A `git clone --shared` of `dir` into `into`, with commit `sha` checked
+/// out detached: the developer's checkout, refs and state are never touched.
+pub fn private_clone(dir: &Path, sha: &str, into: &Path, log: &Path) -> Result<()> {
+    let (d, c) = (dir.to_string_lossy(), into.to_string_lossy());
     Cmd::new(&[
         "git",
         "clone",
@@ -280,16 +271,14 @@ fn clone_at(dir: &Path, sha: &str, dest: &Path, tree: &Path) -> Result<()> {
         "--shared",
         "--no-checkout",
         &d,
-        &t,
+        &c,
     ])
-    .output()
-    .with_context(|| format!("cloning {d}"))?;
-    Cmd::new(&["git", "-C", &t, "checkout", "--quiet", "--detach", sha])
-        .output()
-        .with_context(|| format!("checking out {sha} in a clone of {d}"))?;
-    fs::rename(&tmp, tree)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), tree.display()))?;
-    Ok(())
+    .run_logged(log, "git clone", |_| None)?;
+    Cmd::new(&["git", "-C", &c, "checkout", "--quiet", "--detach", sha]).run_logged(
+        log,
+        "git checkout",
+        |_| None,
+    )
 }
 
 /// kbuild refuses to build out of tree from a source tree that was
