@@ -403,16 +403,8 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
     }
     let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
     let errno_or_counts = counts || step.expect_errno.is_some();
-    if matches!(
-        step.op,
-        Op::CpuRead
-            | Op::CpuWrite
-            | Op::UnmapNeighbour
-            | Op::UserfaultfdIdle
-            | Op::Hang
-            | Op::HangGuest
-    ) && errno_or_counts
-    {
+    // migrate-race issues ioctls too, but checks them itself (below).
+    if !step.op.issues_ioctl() && step.op != Op::MigrateRace && errno_or_counts {
         return Err(Failure::error(format!(
             "{op} issues no ioctl: expect_errno, expect_cpages and expect_faults do not apply"
         )));

@@ -239,6 +239,20 @@ pub enum Op {
 }
 
 impl Op {
+    /// Ops that issue one dmirror ioctl and check its result: the only ones
+    /// with `expect_errno` and `expect_cpages`. (`migrate-race` issues many
+    /// and checks them itself.)
+    pub fn issues_ioctl(self) -> bool {
+        matches!(
+            self,
+            Op::MigrateToDevice
+                | Op::MigrateToSystem
+                | Op::DeviceRead
+                | Op::DeviceWrite
+                | Op::Snapshot
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Op::MigrateToDevice => "migrate-to-device",

@@ -18,16 +18,6 @@ const SELF_CHECKING: [Op; 5] = [
     Op::HangGuest,
 ];
 
-/// Ops that issue an ioctl: the only ones with `expect_errno`, and with
-/// `expect_cpages`.
-const IOCTL: [Op; 5] = [
-    Op::MigrateToDevice,
-    Op::MigrateToSystem,
-    Op::DeviceRead,
-    Op::DeviceWrite,
-    Op::Snapshot,
-];
-
 /// An `expect_errno` that expects the ioctl to fail (0 expects success,
 /// like no `expect_errno` at all).
 fn fails(errno: Option<i32>) -> Option<i32> {
@@ -328,7 +318,7 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
             );
         }
         // Self-checking ops are reported by check_self_checking.
-        if e.errno.is_some() && !IOCTL.contains(&e.op) && !SELF_CHECKING.contains(&e.op) {
+        if e.errno.is_some() && !e.op.issues_ioctl() && !SELF_CHECKING.contains(&e.op) {
             let hint = format!(
                 "{op} issues no ioctl; `expect_errno` applies to migrate-to-device, \
                  migrate-to-system, device-read, device-write and snapshot"
@@ -339,7 +329,7 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
                 Some(hint),
             );
         }
-        if e.cpages.is_some() && !IOCTL.contains(&e.op) {
+        if e.cpages.is_some() && !e.op.issues_ioctl() {
             let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, device-read, device-write and snapshot".to_string();
             cx.at_key(
                 e.path(key_path!["expect_cpages"]),
@@ -383,7 +373,7 @@ pub(super) fn check_errno_alone(cx: &mut Ctx<'_, '_>) {
     const WHY: &str = "test_hmm returns no counts or page states from an ioctl that fails";
     for (i, st) in cx.s.step.iter().enumerate() {
         // Other ops take no `expect_errno` at all (reported elsewhere).
-        if !IOCTL.contains(&st.op) {
+        if !st.op.issues_ioctl() {
             continue;
         }
         let own = [
