@@ -648,23 +648,9 @@ mod tests {
 
     #[test]
     fn cpu_steps_run_against_the_model() {
-        use hmmlab_proto::scenario::{Mapping, MappingKind, Prot};
         use std::io::Read;
 
         let scenario = Scenario {
-            description: "d".into(),
-            kind: Default::default(),
-            thp: None,
-            timeout_ms: None,
-            device: 0,
-            mapping: Some(Mapping {
-                kind: MappingKind::AnonPrivate,
-                pages: 4,
-                align_pages: 1,
-                prot: Prot::ReadWrite,
-                hugepage: false,
-                userfaultfd: false,
-            }),
             populate: vec![
                 Populate {
                     pages: PageRange(0, 2),
@@ -675,19 +661,21 @@ mod tests {
                     how: Touch::Read,
                 },
             ],
-            step: vec![
-                step(Op::CpuRead),
-                Step {
-                    pages: Some(PageRange(1, 3)),
-                    ..step(Op::CpuWrite)
-                },
-                step(Op::CpuRead),
-                // Not a dmirror device: the ioctl fails, and the scenario ends.
-                step(Op::DeviceRead),
-                step(Op::CpuRead),
-            ],
-            kselftest: None,
-            requires: None,
+            ..scenario(
+                4,
+                false,
+                vec![
+                    step(Op::CpuRead),
+                    Step {
+                        pages: Some(PageRange(1, 3)),
+                        ..step(Op::CpuWrite)
+                    },
+                    step(Op::CpuRead),
+                    // Not a dmirror device: the ioctl fails, and the scenario ends.
+                    step(Op::DeviceRead),
+                    step(Op::CpuRead),
+                ],
+            )
         };
         let (mut rx, tx) = std::io::pipe().unwrap();
         let results = Results::stdio(&tx).unwrap();

@@ -1598,21 +1598,39 @@ fn place_table(
     }
 }
 
+/// The `expect_cpages`, `expect_faults` and `expect_errno` keys a step or a
+/// variant gives, in that order.
+fn count_keys(
+    st: &mut Style,
+    cpages: Option<u64>,
+    faults: Option<u64>,
+    errno: Option<i32>,
+) -> Vec<String> {
+    let mut keys = vec![];
+    if let Some(c) = cpages {
+        keys.push(format!("expect_cpages = {}", st.int(c)));
+    }
+    if let Some(f) = faults {
+        keys.push(format!("expect_faults = {}", st.int(f)));
+    }
+    if let Some(e) = errno {
+        keys.push(format!("expect_errno = {}", st.signed(i64::from(e))));
+    }
+    keys
+}
+
 /// A step as one inline table.
 fn step_inline(st: &mut Style, step: &Step) -> String {
     let mut keys = vec![format!("op = {}", st.string(op_name(step.op)))];
     if let Some(r) = step.pages {
         keys.push(format!("pages = {}", st.range(r).replace('\n', " ")));
     }
-    if let Some(c) = step.expect_cpages {
-        keys.push(format!("expect_cpages = {}", st.int(c)));
-    }
-    if let Some(f) = step.expect_faults {
-        keys.push(format!("expect_faults = {}", st.int(f)));
-    }
-    if let Some(e) = step.expect_errno {
-        keys.push(format!("expect_errno = {}", st.signed(i64::from(e))));
-    }
+    keys.extend(count_keys(
+        st,
+        step.expect_cpages,
+        step.expect_faults,
+        step.expect_errno,
+    ));
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
     }
@@ -1625,15 +1643,12 @@ fn step_inline(st: &mut Style, step: &Step) -> String {
             .iter()
             .map(|v| {
                 let mut keys = vec![format!("when = {}", st.when_inline(&v.when))];
-                if let Some(c) = v.expect_cpages {
-                    keys.push(format!("expect_cpages = {}", st.int(c)));
-                }
-                if let Some(f) = v.expect_faults {
-                    keys.push(format!("expect_faults = {}", st.int(f)));
-                }
-                if let Some(e) = v.expect_errno {
-                    keys.push(format!("expect_errno = {}", st.signed(i64::from(e))));
-                }
+                keys.extend(count_keys(
+                    st,
+                    v.expect_cpages,
+                    v.expect_faults,
+                    v.expect_errno,
+                ));
                 if let Some(list) = &v.expect {
                     keys.push(format!("expect = {}", st.expects_inline(list)));
                 }
@@ -1652,15 +1667,12 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
     if let Some(r) = step.pages {
         keys.push(format!("pages = {}", st.range(r)));
     }
-    if let Some(c) = step.expect_cpages {
-        keys.push(format!("expect_cpages = {}", st.int(c)));
-    }
-    if let Some(f) = step.expect_faults {
-        keys.push(format!("expect_faults = {}", st.int(f)));
-    }
-    if let Some(e) = step.expect_errno {
-        keys.push(format!("expect_errno = {}", st.signed(i64::from(e))));
-    }
+    keys.extend(count_keys(
+        st,
+        step.expect_cpages,
+        step.expect_faults,
+        step.expect_errno,
+    ));
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
     }
@@ -1683,15 +1695,12 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
         if !when_table {
             keys.push(format!("when = {}", st.when_inline(&v.when)));
         }
-        if let Some(c) = v.expect_cpages {
-            keys.push(format!("expect_cpages = {}", st.int(c)));
-        }
-        if let Some(f) = v.expect_faults {
-            keys.push(format!("expect_faults = {}", st.int(f)));
-        }
-        if let Some(e) = v.expect_errno {
-            keys.push(format!("expect_errno = {}", st.signed(i64::from(e))));
-        }
+        keys.extend(count_keys(
+            st,
+            v.expect_cpages,
+            v.expect_faults,
+            v.expect_errno,
+        ));
         let expect_tables = st.expect_tables && v.expect.as_ref().is_some_and(|e| !e.is_empty());
         if let (Some(list), false) = (&v.expect, expect_tables) {
             keys.push(format!("expect = {}", st.expects_inline(list)));

@@ -21,8 +21,7 @@ impl Run {
             .run_dir
             .as_ref()
             .unwrap_or_else(|| panic!("no run directory was created\n{}", self.stderr));
-        let text = std::fs::read_to_string(dir.join("run.json")).expect("run.json");
-        serde_json::from_str(&text).expect("run.json is valid JSON")
+        run_json(dir)
     }
     pub fn scenario(&self, name: &str) -> serde_json::Value {
         self.json()["scenarios"]
@@ -58,11 +57,7 @@ pub fn xtask(args: &[&str]) -> Run {
         .current_dir(repo())
         .output()
         .expect("running xtask");
-    let run_dir = std::fs::read_dir(results.path())
-        .ok()
-        .and_then(|mut r| r.next())
-        .and_then(|e| e.ok())
-        .map(|e| e.path());
+    let run_dir = first_run_dir(results.path());
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -70,6 +65,21 @@ pub fn xtask(args: &[&str]) -> Run {
         run_dir,
         results,
     }
+}
+
+/// The (first) run directory a command made under `results`, if any.
+pub fn first_run_dir(results: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(results)
+        .ok()?
+        .flatten()
+        .next()
+        .map(|e| e.path())
+}
+
+/// A run directory's run.json.
+pub fn run_json(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("run.json")).expect("run.json");
+    serde_json::from_str(&text).expect("run.json is valid JSON")
 }
 
 /// Write a scenario file into a fresh directory and return its path.

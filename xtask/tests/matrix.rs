@@ -59,14 +59,7 @@ fn matrix_runs_cells_side_by_side_and_prints_a_table() {
         ("6.12-base-always", "always"),
     ] {
         let cell_dir = matrix_dir.join(cell);
-        let run_dir = std::fs::read_dir(&cell_dir)
-            .unwrap()
-            .flatten()
-            .next()
-            .unwrap()
-            .path();
-        let j: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+        let j = run_json(&first_run_dir(&cell_dir).unwrap());
         assert_eq!(j["default_thp"], thp, "{cell}");
         assert!(
             j["qemu_command"].as_str().unwrap().contains("-smp 1"),

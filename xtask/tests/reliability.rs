@@ -76,14 +76,6 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
     None
 }
 
-fn run_dir(results: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(results)
-        .ok()?
-        .flatten()
-        .next()
-        .map(|e| e.path())
-}
-
 fn leftovers(results: &Path) -> Vec<String> {
     processes_mentioning(&results.to_string_lossy())
 }
@@ -111,9 +103,8 @@ fn sigterm_during_a_run_stops_qemu_and_keeps_the_results() {
         "{:?}",
         leftovers(s.results.path())
     );
-    let dir = run_dir(s.results.path()).unwrap();
-    let j: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let dir = first_run_dir(s.results.path()).unwrap();
+    let j = run_json(&dir);
     assert_eq!(j["status"], "interrupted");
     assert_eq!(j["scenarios"][0]["outcome"], "error", "{j}");
     assert!(
@@ -147,9 +138,8 @@ fn sigkill_of_the_harness_takes_qemu_with_it() {
         "{:?}",
         leftovers(s.results.path())
     );
-    let dir = run_dir(s.results.path()).unwrap();
-    let j: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    let dir = first_run_dir(s.results.path()).unwrap();
+    let j = run_json(&dir);
     assert_eq!(j["status"], "running", "the last complete write survives");
 }
 
@@ -175,7 +165,7 @@ fn twenty_interrupted_runs_leave_nothing_behind() {
             "run {i}: {:?}",
             leftovers(s.results.path())
         );
-        if let Some(dir) = run_dir(s.results.path()) {
+        if let Some(dir) = first_run_dir(s.results.path()) {
             for f in ["run.json", "junit.xml"] {
                 if let Ok(bytes) = std::fs::read(dir.join(f)) {
                     if f == "run.json" {

@@ -27,6 +27,16 @@ fn output_lines(s: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The kernel build's hmm-tests.log (beside its build.log).
+fn hmm_tests_log(run: &Run) -> String {
+    let build_log = run.json()["kernel"]["build_log"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::read_to_string(std::path::Path::new(&build_log).with_file_name("hmm-tests.log"))
+        .expect("hmm-tests.log")
+}
+
 /// Mainline's hmm-tests.c includes <mm/vm_util.h> and calls its helpers, so
 /// it links only with vm_util.c, as the selftests Makefile says. hmmlab
 /// builds it the same way and the case runs (and can fail: it asserts the
@@ -52,12 +62,7 @@ fn an_hmm_tests_that_needs_the_mm_selftest_helpers_is_built_with_them() {
         "{out:?}"
     );
     // The build tried hmm-tests.c alone first, and it did not link.
-    let build_log = run.json()["kernel"]["build_log"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let log_path = std::path::Path::new(&build_log).with_file_name("hmm-tests.log");
-    let log = std::fs::read_to_string(&log_path).expect("hmm-tests.log");
+    let log = hmm_tests_log(&run);
     assert!(log.contains("read_pmd_pagesize"), "{log}");
     assert!(log.contains("vm_util.c"), "{log}");
 }
@@ -95,13 +100,7 @@ fn a_tree_whose_hmm_tests_does_not_build_skips_only_the_kselftest() {
         "{}",
         run.stderr
     );
-    let build_log = run.json()["kernel"]["build_log"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let log =
-        std::fs::read_to_string(std::path::Path::new(&build_log).with_file_name("hmm-tests.log"))
-            .expect("hmm-tests.log");
+    let log = hmm_tests_log(&run);
     assert!(log.contains("no_such_helper.h"), "{log}");
     let junit = std::fs::read_to_string(run.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
     assert!(junit.contains("<skipped"), "{junit}");

@@ -148,14 +148,7 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dir = std::fs::read_dir(again.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let j = run_json(&first_run_dir(again.path()).unwrap());
     assert_eq!(
         j["kernel"]["key"],
         run.json()["kernel"]["key"],
