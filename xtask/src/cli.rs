@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The kernel `run-scenarios` and the tests use when none is named.
+pub const DEFAULT_KERNEL: &str = "debian:6.12";
+
 /// hmmlab: build a kernel, boot it under QEMU and run device-memory
 /// migration scenarios against lib/test_hmm.
 #[derive(Debug, Parser)]
@@ -29,6 +32,9 @@ pub enum Task {
     Test(TestArgs),
     /// Check (and as root, install) the Debian packages hmmlab needs.
     Deps(DepsArgs),
+    /// List the kernel source packages Debian's suites carry (debian:SERIES),
+    /// which versions and where, and which are already fetched into the cache.
+    Sources(SourcesArgs),
     /// Find the first commit of a kernel git tree (`--kernel path:DIR`) where a
     /// scenario fails, in a private clone; DIR is never touched.
     Bisect(BisectArgs),
@@ -50,12 +56,24 @@ pub enum Task {
     Compare(CompareArgs),
 }
 
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    /// Refresh the package lists from the mirror first (otherwise the lists
+    /// fetched last time are used, and fetched once if there are none).
+    #[arg(long)]
+    pub update: bool,
+    /// Only these series (e.g. 7.3); default: every linux-source-* package.
+    pub series: Vec<String>,
+}
+
 /// Which kernel to build and how.
 #[derive(Debug, Args, Clone)]
 pub struct KernelArgs {
-    /// Kernel source: `debian:6.12` (Debian's linux-source-6.12), `debian:6.1`,
-    /// or `path:DIR` (your own tree; built out of tree, never modified).
-    #[arg(long, default_value = "debian:6.12", value_name = "SOURCE")]
+    /// Kernel source: `debian:SERIES` (Debian's linux-source-SERIES from any
+    /// suite, e.g. debian:7.3, debian:6.12; pin a version with
+    /// `debian:7.3=7.3.4-1~bpo13+1`), `tarball:FILE` (a kernel source
+    /// tarball), or `path:DIR` (your own tree; built out of tree, never modified).
+    #[arg(long, default_value = DEFAULT_KERNEL, value_name = "SOURCE")]
     pub kernel: String,
     /// A patch to apply (repeatable; applied in the order given, after --patches).
     #[arg(long = "patch", value_name = "FILE")]

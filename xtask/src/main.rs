@@ -19,6 +19,7 @@ mod preflight;
 mod run;
 mod shell;
 mod shell_task;
+mod sources;
 mod tasks;
 
 use clap::Parser;

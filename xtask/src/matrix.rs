@@ -67,9 +67,20 @@ pub fn default_path() -> PathBuf {
 
 /// Load and expand a matrix file; paths in it are relative to its directory.
 pub fn load(path: &Path) -> Result<Vec<Cell>> {
+    load_with(path, false)
+}
+
+/// Every kernel × config × THP mode the file defines, whether or not
+/// `[cells]` lists it: `--cell 7.2-debug-always` works for a kernel the
+/// default matrix leaves out.
+fn load_all(path: &Path) -> Result<Vec<Cell>> {
+    load_with(path, true)
+}
+
+fn load_with(path: &Path, all: bool) -> Result<Vec<Cell>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    let m: MatrixFile = toml::from_str(&text).map_err(|e| {
+    let mut m: MatrixFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = e
             .span()
             .map(|s| hmmlab_harness::machine::line_col(&text, s.start))
@@ -77,6 +88,24 @@ pub fn load(path: &Path) -> Result<Vec<Cell>> {
         bad_input(format!("{}:{line}:{col}: {}", path.display(), e.message()))
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if all {
+        let mut ks: Vec<String> = m.cells.kernels.clone();
+        ks.extend(
+            m.kernel
+                .keys()
+                .filter(|k| !m.cells.kernels.contains(k))
+                .cloned(),
+        );
+        let mut cs: Vec<String> = m.cells.configs.clone();
+        cs.extend(
+            m.config
+                .keys()
+                .filter(|c| !m.cells.configs.contains(c))
+                .cloned(),
+        );
+        m.cells.kernels = ks;
+        m.cells.configs = cs;
+    }
     expand(&m, &base).map_err(|e| bad_input(format!("{}: {e}", path.display())))
 }
 
@@ -132,7 +161,7 @@ fn keys<V>(m: &BTreeMap<String, V>) -> String {
 
 /// The cell called `name`; an unknown name lists the valid ones.
 pub fn find(path: &Path, name: &str) -> Result<Cell> {
-    let cells = load(path)?;
+    let cells = load_all(path)?;
     cells
         .iter()
         .find(|c| c.name == name)
@@ -168,8 +197,8 @@ mod tests {
     #[test]
     fn the_default_matrix_expands_to_named_cells() {
         let cells = load(&default_path()).unwrap();
-        assert_eq!(cells.len(), 12);
-        assert_eq!(cells[0].name, "6.12-base-madvise");
+        assert_eq!(cells.len(), 18);
+        assert_eq!(cells[0].name, "7.3-base-madvise");
         let kasan = cells.iter().find(|c| c.name == "6.1-kasan-always").unwrap();
         assert_eq!(kasan.kernel_args.kernel, "debian:6.1");
         assert!(kasan.kernel_args.fragments[0].ends_with("images/configs/variants/kasan.config"));
@@ -177,9 +206,12 @@ mod tests {
         // Two THP modes of one kernel and config share a build.
         let builds: std::collections::BTreeSet<String> =
             cells.iter().map(Cell::build_name).collect();
-        assert_eq!(builds.len(), 6);
+        assert_eq!(builds.len(), 9);
         let gh: serde_json::Value = serde_json::from_str(&github_matrix(&cells).unwrap()).unwrap();
-        assert_eq!(gh["include"][3]["cell"], "6.12-debug-always");
+        assert_eq!(gh["include"][3]["cell"], "7.3-debug-always");
+        // A kernel the file defines but [cells] leaves out is still a cell.
+        let c = find(&default_path(), "7.2-debug-always").unwrap();
+        assert_eq!(c.kernel_args.kernel, "debian:7.2");
     }
 
     #[test]

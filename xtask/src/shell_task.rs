@@ -35,9 +35,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
     let machine = Machine::load(&repo.join("images/machines"), &a.machine)
         .map_err(|e| crate::fail::bad_input(e.to_string()))?;
     let req = crate::kernel::Request::from_args(&a.kernel)?;
-    let mut pkgs: Vec<String> = req.source.package().into_iter().collect();
-    pkgs.push("busybox-static".into());
-    crate::deps::ensure(&pkgs, false)?;
+    crate::deps::ensure(&["busybox-static".to_string()], false)?;
     let k = crate::kernel::ensure(&req)?;
     let guest = crate::guest::build(&k.uapi_header())?;
     let scenarios = hmmlab_harness::scenario::load_dir(&repo.join("scenarios"))?;

@@ -21,15 +21,14 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Shell(a) => crate::shell_task::shell(&a),
         Task::Bisect(a) => crate::bisect::bisect(&a),
         Task::BisectStep(a) => crate::bisect::step(&a),
-        Task::Deps(a) => {
-            crate::deps::ensure(&["linux-source-6.12".to_string()], a.check).map(|_| exit::OK)
-        }
+        Task::Deps(a) => crate::deps::ensure(&[], a.check).map(|_| exit::OK),
+        Task::Sources(a) => crate::sources::sources(&a),
     }
 }
 
 fn kernel_task(a: &KernelArgs) -> Result<i32> {
     let req = kernel::Request::from_args(a)?;
-    crate::deps::ensure(&req.source.package().into_iter().collect::<Vec<_>>(), false)?;
+    crate::deps::ensure(&[], false)?;
     let k = kernel::ensure(&req)?;
     println!("{}", serde_json::to_string_pretty(&k)?);
     Ok(exit::OK)
@@ -95,16 +94,10 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 
 fn test_task(a: &TestArgs) -> Result<i32> {
     // Everything the tests use, including `cargo xtask shell`.
-    crate::deps::ensure(
-        &[
-            "linux-source-6.12".to_string(),
-            "busybox-static".to_string(),
-        ],
-        false,
-    )?;
+    crate::deps::ensure(&["busybox-static".to_string()], false)?;
     // Build the default kernel up front, with progress, so the tests share it.
     let defaults = KernelArgs {
-        kernel: "debian:6.12".into(),
+        kernel: crate::cli::DEFAULT_KERNEL.into(),
         patches: vec![],
         series: None,
         fragments: vec![],

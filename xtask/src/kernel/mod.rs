@@ -1,5 +1,6 @@
 //! The kernel stage: source → patches → config → build (cached) → hmm-tests.
 
+pub mod archive;
 pub mod build;
 pub mod config;
 pub mod key;

@@ -1,26 +1,31 @@
-//! Where a kernel tree comes from: a Debian source package or a developer's
-//! own tree. A tree is never modified in place: Debian tarballs are extracted
-//! into the cache; a patched tree is a private copy.
+//! Where a kernel tree comes from: a Debian source package (installed on the
+//! host, or fetched from any suite of the host's mirror into the cache), a
+//! source tarball, or a developer's own tree. A tree is never modified in
+//! place: tarballs are extracted into the cache; a patched tree is a private
+//! copy.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::fail::bad_input;
 use crate::shell::Cmd;
 
-/// The Debian kernel source packages hmmlab knows.
-pub const DEBIAN_VERSIONS: &[&str] = &["6.12", "6.1"];
+use super::archive::{self, Archive};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `debian:6.12` → package `linux-source-6.12`, whatever version is
-    /// installed.
+    /// `debian:7.3` → package `linux-source-7.3`: the version installed on
+    /// the host if there is one, else the newest one fetched into the cache,
+    /// else the newest any suite of the host's Debian mirror carries.
     Debian(String),
-    /// `debian:6.12=6.12.117-1~deb12u1` → that package at exactly that
-    /// version (reproduce lines pin it).
+    /// `debian:7.3=7.3.4-1~bpo13+1` → that package at exactly that version,
+    /// from whichever suite carries it (reproduce lines pin it).
     DebianAt(String, String),
+    /// `tarball:FILE` → a kernel source tarball (a kernel.org release, say),
+    /// known by the hash of its content.
+    Tarball(PathBuf),
     /// `path:DIR` → a kernel tree the developer owns, as it is now.
     Path(PathBuf),
     /// `path:DIR@REV` → that tree's commit REV (resolved to its sha when
@@ -48,28 +53,35 @@ impl Source {
                 Some((v, pin)) => (v, Some(pin)),
                 None => (v, None),
             };
-            if DEBIAN_VERSIONS.contains(&v) {
-                return Ok(match pin {
-                    Some(pin) if !pin.is_empty() => {
-                        Source::DebianAt(v.to_string(), pin.to_string())
-                    }
-                    Some(_) => {
-                        return Err(bad_input(format!(
-                            "--kernel {spec}: no package version after `=`; give one, e.g. \
-                             debian:{v}=6.12.117-1~deb12u1, or none for the installed one"
-                        )))
-                    }
-                    None => Source::Debian(v.to_string()),
-                });
+            if !is_series(v) {
+                return Err(bad_input(format!(
+                    "--kernel {spec}: `{v}` is not a kernel series; give the one of the Debian \
+                     package linux-source-SERIES, e.g. debian:6.12, debian:7.3, optionally \
+                     pinned to a package version (debian:7.3=7.3.4-1~bpo13+1); \
+                     `cargo xtask sources` lists what Debian's suites carry"
+                )));
             }
-            return Err(bad_input(format!(
-                "--kernel {spec}: no Debian source package is known for `{v}`; known: {}",
-                DEBIAN_VERSIONS
-                    .iter()
-                    .map(|v| format!("debian:{v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Ok(match pin {
+                Some(pin) if !pin.is_empty() => Source::DebianAt(v.to_string(), pin.to_string()),
+                Some(_) => {
+                    return Err(bad_input(format!(
+                        "--kernel {spec}: no package version after `=`; give one, e.g. \
+                         debian:{v}=6.12.117-1~deb12u1, or none for the newest"
+                    )))
+                }
+                None => Source::Debian(v.to_string()),
+            });
+        }
+        if let Some(f) = spec.strip_prefix("tarball:") {
+            let file = crate::paths::absolute(Path::new(f));
+            if !file.is_file() {
+                return Err(bad_input(format!(
+                    "--kernel {spec}: {} is not a file; give a kernel source tarball \
+                     (.tar.xz, .tar.gz, .tar.bz2 or .tar), e.g. a kernel.org release",
+                    file.display()
+                )));
+            }
+            return Ok(Source::Tarball(file));
         }
         if let Some(p) = spec.strip_prefix("path:") {
             // `path:DIR@REV`, unless DIR itself has an `@` in its name.
@@ -98,16 +110,9 @@ impl Source {
             return Ok(Source::Path(dir));
         }
         Err(bad_input(format!(
-            "--kernel {spec}: unknown kernel source; use debian:6.12, debian:6.1 or path:DIR"
+            "--kernel {spec}: unknown kernel source; use debian:SERIES (e.g. debian:7.3, \
+             debian:6.12), tarball:FILE or path:DIR"
         )))
-    }
-
-    /// Debian package that provides this source, if any.
-    pub fn package(&self) -> Option<String> {
-        match self {
-            Source::Debian(v) | Source::DebianAt(v, _) => Some(format!("linux-source-{v}")),
-            Source::Path(_) | Source::PathAt(..) => None,
-        }
     }
 
     /// True when hmmlab owns the tree it builds (extracted or cloned into
@@ -122,6 +127,7 @@ impl Source {
             Source::DebianAt(v, pin) => format!("debian:{v}={pin}"),
             Source::Path(p) => format!("path:{}", p.display()),
             Source::PathAt(p, rev) => format!("path:{}@{rev}", p.display()),
+            Source::Tarball(f) => format!("tarball:{}", f.display()),
         }
     }
 
@@ -146,28 +152,21 @@ impl Source {
         match self {
             Source::Debian(v) | Source::DebianAt(v, _) => {
                 let pkg = format!("linux-source-{v}");
-                let version = Cmd::new(&["dpkg-query", "-W", "-f=${Version}", &pkg])
-                    .output()
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "Debian package {pkg} is not installed; install it with: apt-get install {pkg} \
-                             (or run `cargo xtask deps` as root)"
-                        )
-                    })?;
-                let version = version.trim();
-                if let Source::DebianAt(_, pin) = self {
-                    if pin != version {
-                        return Err(bad_input(format!(
-                            "--kernel {}: {pkg} {version} is installed here, not {pin}; to build \
-                             exactly that kernel install it as root with \
-                             `apt-get install --allow-downgrades {pkg}={pin}`, or give \
-                             --kernel debian:{v} to use the installed one",
-                            self.describe()
-                        )));
-                    }
-                }
+                let pin = match self {
+                    Source::DebianAt(_, pin) => Some(pin.as_str()),
+                    _ => None,
+                };
+                let version = match host_installed(&pkg) {
+                    Some(installed) if pin.is_none_or(|p| p == installed) => installed,
+                    _ => Archive::new(&crate::paths::cache_root()).resolve(
+                        &self.describe(),
+                        &pkg,
+                        pin,
+                    )?,
+                };
                 Ok(format!("debian:{pkg}={version}"))
             }
+            Source::Tarball(f) => Ok(format!("tarball:sha256={}", file_hash(f)?)),
             // The same identity as a clean checkout of that commit.
             Source::PathAt(dir, sha) => Ok(format!("path:{}@{sha}+clean", dir.display())),
             Source::Path(dir) => {
@@ -197,11 +196,6 @@ impl Source {
                 }
             }
         }
-    }
-
-    /// The tarball of a Debian source package.
-    fn tarball(v: &str) -> PathBuf {
-        PathBuf::from(format!("/usr/src/linux-source-{v}.tar.xz"))
     }
 
     /// A pristine tree for this source: the developer's own directory, or the
@@ -237,10 +231,89 @@ impl Source {
                 if tree.join("Makefile").is_file() {
                     return Ok(tree);
                 }
-                extract(&Self::tarball(v), &dest)?;
+                let pkg = format!("linux-source-{v}");
+                let version = identity
+                    .rsplit_once('=')
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                let host_tarball = PathBuf::from(format!("/usr/src/{pkg}.tar.xz"));
+                if host_installed(&pkg).as_deref() == Some(version) && host_tarball.is_file() {
+                    extract(&host_tarball, &dest)?;
+                } else {
+                    let deb = Archive::new(cache).fetch(&pkg, version)?;
+                    extract_with(&dest, |tmp| archive::extract_deb_tarball(&deb, &pkg, tmp))?;
+                }
                 Ok(tree)
             }
+            Source::Tarball(f) => {
+                let dest = cache
+                    .join("src")
+                    .join(super::key::short_hash(identity.as_bytes()));
+                if !dest.is_dir() {
+                    extract(f, &dest)?;
+                }
+                single_top_dir(&dest).with_context(|| {
+                    format!(
+                        "{} should hold one kernel tree (one top directory with a Makefile and mm/)",
+                        f.display()
+                    )
+                })
+            }
         }
+    }
+}
+
+/// `6.12`, `7.3`: the series part of a `linux-source-SERIES` package name.
+fn is_series(v: &str) -> bool {
+    let mut parts = v.split('.');
+    let num =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    num(parts.next()) && num(parts.next()) && parts.next().is_none()
+}
+
+/// The version of `pkg` installed on the host, if it is.
+fn host_installed(pkg: &str) -> Option<String> {
+    let out = Cmd::new(&["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", pkg])
+        .output()
+        .ok()?;
+    let (status, version) = out.trim().split_once(' ')?;
+    status.starts_with("ii").then(|| version.to_string())
+}
+
+/// SHA-256 (first 16 hex digits) of a file's content, read in pieces.
+fn file_hash(f: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = fs::File::open(f).with_context(|| format!("reading {}", f.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", f.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The one directory in `dir` that is a kernel tree.
+fn single_top_dir(dir: &Path) -> Result<PathBuf> {
+    let dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("Makefile").is_file() && p.join("mm").is_dir())
+        .collect();
+    match dirs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no kernel tree in {}", dir.display()),
+        _ => bail!("{} kernel trees in {}", dirs.len(), dir.display()),
     }
 }
 
@@ -309,32 +382,33 @@ fn refuse_configured_in_place(spec: &str, dir: &Path) -> Result<()> {
 /// renamed into place only when complete.
 pub fn extract(tarball: &Path, dest: &Path) -> Result<()> {
     if !tarball.is_file() {
-        anyhow::bail!(
-            "kernel source tarball {} is missing; install its package (apt-get install {})",
-            tarball.display(),
-            tarball
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("")
-                .trim_end_matches(".tar")
-        );
+        anyhow::bail!("kernel source tarball {} is missing", tarball.display());
     }
+    eprintln!("  extracting {} …", tarball.display());
+    extract_with(dest, |tmp| {
+        Cmd::new(&[
+            "tar",
+            "-xf",
+            &tarball.to_string_lossy(),
+            "-C",
+            &tmp.to_string_lossy(),
+        ])
+        .output()
+        .map(|_| ())
+        .with_context(|| format!("extracting {}", tarball.display()))
+    })
+}
+
+/// Fill `dest` atomically: `fill` writes into a temporary sibling, which is
+/// renamed into place only when it succeeded.
+fn extract_with(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = dest.parent().context("cache path has no parent")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".extract-")
         .tempdir_in(parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
-    eprintln!("  extracting {} …", tarball.display());
-    Cmd::new(&[
-        "tar",
-        "-xf",
-        &tarball.to_string_lossy(),
-        "-C",
-        &tmp.path().to_string_lossy(),
-    ])
-    .output()
-    .with_context(|| format!("extracting {}", tarball.display()))?;
+    fill(tmp.path())?;
     let tmp = tmp.keep();
     if let Err(e) = fs::rename(&tmp, dest) {
         let _ = fs::remove_dir_all(&tmp);
@@ -366,8 +440,17 @@ mod tests {
             Source::parse("debian:6.12").unwrap(),
             Source::Debian("6.12".into())
         );
-        let e = Source::parse("debian:5.10").unwrap_err().to_string();
-        assert!(e.contains("debian:6.12") && e.contains("5.10"), "{e}");
+        assert_eq!(
+            Source::parse("debian:7.3").unwrap(),
+            Source::Debian("7.3".into())
+        );
+        for bad in ["debian:linux-7", "debian:7", "debian:7.3.4", "debian:"] {
+            let e = Source::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("not a kernel series") && e.contains("debian:7.3"),
+                "{e}"
+            );
+        }
         let e = Source::parse("git:foo").unwrap_err().to_string();
         assert!(e.contains("path:DIR"), "{e}");
         let e = Source::parse("path:/nonexistent/dir")
@@ -395,30 +478,68 @@ mod tests {
         );
         let e = Source::parse("debian:6.1=").unwrap_err().to_string();
         assert!(e.contains("no package version"), "{e}");
-        let e = Source::parse("debian:5.4=5.4.1").unwrap_err().to_string();
-        assert!(e.contains("known: debian:6.12"), "{e}");
+        assert_eq!(
+            Source::parse("debian:7.3=7.3~rc7-1~exp1").unwrap(),
+            Source::DebianAt("7.3".into(), "7.3~rc7-1~exp1".into())
+        );
     }
 
     #[test]
-    fn a_pinned_debian_version_that_is_not_installed_says_how_to_get_it() {
-        // CI and `cargo xtask deps` install linux-source-6.12.
-        let installed = Source::Debian("6.12".into())
-            .identity()
-            .expect("linux-source-6.12 must be installed (cargo xtask deps)");
+    fn a_pinned_debian_version_that_no_suite_carries_lists_what_is_there() {
+        // Asks the host's Debian mirror (through hmmlab's private apt state).
         let s = Source::parse("debian:6.12=0.0-not-a-version").unwrap();
         let e = s.identity().unwrap_err().to_string();
         assert!(
-            e.contains("apt-get install --allow-downgrades linux-source-6.12=0.0-not-a-version")
-                && e.contains("--kernel debian:6.12 "),
+            e.contains("no Debian suite carries linux-source-6.12 0.0-not-a-version")
+                && e.contains("there are: 6.12."),
             "{e}"
         );
-        let v = installed.rsplit_once('=').unwrap().1;
-        let pinned = Source::parse(&format!("debian:6.12={v}")).unwrap();
-        assert_eq!(
-            pinned.identity().unwrap(),
-            installed,
-            "same identity, same cache key"
+        let e = Source::parse("debian:1.0")
+            .unwrap()
+            .identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no Debian suite carries linux-source-1.0") && e.contains("debian:6.12"),
+            "{e}"
         );
+    }
+
+    #[test]
+    fn a_tarball_is_known_by_its_content() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("linux-9.9");
+        std::fs::create_dir_all(tree.join("mm")).unwrap();
+        std::fs::write(tree.join("Makefile"), "x\n").unwrap();
+        let tar = d.path().join("linux-9.9.tar.gz");
+        Cmd::new(&[
+            "tar",
+            "-czf",
+            tar.to_str().unwrap(),
+            "-C",
+            d.path().to_str().unwrap(),
+            "linux-9.9",
+        ])
+        .output()
+        .unwrap();
+        let s = Source::parse(&format!("tarball:{}", tar.display())).unwrap();
+        let id = s.identity().unwrap();
+        assert!(id.starts_with("tarball:sha256="), "{id}");
+        let cache = d.path().join("cache");
+        let t = s.pristine_tree(&cache, &id).unwrap();
+        assert!(
+            t.starts_with(&cache) && t.ends_with("linux-9.9"),
+            "{}",
+            t.display()
+        );
+        // Same name, other content: another identity.
+        std::fs::copy(&tar, d.path().join("copy.tar.gz")).unwrap();
+        std::fs::write(&tar, b"not a tarball").unwrap();
+        assert_ne!(s.identity().unwrap(), id);
+        let e = Source::parse("tarball:/nonexistent.tar.xz")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a file"), "{e}");
     }
 
     #[test]
