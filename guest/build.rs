@@ -1,8 +1,10 @@
 //! Ties `src/abi.rs` to the kernel under test: when `HMMLAB_UAPI_HEADER`
 //! names that kernel's `lib/test_hmm_uapi.h`, generate compile-time checks
 //! (`$OUT_DIR/uapi_check.rs`, included by `src/abi.rs`) that fail the build
-//! if an ioctl number, the command struct's layout or a snapshot value
-//! differs. Without it (plain host builds and tests) the checks are empty.
+//! if an ioctl number, the command struct's layout, a snapshot value or a
+//! flag differs, and that record which of the newer commands the header
+//! defines. Without it (plain host builds and tests) the checks are empty
+//! and nothing is known about the newer commands.
 
 use std::env;
 use std::fs;
@@ -26,7 +28,7 @@ fn main() {
                 "cargo:warning=ioctl ABI in src/abi.rs not checked against lib/test_hmm_uapi.h: \
                  set {HEADER_ENV} to the header of the kernel under test"
             );
-            "// HMMLAB_UAPI_HEADER was not set: the ABI was not checked.\n".to_string()
+            UNCHECKED.to_string()
         }
         Some(path) => {
             let path = PathBuf::from(path);

@@ -36,6 +36,14 @@ pub const HMM_DMIRROR_WRITE: u32 = iowr(0x01);
 pub const HMM_DMIRROR_MIGRATE_TO_DEV: u32 = iowr(0x02);
 pub const HMM_DMIRROR_MIGRATE_TO_SYS: u32 = iowr(0x03);
 pub const HMM_DMIRROR_SNAPSHOT: u32 = iowr(0x04);
+// Newer headers only (7.2: FLAGS, 7.3: READ_UNLOCKED; 6.12 has neither).
+pub const HMM_DMIRROR_FLAGS: u32 = iowr(0x08);
+pub const HMM_DMIRROR_READ_UNLOCKED: u32 = iowr(0x09);
+
+/// HMM_DMIRROR_FLAGS takes the flags in `npages`. 7.3's test_hmm clears
+/// FAIL_ALLOC when it uses it: in dmirror_migrate_alloc_and_copy() (to the
+/// device) and dmirror_devmem_fault_alloc_and_copy() (back to system).
+pub const HMM_DMIRROR_FLAG_FAIL_ALLOC: u64 = 1 << 0;
 
 /// The commands the guest issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +53,12 @@ pub enum Command {
     MigrateToDev,
     MigrateToSys,
     Snapshot,
+    Flags,
+    ReadUnlocked,
 }
 
 impl Command {
+    /// Every command the header must define.
     #[cfg(test)]
     pub const ALL: [Command; 5] = [
         Command::Read,
@@ -57,6 +68,10 @@ impl Command {
         Command::Snapshot,
     ];
 
+    /// The commands only newer headers define.
+    #[cfg(test)]
+    pub const OPTIONAL: [Command; 2] = [Command::Flags, Command::ReadUnlocked];
+
     pub const fn request(self) -> u32 {
         match self {
             Command::Read => HMM_DMIRROR_READ,
@@ -64,6 +79,8 @@ impl Command {
             Command::MigrateToDev => HMM_DMIRROR_MIGRATE_TO_DEV,
             Command::MigrateToSys => HMM_DMIRROR_MIGRATE_TO_SYS,
             Command::Snapshot => HMM_DMIRROR_SNAPSHOT,
+            Command::Flags => HMM_DMIRROR_FLAGS,
+            Command::ReadUnlocked => HMM_DMIRROR_READ_UNLOCKED,
         }
     }
 
@@ -75,7 +92,26 @@ impl Command {
             Command::MigrateToDev => "HMM_DMIRROR_MIGRATE_TO_DEV",
             Command::MigrateToSys => "HMM_DMIRROR_MIGRATE_TO_SYS",
             Command::Snapshot => "HMM_DMIRROR_SNAPSHOT",
+            Command::Flags => "HMM_DMIRROR_FLAGS",
+            Command::ReadUnlocked => "HMM_DMIRROR_READ_UNLOCKED",
         }
+    }
+
+    /// Does the kernel the guest was built for define this command?
+    /// `None` when the guest was built without a header (nothing known).
+    pub fn defined(self) -> Option<bool> {
+        let short = self.name().trim_start_matches("HMM_DMIRROR_");
+        match self {
+            Command::Flags | Command::ReadUnlocked => {
+                OPTIONAL_COMMANDS.map(|defined| defined.contains(&short))
+            }
+            _ => Some(true),
+        }
+    }
+
+    /// The header the guest was built against, for messages.
+    pub fn checked_header() -> Option<&'static str> {
+        CHECKED_HEADER
     }
 }
 
@@ -134,11 +170,13 @@ include!(concat!(env!("OUT_DIR"), "/uapi_check.rs"));
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uapi_header::{ABI_COMMANDS, ABI_PROTS};
+    use crate::uapi_header::{ABI_COMMANDS, ABI_FLAGS, ABI_OPTIONAL_COMMANDS, ABI_PROTS};
 
     #[test]
     fn request_numbers() {
         assert_eq!(size_of::<HmmDmirrorCmd>(), 40);
+        assert_eq!(HMM_DMIRROR_FLAGS, 0xc028_4808);
+        assert_eq!(HMM_DMIRROR_READ_UNLOCKED, 0xc028_4809);
         assert_eq!(HMM_DMIRROR_READ, 0xc028_4800);
         assert_eq!(HMM_DMIRROR_MIGRATE_TO_DEV, 0xc028_4802);
         assert_eq!(HMM_DMIRROR_SNAPSHOT, 0xc028_4804);
@@ -153,6 +191,12 @@ mod tests {
             .map(|c| c.name().trim_start_matches("HMM_DMIRROR_").into())
             .collect();
         assert_eq!(commands, ABI_COMMANDS);
+        let optional: Vec<String> = Command::OPTIONAL
+            .iter()
+            .map(|c| c.name().trim_start_matches("HMM_DMIRROR_").into())
+            .collect();
+        assert_eq!(optional, ABI_OPTIONAL_COMMANDS);
+        assert_eq!(ABI_FLAGS, ["FAIL_ALLOC"]);
         let prots: Vec<&str> = PROTS
             .iter()
             .map(|(n, _)| n.trim_start_matches("HMM_DMIRROR_PROT_"))

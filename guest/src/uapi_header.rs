@@ -16,6 +16,16 @@ pub(crate) const ABI_COMMANDS: &[&str] = &[
     "SNAPSHOT",
 ];
 
+/// Commands `src/abi.rs` defines that only newer headers have: 7.2's adds
+/// FLAGS (0x08), 7.3's READ_UNLOCKED (0x09); 6.12's has neither. Each is
+/// checked when the header defines it, and the generated file says which
+/// ones it defines, so the guest can refuse a step that needs a missing one.
+pub(crate) const ABI_OPTIONAL_COMMANDS: &[&str] = &["FLAGS", "READ_UNLOCKED"];
+
+/// The `HMM_DMIRROR_FLAG_<NAME>` values `src/abi.rs` defines; required
+/// when the header defines HMM_DMIRROR_FLAGS.
+pub(crate) const ABI_FLAGS: &[&str] = &["FAIL_ALLOC"];
+
 /// The snapshot values `src/abi.rs` defines, as `HMM_DMIRROR_PROT_<NAME>`.
 pub(crate) const ABI_PROTS: &[&str] = &[
     "ERROR",
@@ -61,17 +71,23 @@ pub(crate) struct UapiHeader {
     pub(crate) ioctls: Vec<CIoctl>,
     /// Every `HMM_DMIRROR_PROT_*` enumerator with its value.
     pub(crate) prots: Vec<(String, i64)>,
+    /// Every `#define HMM_DMIRROR_FLAG_* <value>` with its value.
+    pub(crate) flags: Vec<(String, u64)>,
 }
 
 pub(crate) fn parse_uapi_header(text: &str) -> Result<UapiHeader, String> {
     let text = strip_comments(text);
     let (fields, struct_size) = parse_struct(&text, CMD_STRUCT)?;
     let mut ioctls = Vec::new();
+    let mut flags = Vec::new();
     for line in text.lines() {
         let Some((name, body)) = parse_define(line) else {
             continue;
         };
-        if name.starts_with("HMM_DMIRROR_") && body.starts_with("_IO") {
+        if name.starts_with("HMM_DMIRROR_FLAG_") {
+            let value = parse_flag(body).map_err(|e| format!("cannot evaluate {name}: {e}"))?;
+            flags.push((name.to_string(), value));
+        } else if name.starts_with("HMM_DMIRROR_") && body.starts_with("_IO") {
             ioctls.push(parse_ioctl(name, body, struct_size)?);
         }
     }
@@ -87,6 +103,7 @@ pub(crate) fn parse_uapi_header(text: &str) -> Result<UapiHeader, String> {
         struct_size,
         ioctls,
         prots,
+        flags,
     })
 }
 
@@ -171,6 +188,49 @@ pub(crate) fn render_checks(h: &UapiHeader, header_path: &str) -> Result<String,
             format!("{} = {:#x}", def.text, def.value),
         );
     }
+    let mut defined = Vec::new();
+    for cmd in ABI_OPTIONAL_COMMANDS {
+        let name = format!("HMM_DMIRROR_{cmd}");
+        let Some(def) = h.ioctls.iter().find(|i| i.name == name) else {
+            continue;
+        };
+        defined.push(format!("{cmd:?}"));
+        check(
+            &mut out,
+            format!("{name} as u64 != {:#x}", def.value),
+            format!(
+                "ABI mismatch: {name} in src/abi.rs differs from {origin}, which defines it as \
+                 {} = {:#x}",
+                def.text, def.value
+            ),
+            format!("{} = {:#x}", def.text, def.value),
+        );
+    }
+    if h.ioctls.iter().any(|i| i.name == "HMM_DMIRROR_FLAGS") {
+        for flag in ABI_FLAGS {
+            let name = format!("HMM_DMIRROR_FLAG_{flag}");
+            let Some((_, value)) = h.flags.iter().find(|(n, _)| *n == name) else {
+                missing.push(name);
+                continue;
+            };
+            check(
+                &mut out,
+                format!("{name} != {value:#x}"),
+                format!(
+                    "ABI mismatch: {name} in src/abi.rs differs from {origin}, which defines it \
+                     as {value:#x}"
+                ),
+                format!("{name} = {value:#x}"),
+            );
+        }
+    }
+    out.push_str(&format!(
+        "/// The header the ABI was checked against.\n\
+         pub(crate) const CHECKED_HEADER: Option<&str> = Some({header_path:?});\n\
+         /// Which of uapi_header::ABI_OPTIONAL_COMMANDS that header defines.\n\
+         pub(crate) const OPTIONAL_COMMANDS: Option<&[&str]> = Some(&[{}]);\n",
+        defined.join(", ")
+    ));
     for prot in ABI_PROTS {
         let name = format!("HMM_DMIRROR_PROT_{prot}");
         let Some((_, value)) = h.prots.iter().find(|(n, _)| *n == name) else {
@@ -194,6 +254,37 @@ pub(crate) fn render_checks(h: &UapiHeader, header_path: &str) -> Result<String,
         ));
     }
     Ok(out)
+}
+
+/// What build.rs writes when no header is given: nothing checked, nothing
+/// known about the optional commands.
+pub(crate) const UNCHECKED: &str = "// HMMLAB_UAPI_HEADER was not set: the ABI was not checked.\n\
+    pub(crate) const CHECKED_HEADER: Option<&str> = None;\n\
+    pub(crate) const OPTIONAL_COMMANDS: Option<&[&str]> = None;\n";
+
+/// A flag value: an integer constant, or `(A << B)` of two, as in
+/// `#define HMM_DMIRROR_FLAG_FAIL_ALLOC (1ULL << 0)`.
+pub(crate) fn parse_flag(body: &str) -> Result<u64, String> {
+    let t = body.trim();
+    let inner = t
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or(t)
+        .trim();
+    let value = match inner.split_once("<<") {
+        Some((a, b)) => {
+            let (a, b) = (parse_int(a)?, parse_int(b)?);
+            if !(0..64).contains(&b) || a < 0 {
+                return Err(format!("`{t}` is out of range"));
+            }
+            (a as u64)
+                .checked_shl(b as u32)
+                .filter(|v| v >> b == a as u64)
+                .ok_or_else(|| format!("`{t}` is out of range"))?
+        }
+        None => u64::try_from(parse_int(inner)?).map_err(|_| format!("`{t}` is negative"))?,
+    };
+    Ok(value)
 }
 
 /// Remove `/* */` and `//` comments, keeping line breaks so that `#define`
@@ -448,6 +539,88 @@ enum {
 };
 #endif /* _LIB_TEST_HMM_UAPI_H */
 "#;
+
+    /// What lib/test_hmm_uapi.h of 7.3 adds to 6.12's, at the same place.
+    fn header_73() -> String {
+        HEADER.replace(
+            "#define HMM_DMIRROR_RELEASE\t\t_IOWR('H', 0x07, struct hmm_dmirror_cmd)\n",
+            "#define HMM_DMIRROR_RELEASE\t\t_IOWR('H', 0x07, struct hmm_dmirror_cmd)\n\
+             #define HMM_DMIRROR_FLAGS\t\t_IOWR('H', 0x08, struct hmm_dmirror_cmd)\n\
+             #define HMM_DMIRROR_READ_UNLOCKED\t_IOWR('H', 0x09, struct hmm_dmirror_cmd)\n\
+             \n#define HMM_DMIRROR_FLAG_FAIL_ALLOC\t(1ULL << 0)\n",
+        )
+    }
+
+    #[test]
+    fn the_7_3_header_is_accepted_and_its_new_commands_checked() {
+        let text = header_73();
+        assert!(text.contains("HMM_DMIRROR_READ_UNLOCKED"));
+        let h = parse_uapi_header(&text).unwrap();
+        assert_eq!(h.ioctls.len(), 10);
+        assert_eq!(h.flags, [("HMM_DMIRROR_FLAG_FAIL_ALLOC".to_string(), 1)]);
+        let out = render_checks(&h, "/k73/lib/test_hmm_uapi.h").unwrap();
+        assert!(
+            out.contains("HMM_DMIRROR_FLAGS as u64 != 0xc0284808"),
+            "{out}"
+        );
+        assert!(out.contains("HMM_DMIRROR_READ_UNLOCKED as u64 != 0xc0284809"));
+        assert!(out.contains("HMM_DMIRROR_FLAG_FAIL_ALLOC != 0x1"));
+        assert!(out.contains(
+            "OPTIONAL_COMMANDS: Option<&[&str]> = Some(&[\"FLAGS\", \"READ_UNLOCKED\"]);"
+        ));
+        assert!(out.contains("CHECKED_HEADER: Option<&str> = Some(\"/k73/lib/test_hmm_uapi.h\");"));
+        // The same comparison the generated checks make.
+        for cmd in crate::abi::Command::OPTIONAL {
+            let def = h.ioctls.iter().find(|i| i.name == cmd.name()).unwrap();
+            assert_eq!(u64::from(cmd.request()), def.value, "{}", cmd.name());
+        }
+        assert_eq!(crate::abi::HMM_DMIRROR_FLAG_FAIL_ALLOC, h.flags[0].1);
+    }
+
+    #[test]
+    fn older_headers_lack_the_new_commands() {
+        // 6.12: neither. 7.2: FLAGS only.
+        let out = render_checks(&parse_uapi_header(HEADER).unwrap(), "x").unwrap();
+        assert!(
+            out.contains("OPTIONAL_COMMANDS: Option<&[&str]> = Some(&[]);"),
+            "{out}"
+        );
+        assert!(!out.contains("HMM_DMIRROR_FLAG_FAIL_ALLOC"));
+        let h72 = header_73().replace(
+            "#define HMM_DMIRROR_READ_UNLOCKED\t_IOWR('H', 0x09, struct hmm_dmirror_cmd)\n",
+            "",
+        );
+        let out = render_checks(&parse_uapi_header(&h72).unwrap(), "x").unwrap();
+        assert!(out.contains("Some(&[\"FLAGS\"]);"), "{out}");
+        // FLAGS without the flag src/abi.rs uses is an error.
+        let no_flag = h72.replace("#define HMM_DMIRROR_FLAG_FAIL_ALLOC\t(1ULL << 0)\n", "");
+        let err = render_checks(&parse_uapi_header(&no_flag).unwrap(), "x").unwrap_err();
+        assert!(
+            err.contains("does not define HMM_DMIRROR_FLAG_FAIL_ALLOC"),
+            "{err}"
+        );
+        // A changed flag value changes the check.
+        let moved = header_73().replace("(1ULL << 0)", "(1ULL << 3)");
+        let out = render_checks(&parse_uapi_header(&moved).unwrap(), "x").unwrap();
+        assert!(out.contains("HMM_DMIRROR_FLAG_FAIL_ALLOC != 0x8"));
+        assert!(UNCHECKED.contains("OPTIONAL_COMMANDS: Option<&[&str]> = None;"));
+    }
+
+    #[test]
+    fn flag_values() {
+        assert_eq!(parse_flag("(1ULL << 0)"), Ok(1));
+        assert_eq!(parse_flag("(1ULL<<5)"), Ok(32));
+        assert_eq!(parse_flag("0x4"), Ok(4));
+        assert_eq!(parse_flag("(2)"), Ok(2));
+        assert!(parse_flag("(1ULL << 64)").is_err());
+        assert!(parse_flag("(BIT(3))").is_err());
+        let bad = HEADER.replace(
+            "enum {\n\t/* 0 is reserved",
+            "#define HMM_DMIRROR_FLAG_X (FOO)\nenum {\n\t/* 0 is reserved",
+        );
+        let err = parse_uapi_header(&bad).unwrap_err();
+        assert!(err.contains("cannot evaluate HMM_DMIRROR_FLAG_X"), "{err}");
+    }
 
     #[test]
     fn parses_the_kernel_header() {

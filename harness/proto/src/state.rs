@@ -1,5 +1,13 @@
 //! Per-page states reported by `HMM_DMIRROR_SNAPSHOT` (lib/test_hmm_uapi.h),
 //! written in scenario files as names joined by `+`, e.g. `dev-private-local+write`.
+//!
+//! The values are the same from 6.1 to 7.3: 7.x's device-private THP
+//! (migrated whole, one PMD) is no new value but the old bits combined.
+//! 7.3's dmirror_mkentry() sets the device kind, then READ or WRITE, then
+//! PMD when hmm_range_fault() reports a PMD-order entry, which
+//! hmm_vma_handle_absent_pmd() does for a device-private PMD: every page of
+//! such a THP reads `dev-private-local+write+pmd` (0x26), or `+read+pmd`
+//! (0x25) when it is mapped read-only.
 
 /// (name, value) of every snapshot bit or value the header defines.
 /// `error` (0xFF) is a whole value, never combined.
@@ -84,6 +92,10 @@ mod tests {
         }
         assert_eq!(parse_state("dev-private-local+write").unwrap(), 0x22);
         assert_eq!(parse_state("zero+read").unwrap(), 0x11);
+        // A device-private THP (7.x).
+        assert_eq!(parse_state("dev-private-local+write+pmd").unwrap(), 0x26);
+        assert_eq!(state_name(0x26), "dev-private-local+write+pmd");
+        assert_eq!(state_name(0x25), "dev-private-local+read+pmd");
         assert!(parse_state("dev-private+write")
             .unwrap_err()
             .contains("dev-private"));
