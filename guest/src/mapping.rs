@@ -3,6 +3,7 @@
 //! may not elide or merge (volatile), because the accesses themselves are
 //! what the scenario tests (faults, device page migration back to system).
 
+use std::cell::RefCell;
 use std::fs::{self, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::ptr;
@@ -18,6 +19,18 @@ pub struct Mapped {
     base: *mut u8,
     pages: u64,
     writable: bool,
+    /// Per page, what a CPU access may do now: `munmap` and `mprotect`
+    /// steps change it.
+    access: RefCell<Vec<Access>>,
+}
+
+/// What the CPU may do with one page of the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+    /// Unmapped by a `munmap` step: any CPU access would fault.
+    Unmapped,
 }
 
 impl Mapped {
@@ -43,10 +56,16 @@ impl Mapped {
         // The file stays alive through the mapping; only the name goes.
         drop(file);
 
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
         let mapped = Mapped {
             base,
             pages: spec.pages,
             writable,
+            access: RefCell::new(vec![access; spec.pages as usize]),
         };
         if spec.hugepage {
             // SAFETY: base..base+len is our mapping.
@@ -64,8 +83,80 @@ impl Mapped {
         self.pages
     }
 
+    /// Was the mapping created writable (before any `mprotect` step)?
     pub fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// The first page of `range` that does not allow `want`: an unmapped
+    /// page for a read, also a read-only page for a write.
+    pub fn refuses(&self, range: PageRange, write: bool) -> Option<(u64, Access)> {
+        let access = self.access.borrow();
+        (range.start()..range.end().min(self.pages)).find_map(|p| {
+            let a = access[p as usize];
+            let bad = a == Access::Unmapped || (write && a == Access::ReadOnly);
+            bad.then_some((p, a))
+        })
+    }
+
+    /// munmap(2) the pages of `range`.
+    pub fn unmap(&self, range: PageRange) -> Result<(), String> {
+        assert!(range.end() <= self.pages, "page range outside the mapping");
+        // SAFETY: the range lies inside our mapping; pages already unmapped
+        // are not in use by anything else (nothing is mapped while steps run).
+        let rc = unsafe {
+            libc::munmap(
+                self.addr(range.start()) as *mut libc::c_void,
+                (range.len() * PAGE_SIZE) as usize,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "munmap of pages [{}, {}) failed: {}",
+                range.start(),
+                range.end(),
+                describe_errno(last_errno())
+            ));
+        }
+        self.set_access(range, Access::Unmapped);
+        Ok(())
+    }
+
+    /// mprotect(2) the pages of `range`, which must all be mapped.
+    pub fn protect(&self, range: PageRange, prot: Prot) -> Result<(), String> {
+        assert!(range.end() <= self.pages, "page range outside the mapping");
+        if let Some((page, _)) = self.refuses(range, false) {
+            return Err(format!(
+                "mprotect of page {page}, which a munmap step unmapped"
+            ));
+        }
+        let (flags, access) = match prot {
+            Prot::ReadWrite => (libc::PROT_READ | libc::PROT_WRITE, Access::ReadWrite),
+            Prot::ReadOnly => (libc::PROT_READ, Access::ReadOnly),
+        };
+        // SAFETY: the range is mapped and ours.
+        let rc = unsafe {
+            libc::mprotect(
+                self.addr(range.start()) as *mut libc::c_void,
+                (range.len() * PAGE_SIZE) as usize,
+                flags,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "mprotect of pages [{}, {}) to {} failed: {}",
+                range.start(),
+                range.end(),
+                prot.as_str(),
+                describe_errno(last_errno())
+            ));
+        }
+        self.set_access(range, access);
+        Ok(())
+    }
+
+    fn set_access(&self, range: PageRange, a: Access) {
+        self.access.borrow_mut()[range.start() as usize..range.end() as usize].fill(a);
     }
 
     /// Address of page `page` of the mapping, as the ioctls take it.
@@ -78,8 +169,12 @@ impl Mapped {
         self.addr(range.start()) as *mut u64
     }
 
-    /// Read every word of `range` from the CPU.
+    /// Read every word of `range` from the CPU. The pages must be mapped.
     pub fn read_words(&self, range: PageRange, out: &mut [u64]) {
+        assert!(
+            self.refuses(range, false).is_none(),
+            "read of an unmapped page"
+        );
         let src = self.words(range);
         assert_eq!(out.len(), range.len() as usize * WORDS_PER_PAGE);
         for (i, word) in out.iter_mut().enumerate() {
@@ -90,7 +185,10 @@ impl Mapped {
 
     /// Write `words` to `range` from the CPU. The mapping must be writable.
     pub fn write_words(&self, range: PageRange, words: &[u64]) {
-        assert!(self.writable, "write to a read-only mapping");
+        assert!(
+            self.refuses(range, true).is_none(),
+            "write to a read-only or unmapped page"
+        );
         let dst = self.words(range);
         assert_eq!(words.len(), range.len() as usize * WORDS_PER_PAGE);
         for (i, word) in words.iter().enumerate() {
@@ -162,8 +260,28 @@ pub unsafe fn write_pattern_at(addr: u64, first_page: u64, pages: u64, generatio
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        // SAFETY: base..base+len is the mapping create() made.
-        unsafe { libc::munmap(self.base.cast(), (self.pages * PAGE_SIZE) as usize) };
+        // Only what is still mapped: a hole left by a munmap step may hold
+        // someone else's mapping by now.
+        let access = self.access.get_mut();
+        let mut page = 0;
+        while page < self.pages {
+            if access[page as usize] == Access::Unmapped {
+                page += 1;
+                continue;
+            }
+            let start = page;
+            while page < self.pages && access[page as usize] != Access::Unmapped {
+                page += 1;
+            }
+            // SAFETY: pages [start, page) are still part of the mapping
+            // create() made.
+            unsafe {
+                libc::munmap(
+                    self.base.add((start * PAGE_SIZE) as usize).cast(),
+                    ((page - start) * PAGE_SIZE) as usize,
+                )
+            };
+        }
     }
 }
 
@@ -284,6 +402,30 @@ mod tests {
         let mut last = vec![1; WORDS_PER_PAGE];
         m.read_words(PageRange(3, 4), &mut last);
         assert!(last.iter().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn munmap_and_mprotect_of_a_sub_range() {
+        let m = Mapped::create(&spec(MappingKind::AnonPrivate, 8, 1)).unwrap();
+        assert_eq!(m.refuses(PageRange(0, 8), true), None);
+        m.protect(PageRange(2, 4), Prot::ReadOnly).unwrap();
+        assert_eq!(m.refuses(PageRange(0, 8), false), None);
+        assert_eq!(
+            m.refuses(PageRange(0, 8), true),
+            Some((2, Access::ReadOnly))
+        );
+        m.unmap(PageRange(5, 7)).unwrap();
+        assert_eq!(
+            m.refuses(PageRange(4, 8), false),
+            Some((5, Access::Unmapped))
+        );
+        let mut words = vec![0; 2 * WORDS_PER_PAGE];
+        m.read_words(PageRange(2, 4), &mut words);
+        m.protect(PageRange(2, 4), Prot::ReadWrite).unwrap();
+        m.write_words(PageRange(2, 4), &words);
+        let err = m.protect(PageRange(4, 6), Prot::ReadOnly).unwrap_err();
+        assert!(err.contains("page 5"), "{err}");
+        // Drop unmaps [0, 5) and [7, 8) only.
     }
 
     #[test]

@@ -14,7 +14,7 @@ use hmmlab_proto::{Outcome, Record};
 use crate::abi::{Command, HmmDmirrorCmd};
 use crate::child::{self, Verdict};
 use crate::dmirror::Dmirror;
-use crate::mapping::{Mapped, PAGE_SIZE, WORDS_PER_PAGE};
+use crate::mapping::{Access, Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
 use crate::race::{self, Crew};
 use crate::results::Results;
@@ -247,11 +247,38 @@ impl Ctx<'_> {
                     )?;
                 }
             }
-            Op::DeviceRead => {
+            Op::DeviceRead | Op::DeviceReadUnlocked => {
+                let command = if step.op == Op::DeviceRead {
+                    Command::Read
+                } else {
+                    Command::ReadUnlocked
+                };
                 let ptr = self.scratch.words.as_mut_ptr() as u64;
-                if let Some(cmd) = self.ioctl(Command::Read, step, range, ptr, m)? {
+                if let Some(cmd) = self.ioctl(command, step, range, ptr, m)? {
                     self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
                 }
+            }
+            Op::FailAlloc => {
+                // test_hmm takes the flags in `npages`; `addr` only has to
+                // be page-aligned, `ptr` is not used.
+                let flags = crate::abi::HMM_DMIRROR_FLAG_FAIL_ALLOC;
+                let t0 = monotonic_ns();
+                let result = self.call_newer(Command::Flags, self.map.addr(0), 0, flags);
+                m.duration_ns = monotonic_ns() - t0;
+                result?;
+            }
+            Op::Munmap => {
+                let t0 = monotonic_ns();
+                self.map.unmap(range).map_err(Failure::error)?;
+                m.duration_ns = monotonic_ns() - t0;
+            }
+            Op::Mprotect => {
+                let Some(prot) = step.prot else {
+                    return Err(Failure::error("mprotect needs `prot`"));
+                };
+                let t0 = monotonic_ns();
+                self.map.protect(range, prot).map_err(Failure::error)?;
+                m.duration_ns = monotonic_ns() - t0;
             }
             Op::DeviceWrite => {
                 let generation = self.model.next_generation();
@@ -262,6 +289,7 @@ impl Ctx<'_> {
                 }
             }
             Op::CpuRead => {
+                self.cpu_may(step.op, range, false)?;
                 let buf = &mut self.scratch.words[..words_in(range)];
                 let t0 = monotonic_ns();
                 self.map.read_words(range, buf);
@@ -294,6 +322,7 @@ impl Ctx<'_> {
                 if !self.map.writable() {
                     return Err(Failure::error("migrate-race on a read-only mapping"));
                 }
+                self.cpu_may(step.op, range, true)?;
                 let Some(crew) = self.crew else {
                     return Err(Failure::error(
                         "migrate-race without its threads (not started for this scenario)",
@@ -326,9 +355,10 @@ impl Ctx<'_> {
                 m.duration_ns = monotonic_ns() - t0;
             }
             Op::CpuWrite => {
-                if !self.map.writable() {
+                if !self.map.writable() && self.map.refuses(range, true).is_some() {
                     return Err(Failure::error("cpu-write on a read-only mapping"));
                 }
+                self.cpu_may(step.op, range, true)?;
                 let generation = self.model.next_generation();
                 let buf = Model::pattern(generation, range);
                 let t0 = monotonic_ns();
@@ -338,6 +368,60 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A CPU access to `range` must not touch a page a `munmap` step
+    /// unmapped, nor write one an `mprotect` step made read-only: it would
+    /// kill the scenario with SIGSEGV.
+    fn cpu_may(&self, op: Op, range: PageRange, write: bool) -> Result<(), Failure> {
+        match self.map.refuses(range, write) {
+            None => Ok(()),
+            Some((page, Access::Unmapped)) => Err(Failure::error(format!(
+                "{} of page {page}, which a munmap step unmapped",
+                op.as_str()
+            ))),
+            Some((page, _)) => Err(Failure::error(format!(
+                "{} of page {page}, which an mprotect step made read-only",
+                op.as_str()
+            ))),
+        }
+    }
+
+    /// A command only newer test_hmm has (HMM_DMIRROR_FLAGS, …): refused
+    /// when the header the guest was built against lacks it, and an EINVAL
+    /// (what older test_hmm answers to a command it does not know) is said
+    /// to be that, not a migration failure.
+    fn call_newer(
+        &self,
+        command: Command,
+        addr: u64,
+        ptr: u64,
+        npages: u64,
+    ) -> Result<HmmDmirrorCmd, Failure> {
+        let header = Command::checked_header().unwrap_or("the kernel's lib/test_hmm_uapi.h");
+        if command.defined() == Some(false) {
+            return Err(Failure::error(format!(
+                "{} is not defined in {header}: this kernel's test_hmm does not have it; \
+                 give the scenario a [requires] kernel condition",
+                command.name()
+            )));
+        }
+        self.dev.call(command, addr, ptr, npages).map_err(|errno| {
+            if errno == libc::EINVAL {
+                Failure::error(format!(
+                    "ioctl {} failed: {}; test_hmm answers so to a command it does not know \
+                     (checked header: {header})",
+                    command.name(),
+                    describe_errno(errno)
+                ))
+            } else {
+                Failure::fail(format!(
+                    "ioctl {} failed: {}",
+                    command.name(),
+                    describe_errno(errno)
+                ))
+            }
+        })
     }
 
     /// Issue the step's ioctl, timed, and judge the result. `Some(cmd)`: it
@@ -350,6 +434,14 @@ impl Ctx<'_> {
         ptr: u64,
         m: &mut Measured,
     ) -> Result<Option<HmmDmirrorCmd>, Failure> {
+        if command.defined() == Some(false) {
+            let header = Command::checked_header().unwrap_or("the kernel's lib/test_hmm_uapi.h");
+            return Err(Failure::error(format!(
+                "{} is not defined in {header}: this kernel's test_hmm does not have it; \
+                 give the scenario a [requires] kernel condition",
+                command.name()
+            )));
+        }
         let t0 = monotonic_ns();
         let result = self
             .dev
@@ -357,7 +449,10 @@ impl Ctx<'_> {
         m.duration_ns = monotonic_ns() - t0;
         if let Ok(cmd) = &result {
             m.cpages = Some(cmd.cpages);
-            if matches!(command, Command::Read | Command::Write) {
+            if matches!(
+                command,
+                Command::Read | Command::Write | Command::ReadUnlocked
+            ) {
                 m.faults = Some(cmd.faults);
             }
         }
@@ -386,10 +481,20 @@ fn words_in(range: PageRange) -> usize {
 /// Refuse expectations a step cannot check, rather than ignore them.
 fn check_applicable(step: &Step) -> Result<(), Failure> {
     let op = step.op.as_str();
-    if step.pages.is_some() && matches!(step.op, Op::Hang | Op::HangGuest) {
+    if step.pages.is_some() && matches!(step.op, Op::Hang | Op::HangGuest | Op::FailAlloc) {
         return Err(Failure::error(format!(
             "{op} works on no pages: `pages` does not apply"
         )));
+    }
+    if step.pages.is_none() && step.op.needs_pages() {
+        return Err(Failure::error(format!("{op} needs `pages`")));
+    }
+    if step.prot.is_some() != (step.op == Op::Mprotect) {
+        return Err(Failure::error(if step.op == Op::Mprotect {
+            "mprotect needs `prot`".to_string()
+        } else {
+            format!("`prot` applies to mprotect steps, not {op}")
+        }));
     }
     if !step.expect.is_empty() && step.op != Op::Snapshot {
         return Err(Failure::error(format!(
@@ -526,6 +631,7 @@ mod tests {
             expect_errno: None,
             expect: vec![],
             iterations: None,
+            prot: None,
             variant: vec![],
         }
     }
@@ -897,6 +1003,109 @@ mod tests {
                 assert_eq!(records.len(), 2);
             }
         }
+    }
+
+    #[test]
+    fn munmap_mprotect_and_fail_alloc_steps() {
+        let pages = |a, b| Some(PageRange(a, b));
+        let steps = vec![
+            Step {
+                pages: pages(0, 1),
+                prot: Some(hmmlab_proto::scenario::Prot::ReadOnly),
+                ..step(Op::Mprotect)
+            },
+            Step {
+                pages: pages(0, 2),
+                ..step(Op::CpuRead)
+            },
+            Step {
+                pages: pages(3, 4),
+                ..step(Op::Munmap)
+            },
+            Step {
+                pages: pages(1, 3),
+                ..step(Op::CpuWrite)
+            },
+            Step {
+                pages: pages(0, 3),
+                ..step(Op::CpuRead)
+            },
+            Step {
+                pages: pages(2, 4),
+                ..step(Op::CpuRead)
+            },
+        ];
+        let (verdict, records) = run_without_device(&scenario(4, false, steps));
+        assert_eq!(
+            verdict,
+            Verdict::error("step 5 (cpu-read): cpu-read of page 3, which a munmap step unmapped")
+        );
+        assert_eq!(records.len(), 6);
+
+        let write_ro = vec![
+            Step {
+                pages: pages(1, 2),
+                prot: Some(hmmlab_proto::scenario::Prot::ReadOnly),
+                ..step(Op::Mprotect)
+            },
+            step(Op::CpuWrite),
+        ];
+        let (verdict, _) = run_without_device(&scenario(4, false, write_ro));
+        assert_eq!(
+            verdict,
+            Verdict::error(
+                "step 1 (cpu-write): cpu-write of page 1, which an mprotect step made read-only"
+            )
+        );
+
+        // Not a dmirror: test_hmm's EINVAL is not what this file answers.
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![step(Op::FailAlloc)]));
+        assert_eq!(
+            verdict,
+            Verdict::with(
+                Outcome::Fail,
+                "step 0 (fail-alloc): ioctl HMM_DMIRROR_FLAGS failed: errno 25 (ENOTTY)"
+            )
+        );
+    }
+
+    #[test]
+    fn new_ops_check_their_fields() {
+        let mut s = step(Op::Munmap);
+        assert_eq!(
+            check_applicable(&s),
+            Err(Failure::error("munmap needs `pages`"))
+        );
+        s.pages = Some(PageRange(0, 1));
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.expect_errno = Some(libc::EINVAL);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        let mut s = step(Op::Mprotect);
+        s.pages = Some(PageRange(0, 1));
+        assert_eq!(
+            check_applicable(&s),
+            Err(Failure::error("mprotect needs `prot`"))
+        );
+        s.prot = Some(hmmlab_proto::scenario::Prot::ReadWrite);
+        assert_eq!(check_applicable(&s), Ok(()));
+        let mut s = step(Op::CpuRead);
+        s.prot = Some(hmmlab_proto::scenario::Prot::ReadWrite);
+        assert_eq!(
+            check_applicable(&s),
+            Err(Failure::error(
+                "`prot` applies to mprotect steps, not cpu-read"
+            ))
+        );
+        let mut s = step(Op::FailAlloc);
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.pages = Some(PageRange(0, 1));
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        let mut s = step(Op::FailAlloc);
+        s.expect_cpages = Some(0);
+        assert_eq!(check_applicable(&s).unwrap_err().outcome, Outcome::Error);
+        let mut s = step(Op::DeviceReadUnlocked);
+        s.expect_faults = Some(1);
+        assert_eq!(check_applicable(&s), Ok(()));
     }
 
     #[test]

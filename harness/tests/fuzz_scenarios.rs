@@ -875,6 +875,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         expect_errno: None,
         expect: vec![],
         iterations: None,
+        prot: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1077,6 +1078,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
                 2 => *ITERATIONS.end() + 1,
                 _ => rng.between(1, 100) as u32,
             }),
+            prot: None,
             variant: vec![],
         };
         if op == Op::MigrateRace && maybe(rng, 1) {

@@ -126,6 +126,15 @@ pub enum Prot {
     ReadOnly,
 }
 
+impl Prot {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prot::ReadWrite => "read-write",
+            Prot::ReadOnly => "read-only",
+        }
+    }
+}
+
 /// A half-open page range `[start, end)`, written `[start, end]` in TOML.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PageRange(pub u64, pub u64);
@@ -184,6 +193,9 @@ pub struct Step {
     /// `migrate-race`: how many migrate/write rounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<u32>,
+    /// `mprotect`: the protection the step's pages get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prot: Option<Prot>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -236,9 +248,55 @@ pub enum Op {
     /// while another writes a fresh pattern over it from the CPU. Afterwards
     /// the range must hold the last pattern written.
     MigrateRace,
+    /// HMM_DMIRROR_FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: in the next
+    /// migration either way, test_hmm's allocation for the first page (or
+    /// THP) that migrates fails, once (the flag is cleared when used). Takes
+    /// no pages or expectations; needs a test_hmm that has the command (see
+    /// [`Op::newer_command`]).
+    FailAlloc,
+    /// munmap(2) of the step's pages (required): a partial unmap of the
+    /// mapping. Later steps must not touch those pages from the CPU.
+    Munmap,
+    /// mprotect(2) of the step's pages (required) to `prot` (required).
+    Mprotect,
+    /// HMM_DMIRROR_READ_UNLOCKED: a device read that faults pages in with
+    /// the mmap lock dropped; checked like `device-read`.
+    DeviceReadUnlocked,
+}
+
+/// A dmirror command that older test_hmm lacks: its ioctl number is unknown
+/// there, so test_hmm answers EINVAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewerCommand {
+    /// The header's name, e.g. `HMM_DMIRROR_FLAGS`.
+    pub name: &'static str,
+    /// The oldest kernel checked to have it.
+    pub first_seen: &'static str,
+    /// The newest kernel checked to lack it: a scenario using the op must
+    /// not run there (`[requires] kernel` must exclude it).
+    pub last_without: [u32; 3],
 }
 
 impl Op {
+    pub const ALL: [Op; 16] = [
+        Op::MigrateToDevice,
+        Op::MigrateToSystem,
+        Op::Snapshot,
+        Op::DeviceRead,
+        Op::DeviceWrite,
+        Op::CpuRead,
+        Op::CpuWrite,
+        Op::UnmapNeighbour,
+        Op::UserfaultfdIdle,
+        Op::Hang,
+        Op::HangGuest,
+        Op::MigrateRace,
+        Op::FailAlloc,
+        Op::Munmap,
+        Op::Mprotect,
+        Op::DeviceReadUnlocked,
+    ];
+
     /// Ops that issue one dmirror ioctl and check its result: the only ones
     /// with `expect_errno` and `expect_cpages`. (`migrate-race` issues many
     /// and checks them itself.)
@@ -250,7 +308,41 @@ impl Op {
                 | Op::DeviceRead
                 | Op::DeviceWrite
                 | Op::Snapshot
+                | Op::DeviceReadUnlocked
         )
+    }
+
+    /// Ops that report device faults (`expect_faults`).
+    pub fn reports_faults(self) -> bool {
+        matches!(
+            self,
+            Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked
+        )
+    }
+
+    /// Ops that need `pages`, never defaulting to the whole mapping.
+    pub fn needs_pages(self) -> bool {
+        matches!(self, Op::Munmap | Op::Mprotect)
+    }
+
+    /// The dmirror command this op issues when only newer test_hmm has it.
+    /// 6.12.117's lib/test_hmm_uapi.h ends at HMM_DMIRROR_RELEASE (0x07);
+    /// 7.2.13's adds HMM_DMIRROR_FLAGS (0x08), 7.3.4's also
+    /// HMM_DMIRROR_READ_UNLOCKED (0x09). Kernels between were not checked.
+    pub fn newer_command(self) -> Option<NewerCommand> {
+        match self {
+            Op::FailAlloc => Some(NewerCommand {
+                name: "HMM_DMIRROR_FLAGS",
+                first_seen: "7.2",
+                last_without: [6, 12, u32::MAX],
+            }),
+            Op::DeviceReadUnlocked => Some(NewerCommand {
+                name: "HMM_DMIRROR_READ_UNLOCKED",
+                first_seen: "7.3",
+                last_without: [7, 2, u32::MAX],
+            }),
+            _ => None,
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -267,6 +359,10 @@ impl Op {
             Op::MigrateRace => "migrate-race",
             Op::Hang => "hang",
             Op::HangGuest => "hang-guest",
+            Op::FailAlloc => "fail-alloc",
+            Op::Munmap => "munmap",
+            Op::Mprotect => "mprotect",
+            Op::DeviceReadUnlocked => "device-read-unlocked",
         }
     }
 }
@@ -331,6 +427,7 @@ mod tests {
                     state: "none".into(),
                 }],
                 iterations: None,
+                prot: None,
                 variant: vec![],
             }],
             kselftest: None,
@@ -339,6 +436,36 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Scenario = serde_json::from_str(&json).unwrap();
         assert_eq!(s, back);
+    }
+
+    #[test]
+    fn op_names_are_the_serde_names() {
+        for op in Op::ALL {
+            let json = serde_json::to_string(&op).unwrap();
+            assert_eq!(json, format!("\"{}\"", op.as_str()));
+            let back: Op = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, op);
+        }
+        for prot in [Prot::ReadWrite, Prot::ReadOnly] {
+            let json = serde_json::to_string(&prot).unwrap();
+            assert_eq!(json, format!("\"{}\"", prot.as_str()));
+        }
+    }
+
+    #[test]
+    fn newer_commands() {
+        let flags = Op::FailAlloc.newer_command().unwrap();
+        assert_eq!(flags.name, "HMM_DMIRROR_FLAGS");
+        assert_eq!(flags.last_without[..2], [6, 12]);
+        let unlocked = Op::DeviceReadUnlocked.newer_command().unwrap();
+        assert_eq!(unlocked.name, "HMM_DMIRROR_READ_UNLOCKED");
+        let with: Vec<Op> = Op::ALL
+            .into_iter()
+            .filter(|op| op.newer_command().is_some())
+            .collect();
+        assert_eq!(with, [Op::FailAlloc, Op::DeviceReadUnlocked]);
+        assert!(Op::DeviceReadUnlocked.issues_ioctl() && Op::DeviceReadUnlocked.reports_faults());
+        assert!(!Op::FailAlloc.issues_ioctl());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Tests for scenario loading and checking.
 
+mod access;
 mod checks;
 mod kernel;
 mod load;

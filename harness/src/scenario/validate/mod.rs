@@ -1,6 +1,7 @@
 //! Semantic checks on a deserialized scenario. Each check is a small function
 //! that reports its problems at the offending key or value; all of them run.
 
+mod access;
 mod conditions;
 mod layout;
 mod steps;
@@ -9,6 +10,7 @@ use hmmlab_proto::scenario::Scenario;
 
 use super::diagnostic::{line_col, Problem};
 use super::span::{Doc, Seg};
+use access::*;
 use conditions::*;
 use layout::*;
 use steps::*;
@@ -44,6 +46,9 @@ const CHECKS: &[Check] = &[
     check_errno_alone,
     check_snapshot_asserts,
     check_states,
+    check_mapping_ops,
+    check_newer_commands,
+    check_page_access,
 ];
 
 /// Run every check on `s`; `doc` is the same file parsed with spans.

@@ -10,12 +10,15 @@ use super::{Ctx, ITERATIONS};
 use crate::scenario::span::{key_path, Seg};
 
 /// Ops that check their own result: no `expect*` fields and no variants.
-const SELF_CHECKING: [Op; 5] = [
+const SELF_CHECKING: [Op; 8] = [
     Op::UnmapNeighbour,
     Op::UserfaultfdIdle,
     Op::MigrateRace,
     Op::Hang,
     Op::HangGuest,
+    Op::FailAlloc,
+    Op::Munmap,
+    Op::Mprotect,
 ];
 
 /// An `expect_errno` that expects the ioctl to fail (0 expects success,
@@ -197,6 +200,13 @@ fn self_checking_hint(op: Op) -> &'static str {
         Op::HangGuest => {
             "hang-guest tests the harness: the guest stops answering until the host's timeout"
         }
+        Op::FailAlloc => {
+            "fail-alloc must succeed: it only sets a flag; the migration after it shows the effect"
+        }
+        Op::Munmap | Op::Mprotect => {
+            "munmap and mprotect issue no dmirror ioctl and must succeed; check their effect with \
+             a snapshot step"
+        }
         _ => {
             "migrate-race checks the data: afterwards the range must hold the last pattern written"
         }
@@ -321,7 +331,7 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
         if e.errno.is_some() && !e.op.issues_ioctl() && !SELF_CHECKING.contains(&e.op) {
             let hint = format!(
                 "{op} issues no ioctl; `expect_errno` applies to migrate-to-device, \
-                 migrate-to-system, device-read, device-write and snapshot"
+                 migrate-to-system, device-read, device-read-unlocked, device-write and snapshot"
             );
             cx.at_key(
                 e.path(key_path!["expect_errno"]),
@@ -330,15 +340,19 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
             );
         }
         if e.cpages.is_some() && !e.op.issues_ioctl() {
-            let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, device-read, device-write and snapshot".to_string();
+            let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, \
+                        device-read, device-read-unlocked, device-write and snapshot"
+                .to_string();
             cx.at_key(
                 e.path(key_path!["expect_cpages"]),
                 format!("`expect_cpages` does not apply to `op = \"{op}\"`"),
                 Some(hint),
             );
         }
-        if e.faults.is_some() && !matches!(e.op, DeviceRead | DeviceWrite) {
-            let hint = "`expect_faults` applies to device-read and device-write".to_string();
+        if e.faults.is_some() && !e.op.reports_faults() {
+            let hint =
+                "`expect_faults` applies to device-read, device-read-unlocked and device-write"
+                    .to_string();
             cx.at_key(
                 e.path(key_path!["expect_faults"]),
                 format!("`expect_faults` does not apply to `op = \"{op}\"`"),

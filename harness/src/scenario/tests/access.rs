@@ -1,0 +1,176 @@
+//! The ops that change the mapping (`munmap`, `mprotect`) and the ops that
+//! need a newer test_hmm (`fail-alloc`, `device-read-unlocked`).
+
+use std::path::Path;
+
+use super::{assert_at, errs, one, render, OK};
+use crate::scenario::parse_str;
+
+fn loads(text: &str) {
+    if let Err(ds) = parse_str(Path::new("t.toml"), text) {
+        panic!("expected no problems, got:\n{}", render(&ds));
+    }
+}
+
+/// OK (16 pages, a cpu-read step on lines 6-7) with `rest` after it.
+fn with(rest: &str) -> String {
+    format!("{OK}{rest}")
+}
+
+const REQUIRES_72: &str = "[requires]\nkernel = \">=7.2\"\n";
+
+#[test]
+fn munmap_and_mprotect_need_pages_and_prot() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"munmap\"\n[[step]]\nop = \"mprotect\"\npages = [0, 4]\n\
+         [[step]]\nop = \"cpu-read\"\npages = [0, 4]\nprot = \"read-only\"\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"munmap\"` needs `pages`");
+    assert_at(&ds[1], 11, 6, "`op = \"mprotect\"` needs `prot`");
+    assert_at(
+        &ds[2],
+        16,
+        1,
+        "`prot` does not apply to `op = \"cpu-read\"`",
+    );
+    loads(&with(
+        "[[step]]\nop = \"mprotect\"\npages = [0, 4]\nprot = \"read-only\"\n\
+         [[step]]\nop = \"munmap\"\npages = [4, 8]\n[[step]]\nop = \"cpu-read\"\npages = [0, 4]\n\
+         [[step]]\nop = \"snapshot\"\npages = [8, 16]\n[[step.expect]]\npages = [8, 16]\n\
+         state = \"none\"\n",
+    ));
+}
+
+#[test]
+fn mapping_ops_take_no_expectations() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"munmap\"\npages = [0, 1]\nexpect_errno = 22\n\
+         [[step]]\nop = \"mprotect\"\npages = [1, 2]\nprot = \"read-write\"\nexpect_cpages = 1\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        11,
+        1,
+        "`expect_errno` does not apply to `op = \"munmap\"`",
+    );
+    assert_at(
+        &ds[1],
+        16,
+        1,
+        "`expect_cpages` does not apply to `op = \"mprotect\"`",
+    );
+}
+
+#[test]
+fn steps_after_munmap_must_not_reach_unmapped_pages() {
+    // Line 9: the munmap step; then a cpu-read and a snapshot of the whole
+    // mapping, a migration with and without an errno, an mprotect.
+    let ds = errs(&with(
+        "[[step]]\nop = \"munmap\"\npages = [4, 8]\n\
+         [[step]]\nop = \"cpu-read\"\n\
+         [[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 4]\nstate = \"none\"\n\
+         [[step]]\nop = \"migrate-to-device\"\nexpect_errno = 22\n\
+         [[step]]\nop = \"migrate-to-device\"\npages = [2, 6]\n\
+         [[step]]\nop = \"mprotect\"\npages = [7, 9]\nprot = \"read-only\"\n",
+    ));
+    assert_eq!(ds.len(), 4, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        12,
+        6,
+        "`op = \"cpu-read\"` reaches page 4, which step 1 (line 9) unmapped",
+    );
+    assert!(ds[0].hint.as_ref().unwrap().contains("SIGSEGV"));
+    assert_at(&ds[1], 14, 6, "`op = \"snapshot\"` reaches page 4");
+    assert!(ds[1].hint.as_ref().unwrap().contains("expect_errno"));
+    assert_at(&ds[2], 22, 6, "`op = \"migrate-to-device\"` reaches page 4");
+    assert_at(&ds[3], 25, 6, "`op = \"mprotect\"` reaches page 7");
+    assert!(ds[3].hint.as_ref().unwrap().contains("ENOMEM"));
+}
+
+#[test]
+fn writes_after_mprotect_read_only() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"mprotect\"\npages = [0, 8]\nprot = \"read-only\"\n\
+         [[step]]\nop = \"cpu-write\"\npages = [6, 10]\n\
+         [[step]]\nop = \"device-write\"\npages = [7, 8]\n\
+         [[step]]\nop = \"mprotect\"\npages = [0, 8]\nprot = \"read-write\"\n\
+         [[step]]\nop = \"cpu-write\"\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        13,
+        6,
+        "`op = \"cpu-write\"` writes page 6, which step 1 (line 9) made read-only",
+    );
+    assert_at(&ds[1], 16, 6, "`op = \"device-write\"` writes page 7");
+    assert!(ds[1].hint.as_ref().unwrap().contains("expect_errno"));
+}
+
+#[test]
+fn newer_commands_need_a_kernel_condition() {
+    let fail_alloc = "[[step]]\nop = \"fail-alloc\"\n";
+    let d = one(&with(fail_alloc));
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"fail-alloc\"` needs a kernel condition in [requires]",
+    );
+    let hint = d.hint.unwrap();
+    assert!(
+        hint.contains("HMM_DMIRROR_FLAGS") && hint.contains(">=7.2"),
+        "{hint}"
+    );
+    loads(&format!("{}{REQUIRES_72}", with(fail_alloc)));
+    loads(&format!(
+        "{}[requires]\nkernel = \">=6.13\"\n",
+        with(fail_alloc)
+    ));
+    let d = one(&format!(
+        "{}[requires]\nkernel = \"<7.5\"\n",
+        with(fail_alloc)
+    ));
+    assert_at(&d, 9, 6, "[requires] `kernel = \"<7.5\"` also admits 6.12");
+    // READ_UNLOCKED is 7.3's: >=7.2 is not enough.
+    let unlocked = "[[step]]\nop = \"device-read-unlocked\"\nexpect_faults = 1\n";
+    let d = one(&format!("{}{REQUIRES_72}", with(unlocked)));
+    assert_at(&d, 9, 6, "needs HMM_DMIRROR_READ_UNLOCKED");
+    loads(&format!(
+        "{}[requires]\nkernel = \">=7.3\"\n",
+        with(unlocked)
+    ));
+    // An invalid condition is reported once, as that.
+    let d = one(&format!(
+        "{}[requires]\nkernel = \"new\"\n",
+        with(fail_alloc)
+    ));
+    assert!(d.message.contains("invalid kernel condition"), "{d}");
+}
+
+#[test]
+fn fail_alloc_takes_no_pages_or_variants() {
+    let ds = errs(&format!(
+        "{}{REQUIRES_72}",
+        with(
+            "[[step]]\nop = \"fail-alloc\"\npages = [0, 1]\n[[step.variant]]\n\
+             when = { kernel = \">=7.3\" }\nexpect_errno = 0\n"
+        )
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        10,
+        1,
+        "`pages` does not apply to `op = \"fail-alloc\"`",
+    );
+    assert_at(
+        &ds[1],
+        11,
+        1,
+        "`op = \"fail-alloc\"` takes no [[step.variant]]",
+    );
+}
