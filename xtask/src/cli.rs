@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The kernel `run-scenarios` and the tests use when none is named.
-pub const DEFAULT_KERNEL: &str = "debian:6.12";
+pub const DEFAULT_KERNEL: &str = "debian:7.3";
 
 /// hmmlab: build a kernel, boot it under QEMU and run device-memory
 /// migration scenarios against lib/test_hmm.

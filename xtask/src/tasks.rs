@@ -96,6 +96,7 @@ fn test_task(a: &TestArgs) -> Result<i32> {
     // Everything the tests use, including `cargo xtask shell`.
     crate::deps::ensure(&["busybox-static".to_string()], false)?;
     // Build the default kernel up front, with progress, so the tests share it.
+    // (Tests of 6.12-specific facts build Debian's 6.12 on first use.)
     let defaults = KernelArgs {
         kernel: crate::cli::DEFAULT_KERNEL.into(),
         patches: vec![],

@@ -116,11 +116,12 @@ pub fn no_qemu_left(run: &Run) -> bool {
     true
 }
 
-/// The default kernel's source tree, as `xtask kernel` reports it (built or
-/// found in the cache).
+/// The source tree of Debian's 6.12 kernel, as `xtask kernel` reports it
+/// (built or found in the cache); the bisect and tree tests plant 6.12
+/// patches in it.
 pub fn cached_kernel_tree() -> PathBuf {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("kernel")
+        .args(["kernel", "--kernel", "debian:6.12"])
         .current_dir(repo())
         .output()
         .unwrap();

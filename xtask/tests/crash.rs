@@ -9,6 +9,8 @@ use common::*;
 fn a_kernel_oops_marks_the_scenario_crashed_and_ends_the_run() {
     let run = xtask(&[
         "run-scenarios",
+        "--kernel",
+        "debian:6.12",
         "--scenario-dir",
         "scenarios/findings",
         "-s",
@@ -76,6 +78,8 @@ fn a_boot_panic_is_seen_through_pvpanic_and_nothing_runs() {
 fn panic_on_warn_turns_a_warning_into_a_panic_that_ends_the_run() {
     let run = xtask(&[
         "run-scenarios",
+        "--kernel",
+        "debian:6.12",
         "--scenario-dir",
         "scenarios/findings",
         "-s",

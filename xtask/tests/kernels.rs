@@ -29,48 +29,29 @@ fn etc_apt_newest() -> Option<SystemTime> {
     newest
 }
 
+/// The default kernel is 7.3 (xtask/tests/vm.rs runs the suite on it); the
+/// same suite passes on the 6.12 LTS, whose differing expectations are
+/// declared in the scenario files.
 #[test]
-fn the_whole_default_suite_passes_on_debian_7_3_fetched_without_touching_the_host() {
-    let apt_before = etc_apt_newest();
-    let dpkg_before = std::fs::read("/var/lib/dpkg/status").ok();
-    let run = xtask(&["run-scenarios", "--kernel", "debian:7.3"]);
+fn the_whole_default_suite_passes_on_the_6_12_lts() {
+    let run = xtask(&["run-scenarios", "--kernel", "debian:6.12"]);
     assert_eq!(run.code, 0, "{}", run.explain());
     let j = run.json();
-    let identity = j["kernel"]["identity"].as_str().unwrap_or_default();
-    assert!(
-        identity.starts_with("debian:linux-source-7.3="),
-        "{identity}\n{}",
-        run.explain()
-    );
     assert!(
         j["kernel"]["release"]
             .as_str()
-            .is_some_and(|r| r.starts_with("7.3")),
+            .is_some_and(|r| r.starts_with("6.12")),
         "{}",
         j["kernel"]
     );
-    // Every scenario ran and passed; the selftest ran its cases.
     let scenarios = j["scenarios"].as_array().expect("scenarios");
     assert!(scenarios.len() >= 27, "{}", run.explain());
     for s in scenarios {
-        assert_eq!(s["outcome"], "pass", "{s}");
+        assert!(s["outcome"] == "pass" || s["outcome"] == "skip", "{s}");
     }
-    // Nothing of the host's package setup changed: no file under /etc/apt,
-    // nothing installed.
-    assert_eq!(etc_apt_newest(), apt_before, "/etc/apt changed");
-    assert!(
-        dpkg_before == std::fs::read("/var/lib/dpkg/status").ok(),
-        "the host's dpkg status changed"
-    );
-    let installed = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f=${db:Status-Abbrev}", "linux-source-7.3"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).starts_with("ii"))
-        .unwrap_or(false);
-    assert!(
-        !installed,
-        "linux-source-7.3 must not be installed on the host"
-    );
+    let hmm = run.scenario("hmm-tests@madvise");
+    assert_eq!(hmm["cases"].as_array().map(Vec::len), Some(58), "{hmm}");
+    assert!(no_qemu_left(&run));
 }
 
 #[test]
@@ -103,7 +84,9 @@ fn sources_lists_the_suites_versions_without_root_and_a_missing_version_lists_wh
             .output()
             .unwrap()
     };
-    let out = run(&["sources", "7.3", "7.2"]);
+    let apt_before = etc_apt_newest();
+    let dpkg_before = std::fs::read("/var/lib/dpkg/status").ok();
+    let out = run(&["sources", "--update", "7.3", "7.2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -126,4 +109,12 @@ fn sources_lists_the_suites_versions_without_root_and_a_missing_version_lists_wh
             && stderr.contains("there are: 7.3"),
         "{stderr}"
     );
+    // Nothing of the host's package setup changed: no file under /etc/apt,
+    // nothing installed or removed; the private state is in the cache.
+    assert_eq!(etc_apt_newest(), apt_before, "/etc/apt changed");
+    assert!(
+        dpkg_before == std::fs::read("/var/lib/dpkg/status").ok(),
+        "the host's dpkg status changed"
+    );
+    assert!(cache.path().join("debian/sources.list").is_file());
 }

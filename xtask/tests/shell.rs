@@ -41,7 +41,7 @@ fn the_shell_boots_the_same_kernel_and_runs_commands() {
         false
     };
     assert!(
-        wait_for("hmmlab shell: 6.12", &mut seen),
+        wait_for("hmmlab shell: 7.3", &mut seen),
         "no banner: {seen:?}"
     );
     std::thread::sleep(Duration::from_millis(500));

@@ -47,6 +47,8 @@ fn an_hmm_tests_that_needs_the_mm_selftest_helpers_is_built_with_them() {
     let f = open_close_scenario(dir.path());
     let run = xtask(&[
         "run-scenarios",
+        "--kernel",
+        "debian:6.12",
         "--patch",
         "xtask/tests/fixtures/hmm-tests-uses-vm-util.patch",
         "--scenario-file",
@@ -76,6 +78,8 @@ fn a_tree_whose_hmm_tests_does_not_build_skips_only_the_kselftest() {
     let f = open_close_scenario(dir.path());
     let run = xtask(&[
         "run-scenarios",
+        "--kernel",
+        "debian:6.12",
         "--patch",
         "xtask/tests/fixtures/hmm-tests-does-not-build.patch",
         "--scenario-file",
