@@ -355,7 +355,7 @@ fn kernels() -> &'static [KernelFacts] {
 fn takes_no_pages(op: Op) -> bool {
     matches!(
         op,
-        Op::UnmapNeighbour | Op::UserfaultfdIdle | Op::Hang | Op::HangGuest
+        Op::UnmapNeighbour | Op::UserfaultfdIdle | Op::Hang | Op::HangGuest | Op::FailAlloc
     )
 }
 
@@ -363,19 +363,36 @@ fn takes_no_pages(op: Op) -> bool {
 fn self_checking(op: Op) -> bool {
     matches!(
         op,
-        Op::UnmapNeighbour | Op::UserfaultfdIdle | Op::MigrateRace | Op::Hang | Op::HangGuest
+        Op::UnmapNeighbour
+            | Op::UserfaultfdIdle
+            | Op::MigrateRace
+            | Op::Hang
+            | Op::HangGuest
+            | Op::FailAlloc
+            | Op::Munmap
+            | Op::Mprotect
     )
 }
 
 fn takes_cpages(op: Op) -> bool {
     matches!(
         op,
-        Op::MigrateToDevice | Op::MigrateToSystem | Op::DeviceRead | Op::DeviceWrite | Op::Snapshot
+        Op::MigrateToDevice
+            | Op::MigrateToSystem
+            | Op::DeviceRead
+            | Op::DeviceWrite
+            | Op::Snapshot
+            | Op::DeviceReadUnlocked
     )
 }
 
 fn takes_faults(op: Op) -> bool {
-    matches!(op, Op::DeviceRead | Op::DeviceWrite)
+    matches!(op, Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked)
+}
+
+/// Ops that need `pages`.
+fn needs_pages(op: Op) -> bool {
+    matches!(op, Op::Munmap | Op::Mprotect)
 }
 
 /// What the guest driver refuses at run time as an error (guest/src/steps.rs:
@@ -413,8 +430,14 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             if !inside(range) {
                 return Err(format!("{at}: range"));
             }
-            if st.pages.is_some() && matches!(st.op, Op::Hang | Op::HangGuest) {
+            if st.pages.is_some() && matches!(st.op, Op::Hang | Op::HangGuest | Op::FailAlloc) {
                 return Err(format!("{at}: pages on a hang op"));
+            }
+            if st.pages.is_none() && needs_pages(st.op) {
+                return Err(format!("{at}: no pages for {}", st.op.as_str()));
+            }
+            if st.prot.is_some() != (st.op == Op::Mprotect) {
+                return Err(format!("{at}: prot"));
             }
             if !st.expect.is_empty() && st.op != Op::Snapshot {
                 return Err(format!("{at}: expect on {}", st.op.as_str()));
@@ -432,6 +455,9 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
                     | Op::Hang
                     | Op::HangGuest
                     | Op::MigrateRace
+                    | Op::FailAlloc
+                    | Op::Munmap
+                    | Op::Mprotect
             );
             if no_ioctl && (counts || st.expect_errno.is_some()) {
                 return Err(format!(
@@ -511,6 +537,14 @@ fn rules_allow(s: &Scenario) -> bool {
         ok &= st.variant.iter().all(|v| when_ok(&v.when));
         ok &= st.pages.as_ref().is_none_or(range_ok);
         ok &= !(takes_no_pages(st.op) && st.pages.is_some());
+        ok &= !(needs_pages(st.op) && st.pages.is_none());
+        ok &= st.prot.is_some() == (st.op == Op::Mprotect);
+        if let Some(cmd) = st.op.newer_command() {
+            let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
+            ok &= req
+                .and_then(|k| parse_kernel(k).ok())
+                .is_some_and(|r| !r.holds_for(cmd.last_without));
+        }
         ok &= match (st.op, st.iterations) {
             (Op::MigrateRace, n) => n.is_some_and(|n| ITERATIONS.contains(&n)),
             (_, n) => n.is_none(),
@@ -1636,6 +1670,9 @@ fn step_inline(st: &mut Style, step: &Step) -> String {
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
     }
+    if let Some(p) = step.prot {
+        keys.push(format!("prot = {}", st.string(p.as_str())));
+    }
     if !step.expect.is_empty() {
         keys.push(format!("expect = {}", st.expects_inline(&step.expect)));
     }
@@ -1677,6 +1714,9 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
     ));
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
+    }
+    if let Some(p) = step.prot {
+        keys.push(format!("prot = {}", st.string(p.as_str())));
     }
     let expect_tables = st.expect_tables;
     if !step.expect.is_empty() && !expect_tables {
