@@ -387,7 +387,10 @@ fn takes_cpages(op: Op) -> bool {
 }
 
 fn takes_faults(op: Op) -> bool {
-    matches!(op, Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked)
+    matches!(
+        op,
+        Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked
+    )
 }
 
 /// Ops that need `pages`.
