@@ -355,7 +355,7 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
         fs::remove_dir_all(&src).with_context(|| format!("removing stale {}", src.display()))?;
     }
     eprintln!("  copying the source for patching …");
-    source::copy_tree(&pristine, &src)?;
+    source::copy_tree(&pristine, &src, req.source.owned())?;
     if let Err(e) = patch::apply_all(&src, &req.patches) {
         let _ = fs::remove_dir_all(&src);
         return Err(e);

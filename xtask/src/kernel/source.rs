@@ -420,8 +420,27 @@ fn extract_with(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<(
 }
 
 /// Copy a tree (without its .git) for patching: the developer's tree is never touched.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+///
+/// A tree hmmlab owns and never changes (an extracted tarball, with no
+/// .git) is copied as hard links: a second or so and no disk instead of
+/// seconds and a whole tree. That is safe because nothing writes into a
+/// source tree in place: `patch` writes each file it changes anew (a new
+/// inode) and the build writes only into its object directory. Where links
+/// cannot be made (another file system), it falls back to a real copy.
+pub fn copy_tree(from: &Path, to: &Path, owned: bool) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    if owned && !from.join(".git").exists() {
+        let linked = duct::cmd!("cp", "-al", format!("{}/.", from.display()), to)
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .is_ok_and(|o| o.status.success());
+        if linked {
+            return Ok(());
+        }
+        fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
+        fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    }
     let tar_out = duct::cmd!("tar", "-C", from, "--exclude=.git", "-cf", "-", ".");
     tar_out
         .pipe(duct::cmd!("tar", "-C", to, "-xf", "-"))
@@ -503,6 +522,41 @@ mod tests {
             e.contains("no Debian suite carries linux-source-1.0") && e.contains("debian:6.12"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_patched_copy_of_an_owned_tree_never_changes_the_pristine_one() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(a.join("mm")).unwrap();
+        std::fs::write(a.join("mm/f.c"), "one\ntwo\nthree\n").unwrap();
+        copy_tree(&a, &b, true).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&a.join("mm/f.c")), ino(&b.join("mm/f.c")), "linked");
+        let p = d.path().join("x.patch");
+        std::fs::write(
+            &p,
+            "--- a/mm/f.c\n+++ b/mm/f.c\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new("patch")
+            .args(["-p1", "-d", b.to_str().unwrap(), "-i", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(b.join("mm/f.c")).unwrap(),
+            "one\nTWO\nthree\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(a.join("mm/f.c")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
+        // A developer's tree is really copied.
+        let c = d.path().join("c");
+        copy_tree(&a, &c, false).unwrap();
+        assert_ne!(ino(&a.join("mm/f.c")), ino(&c.join("mm/f.c")));
     }
 
     #[test]
