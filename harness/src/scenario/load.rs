@@ -19,7 +19,7 @@ pub struct LoadedScenario {
 }
 
 /// Load every `*.toml` file in `dir` (not recursing, skipping hidden files),
-/// sorted by name. Every problem in every file is reported at once.
+/// sorted by scenario name. Every problem in every file is reported at once.
 pub fn load_dir(dir: &Path) -> Result<Vec<LoadedScenario>, Diagnostics> {
     let entries = fs::read_dir(dir).map_err(|e| {
         Diagnostics(vec![Diagnostic::file(
@@ -55,7 +55,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedScenario>, Diagnostics> {
             hint,
         ));
     }
-    paths.sort();
+    // By scenario name (the file stem), not by path: `a-b.toml` sorts before
+    // `a.toml`, but scenario `a` before `a-b`.
+    paths.sort_by(|a, b| a.file_stem().cmp(&b.file_stem()).then_with(|| a.cmp(b)));
     match load_files(&paths) {
         Ok(loaded) if problems.is_empty() => Ok(loaded),
         Ok(_) => Err(Diagnostics(problems)),
