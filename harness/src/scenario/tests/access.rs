@@ -174,3 +174,54 @@ fn fail_alloc_takes_no_pages_or_variants() {
         "`op = \"fail-alloc\"` takes no [[step.variant]]",
     );
 }
+
+#[test]
+fn access_follows_overlapping_changes() {
+    // Lines: 9 mprotect [0, 8) read-only, 13 mprotect [4, 6) read-write,
+    // 17 cpu-write [4, 6) (fine), 20 cpu-write [5, 7) (page 6 still
+    // read-only, from step 1), 23 munmap [2, 3), 26 cpu-read [0, 4).
+    let ds = errs(&with(
+        "[[step]]\nop = \"mprotect\"\npages = [0, 8]\nprot = \"read-only\"\n\
+         [[step]]\nop = \"mprotect\"\npages = [4, 6]\nprot = \"read-write\"\n\
+         [[step]]\nop = \"cpu-write\"\npages = [4, 6]\n\
+         [[step]]\nop = \"cpu-write\"\npages = [5, 7]\n\
+         [[step]]\nop = \"munmap\"\npages = [2, 3]\n\
+         [[step]]\nop = \"cpu-read\"\npages = [0, 4]\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        20,
+        6,
+        "`op = \"cpu-write\"` writes page 6, which step 1 (line 9) made read-only",
+    );
+    assert_at(
+        &ds[1],
+        26,
+        6,
+        "`op = \"cpu-read\"` reaches page 2, which step 5 (line 23) unmapped",
+    );
+}
+
+#[test]
+fn many_changes_over_the_largest_mapping_check_quickly() {
+    // Per page this would be 262,144 pages times hundreds of steps.
+    let mut text =
+        "description = \"d\"\n[mapping]\nkind = \"anon-private\"\npages = 262144\n".to_string();
+    for k in 0..200u64 {
+        let a = k * 1000;
+        text.push_str(&format!(
+            "[[step]]\nop = \"munmap\"\npages = [{a}, {}]\n[[step]]\nop = \"cpu-read\"\npages = [{}, 262144]\n",
+            a + 1,
+            a + 1
+        ));
+    }
+    text.push_str("[[step]]\nop = \"cpu-read\"\n");
+    let ds = errs(&text);
+    assert_eq!(ds.len(), 1, "{}", render(&ds));
+    assert!(
+        ds[0].message.contains("reaches page 0, which step 0"),
+        "{}",
+        ds[0]
+    );
+}

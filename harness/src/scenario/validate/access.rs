@@ -114,15 +114,15 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
     } else {
         Access::ReadWrite
     };
-    // Changes as (step index, range, access), in step order.
-    let mut changes: Vec<(usize, PageRange, Access)> = Vec::new();
-    let access_at = |changes: &[(usize, PageRange, Access)], page: u64| {
-        changes
-            .iter()
-            .rev()
-            .find(|(_, r, _)| r.start() <= page && page < r.end())
-            .map_or((None, start), |&(i, _, a)| (Some(i), a))
-    };
+    // What each page allows now, as disjoint segments in page order, each
+    // with the step that last changed it (none: as mapped). Segments, not
+    // pages: a mapping may have 262,144 pages.
+    let mut segs: Vec<Seg> = vec![Seg {
+        start: 0,
+        end: n,
+        access: start,
+        by: None,
+    }];
     let mut problems = Vec::new();
     for (i, st) in cx.s.step.iter().enumerate() {
         let range = match st.pages {
@@ -131,17 +131,15 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
             None if st.op.needs_pages() || matches!(st.op, Op::FailAlloc) => continue,
             None => PageRange(0, n),
         };
-        let unmapped = (range.start()..range.end())
-            .map(|p| (p, access_at(&changes, p)))
-            .find(|(_, (_, a))| *a == Access::Unmapped);
-        let read_only = (range.start()..range.end())
-            .map(|p| (p, access_at(&changes, p)))
-            .find(|(_, (by, a))| *a == Access::ReadOnly && by.is_some());
+        let unmapped = first_in(&segs, range, |g| g.access == Access::Unmapped);
+        let read_only = first_in(&segs, range, |g| {
+            g.access == Access::ReadOnly && g.by.is_some()
+        });
         let cpu = matches!(st.op, Op::CpuRead | Op::CpuWrite | Op::MigrateRace);
         let fails = st.expect_errno.is_some_and(|e| e != 0);
         let device_write = st.op == Op::DeviceWrite && !fails;
         let writes = matches!(st.op, Op::CpuWrite | Op::MigrateRace) || device_write;
-        if let Some((page, (Some(by), _))) = unmapped {
+        if let Some((page, Some(by))) = unmapped {
             let why = if cpu {
                 Some("a CPU access there would kill the scenario with SIGSEGV".to_string())
             } else if st.op == Op::Mprotect {
@@ -169,7 +167,7 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
             }
         }
         if writes {
-            if let Some((page, (Some(by), _))) = read_only {
+            if let Some((page, Some(by))) = read_only {
                 let line = cx.line_of(key_path!["step", by, "op"]);
                 problems.push((
                     i,
@@ -188,14 +186,66 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
                 ));
             }
         }
-        match (st.op, st.prot) {
-            (Op::Munmap, _) => changes.push((i, range, Access::Unmapped)),
-            (Op::Mprotect, Some(Prot::ReadOnly)) => changes.push((i, range, Access::ReadOnly)),
-            (Op::Mprotect, Some(Prot::ReadWrite)) => changes.push((i, range, Access::ReadWrite)),
-            _ => {}
-        }
+        let access = match (st.op, st.prot) {
+            (Op::Munmap, _) => Access::Unmapped,
+            (Op::Mprotect, Some(Prot::ReadOnly)) => Access::ReadOnly,
+            (Op::Mprotect, Some(Prot::ReadWrite)) => Access::ReadWrite,
+            _ => continue,
+        };
+        set(&mut segs, range, access, i);
     }
     for (i, msg, hint) in problems {
         cx.at_value(key_path!["step", i, "op"], msg, Some(hint));
     }
+}
+
+/// Pages `[start, end)` that allow the same, since step `by` (`None`: since
+/// the mapping was made).
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    start: u64,
+    end: u64,
+    access: Access,
+    by: Option<usize>,
+}
+
+/// The first page of `range` whose segment matches, with that segment's step.
+fn first_in(
+    segs: &[Seg],
+    range: PageRange,
+    pred: impl Fn(&Seg) -> bool,
+) -> Option<(u64, Option<usize>)> {
+    segs.iter()
+        .find(|g| g.start < range.end() && range.start() < g.end && pred(g))
+        .map(|g| (g.start.max(range.start()), g.by))
+}
+
+/// Step `by` gives the pages of `range` `access`.
+fn set(segs: &mut Vec<Seg>, range: PageRange, access: Access, by: usize) {
+    let (a, b) = (range.start(), range.end());
+    let mut out = Vec::with_capacity(segs.len() + 2);
+    for g in segs.iter() {
+        if g.end <= a || b <= g.start {
+            out.push(*g);
+            continue;
+        }
+        if g.start < a {
+            out.push(Seg { end: a, ..*g });
+        }
+        if b < g.end {
+            out.push(Seg { start: b, ..*g });
+        }
+    }
+    // What is left lies wholly before `a` or from `b` on, in order.
+    let at = out.iter().position(|g| g.start >= b).unwrap_or(out.len());
+    out.insert(
+        at,
+        Seg {
+            start: a,
+            end: b,
+            access,
+            by: Some(by),
+        },
+    );
+    *segs = out;
 }
