@@ -119,8 +119,10 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     // A developer's tree may change under the same key (edits outside git),
     // so it goes through make, which is incremental, unless git says the
     // tree is exactly its commit.
-    if matches!(req.source, Source::Debian(_) | Source::DebianAt(..) | Source::Tarball(_))
-        || identity.ends_with("+clean")
+    if matches!(
+        req.source,
+        Source::Debian(_) | Source::DebianAt(..) | Source::Tarball(_)
+    ) || identity.ends_with("+clean")
     {
         if let Some(mut k) = read_stamp(&stamp) {
             if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
