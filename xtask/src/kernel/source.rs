@@ -276,8 +276,10 @@ fn host_installed(pkg: &str) -> Option<String> {
     let out = Cmd::new(&["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", pkg])
         .output()
         .ok()?;
-    let (status, version) = out.trim().split_once(' ')?;
-    status.starts_with("ii").then(|| version.to_string())
+    // `${db:Status-Abbrev}` is three characters, "ii " when installed.
+    let (status, version) = out.split_once(' ')?;
+    let version = version.trim();
+    (status.starts_with("ii") && !version.is_empty()).then(|| version.to_string())
 }
 
 /// SHA-256 (first 16 hex digits) of a file's content, read in pieces.
@@ -501,6 +503,14 @@ mod tests {
             Source::parse("debian:7.3=7.3~rc7-1~exp1").unwrap(),
             Source::DebianAt("7.3".into(), "7.3~rc7-1~exp1".into())
         );
+    }
+
+    #[test]
+    fn the_host_installed_version_has_no_stray_space() {
+        // CI installs no linux-source; dpkg itself always is.
+        let v = host_installed("dpkg").expect("dpkg is installed");
+        assert!(!v.is_empty() && v.trim() == v, "{v:?}");
+        assert_eq!(host_installed("hmmlab-no-such-package"), None);
     }
 
     #[test]
