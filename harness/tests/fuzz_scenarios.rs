@@ -374,16 +374,9 @@ fn self_checking(op: Op) -> bool {
     )
 }
 
+/// The ops that take `expect_cpages`/`expect_errno`: the rule lives next to the op.
 fn takes_cpages(op: Op) -> bool {
-    matches!(
-        op,
-        Op::MigrateToDevice
-            | Op::MigrateToSystem
-            | Op::DeviceRead
-            | Op::DeviceWrite
-            | Op::Snapshot
-            | Op::DeviceReadUnlocked
-    )
+    op.issues_ioctl()
 }
 
 fn takes_faults(op: Op) -> bool {

@@ -282,8 +282,34 @@ fn host_installed(pkg: &str) -> Option<String> {
     (status.starts_with("ii") && !version.is_empty()).then(|| version.to_string())
 }
 
-/// SHA-256 (first 16 hex digits) of a file's content, read in pieces.
+/// SHA-256 (first 16 hex digits) of a file's content. A tarball is large
+/// and read on every run, so the hash is remembered in the cache under the
+/// file's path, size and modification time, and read again only when one
+/// of them changes.
 fn file_hash(f: &Path) -> Result<String> {
+    let meta = fs::metadata(f).with_context(|| format!("reading {}", f.display()))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let memo = crate::paths::cache_root()
+        .join("tarball-hashes")
+        .join(super::key::short_hash(
+            format!("{}\0{}\0{mtime}", f.display(), meta.len()).as_bytes(),
+        ));
+    if let Ok(h) = fs::read_to_string(&memo) {
+        return Ok(h);
+    }
+    let h = hash_content(f)?;
+    if let Some(dir) = memo.parent() {
+        let _ = fs::create_dir_all(dir).and_then(|_| fs::write(&memo, &h));
+    }
+    Ok(h)
+}
+
+fn hash_content(f: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut file = fs::File::open(f).with_context(|| format!("reading {}", f.display()))?;
