@@ -181,6 +181,15 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             cache.to_string_lossy().to_string(),
         ));
         cmd_env.push(("CCACHE_NOHASHDIR".to_string(), "1".to_string()));
+        // Depend mode takes the dependencies from the compiler's own -MMD
+        // output instead of running the preprocessor a second time on a
+        // miss; the inode cache remembers header hashes across compiles;
+        // no compression. Measured on a cold 7.3 build (2 cores): make
+        // 320 s with ccache's defaults, 261 s with these, 230 s without
+        // ccache; patched rebuilds still reuse 99% of the compiles.
+        cmd_env.push(("CCACHE_DEPEND".to_string(), "1".to_string()));
+        cmd_env.push(("CCACHE_INODECACHE".to_string(), "1".to_string()));
+        cmd_env.push(("CCACHE_NOCOMPRESS".to_string(), "1".to_string()));
         // Per-build counters, so a build says how much it reused.
         cmd_env.push((
             "CCACHE_STATSLOG".to_string(),
