@@ -141,6 +141,7 @@ fn drive(results: &Results, started_ns: u64, plan_path: &Path) -> Result<(), Str
         uptime_ns: started_ns,
         thp_modes: system::thp_modes(),
         devices: system::dmirror_devices(),
+        proc_version: fs::read_to_string("/proc/version").ok(),
     });
     let plan = load_plan(plan_path)?;
     if plan.mode == Mode::Probe {

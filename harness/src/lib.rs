@@ -2,6 +2,7 @@ pub mod assemble;
 pub mod compare;
 pub mod console;
 pub mod exit;
+pub mod identity;
 pub mod interrupt;
 pub mod ktap;
 pub mod machine;

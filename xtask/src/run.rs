@@ -325,6 +325,7 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         console_findings: vec![],
         console_tail: vec![],
         error: None,
+        booted_kernel: None,
     };
     report::write::write_run_json(&run_dir, &report)?;
 
@@ -372,6 +373,18 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         String::from_utf8_lossy(&std::fs::read(&boot.console_log).unwrap_or_default()).into_owned();
     let findings = console::classify(&console_text);
     let records: Vec<Record> = vm.records.iter().map(|(_, r)| r.clone()).collect();
+    // The kernel that booted must be the one that was built; otherwise
+    // nothing this run saw is a result.
+    if let Err(why) = booted_as_built(&k, &records, &console_text, &mut report) {
+        report.status = "infra-error".into();
+        report.scenarios.clear();
+        report.error = Some(why.clone());
+        report::write::write_run_json(&run_dir, &report)?;
+        return Err(anyhow::anyhow!(
+            "{why}\nrun {run_id}: no result is counted; the guest's records are kept in {}",
+            boot.results_log.display()
+        ));
+    }
     report.scenarios = assemble::assemble(&planned, &records, &vm.end, &findings);
     report.scenarios.extend(skip_results.iter().cloned());
     report.console_findings = findings
@@ -444,6 +457,33 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         exit::TEST_FAILURE
     } else {
         exit::OK
+    })
+}
+
+/// Did the guest boot the kernel `k` that was built? The guest's
+/// /proc/version (from its hello) and the console's banner line, when the
+/// log level shows it, must both be `k.banner`. Records what booted.
+fn booted_as_built(
+    k: &Kernel,
+    records: &[Record],
+    console_text: &str,
+    report: &mut RunReport,
+) -> Result<(), String> {
+    let hello = records.iter().find_map(|r| match r {
+        Record::Hello { proc_version, .. } => Some(proc_version.clone()),
+        _ => None,
+    });
+    report.booted_kernel = hello.clone().flatten().map(|v| v.trim_end().to_string());
+    let checked = match &hello {
+        Some(None) => Err("the guest could not read /proc/version".to_string()),
+        Some(Some(v)) => hmmlab_harness::identity::booted(&k.banner, Some(v), console_text),
+        None => hmmlab_harness::identity::booted(&k.banner, None, console_text),
+    };
+    checked.map_err(|why| {
+        format!(
+            "kernel build {} ({} {}): the guest did not boot the kernel that was built: {why}",
+            k.key, k.source, k.release
+        )
     })
 }
 
@@ -551,7 +591,7 @@ impl Progress {
         match ev {
             Event::VmStarted { pid } => eprintln!("[  0.00s] QEMU started (pid {pid})"),
             Event::Record { at, record } => match record {
-                Record::Hello { kernel_release, uptime_ns, thp_modes, devices } => eprintln!(
+                Record::Hello { kernel_release, uptime_ns, thp_modes, devices, .. } => eprintln!(
                     "[{:6.2}s] guest up: {kernel_release}, guest uptime {:.2}s, THP {thp_modes}, devices {}",
                     at.as_secs_f64(),
                     *uptime_ns as f64 / 1e9,

@@ -50,10 +50,17 @@ fn check(kernel: &str, patch: &str, expect: &[&str]) {
         "the patched kernel must fail the suite\n{}",
         run.explain()
     );
-    assert!(run.json()["kernel"]["patches"][0]
-        .as_str()
-        .unwrap()
-        .ends_with(&path));
+    let j = run.json();
+    assert!(j["kernel"]["patches"][0].as_str().unwrap().ends_with(&path));
+    // The failures are this patch's: the guest ran the kernel built from it.
+    assert_eq!(
+        j["booted_kernel"], j["kernel"]["banner"],
+        "{patch}: the kernel that booted"
+    );
+    assert!(
+        j["kernel"]["patched_files"][0]["sha256"].is_string(),
+        "{patch}"
+    );
     let (fail, mixed) = failing(&run);
     let want: BTreeSet<String> = expect.iter().map(|s| s.to_string()).collect();
     assert_eq!(fail, want, "{patch}: failing scenarios\n{}", run.stdout);

@@ -46,6 +46,10 @@ pub enum Record {
         thp_modes: String,
         /// The `/dev/hmm_dmirror*` nodes found.
         devices: Vec<String>,
+        /// Contents of /proc/version: the booted kernel's banner, which the
+        /// host compares with the one of the vmlinux it built.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proc_version: Option<String>,
     },
     /// The scenarios the guest is about to run, in order.
     Plan {

@@ -32,6 +32,10 @@ pub struct RunReport {
     pub console_tail: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The banner of the kernel that booted (the guest's /proc/version),
+    /// checked against `kernel.banner`, the one that was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booted_kernel: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -143,6 +147,7 @@ impl RunReport {
             console_findings: vec![],
             console_tail: vec![],
             error: None,
+            booted_kernel: None,
         }
     }
 }

@@ -15,9 +15,10 @@ use super::selftest;
 use super::source::{self, Source};
 use crate::cli::KernelArgs;
 use crate::shell::Cmd;
+use hmmlab_harness::identity as verify;
 
 /// Bump when the way kernels are built changes, so old cache entries are not reused.
-const STAGE_VERSION: &str = "hmmlab-kernel-3";
+const STAGE_VERSION: &str = "hmmlab-kernel-4";
 const ARCH: &str = "x86_64";
 
 /// What to build.
@@ -78,6 +79,25 @@ pub struct Kernel {
     /// True when this request was answered from the cache.
     #[serde(default)]
     pub cached: bool,
+    /// The `linux_banner` of the built vmlinux (release, build number,
+    /// build time): the bzImage was checked to carry it before every boot,
+    /// and the guest must report it (`verify`).
+    #[serde(default)]
+    pub banner: String,
+    /// The bzImage check of this use of the build.
+    #[serde(default)]
+    pub image_check: verify::ImageCheck,
+    /// Each file the patches change, with the SHA-256 of its content in the
+    /// tree that was built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patched_files: Vec<PatchedFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchedFile {
+    pub path: String,
+    /// None: the patches delete it.
+    pub sha256: Option<String>,
 }
 
 impl Kernel {
@@ -127,6 +147,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         if let Some(mut k) = read_stamp(&stamp) {
             if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
                 k.cached = true;
+                check_image(&mut k, &build_dir)?;
                 if let Some(why) = &k.hmm_tests_error {
                     eprintln!("kernel: warning: {why}\n  the kselftest scenario will be skipped");
                 }
@@ -169,7 +190,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let _ = fs::remove_file(&stats_log);
     let ccache = which("ccache");
     if ccache {
-        make.push("CC=ccache gcc".into());
+        // ccache, except for compiles that `.incbin` a file it cannot
+        // see (see cc.rs): those always compile.
+        let wrapper = super::cc::install(&cache)?;
+        make.push(format!("CC={}", wrapper.display()));
+        cmd_env.push(("HMMLAB_REAL_CC".to_string(), "gcc".to_string()));
         cmd_env.push((
             "CCACHE_DIR".to_string(),
             cache.join("ccache").to_string_lossy().to_string(),
@@ -280,6 +305,9 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         build_seconds: started.elapsed().as_secs_f64(),
         reuse,
         cached: false,
+        banner: String::new(),
+        image_check: Default::default(),
+        patched_files: vec![],
     };
     if !k.bzimage.is_file() {
         bail!(
@@ -288,6 +316,9 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             k.build_log.display()
         );
     }
+    let mut k = k;
+    k.patched_files = patched_files(&k.tree, &req.patches)?;
+    check_image(&mut k, &build_dir)?;
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
     drop(lock);
     eprintln!(
@@ -295,6 +326,50 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         k.source, k.release, k.build_seconds
     );
     Ok(k)
+}
+
+/// Check that the bzImage carries this build's vmlinux (`verify`), and
+/// record its banner; an error names the build and what to do.
+fn check_image(k: &mut Kernel, build_dir: &Path) -> Result<()> {
+    match verify::check_image_timed(&k.obj_dir, &k.bzimage, &k.release) {
+        Ok((c, secs)) => {
+            eprintln!(
+                "kernel: bzImage checked in {secs:.2}s: it carries this build's vmlinux ({} payload)",
+                c.compression
+            );
+            k.banner = c.banner.clone();
+            k.image_check = c;
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!(
+            "kernel build {} ({} {}): the bzImage is not the kernel that was built, so nothing \
+             was booted; remove {} and {} and run again to rebuild it",
+            k.key,
+            k.source,
+            k.release,
+            build_dir.display(),
+            k.obj_dir.display()
+        ))),
+    }
+}
+
+/// The SHA-256 of each file the patches change, in the patched tree.
+fn patched_files(tree: &Path, patches: &[Patch]) -> Result<Vec<PatchedFile>> {
+    let mut out: Vec<PatchedFile> = Vec::new();
+    for p in patches {
+        let text = fs::read_to_string(&p.path)
+            .with_context(|| format!("reading patch {}", p.path.display()))?;
+        for path in patch::touched_files(&text, p.strip) {
+            if out.iter().any(|f| f.path == path) {
+                continue;
+            }
+            let sha256 = fs::read(tree.join(&path))
+                .ok()
+                .map(|b| verify::sha256_hex(&b));
+            out.push(PatchedFile { path, sha256 });
+        }
+    }
+    Ok(out)
 }
 
 /// Compiles of one build: reused from ccache, or compiled.

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod cc;
 pub mod config;
 pub mod key;
 pub mod patch;

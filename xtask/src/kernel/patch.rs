@@ -140,6 +140,34 @@ fn run_patch(tree: &Path, p: &Patch, passes: &[bool]) -> Result<()> {
     Ok(())
 }
 
+/// The files a unified diff changes, as paths in the tree after stripping
+/// `strip` leading components (`patch -pN`); a deleted file by its old name.
+pub fn touched_files(text: &str, strip: u32) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut old: Option<&str> = None;
+    for line in text.lines() {
+        let name = |rest: &str| rest.split('\t').next().unwrap_or("").trim().to_string();
+        // A header is a `---` line directly followed by a `+++` line.
+        let prev = old.take();
+        if let Some(rest) = line.strip_prefix("--- ") {
+            old = Some(rest);
+        } else if let (Some(rest), Some(o)) = (line.strip_prefix("+++ "), prev) {
+            let target = match name(rest) {
+                t if t == "/dev/null" => name(o),
+                t => t,
+            };
+            let parts: Vec<&str> = target.split('/').collect();
+            if parts.len() > strip as usize {
+                let path = parts[strip as usize..].join("/");
+                if !out.contains(&path) {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Explain a failed patch: patch's own words plus the text of each failed hunk.
 pub fn failure_report(name: &str, patch_output: &str, patch_text: &str) -> String {
     let mut msg = format!("patch {name} does not apply:\n");
@@ -235,6 +263,14 @@ diff --git a/mm/b.c b/mm/b.c
 -x
 +y
 ";
+
+    #[test]
+    fn touched_files_strip_and_follow_deletions() {
+        assert_eq!(touched_files(DIFF, 1), vec!["mm/a.c", "mm/b.c"]);
+        assert_eq!(touched_files(DIFF, 0), vec!["b/mm/a.c", "b/mm/b.c"]);
+        let del = "--- a/lib/x.c\t2026-01-01\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+        assert_eq!(touched_files(del, 1), vec!["lib/x.c"]);
+    }
 
     #[test]
     fn finds_hunks_by_file_and_number() {
