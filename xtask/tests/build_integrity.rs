@@ -174,7 +174,7 @@ fn a_bzimage_that_does_not_carry_its_vmlinux_is_refused() {
         identity::check_image(&obj, &bad, &release).unwrap_err()
     );
     assert!(
-        e.contains("is not this build's") && e.contains("piggy.o is stale"),
+        e.contains("is not this build's") && e.contains("piggy.o) is stale"),
         "{e}"
     );
 }
