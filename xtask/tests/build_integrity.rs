@@ -234,7 +234,7 @@ impl Drop for Builds {
     }
 }
 
-const SERIES: usize = 5;
+const SERIES: usize = 4;
 
 /// A series of patched builds of one file in one cache, as bisect,
 /// `--patch` users and the regression tests make: each must boot its own
