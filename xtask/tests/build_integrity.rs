@@ -125,23 +125,6 @@ fn ccache_never_serves_an_object_that_incbins_a_file() {
     );
 }
 
-/// `xtask kernel` (the default kernel) with these extra arguments: its
-/// JSON description.
-fn kernel_json(extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("kernel")
-        .args(extra)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn path(v: &serde_json::Value) -> PathBuf {
     PathBuf::from(v.as_str().unwrap())
 }

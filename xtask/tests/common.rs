@@ -116,12 +116,11 @@ pub fn no_qemu_left(run: &Run) -> bool {
     true
 }
 
-/// The source tree of Debian's 6.12 kernel, as `xtask kernel` reports it
-/// (built or found in the cache); the bisect and tree tests plant 6.12
-/// patches in it.
-pub fn cached_kernel_tree() -> PathBuf {
+/// `xtask kernel <args>` (built or found in the cache): its JSON description.
+pub fn kernel_json(args: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["kernel", "--kernel", "debian:6.12"])
+        .arg("kernel")
+        .args(args)
         .current_dir(repo())
         .output()
         .unwrap();
@@ -130,8 +129,18 @@ pub fn cached_kernel_tree() -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    PathBuf::from(k["tree"].as_str().unwrap())
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The source tree of Debian's 6.12 kernel, as `xtask kernel` reports it
+/// (built or found in the cache); the bisect and tree tests plant 6.12
+/// patches in it.
+pub fn cached_kernel_tree() -> PathBuf {
+    PathBuf::from(
+        kernel_json(&["--kernel", "debian:6.12"])["tree"]
+            .as_str()
+            .unwrap(),
+    )
 }
 
 /// A directory with a `cargo` that runs this build's xtask for `cargo xtask …`
