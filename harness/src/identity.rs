@@ -14,7 +14,6 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -121,27 +120,10 @@ fn elf_symbol_offset(elf: &[u8], name: &str) -> Result<usize> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    let first = needle[0];
-    let mut i = 0;
-    while i + needle.len() <= hay.len() {
-        match hay[i..hay.len() - needle.len() + 1]
-            .iter()
-            .position(|&b| b == first)
-        {
-            None => return None,
-            Some(p) => {
-                i += p;
-                if &hay[i..i + needle.len()] == needle {
-                    return Some(i);
-                }
-                i += 1;
-            }
-        }
-    }
-    None
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The compressed kernel inside an x86 bzImage: the boot protocol (2.08+)
@@ -292,13 +274,6 @@ pub fn check_image(obj: &Path, bzimage: &Path, release: &str) -> Result<ImageChe
         compression: name.to_string(),
         bzimage_sha256: sha256_hex(&img),
     })
-}
-
-/// Time `check_image`, for the build's log line.
-pub fn check_image_timed(obj: &Path, bzimage: &Path, release: &str) -> Result<(ImageCheck, f64)> {
-    let t = Instant::now();
-    let c = check_image(obj, bzimage, release)?;
-    Ok((c, t.elapsed().as_secs_f64()))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
