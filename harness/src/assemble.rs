@@ -15,43 +15,45 @@ use crate::runner::End;
 /// Failed cases named in a scenario's message; the rest are counted.
 const NAMED_FAILURES: usize = 10;
 
+#[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub name: String,
     pub thp: String,
     pub reproduce: String,
 }
 
-pub fn assemble(
-    planned: &[Planned],
-    records: &[Record],
-    end: &End,
-    findings: &[Finding],
-) -> Vec<ScenarioResult> {
-    let mut out: Vec<ScenarioResult> = planned
-        .iter()
-        .map(|p| ScenarioResult {
-            name: p.name.clone(),
-            outcome: Outcome::Crashed,
-            thp: p.thp.clone(),
-            duration_ns: 0,
-            message: None,
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            reproduce: p.reproduce.clone(),
-        })
-        .collect();
-    let idx = |name: &str| planned.iter().position(|p| p.name == name);
-    let mut started = vec![false; planned.len()];
-    let mut ended = vec![false; planned.len()];
-    for r in records {
+/// Builds the results record by record, as the guest reports them: a
+/// scenario's result is known when its end arrives ([`Assembler::record`]),
+/// and [`Assembler::finish`] decides what never ended and adds the console's
+/// findings.
+pub struct Assembler {
+    planned: Vec<Planned>,
+    out: Vec<ScenarioResult>,
+    started: Vec<bool>,
+    ended: Vec<bool>,
+}
+
+impl Assembler {
+    pub fn new(planned: &[Planned]) -> Assembler {
+        Assembler {
+            planned: planned.to_vec(),
+            out: planned.iter().map(crashed).collect(),
+            started: vec![false; planned.len()],
+            ended: vec![false; planned.len()],
+        }
+    }
+
+    fn idx(&self, name: &str) -> Option<usize> {
+        self.planned.iter().position(|p| p.name == name)
+    }
+
+    /// Take one record; returns the scenario's result when it ended.
+    pub fn record(&mut self, r: &Record) -> Option<&ScenarioResult> {
         match r {
             Record::ScenarioStart { name, thp } => {
-                if let Some(i) = idx(name) {
-                    started[i] = true;
-                    out[i].thp = thp.clone();
-                }
+                let i = self.idx(name)?;
+                self.started[i] = true;
+                self.out[i].thp = thp.clone();
             }
             Record::Step {
                 scenario,
@@ -64,30 +66,28 @@ pub fn assemble(
                 faults,
                 message,
             } => {
-                if let Some(i) = idx(scenario) {
-                    let pages_per_sec = match (op.starts_with("migrate"), cpages) {
-                        (true, Some(c)) if *duration_ns > 0 => {
-                            Some(*c as f64 * 1e9 / *duration_ns as f64)
-                        }
-                        _ => None,
-                    };
-                    out[i].steps.push(StepResult {
-                        index: *index,
-                        op: op.clone(),
-                        outcome: *outcome,
-                        duration_ns: *duration_ns,
-                        pages: *pages,
-                        cpages: *cpages,
-                        faults: *faults,
-                        pages_per_sec,
-                        message: message.clone(),
-                    });
-                }
+                let i = self.idx(scenario)?;
+                let pages_per_sec = match (op.starts_with("migrate"), cpages) {
+                    (true, Some(c)) if *duration_ns > 0 => {
+                        Some(*c as f64 * 1e9 / *duration_ns as f64)
+                    }
+                    _ => None,
+                };
+                self.out[i].steps.push(StepResult {
+                    index: *index,
+                    op: op.clone(),
+                    outcome: *outcome,
+                    duration_ns: *duration_ns,
+                    pages: *pages,
+                    cpages: *cpages,
+                    faults: *faults,
+                    pages_per_sec,
+                    message: message.clone(),
+                });
             }
             Record::Output { scenario, line } => {
-                if let Some(i) = idx(scenario) {
-                    out[i].output.push(line.clone());
-                }
+                let i = self.idx(scenario)?;
+                self.out[i].output.push(line.clone());
             }
             Record::ScenarioEnd {
                 name,
@@ -95,81 +95,125 @@ pub fn assemble(
                 duration_ns,
                 message,
             } => {
-                if let Some(i) = idx(name) {
-                    ended[i] = true;
-                    out[i].outcome = *outcome;
-                    out[i].duration_ns = *duration_ns;
-                    out[i].message = message
-                        .clone()
-                        .or_else(|| first_step_failure(&out[i].steps));
-                }
+                let i = self.idx(name)?;
+                self.ended[i] = true;
+                let r = &mut self.out[i];
+                r.outcome = *outcome;
+                r.duration_ns = *duration_ns;
+                r.message = message.clone().or_else(|| first_step_failure(&r.steps));
+                apply_cases(r);
+                return Some(&self.out[i]);
             }
             _ => {}
         }
+        None
     }
-    for i in 0..planned.len() {
-        if ended[i] {
-            continue;
+
+    /// The last step a scenario reported, when `r` is a step record.
+    pub fn last_step(&self, scenario: &str) -> Option<&StepResult> {
+        self.out[self.idx(scenario)?].steps.last()
+    }
+
+    /// One result per planned scenario: those that never ended get their
+    /// outcome from how the VM run ended; console findings are attributed.
+    pub fn finish(mut self, end: &End, findings: &[Finding]) -> Vec<ScenarioResult> {
+        for i in 0..self.planned.len() {
+            if !self.ended[i] {
+                let (outcome, msg) = unfinished(self.started[i], &self.planned[i].name, end);
+                self.out[i].outcome = outcome;
+                self.out[i].message = Some(msg);
+                apply_cases(&mut self.out[i]);
+            }
         }
-        let (outcome, msg) = match (started[i], end) {
-            (true, End::ScenarioTimeout { name }) if *name == planned[i].name => (
-                Outcome::Timeout,
-                "the guest stopped responding: host-side scenario timeout".to_string(),
-            ),
-            (true, End::Panicked) => (
-                Outcome::Crashed,
-                "the kernel panicked during this scenario".to_string(),
-            ),
-            (true, End::Interrupted) => (
-                Outcome::Error,
-                "interrupted during this scenario".to_string(),
-            ),
-            (true, End::RunTimeout) => (
-                Outcome::Timeout,
-                "the run timeout expired during this scenario".to_string(),
-            ),
-            (true, End::KernelCrash { line }) => (
-                Outcome::Crashed,
-                format!("kernel crash during this scenario: {line}"),
-            ),
-            (true, e) => (Outcome::Crashed, format!("never finished: {}", describe(e))),
-            (false, End::Done) => (
-                Outcome::Error,
-                "planned but never reported by the guest".to_string(),
-            ),
-            (false, e) => (Outcome::Error, format!("not run: {}", describe(e))),
-        };
-        out[i].outcome = outcome;
-        out[i].message = Some(msg);
-    }
-    for r in &mut out {
-        apply_cases(r);
-    }
-    for f in findings {
-        let Some(i) = f.scenario.as_deref().and_then(idx) else {
-            continue;
-        };
-        out[i].console_findings.push(f.clone());
-        let verdict = if f.kind == FindingKind::Warning {
-            Outcome::Fail
-        } else {
-            Outcome::Crashed
-        };
-        if matches!(
-            out[i].outcome,
-            Outcome::Pass | Outcome::Skip | Outcome::Fail
-        ) && verdict > out[i].outcome
-        {
-            out[i].outcome = verdict;
-            out[i].message = Some(format!(
-                "kernel {:?} in the console at line {}: {}",
-                f.kind,
-                f.line,
-                f.excerpt.lines().next().unwrap_or("")
-            ));
+        for f in findings {
+            if let Some(i) = f.scenario.as_deref().and_then(|n| self.idx(n)) {
+                add_finding(&mut self.out[i], f);
+            }
         }
+        self.out
     }
-    out
+}
+
+/// All at once: every record, then how the run ended.
+pub fn assemble(
+    planned: &[Planned],
+    records: &[Record],
+    end: &End,
+    findings: &[Finding],
+) -> Vec<ScenarioResult> {
+    let mut a = Assembler::new(planned);
+    for r in records {
+        a.record(r);
+    }
+    a.finish(end, findings)
+}
+
+/// A planned scenario before anything is heard of it.
+fn crashed(p: &Planned) -> ScenarioResult {
+    ScenarioResult {
+        name: p.name.clone(),
+        outcome: Outcome::Crashed,
+        thp: p.thp.clone(),
+        duration_ns: 0,
+        message: None,
+        steps: vec![],
+        output: vec![],
+        console_findings: vec![],
+        cases: vec![],
+        reproduce: p.reproduce.clone(),
+    }
+}
+
+/// The outcome of a scenario that never reported its end.
+fn unfinished(started: bool, name: &str, end: &End) -> (Outcome, String) {
+    match (started, end) {
+        (true, End::ScenarioTimeout { name: n }) if n == name => (
+            Outcome::Timeout,
+            "the guest stopped responding: host-side scenario timeout".to_string(),
+        ),
+        (true, End::Panicked) => (
+            Outcome::Crashed,
+            "the kernel panicked during this scenario".to_string(),
+        ),
+        (true, End::Interrupted) => (
+            Outcome::Error,
+            "interrupted during this scenario".to_string(),
+        ),
+        (true, End::RunTimeout) => (
+            Outcome::Timeout,
+            "the run timeout expired during this scenario".to_string(),
+        ),
+        (true, End::KernelCrash { line }) => (
+            Outcome::Crashed,
+            format!("kernel crash during this scenario: {line}"),
+        ),
+        (true, e) => (Outcome::Crashed, format!("never finished: {}", describe(e))),
+        (false, End::Done) => (
+            Outcome::Error,
+            "planned but never reported by the guest".to_string(),
+        ),
+        (false, e) => (Outcome::Error, format!("not run: {}", describe(e))),
+    }
+}
+
+/// A console finding inside the scenario: a WARNING fails it, anything
+/// worse makes it crashed, unless it already ended worse.
+fn add_finding(r: &mut ScenarioResult, f: &Finding) {
+    r.console_findings.push(f.clone());
+    let verdict = if f.kind == FindingKind::Warning {
+        Outcome::Fail
+    } else {
+        Outcome::Crashed
+    };
+    if matches!(r.outcome, Outcome::Pass | Outcome::Skip | Outcome::Fail) && verdict > r.outcome {
+        r.outcome = verdict;
+        r.message = Some(format!(
+            "kernel {:?} in the console at line {}: {}",
+            f.kind,
+            f.line,
+            f.excerpt.lines().next().unwrap_or("")
+        ));
+    }
 }
 
 /// For a scenario whose output holds a TAP plan: fill in its cases and

@@ -19,7 +19,7 @@ use std::fmt::Write;
 use hmmlab_proto::Outcome;
 use serde::Serialize;
 
-use crate::report::{RunReport, ScenarioResult};
+use crate::report::{BuiltKernel, RunReport, RunStatus, ScenarioResult};
 
 /// Default for `--min-change`: a timing must move by more than this many
 /// percent (and by more than the spread) to be flagged.
@@ -390,14 +390,13 @@ impl SideInfo {
             runs: s.runs.len(),
             run_ids: s.runs.iter().map(|r| r.run_id.clone()).collect(),
             kernels: distinct(&|r| describe_kernel(&r.kernel)),
-            accels: distinct(&|r| r.accel.clone()),
+            accels: distinct(&|r| r.accel.to_string()),
         }
     }
 }
 
-fn describe_kernel(k: &serde_json::Value) -> String {
-    let field = |name: &str| k.get(name).and_then(|v| v.as_str()).unwrap_or("");
-    let mut s = [field("source"), field("release")]
+fn describe_kernel(k: &BuiltKernel) -> String {
+    let mut s = [k.source.as_str(), k.release.as_str()]
         .into_iter()
         .filter(|x| !x.is_empty())
         .collect::<Vec<_>>()
@@ -405,10 +404,7 @@ fn describe_kernel(k: &serde_json::Value) -> String {
     if s.is_empty() {
         s = "unknown kernel".into();
     }
-    let patches = k
-        .get("patches")
-        .and_then(|p| p.as_array())
-        .map_or(0, |p| p.len());
+    let patches = k.patches.len();
     if patches > 0 {
         let _ = write!(
             s,
@@ -416,9 +412,8 @@ fn describe_kernel(k: &serde_json::Value) -> String {
             if patches == 1 { "" } else { "es" }
         );
     }
-    let key = field("key");
-    if !key.is_empty() {
-        let _ = write!(s, " (key {key})");
+    if !k.key.is_empty() {
+        let _ = write!(s, " (key {})", k.key);
     }
     s
 }
@@ -644,7 +639,7 @@ pub fn compare(a: Side, b: Side, opts: &Options) -> Comparison {
         ));
     }
     for (side, s) in [("A", &a), ("B", &b)] {
-        for r in s.runs.iter().filter(|r| r.status != "finished") {
+        for r in s.runs.iter().filter(|r| r.status != RunStatus::Finished) {
             notes.push(format!(
                 "{side}: run {} ended as `{}`{}; its scenarios that never ran count as failures",
                 r.run_id,
@@ -1185,8 +1180,8 @@ mod tests {
     fn notes_on_accelerators_and_unfinished_runs() {
         let a = [run(vec![sc(Z, Outcome::Pass, 1.0, 1.0)])];
         let mut b = [run(vec![sc(Z, Outcome::Crashed, 1.0, 1.0)])];
-        b[0].accel = "kvm".into();
-        b[0].status = "interrupted".into();
+        b[0].accel = crate::machine::Accel::Kvm;
+        b[0].status = RunStatus::Interrupted;
         let c = cmp(&a, &b);
         assert!(
             c.notes

@@ -1,6 +1,8 @@
 pub mod assemble;
 pub mod compare;
 pub mod console;
+pub mod engine;
+pub mod events;
 pub mod exit;
 pub mod identity;
 pub mod interrupt;

@@ -1,6 +1,5 @@
 //! Per-machine settings are data (`images/machines/<name>.toml`), not code.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -17,8 +16,39 @@ pub struct Machine {
     pub append: Vec<String>,
     #[serde(default)]
     pub extra_args: Vec<String>,
-    /// Settings per accelerator (`tcg`, `kvm`).
-    pub accel: BTreeMap<String, AccelSettings>,
+    /// Settings per accelerator: `[accel.tcg]` and `[accel.kvm]`.
+    pub accel: AccelTable,
+}
+
+/// The accelerators QEMU is run with.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One settings table per [`Accel`]; both are required.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccelTable {
+    pub tcg: AccelSettings,
+    pub kvm: AccelSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -50,11 +80,6 @@ impl Machine {
             let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message())
         })?;
-        for a in ["tcg", "kvm"] {
-            if !m.accel.contains_key(a) {
-                bail!("{}: missing [accel.{a}] settings", path.display());
-            }
-        }
         Ok(m)
     }
 
@@ -74,8 +99,11 @@ impl Machine {
         v
     }
 
-    pub fn accel(&self, accel: &str) -> &AccelSettings {
-        &self.accel[accel]
+    pub fn accel(&self, accel: Accel) -> &AccelSettings {
+        match accel {
+            Accel::Tcg => &self.accel.tcg,
+            Accel::Kvm => &self.accel.kvm,
+        }
     }
 }
 
@@ -104,7 +132,7 @@ mod tests {
     fn shipped_machine_loads() {
         let m = Machine::load(&dir(), "x86_64").unwrap();
         assert_eq!(m.qemu, "qemu-system-x86_64");
-        assert!(m.accel("tcg").boot_timeout_s > 0.0);
+        assert!(m.accel(Accel::Tcg).boot_timeout_s > 0.0);
     }
 
     #[test]
@@ -114,6 +142,21 @@ mod tests {
             e.contains("unknown machine `riscv`") && e.contains("x86_64"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_machine_without_kvm_settings_is_refused_with_its_file() {
+        let t = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(dir().join("x86_64.toml")).unwrap();
+        let cut = text
+            .find("[accel.kvm]")
+            .expect("x86_64.toml has [accel.kvm]");
+        let path = t.path().join("m.toml");
+        std::fs::write(&path, &text[..cut]).unwrap();
+        let e = Machine::load(t.path(), path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("m.toml") && e.contains("kvm"), "{e}");
     }
 
     #[test]

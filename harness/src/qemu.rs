@@ -8,7 +8,7 @@ use crate::machine::Machine;
 /// Everything that varies from one boot to the next.
 #[derive(Debug, Clone)]
 pub struct Boot {
-    pub accel: String,
+    pub accel: crate::machine::Accel,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub console_log: PathBuf,
@@ -34,9 +34,9 @@ pub fn argv(m: &Machine, b: &Boot) -> Vec<String> {
         "-machine".into(),
         m.machine.clone(),
         "-accel".into(),
-        b.accel.clone(),
+        b.accel.as_str().into(),
         "-cpu".into(),
-        m.accel(&b.accel).cpu.clone(),
+        m.accel(b.accel).cpu.clone(),
         "-m".into(),
         m.memory_mib.to_string(),
         "-smp".into(),
@@ -86,7 +86,7 @@ mod tests {
         )
         .unwrap();
         let b = Boot {
-            accel: "tcg".into(),
+            accel: crate::machine::Accel::Tcg,
             kernel: "/k/bzImage".into(),
             initrd: "/r/initramfs.cpio".into(),
             console_log: "/r/console.log".into(),

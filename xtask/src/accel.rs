@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use hmmlab_harness::machine::Machine;
+use hmmlab_harness::machine::{Accel, Machine};
 use hmmlab_harness::qemu::{self, Boot};
 use hmmlab_harness::runner::{self, RunConfig};
 use hmmlab_proto::Record;
@@ -14,7 +14,7 @@ use hmmlab_proto::Record;
 use crate::cli::AccelChoice;
 
 pub struct Choice {
-    pub accel: String,
+    pub accel: Accel,
     pub reason: String,
 }
 
@@ -27,13 +27,13 @@ pub fn choose(
     match choice {
         AccelChoice::Tcg => {
             return Ok(Choice {
-                accel: "tcg".into(),
+                accel: Accel::Tcg,
                 reason: "--accel tcg".into(),
             })
         }
         AccelChoice::Kvm => {
             return Ok(Choice {
-                accel: "kvm".into(),
+                accel: Accel::Kvm,
                 reason: "--accel kvm".into(),
             })
         }
@@ -45,7 +45,7 @@ pub fn choose(
         .open("/dev/kvm")
     {
         return Ok(Choice {
-            accel: "tcg".into(),
+            accel: Accel::Tcg,
             reason: format!("/dev/kvm unusable ({e})"),
         });
     }
@@ -56,7 +56,7 @@ pub fn choose(
     if let Ok(text) = std::fs::read_to_string(&cache) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             if v["key"] == key.as_str() {
-                let accel = v["accel"].as_str().unwrap_or("tcg").to_string();
+                let accel = serde_json::from_value(v["accel"].clone()).unwrap_or(Accel::Tcg);
                 return Ok(Choice {
                     accel,
                     reason: format!(
@@ -71,7 +71,7 @@ pub fn choose(
         "accel: /dev/kvm opens; probing whether a KVM guest really boots (once per host boot) …"
     );
     let mut boot = probe_boot()?;
-    boot.accel = "kvm".into();
+    boot.accel = Accel::Kvm;
     let dir = tempfile::Builder::new()
         .prefix("hmmlab-kvm-probe-")
         .tempdir()?;
@@ -96,19 +96,19 @@ pub fn choose(
                 .any(|(_, rec)| matches!(rec, Record::Hello { .. })) =>
         {
             Choice {
-                accel: "kvm".into(),
+                accel: Accel::Kvm,
                 reason: "KVM probe boot succeeded".into(),
             }
         }
         Ok(r) => Choice {
-            accel: "tcg".into(),
+            accel: Accel::Tcg,
             reason: format!(
                 "KVM probe boot failed: {}",
                 hmmlab_harness::assemble::describe(&r.end)
             ),
         },
         Err(e) => Choice {
-            accel: "tcg".into(),
+            accel: Accel::Tcg,
             reason: format!("KVM probe boot failed: {}", summary(&e)),
         },
     };

@@ -115,7 +115,7 @@ pub fn reproduce(
     base: &str,
     path: &Path,
     thp: ThpMode,
-    accel: &str,
+    accel: hmmlab_harness::machine::Accel,
 ) -> String {
     let abs = |p: &Path| crate::paths::absolute(p).display().to_string();
     let kernel = crate::kernel::source::Source::pinned_spec(identity)
@@ -140,7 +140,7 @@ pub fn reproduce(
         "--thp".into(),
         thp.as_str().into(),
         "--accel".into(),
-        accel.into(),
+        accel.as_str().into(),
     ]);
     for a in &args.append {
         v.extend(["--append".into(), a.clone()]);

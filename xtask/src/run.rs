@@ -2,21 +2,24 @@
 //! parse → report. Scenario files are validated before anything is built.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use hmmlab_harness::assemble::{self, Planned};
-use hmmlab_harness::console;
+use hmmlab_harness::assemble::Planned;
+use hmmlab_harness::engine::Engine;
+use hmmlab_harness::events::{RunEnd, RunEvent, RunStart, VmStart};
 use hmmlab_harness::exit;
-use hmmlab_harness::machine::Machine;
+use hmmlab_harness::machine::{Accel, AccelSettings, Machine};
 use hmmlab_harness::qemu::{self, Boot};
-use hmmlab_harness::report::ScenarioResult;
-use hmmlab_harness::report::{self, model::HostFacts, model::Timing, RunReport};
-use hmmlab_harness::runner::{self, Event, RunConfig};
+use hmmlab_harness::report::{
+    self, model::HostFacts, BuiltKernel, RunReport, RunStatus, ScenarioResult,
+};
+use hmmlab_harness::runner::RunConfig;
 use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
 use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
+use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::Outcome;
 use hmmlab_proto::{Plan, Record};
 
@@ -106,20 +109,67 @@ fn list_runs(results: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// One run, as stages: inputs (cell, scenarios, machine, kernel request:
+/// refused before anything is made); the kernel and the guest (a build
+/// that fails is not a run: it has no run directory); then the run
+/// directory and its reporters; then plan, boot, the VM, the end. Once the
+/// run directory exists, every way the run ends writes every format.
 fn run_once(args: &RunArgs) -> Result<i32> {
-    let cell_args;
-    let args = match &args.cell {
-        Some(name) => {
-            let c = crate::matrix::find(&crate::paths::absolute(&args.matrix), name)?;
-            cell_args = RunArgs {
-                kernel: c.kernel_args,
-                thp: vec![c.thp],
-                ..args.clone()
+    let args = &with_cell(args)?;
+    let inputs = inputs(args)?;
+    let (k, guest) = prepare(&inputs)?;
+    let (mut engine, run_dir) = open_run(args)?;
+    engine.emit(RunEvent::KernelReady(Box::new(built_kernel(&k)?)));
+    let end = match execute(args, &inputs, &k, &guest, &mut engine, &run_dir) {
+        Ok(end) => end,
+        Err(e) => {
+            let status = match crate::fail::exit_code(&e) {
+                exit::BAD_INPUT => RunStatus::BadInput,
+                exit::INTERRUPTED => RunStatus::Interrupted,
+                _ => RunStatus::InfraError,
             };
-            &cell_args
+            engine.abort(status, format!("{e:#}"))?;
+            return Err(e);
         }
-        None => args,
     };
+    let report = engine.finish(end)?;
+    match report.status {
+        RunStatus::InfraError => Err(anyhow::anyhow!(
+            "{}\nrun {}: no result is counted; the guest's records are kept in {}",
+            report.error.as_deref().unwrap_or("infrastructure error"),
+            report.run_id,
+            run_dir.join("results.jsonl").display()
+        )),
+        RunStatus::Interrupted => Ok(exit::INTERRUPTED),
+        _ if report.failed().next().is_some() || report.scenarios.is_empty() => {
+            Ok(exit::TEST_FAILURE)
+        }
+        _ => Ok(exit::OK),
+    }
+}
+
+/// `--cell NAME`: the matrix cell's kernel and THP mode replace the
+/// arguments'.
+fn with_cell(args: &RunArgs) -> Result<RunArgs> {
+    let Some(name) = &args.cell else {
+        return Ok(args.clone());
+    };
+    let c = crate::matrix::find(&crate::paths::absolute(&args.matrix), name)?;
+    Ok(RunArgs {
+        kernel: c.kernel_args,
+        thp: vec![c.thp],
+        ..args.clone()
+    })
+}
+
+/// What a run is asked to do, checked before anything is built.
+pub struct Inputs {
+    pub scenarios: Vec<LoadedScenario>,
+    pub machine: Machine,
+    pub kernel: kernel::Request,
+}
+
+pub fn inputs(args: &RunArgs) -> Result<Inputs> {
     let repo = crate::paths::repo_root();
     let scenarios = load_scenarios(args)?;
     let mut machine = Machine::load(&repo.join("images/machines"), &args.machine)
@@ -127,60 +177,160 @@ fn run_once(args: &RunArgs) -> Result<i32> {
     if let Some(n) = args.smp {
         machine.smp = n.max(1);
     }
-    let req = kernel::Request::from_args(&args.kernel)?;
+    let kernel = kernel::Request::from_args(&args.kernel)?;
+    Ok(Inputs {
+        scenarios,
+        machine,
+        kernel,
+    })
+}
+
+/// A new run directory under the results directory (never reused), with
+/// the standard reporters listening.
+fn open_run(args: &RunArgs) -> Result<(Engine, PathBuf)> {
+    let results = crate::paths::absolute(&args.results_dir);
+    // On the (unlikely) clash of two ids made in the same second, make another.
+    let mut attempt = 0;
+    let (run_id, run_dir) = loop {
+        let id = new_run_id();
+        match report::write::create_run_dir(&results, &id) {
+            Ok(dir) => break (id, dir),
+            Err(_) if attempt < 5 && results.join(&id).exists() => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let start = RunStart {
+        run_id,
+        run_dir: run_dir.clone(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        host: host_facts(),
+        default_thp: crate::plan::modes(&args.thp)
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let reporters = report::reporter::standard(&run_dir);
+    Ok((Engine::start(start, reporters), run_dir))
+}
+
+/// The kernel (built or cached, checked) and the guest driver built
+/// against its header.
+pub fn prepare(inputs: &Inputs) -> Result<(Kernel, PathBuf)> {
     crate::deps::ensure(&[], false)?;
-    let k = kernel::ensure(&req)?;
-    let t = Instant::now();
+    let k = kernel::ensure(&inputs.kernel)?;
     // The machine file says where the boot image is inside the build.
-    let kernel_image = k.obj_dir.join(&machine.kernel_image);
+    let kernel_image = k.obj_dir.join(&inputs.machine.kernel_image);
     if !kernel_image.is_file() {
         anyhow::bail!(
             "kernel image {} is missing: the machine file says `kernel_image = \"{}\"`; check it, or rebuild with `cargo xtask kernel`",
             kernel_image.display(),
-            machine.kernel_image.display()
+            inputs.machine.kernel_image.display()
         );
     }
+    let t = Instant::now();
     let guest = crate::guest::build(&k.uapi_header())?;
     eprintln!(
         "guest: static driver ready in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+    Ok((k, guest))
+}
 
-    let results = crate::paths::absolute(&args.results_dir);
-    // A run directory is never reused: on the (unlikely) clash of two ids
-    // made in the same second, make another.
-    let (run_id, run_dir) = {
-        let mut attempt = 0;
-        loop {
-            let id = new_run_id();
-            match report::write::create_run_dir(&results, &id) {
-                Ok(dir) => break (id, dir),
-                Err(e) if attempt < 5 && results.join(&id).exists() => {
-                    attempt += 1;
-                    let _ = e;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    };
+/// Plan, boot, VM: the run's stages once its directory exists.
+fn execute(
+    args: &RunArgs,
+    inputs: &Inputs,
+    k: &Kernel,
+    guest: &Path,
+    engine: &mut Engine,
+    run_dir: &Path,
+) -> Result<RunEnd> {
+    let plan = plan_stage(args, inputs, k)?;
+    let boot = boot_stage(args, &inputs.machine, k, guest, &plan, run_dir)?;
+    engine.plan(
+        boot.planned(args, k, &plan.instances),
+        boot.skipped(args, k, &plan.skipped),
+    );
+    let vm = engine
+        .run_vm(&boot.config(args, &plan), boot.vm_start(&inputs.machine))
+        .with_context(|| {
+            format!(
+                "the VM could not boot; results so far in {}",
+                run_dir.display()
+            )
+        })?;
+    let console_text =
+        String::from_utf8_lossy(&std::fs::read(&boot.boot.console_log).unwrap_or_default())
+            .into_owned();
+    let records: Vec<Record> = vm.records.iter().map(|(_, r)| r.clone()).collect();
+    // The kernel that booted must be the one that was built; otherwise
+    // nothing this run saw is a result.
+    let (identity, booted) = booted_as_built(k, &records, &console_text);
+    Ok(engine.conclude(&vm, &console_text, identity, booted))
+}
+
+/// The kernel stage's facts as run.json keeps them.
+pub fn built_kernel(k: &Kernel) -> Result<BuiltKernel> {
+    Ok(serde_json::from_value(serde_json::to_value(k)?)?)
+}
+
+/// The scenario instances to run on this kernel, those skipped here, and
+/// the THP modes.
+pub struct RunPlan {
+    pub modes: Vec<ThpMode>,
+    pub instances: Vec<crate::plan::Instance>,
+    pub skipped: Vec<crate::plan::Skipped>,
+}
+
+pub fn plan_stage(args: &RunArgs, inputs: &Inputs, k: &Kernel) -> Result<RunPlan> {
     let modes = crate::plan::modes(&args.thp);
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
-    let (mut instances, mut skipped) = crate::plan::expand(&scenarios, &modes, &facts);
+    let (mut instances, mut skipped) = crate::plan::expand(&inputs.scenarios, &modes, &facts);
     if let Some(why) = &k.hmm_tests_error {
         crate::plan::skip_unbuilt(&mut instances, &mut skipped, "hmm-tests", why);
     }
-    let accel_setting = |a: &str| machine.accel(a).clone();
+    Ok(RunPlan {
+        modes,
+        instances,
+        skipped,
+    })
+}
 
-    // The plan and its image.
-    let tcg = accel_setting("tcg");
-    let plan = Plan {
-        default_thp: modes[0],
-        scenario_timeout_ms: (args.scenario_timeout.unwrap_or(tcg.scenario_timeout_s) * 1000.0)
-            as u64,
+/// Everything the VM needs: the image with the guest's plan, the
+/// accelerator and its settings, the QEMU command, a private directory for
+/// its sockets (removed when this is dropped).
+pub struct BootSetup {
+    pub boot: Boot,
+    pub argv: Vec<String>,
+    pub accel: crate::accel::Choice,
+    pub settings: AccelSettings,
+    pub run_dir: PathBuf,
+    _private: tempfile::TempDir,
+}
+
+pub fn boot_stage(
+    args: &RunArgs,
+    machine: &Machine,
+    k: &Kernel,
+    guest: &Path,
+    plan: &RunPlan,
+    run_dir: &Path,
+) -> Result<BootSetup> {
+    let guest_plan = |accel: Accel| Plan {
+        default_thp: plan.modes[0],
+        scenario_timeout_ms: (args
+            .scenario_timeout
+            .unwrap_or(machine.accel(accel).scenario_timeout_s)
+            * 1000.0) as u64,
         mode: Mode::Run,
-        scenarios: instances
+        scenarios: plan
+            .instances
             .iter()
             .map(|i| PlannedScenario {
                 name: i.name.clone(),
@@ -189,16 +339,14 @@ fn run_once(args: &RunArgs) -> Result<i32> {
             .collect(),
     };
     let initrd = run_dir.join("initramfs.cpio");
-    write_image(&initrd, &guest, &k, &plan)?;
-
-    // Private directory for sockets (mode 0700), removed when the run ends.
+    write_image(&initrd, guest, k, &guest_plan(Accel::Tcg))?;
     let private = tempfile::Builder::new()
         .prefix("hmmlab-")
         .tempdir()
         .context("creating a private socket directory")?;
     let mut boot = Boot {
-        accel: "tcg".into(),
-        kernel: kernel_image.clone(),
+        accel: Accel::Tcg,
+        kernel: k.obj_dir.join(&machine.kernel_image),
         initrd: initrd.clone(),
         console_log: run_dir.join("console.log"),
         results_log: run_dir.join("results.jsonl"),
@@ -206,285 +354,160 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         append: kernel_append(args),
         interactive: false,
     };
-    let choice = crate::accel::choose(args.accel, &machine, || {
+    let choice = crate::accel::choose(args.accel, machine, || {
         let probe = Plan {
             mode: Mode::Probe,
             scenarios: vec![],
-            ..plan.clone()
+            ..guest_plan(Accel::Tcg)
         };
         let probe_img = private.path().join("probe.cpio");
-        write_image(&probe_img, &guest, &k, &probe)?;
+        write_image(&probe_img, guest, k, &probe)?;
         Ok(Boot {
             initrd: probe_img,
             ..boot.clone()
         })
     })?;
-    boot.accel = choice.accel.clone();
-    let acc = accel_setting(&boot.accel);
-    if boot.accel != "tcg" && args.scenario_timeout.is_none() {
+    boot.accel = choice.accel;
+    if boot.accel != Accel::Tcg && args.scenario_timeout.is_none() {
         // The plan's guest-side timeout follows the accelerator actually used.
-        let p = Plan {
-            scenario_timeout_ms: (acc.scenario_timeout_s * 1000.0) as u64,
-            ..plan.clone()
-        };
-        write_image(&initrd, &guest, &k, &p)?;
+        write_image(&initrd, guest, k, &guest_plan(boot.accel))?;
     }
-    let argv = qemu::argv(&machine, &boot);
-    let qemu_command = quote_argv(&argv);
+    let argv = qemu::argv(machine, &boot);
     std::fs::write(
         run_dir.join("qemu-command.sh"),
-        format!("#!/bin/sh\n{qemu_command}\n"),
+        format!("#!/bin/sh\n{}\n", quote_argv(&argv)),
     )?;
-    eprintln!("accel: {} ({})", boot.accel, choice.reason);
-    eprintln!("Running with: $ {qemu_command}");
-
-    let planned: Vec<Planned> = instances
-        .iter()
-        .map(|i| Planned {
-            name: i.name.clone(),
-            thp: i.thp.as_str().into(),
-            reproduce: crate::plan::reproduce(
-                args,
-                &k.identity,
-                &i.base,
-                &i.path,
-                i.thp,
-                &boot.accel,
-            ),
-        })
-        .collect();
-    let skip_results: Vec<ScenarioResult> = skipped
-        .iter()
-        .map(|s| ScenarioResult {
-            name: s.name.clone(),
-            outcome: Outcome::Skip,
-            thp: s.thp.as_str().into(),
-            duration_ns: 0,
-            message: Some(s.reason.clone()),
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            reproduce: crate::plan::reproduce(
-                args,
-                &k.identity,
-                &s.base,
-                &s.path,
-                s.thp,
-                &boot.accel,
-            ),
-        })
-        .collect();
-    let scenario_timeout =
-        Duration::from_secs_f64(args.scenario_timeout.unwrap_or(acc.scenario_timeout_s));
-    let timeouts: BTreeMap<String, Duration> = instances
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.scenario
-                    .timeout_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or(scenario_timeout)
-                    + HOST_SLACK,
-            )
-        })
-        .collect();
-    let cfg = RunConfig {
+    Ok(BootSetup {
+        settings: machine.accel(boot.accel).clone(),
+        boot,
         argv,
-        run_dir: run_dir.clone(),
-        results_log: boot.results_log.clone(),
-        console_log: boot.console_log.clone(),
-        qmp_socket: boot.qmp_socket.clone(),
-        boot_timeout: Duration::from_secs_f64(args.boot_timeout.unwrap_or(acc.boot_timeout_s)),
-        scenario_timeouts: timeouts,
-        default_scenario_timeout: scenario_timeout + HOST_SLACK,
-        run_timeout: Duration::from_secs_f64(args.run_timeout),
-    };
-
-    let mut report = RunReport {
-        run_id: run_id.clone(),
-        started_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        status: "running".into(),
-        kernel: serde_json::to_value(&k)?,
-        qemu_version: qemu_version(&machine.qemu),
-        accel: boot.accel.clone(),
-        accel_reason: choice.reason,
-        qemu_command,
-        default_thp: modes
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
-        host: host_facts(),
-        timing: Timing::default(),
-        scenarios: vec![],
-        console_findings: vec![],
-        console_tail: vec![],
-        error: None,
-        booted_kernel: None,
-    };
-    report::write::write_run_json(&run_dir, &report)?;
-
-    // Run, writing run.json again after every scenario so nothing finished is lost.
-    let mut seen: Vec<Record> = vec![];
-    let mut progress = Progress;
-    let vm = runner::run(&cfg, &mut |ev| {
-        progress.show(ev);
-        if let Event::Record { at, record } = ev {
-            seen.push(record.clone());
-            match record {
-                Record::Hello { uptime_ns, .. } => {
-                    report.timing.boot_ms = Some(ms(*at));
-                    report.timing.guest_uptime_at_init_ms = Some(*uptime_ns as f64 / 1e6);
-                }
-                Record::ScenarioStart { .. } if report.timing.first_scenario_ms.is_none() => {
-                    report.timing.first_scenario_ms = Some(ms(*at));
-                }
-                Record::ScenarioEnd { .. } => {
-                    report.scenarios = assemble::assemble(&planned, &seen, &runner::End::Done, &[])
-                        .into_iter()
-                        .filter(|s| seen.iter().any(|r| matches!(r, Record::ScenarioEnd { name, .. } if *name == s.name)))
-                        .collect();
-                    let _ = report::write::write_run_json(&run_dir, &report);
-                }
-                _ => {}
-            }
-        }
-    });
-    let vm = match vm {
-        Ok(vm) => vm,
-        Err(e) => {
-            report.status = "infra-error".into();
-            report.error = Some(format!("{e:#}"));
-            report::write::write_run_json(&run_dir, &report)?;
-            return Err(e.context(format!(
-                "run {run_id} could not boot; results so far in {}",
-                run_dir.display()
-            )));
-        }
-    };
-    report.timing.vm_ms = Some(ms(vm.vm_time));
-    report.timing.crash_to_end_ms = vm.crash_seen.map(|c| ms(vm.vm_time.saturating_sub(c)));
-    let console_text =
-        String::from_utf8_lossy(&std::fs::read(&boot.console_log).unwrap_or_default()).into_owned();
-    let findings = console::classify(&console_text);
-    let records: Vec<Record> = vm.records.iter().map(|(_, r)| r.clone()).collect();
-    // The kernel that booted must be the one that was built; otherwise
-    // nothing this run saw is a result.
-    if let Err(why) = booted_as_built(&k, &records, &console_text, &mut report) {
-        report.status = "infra-error".into();
-        report.scenarios.clear();
-        report.error = Some(why.clone());
-        report::write::write_run_json(&run_dir, &report)?;
-        return Err(anyhow::anyhow!(
-            "{why}\nrun {run_id}: no result is counted; the guest's records are kept in {}",
-            boot.results_log.display()
-        ));
-    }
-    report.scenarios = assemble::assemble(&planned, &records, &vm.end, &findings);
-    report.scenarios.extend(skip_results.iter().cloned());
-    report.console_findings = findings
-        .into_iter()
-        .filter(|f| f.scenario.is_none())
-        .collect();
-    report.status = if vm.end == runner::End::Interrupted {
-        "interrupted"
-    } else {
-        "finished"
-    }
-    .into();
-    if let Some(Record::Fatal { message }) =
-        records.iter().find(|r| matches!(r, Record::Fatal { .. }))
-    {
-        report.error = Some(format!("guest driver: {message}"));
-    }
-    if vm.end != runner::End::Done {
-        let lines: Vec<&str> = console_text.lines().collect();
-        report.console_tail = lines[lines.len().saturating_sub(20)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect();
-        let why = format!(
-            "{}; VM {}; console tail:\n{}",
-            assemble::describe(&vm.end),
-            vm.stop,
-            report.console_tail.join("\n")
-        );
-        report.error = Some(report.error.map(|e| format!("{e}\n{why}")).unwrap_or(why));
-    }
-    report::write::write_run_json(&run_dir, &report)?;
-    report::write::write_atomic(
-        &run_dir.join("junit.xml"),
-        report::junit::render(&report)?.as_bytes(),
-    )?;
-
-    print!("{}", report::table::render(&report));
-    if let Some(e) = &report.error {
-        eprintln!("\nrun problem: {e}");
-    }
-    for s in report.failed() {
-        println!(
-            "\n{} {}: {}",
-            s.outcome.as_str().to_uppercase(),
-            s.name,
-            s.message.as_deref().unwrap_or("")
-        );
-        println!(
-            "  reproduce: {}  (add --repeat 10 to measure flakiness)",
-            s.reproduce
-        );
-    }
-    let secs = |v: Option<f64>| {
-        v.map(|ms| format!("{:.2}s", ms / 1e3))
-            .unwrap_or_else(|| "-".into())
-    };
-    println!(
-        "\nresults: {}  (boot {}, first scenario at {}, VM {}, accel {})",
-        run_dir.display(),
-        secs(report.timing.boot_ms),
-        secs(report.timing.first_scenario_ms),
-        secs(report.timing.vm_ms),
-        report.accel
-    );
-    Ok(if vm.end == runner::End::Interrupted {
-        eprintln!("interrupted: what finished is in {}", run_dir.display());
-        exit::INTERRUPTED
-    } else if report.failed().next().is_some() || report.scenarios.is_empty() {
-        exit::TEST_FAILURE
-    } else {
-        exit::OK
+        accel: choice,
+        run_dir: run_dir.to_path_buf(),
+        _private: private,
     })
+}
+
+impl BootSetup {
+    /// The guest's instances as the assembler expects them.
+    fn planned(
+        &self,
+        args: &RunArgs,
+        k: &Kernel,
+        instances: &[crate::plan::Instance],
+    ) -> Vec<Planned> {
+        instances
+            .iter()
+            .map(|i| Planned {
+                name: i.name.clone(),
+                thp: i.thp.as_str().into(),
+                reproduce: crate::plan::reproduce(
+                    args,
+                    &k.identity,
+                    &i.base,
+                    &i.path,
+                    i.thp,
+                    self.boot.accel,
+                ),
+            })
+            .collect()
+    }
+
+    /// The instances skipped on the host, as final results.
+    fn skipped(
+        &self,
+        args: &RunArgs,
+        k: &Kernel,
+        skipped: &[crate::plan::Skipped],
+    ) -> Vec<ScenarioResult> {
+        skipped
+            .iter()
+            .map(|s| ScenarioResult {
+                name: s.name.clone(),
+                outcome: Outcome::Skip,
+                thp: s.thp.as_str().into(),
+                duration_ns: 0,
+                message: Some(s.reason.clone()),
+                steps: vec![],
+                output: vec![],
+                console_findings: vec![],
+                cases: vec![],
+                reproduce: crate::plan::reproduce(
+                    args,
+                    &k.identity,
+                    &s.base,
+                    &s.path,
+                    s.thp,
+                    self.boot.accel,
+                ),
+            })
+            .collect()
+    }
+
+    /// The host's limits: boot, each scenario (the guest's own plus slack),
+    /// the whole run.
+    fn config(&self, args: &RunArgs, plan: &RunPlan) -> RunConfig {
+        let scenario_timeout = Duration::from_secs_f64(
+            args.scenario_timeout
+                .unwrap_or(self.settings.scenario_timeout_s),
+        );
+        RunConfig {
+            argv: self.argv.clone(),
+            run_dir: self.run_dir.clone(),
+            results_log: self.boot.results_log.clone(),
+            console_log: self.boot.console_log.clone(),
+            qmp_socket: self.boot.qmp_socket.clone(),
+            boot_timeout: Duration::from_secs_f64(
+                args.boot_timeout.unwrap_or(self.settings.boot_timeout_s),
+            ),
+            scenario_timeouts: plan
+                .instances
+                .iter()
+                .map(|s| {
+                    let own = s.scenario.timeout_ms.map(Duration::from_millis);
+                    (s.name.clone(), own.unwrap_or(scenario_timeout) + HOST_SLACK)
+                })
+                .collect(),
+            default_scenario_timeout: scenario_timeout + HOST_SLACK,
+            run_timeout: Duration::from_secs_f64(args.run_timeout),
+        }
+    }
+
+    fn vm_start(&self, machine: &Machine) -> VmStart {
+        VmStart {
+            pid: 0,
+            accel: self.boot.accel,
+            accel_reason: self.accel.reason.clone(),
+            qemu_command: quote_argv(&self.argv),
+            qemu_version: qemu_version(&machine.qemu),
+        }
+    }
 }
 
 /// Did the guest boot the kernel `k` that was built? The guest's
 /// /proc/version (from its hello) and the console's banner line, when the
-/// log level shows it, must both be `k.banner`. Records what booted.
+/// log level shows it, must both be `k.banner`. Also returns what booted.
 fn booted_as_built(
     k: &Kernel,
     records: &[Record],
     console_text: &str,
-    report: &mut RunReport,
-) -> Result<(), String> {
+) -> (Result<(), String>, Option<String>) {
     let hello = records.iter().find_map(|r| match r {
         Record::Hello { proc_version, .. } => Some(proc_version.clone()),
         _ => None,
     });
-    report.booted_kernel = hello.clone().flatten().map(|v| v.trim_end().to_string());
+    let booted = hello.clone().flatten().map(|v| v.trim_end().to_string());
     let checked = match &hello {
         Some(None) => Err("the guest could not read /proc/version".to_string()),
         Some(Some(v)) => hmmlab_harness::identity::booted(&k.banner, Some(v), console_text),
         None => hmmlab_harness::identity::booted(&k.banner, None, console_text),
     };
-    checked.map_err(|why| {
+    let checked = checked.map_err(|why| {
         format!(
             "kernel build {} ({} {}): the guest did not boot the kernel that was built: {why}",
             k.key, k.source, k.release
         )
-    })
+    });
+    (checked, booted)
 }
 
 /// Extra kernel command-line words for this run.
@@ -521,10 +544,6 @@ pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<
         });
     }
     image::write_initramfs(out, &files)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 pub fn qemu_version(qemu: &str) -> String {
@@ -580,36 +599,6 @@ pub fn new_run_id() -> String {
         rem / 60 % 60,
         rem % 60
     )
-}
-
-/// Live progress on stderr.
-#[derive(Default)]
-struct Progress;
-
-impl Progress {
-    fn show(&mut self, ev: &Event) {
-        match ev {
-            Event::VmStarted { pid } => eprintln!("[  0.00s] QEMU started (pid {pid})"),
-            Event::Record { at, record } => match record {
-                Record::Hello { kernel_release, uptime_ns, thp_modes, devices, .. } => eprintln!(
-                    "[{:6.2}s] guest up: {kernel_release}, guest uptime {:.2}s, THP {thp_modes}, devices {}",
-                    at.as_secs_f64(),
-                    *uptime_ns as f64 / 1e9,
-                    devices.join(",")
-                ),
-                Record::ScenarioEnd { name, outcome, duration_ns, message } => eprintln!(
-                    "[{:6.2}s] {name}: {} ({:.1} ms){}",
-                    at.as_secs_f64(),
-                    outcome.as_str(),
-                    *duration_ns as f64 / 1e6,
-                    message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
-                ),
-                Record::Fatal { message } => eprintln!("[{:6.2}s] guest driver failed: {message}", at.as_secs_f64()),
-                _ => {}
-            },
-            Event::QmpEvent { at, name } => eprintln!("[{:6.2}s] QMP event {name}", at.as_secs_f64()),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use hmmlab_harness::exit;
-use hmmlab_harness::machine::Machine;
+use hmmlab_harness::machine::{Accel, Machine};
 use hmmlab_harness::qemu::{self, Boot};
 use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
 use hmmlab_proto::scenario::ThpMode;
@@ -103,9 +103,9 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
     )?;
     let boot = Boot {
         accel: if a.accel == AccelChoice::Kvm {
-            "kvm".into()
+            Accel::Kvm
         } else {
-            "tcg".into()
+            Accel::Tcg
         },
         kernel: k.obj_dir.join(&machine.kernel_image),
         initrd,

@@ -93,8 +93,12 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 }
 
 fn test_task(a: &TestArgs) -> Result<i32> {
-    // Everything the tests use, including `cargo xtask shell`.
-    crate::deps::ensure(&["busybox-static".to_string()], false)?;
+    // Everything the tests use: `cargo xtask shell` needs busybox, the
+    // KTAP check runs the kernel's own kunit.py parser.
+    crate::deps::ensure(
+        &["busybox-static".to_string(), "python3".to_string()],
+        false,
+    )?;
     // Build the default kernel up front, with progress, so the tests share it.
     // (Tests of 6.12-specific facts build Debian's 6.12 on first use.)
     let defaults = KernelArgs {

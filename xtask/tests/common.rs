@@ -163,3 +163,59 @@ pub fn cargo_shim() -> tempfile::TempDir {
     std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
     d
 }
+
+/// The run's results.ktap as the kernel's own KTAP parser reads it
+/// (`tools/testing/kunit/kunit.py parse --json` of the tree the run built),
+/// checked against run.json: every scenario there, with the same verdict;
+/// a selftest's cases as its subtests, counted the same.
+pub fn assert_ktap_reads_back(run_dir: &Path) {
+    let j = run_json(run_dir);
+    let tree = PathBuf::from(
+        j["kernel"]["tree"]
+            .as_str()
+            .expect("kernel.tree in run.json"),
+    );
+    let out_json = tempfile::NamedTempFile::new().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(tree.join("tools/testing/kunit/kunit.py"))
+        .arg("parse")
+        .arg(format!("--json={}", out_json.path().display()))
+        .arg(run_dir.join("results.ktap"))
+        .output()
+        .expect("python3 (installed by `cargo xtask test`) runs kunit.py");
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_json.path()).unwrap()).unwrap_or_else(|e| {
+            panic!(
+                "kunit.py parse wrote no JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    for s in j["scenarios"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        if let Some(cases) = s["cases"].as_array() {
+            let group = parsed["sub_groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["name"] == name)
+                .unwrap_or_else(|| panic!("{name}: no subtest group in KTAP: {parsed}"));
+            let skipped = cases.iter().filter(|c| c["outcome"] == "skip").count();
+            assert_eq!(group["misc"]["tests"], cases.len(), "{name}: {group}");
+            assert_eq!(group["misc"]["skipped"], skipped, "{name}: {group}");
+            continue;
+        }
+        let verdict = match s["outcome"].as_str().unwrap() {
+            "pass" => "PASS",
+            "skip" => "SKIP",
+            _ => "FAIL",
+        };
+        let case = parsed["test_cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: not in KTAP: {parsed}"));
+        assert_eq!(case["status"], verdict, "{name}: {case}");
+    }
+}

@@ -291,6 +291,19 @@ fn qemu_that_will_not_start_is_an_infrastructure_error_with_its_stderr() {
         run.stderr
     );
     assert_eq!(run.json()["status"], "infra-error");
+    // Every format says so: CI reading JUnit or KTAP sees an error, not
+    // an empty green run.
+    let dir = run.run_dir.as_ref().unwrap();
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("errors=\"1\"") && junit.contains("no-such-device"),
+        "{junit}"
+    );
+    let ktap = std::fs::read_to_string(dir.join("results.ktap")).unwrap();
+    assert!(
+        ktap.contains("not ok 1 hmmlab-run") && ktap.contains("no-such-device"),
+        "{ktap}"
+    );
     assert!(no_qemu_left(&run));
 }
 

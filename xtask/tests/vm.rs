@@ -20,6 +20,7 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
     assert!(j["qemu_command"].as_str().unwrap().contains("-nodefaults"));
     assert!(j["qemu_version"].as_str().unwrap().contains("QEMU"));
     assert!(j["timing"]["first_scenario_ms"].as_f64().unwrap() > 0.0);
+    assert_ktap_reads_back(run.run_dir.as_ref().unwrap());
 
     let cpages = |name: &str, op: &str| -> Vec<u64> {
         run.scenario(name)["steps"]
@@ -111,6 +112,7 @@ fn a_wrong_expectation_is_reported_as_a_failure() {
         junit.contains("failures=\"2\""),
         "one failure per THP mode: {junit}"
     );
+    assert_ktap_reads_back(run.run_dir.as_ref().unwrap());
 
     // The reproduce line, run as printed: the same kernel (pinned to the
     // installed package version, so the same cache key), just that

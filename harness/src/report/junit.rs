@@ -6,11 +6,62 @@ use anyhow::Result;
 use hmmlab_proto::Outcome;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::model::{CaseResult, RunReport};
+use std::path::{Path, PathBuf};
+
+use crate::events::RunEvent;
+
+use super::model::{CaseResult, RunReport, RunStatus};
+use super::reporter::Reporter;
+use super::write::write_atomic;
+
+/// Writes `junit.xml` when the run ends, however it ends.
+pub struct Junit {
+    dir: PathBuf,
+}
+
+impl Junit {
+    pub fn new(dir: &Path) -> Junit {
+        Junit { dir: dir.into() }
+    }
+}
+
+impl Reporter for Junit {
+    fn name(&self) -> &'static str {
+        "junit.xml"
+    }
+
+    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
+        match ev {
+            RunEvent::RunFinished(_) => {
+                write_atomic(&self.dir.join("junit.xml"), render(run)?.as_bytes())
+            }
+            RunEvent::RunStarted(_)
+            | RunEvent::KernelReady(_)
+            | RunEvent::Planned { .. }
+            | RunEvent::VmStarted(_)
+            | RunEvent::BootFinished(_)
+            | RunEvent::ScenarioStarted { .. }
+            | RunEvent::StepFinished { .. }
+            | RunEvent::ScenarioFinished { .. }
+            | RunEvent::GuestFatal { .. }
+            | RunEvent::QmpEvent { .. }
+            | RunEvent::ConsoleFinding(_)
+            | RunEvent::InfraError { .. } => Ok(()),
+        }
+    }
+}
 
 pub fn render(r: &RunReport) -> Result<String> {
     let mut report = Report::new(format!("hmmlab {}", r.run_id));
     let mut suite = TestSuite::new(format!("hmmlab.{}", r.default_thp));
+    if matches!(r.status, RunStatus::InfraError | RunStatus::BadInput) {
+        // No scenario result counts: the run itself is the error CI sees.
+        let msg = r.error.clone().unwrap_or_else(|| r.status.to_string());
+        let first = msg.lines().next().unwrap_or("").to_string();
+        let mut tc = TestCase::new("hmmlab run", status(Outcome::Error, Some(first), Some(msg)));
+        tc.set_classname(format!("hmmlab.{}", r.status));
+        suite.add_test_case(tc);
+    }
     for sc in &r.scenarios {
         let status = if sc.outcome.is_failure() {
             let mut desc = String::new();
@@ -166,6 +217,22 @@ exclusive: Test terminated by assertion",
             xml.contains(
                 "<error message=\"never reported: the output ends after case 3\" type=\"crashed\""
             ),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_run_that_never_ran_is_one_error() {
+        let mut r = RunReport::for_tests(vec![]);
+        r.status = RunStatus::InfraError;
+        r.error = Some("QEMU would not start\nqemu: no such machine".into());
+        let xml = render(&r).unwrap();
+        assert!(
+            xml.contains("tests=\"1\"") && xml.contains("errors=\"1\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<error message=\"QEMU would not start\" type=\"error\">"),
             "{xml}"
         );
     }

@@ -4,18 +4,82 @@ use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
 use crate::console::Finding;
+use crate::machine::Accel;
+
+/// Where a run is, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Still going (or killed without a chance to say more).
+    Running,
+    /// The VM ran to an end; each scenario has its outcome.
+    Finished,
+    /// SIGINT or SIGTERM; what finished is kept.
+    Interrupted,
+    /// The infrastructure failed (build, QEMU, the wrong kernel booted):
+    /// no result of this run is counted.
+    InfraError,
+    /// An input was refused (a patch that does not apply, a bad fragment).
+    BadInput,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::InfraError => "infra-error",
+            RunStatus::BadInput => "bad-input",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kernel stage's facts about the build that ran. The fields every
+/// consumer reads are typed; the rest (paths, cache reuse, the image check)
+/// is kept as it came, so run.json written by any version reads back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuiltKernel {
+    #[serde(default)]
+    pub key: String,
+    /// `debian:7.3`, `tarball:…` or `path:…`.
+    #[serde(default)]
+    pub source: String,
+    /// Package version or tree state the build key was made from.
+    #[serde(default)]
+    pub identity: String,
+    /// `make kernelrelease`.
+    #[serde(default)]
+    pub release: String,
+    #[serde(default)]
+    pub patches: Vec<String>,
+    #[serde(default)]
+    pub fragments: Vec<String>,
+    #[serde(default)]
+    pub config_hash: String,
+    /// The vmlinux's `linux_banner`; the guest must report the same.
+    #[serde(default)]
+    pub banner: String,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     pub run_id: String,
     /// Seconds since the Unix epoch when the run started.
     pub started_unix: u64,
-    /// `running`, `finished`, `interrupted` or `infra-error`.
-    pub status: String,
+    pub status: RunStatus,
     /// Kernel source, release, config hash, patches (from the kernel stage).
-    pub kernel: serde_json::Value,
+    pub kernel: BuiltKernel,
     pub qemu_version: String,
-    pub accel: String,
+    pub accel: Accel,
     /// Why that accelerator was chosen.
     pub accel_reason: String,
     /// The exact QEMU command line, shell-quoted.
@@ -134,10 +198,10 @@ impl RunReport {
         RunReport {
             run_id: "r1".into(),
             started_unix: 0,
-            status: "finished".into(),
-            kernel: serde_json::Value::Null,
+            status: RunStatus::Finished,
+            kernel: BuiltKernel::default(),
             qemu_version: String::new(),
-            accel: "tcg".into(),
+            accel: Accel::Tcg,
             accel_reason: String::new(),
             qemu_command: String::new(),
             default_thp: "madvise".into(),

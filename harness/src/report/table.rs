@@ -4,7 +4,115 @@ use std::fmt::Write;
 
 use hmmlab_proto::Outcome;
 
-use super::model::{RunReport, ScenarioResult};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::events::RunEvent;
+
+use super::model::{RunReport, RunStatus, ScenarioResult};
+use super::reporter::Reporter;
+
+/// The end of a run on the terminal: the table, what went wrong, how to
+/// reproduce each failure, where the results are.
+pub struct Summary {
+    dir: PathBuf,
+}
+
+impl Summary {
+    pub fn new(dir: &Path) -> Summary {
+        Summary { dir: dir.into() }
+    }
+}
+
+impl Reporter for Summary {
+    fn name(&self) -> &'static str {
+        "summary"
+    }
+
+    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
+        match ev {
+            RunEvent::RunFinished(_) => {
+                print!("{}", summary(run, &self.dir));
+                eprint!("{}", problems(run, &self.dir));
+                Ok(())
+            }
+            RunEvent::RunStarted(_)
+            | RunEvent::KernelReady(_)
+            | RunEvent::Planned { .. }
+            | RunEvent::VmStarted(_)
+            | RunEvent::BootFinished(_)
+            | RunEvent::ScenarioStarted { .. }
+            | RunEvent::StepFinished { .. }
+            | RunEvent::ScenarioFinished { .. }
+            | RunEvent::GuestFatal { .. }
+            | RunEvent::QmpEvent { .. }
+            | RunEvent::ConsoleFinding(_)
+            | RunEvent::InfraError { .. } => Ok(()),
+        }
+    }
+}
+
+/// The table, then each failure with its reproduce line, then the timing.
+/// A run that never produced results says only that, and where it is.
+pub fn summary(r: &RunReport, dir: &Path) -> String {
+    let mut s = String::new();
+    if matches!(r.status, RunStatus::InfraError | RunStatus::BadInput) {
+        let _ = writeln!(
+            s,
+            "\nrun {}: {}; no result counts: {}",
+            r.run_id,
+            r.status,
+            dir.display()
+        );
+        return s;
+    }
+    s.push_str(&render(r));
+    for f in r.failed() {
+        let _ = writeln!(
+            s,
+            "\n{} {}: {}",
+            f.outcome.as_str().to_uppercase(),
+            f.name,
+            f.message.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(
+            s,
+            "  reproduce: {}  (add --repeat 10 to measure flakiness)",
+            f.reproduce
+        );
+    }
+    let secs = |v: Option<f64>| {
+        v.map(|ms| format!("{:.2}s", ms / 1e3))
+            .unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(
+        s,
+        "\nresults: {}  (boot {}, first scenario at {}, VM {}, accel {})",
+        dir.display(),
+        secs(r.timing.boot_ms),
+        secs(r.timing.first_scenario_ms),
+        secs(r.timing.vm_ms),
+        r.accel
+    );
+    s
+}
+
+/// What went wrong with the run itself, for stderr.
+pub fn problems(r: &RunReport, dir: &Path) -> String {
+    let mut s = String::new();
+    if let Some(e) = r
+        .error
+        .as_ref()
+        .filter(|_| r.status == RunStatus::Finished || r.status == RunStatus::Interrupted)
+    {
+        let _ = writeln!(s, "\nrun problem: {e}");
+    }
+    if r.status == RunStatus::Interrupted {
+        let _ = writeln!(s, "interrupted: what finished is in {}", dir.display());
+    }
+    s
+}
 
 pub fn render(r: &RunReport) -> String {
     let mut s = String::new();
