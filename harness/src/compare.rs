@@ -19,6 +19,7 @@ use std::fmt::Write;
 use hmmlab_proto::Outcome;
 use serde::Serialize;
 
+pub use crate::report::Verdict;
 use crate::report::{BuiltKernel, RunReport, RunStatus, ScenarioResult};
 
 /// Default for `--min-change`: a timing must move by more than this many
@@ -50,30 +51,6 @@ pub struct Side<'a> {
 }
 
 /// An instance's outcome on one side, over all of that side's runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Passed in every run that has it.
-    Pass,
-    /// Skipped (in at least one run) and never failed.
-    Skip,
-    /// Failed, timed out, crashed or errored in every run that has it.
-    Fail,
-    /// Passed in some runs and failed in others.
-    Flaky,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Skip => "skip",
-            Verdict::Fail => "fail",
-            Verdict::Flaky => "flaky",
-        }
-    }
-}
-
 /// An instance on one side.
 #[derive(Debug, Clone, Serialize)]
 pub struct SideOutcome {
@@ -105,15 +82,7 @@ impl SideOutcome {
                 _ => failed += 1,
             }
         }
-        let verdict = if failed > 0 && passed > 0 {
-            Verdict::Flaky
-        } else if failed > 0 {
-            Verdict::Fail
-        } else if skipped > 0 {
-            Verdict::Skip
-        } else {
-            Verdict::Pass
-        };
+        let verdict = Verdict::of(results.iter().map(|r| r.outcome));
         let message = results
             .iter()
             .find(|r| r.outcome.is_failure())

@@ -137,132 +137,20 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
         .context("QEMU did not come up")?;
     vm.confirm_running()
         .context("asking QEMU whether the VM runs")?;
-
-    let mut tail = Tail::new(&cfg.results_log);
-    let mut console = Tail::new(&cfg.console_log);
-    let mut crash: Option<(String, Instant)> = None;
-    let mut crash_seen: Option<Duration> = None;
-    let mut records: Vec<(Duration, Record)> = vec![];
-    let mut hello_seen = false;
-    let mut current: Option<(String, Instant)> = None;
-    let mut done = false;
-    let mut shutdown: Option<String> = None;
+    let mut w = Watch::new(cfg);
     let end = loop {
-        for line in tail.lines() {
-            let at = vm.started.elapsed();
-            let record = match serde_json::from_str::<Record>(&line) {
-                Ok(r) => r,
-                Err(e) => Record::Fatal {
-                    message: format!("unreadable result line ({e}): {line}"),
-                },
-            };
-            match &record {
-                Record::Hello { .. } => hello_seen = true,
-                Record::ScenarioStart { name, .. } => {
-                    current = Some((name.clone(), Instant::now()))
-                }
-                Record::ScenarioEnd { .. } => current = None,
-                Record::Done => done = true,
-                _ => {}
-            }
-            on_event(&Event::Record {
-                at,
-                record: record.clone(),
-            });
-            records.push((at, record));
-        }
-        let events = match vm.qmp.as_mut() {
-            Some(q) => q.poll_events(Duration::from_millis(20)).unwrap_or_default(),
-            None => {
-                std::thread::sleep(Duration::from_millis(20));
-                vec![]
-            }
-        };
-        let mut panicked = false;
-        for ev in events {
-            on_event(&Event::QmpEvent {
-                at: vm.started.elapsed(),
-                name: ev.name.clone(),
-            });
-            match ev.name.as_str() {
-                "GUEST_PANICKED" => {
-                    panicked = true;
-                    crash_seen.get_or_insert(vm.started.elapsed());
-                }
-                "SHUTDOWN" => {
-                    let reason = ev
-                        .data
-                        .get("reason")
-                        .and_then(|r| r.as_str())
-                        .unwrap_or("")
-                        .to_string();
-                    if reason == "guest-panic" {
-                        panicked = true;
-                    }
-                    shutdown = Some(reason);
-                }
-                _ => {}
-            }
-        }
-        if panicked {
+        let at = vm.started.elapsed();
+        w.read_records(at, Unreadable::Fatal, on_event);
+        if w.poll_qmp(&mut vm, on_event) {
             break End::Panicked;
         }
         if let Some(status) = vm.exited() {
             // Last records may have landed between the read and the exit.
-            for line in tail.lines() {
-                if let Ok(r) = serde_json::from_str::<Record>(&line) {
-                    done |= r == Record::Done;
-                    on_event(&Event::Record {
-                        at: vm.started.elapsed(),
-                        record: r.clone(),
-                    });
-                    records.push((vm.started.elapsed(), r));
-                }
-            }
-            break match (&shutdown, done) {
-                (_, true) => End::Done,
-                (Some(reason), false) => End::PoweredOffEarly {
-                    reason: reason.clone(),
-                },
-                (None, false) => End::QemuDied {
-                    status: status.to_string(),
-                    stderr: indent(&vm.stderr()),
-                },
-            };
+            w.read_records(vm.started.elapsed(), Unreadable::Dropped, on_event);
+            break w.exit_end(status.to_string(), &vm);
         }
-        if crash.is_none() {
-            crash = console
-                .lines()
-                .into_iter()
-                .find(|l| crate::console::line_kind(l).is_some_and(|k| k.is_fatal()))
-                .map(|l| (l, Instant::now()));
-            if crash.is_some() {
-                crash_seen.get_or_insert(vm.started.elapsed());
-            }
-        }
-        if let Some((line, at)) = &crash {
-            if at.elapsed() > CRASH_GRACE {
-                break End::KernelCrash { line: line.clone() };
-            }
-        }
-        if crate::interrupt::requested() {
-            break End::Interrupted;
-        }
-        if vm.started.elapsed() > cfg.run_timeout {
-            break End::RunTimeout;
-        }
-        if !hello_seen && vm.started.elapsed() > cfg.boot_timeout {
-            break End::BootTimeout;
-        }
-        if let Some((name, since)) = &current {
-            let limit = cfg
-                .scenario_timeouts
-                .get(name)
-                .copied()
-                .unwrap_or(cfg.default_scenario_timeout);
-            if since.elapsed() > limit {
-                break End::ScenarioTimeout { name: name.clone() };
-            }
+        if let Some(end) = w.console_crash(&vm).or_else(|| w.limits(&vm)) {
+            break end;
         }
     };
     let registers = match end {
@@ -279,21 +167,171 @@ pub fn run(cfg: &RunConfig, on_event: &mut dyn FnMut(&Event)) -> Result<VmRun> {
     let vm_time = vm.started.elapsed();
     // Whatever ended the loop, the guest may have written records it did
     // not get to read (a panic right after a scenario started): drain them.
-    for line in tail.lines() {
-        if let Ok(r) = serde_json::from_str::<Record>(&line) {
-            on_event(&Event::Record {
-                at: vm_time,
-                record: r.clone(),
-            });
-            records.push((vm_time, r));
-        }
-    }
+    w.read_records(vm_time, Unreadable::Dropped, on_event);
     Ok(VmRun {
-        records,
+        records: w.records,
         end,
         stop,
         registers,
         vm_time,
-        crash_seen,
+        crash_seen: w.crash_seen,
     })
+}
+
+/// What to do with a result line that does not parse.
+#[derive(Clone, Copy)]
+enum Unreadable {
+    /// Keep it as a `fatal` record: the guest's stream is broken.
+    Fatal,
+    /// Drop it: a line cut short by the VM's end.
+    Dropped,
+}
+
+/// What the run loop has seen so far.
+struct Watch<'a> {
+    cfg: &'a RunConfig,
+    results: Tail,
+    console: Tail,
+    /// The first fatal console line, and when it was seen.
+    crash: Option<(String, Instant)>,
+    crash_seen: Option<Duration>,
+    records: Vec<(Duration, Record)>,
+    hello_seen: bool,
+    /// The scenario running, and since when.
+    current: Option<(String, Instant)>,
+    done: bool,
+    shutdown: Option<String>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(cfg: &'a RunConfig) -> Watch<'a> {
+        Watch {
+            cfg,
+            results: Tail::new(&cfg.results_log),
+            console: Tail::new(&cfg.console_log),
+            crash: None,
+            crash_seen: None,
+            records: vec![],
+            hello_seen: false,
+            current: None,
+            done: false,
+            shutdown: None,
+        }
+    }
+
+    /// The new result lines, as records, each handed on and kept.
+    fn read_records(&mut self, at: Duration, bad: Unreadable, on_event: &mut dyn FnMut(&Event)) {
+        for line in self.results.lines() {
+            let record = match (serde_json::from_str::<Record>(&line), bad) {
+                (Ok(r), _) => r,
+                (Err(e), Unreadable::Fatal) => Record::Fatal {
+                    message: format!("unreadable result line ({e}): {line}"),
+                },
+                (Err(_), Unreadable::Dropped) => continue,
+            };
+            match &record {
+                Record::Hello { .. } => self.hello_seen = true,
+                Record::ScenarioStart { name, .. } => {
+                    self.current = Some((name.clone(), Instant::now()))
+                }
+                Record::ScenarioEnd { .. } => self.current = None,
+                Record::Done => self.done = true,
+                _ => {}
+            }
+            on_event(&Event::Record {
+                at,
+                record: record.clone(),
+            });
+            self.records.push((at, record));
+        }
+    }
+
+    /// QMP events since the last poll; true when the guest panicked.
+    fn poll_qmp(&mut self, vm: &mut Vm, on_event: &mut dyn FnMut(&Event)) -> bool {
+        let events = match vm.qmp.as_mut() {
+            Some(q) => q.poll_events(Duration::from_millis(20)).unwrap_or_default(),
+            None => {
+                std::thread::sleep(Duration::from_millis(20));
+                vec![]
+            }
+        };
+        let mut panicked = false;
+        for ev in events {
+            on_event(&Event::QmpEvent {
+                at: vm.started.elapsed(),
+                name: ev.name.clone(),
+            });
+            match ev.name.as_str() {
+                "GUEST_PANICKED" => {
+                    panicked = true;
+                    self.crash_seen.get_or_insert(vm.started.elapsed());
+                }
+                "SHUTDOWN" => {
+                    let reason = ev.data.get("reason").and_then(|r| r.as_str());
+                    panicked |= reason == Some("guest-panic");
+                    self.shutdown = Some(reason.unwrap_or("").to_string());
+                }
+                _ => {}
+            }
+        }
+        panicked
+    }
+
+    /// How the run ended when QEMU exited by itself.
+    fn exit_end(&self, status: String, vm: &Vm) -> End {
+        match (&self.shutdown, self.done) {
+            (_, true) => End::Done,
+            (Some(reason), false) => End::PoweredOffEarly {
+                reason: reason.clone(),
+            },
+            (None, false) => End::QemuDied {
+                status,
+                stderr: indent(&vm.stderr()),
+            },
+        }
+    }
+
+    /// A fatal console line, once the guest has had its grace period to
+    /// report after it.
+    fn console_crash(&mut self, vm: &Vm) -> Option<End> {
+        if self.crash.is_none() {
+            self.crash = self
+                .console
+                .lines()
+                .into_iter()
+                .find(|l| crate::console::line_kind(l).is_some_and(|k| k.is_fatal()))
+                .map(|l| (l, Instant::now()));
+            if self.crash.is_some() {
+                self.crash_seen.get_or_insert(vm.started.elapsed());
+            }
+        }
+        match &self.crash {
+            Some((line, at)) if at.elapsed() > CRASH_GRACE => {
+                Some(End::KernelCrash { line: line.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// An interrupt, or a limit that expired: the run's, the boot's, the
+    /// running scenario's.
+    fn limits(&self, vm: &Vm) -> Option<End> {
+        let cfg = self.cfg;
+        if crate::interrupt::requested() {
+            return Some(End::Interrupted);
+        }
+        if vm.started.elapsed() > cfg.run_timeout {
+            return Some(End::RunTimeout);
+        }
+        if !self.hello_seen && vm.started.elapsed() > cfg.boot_timeout {
+            return Some(End::BootTimeout);
+        }
+        let (name, since) = self.current.as_ref()?;
+        let limit = cfg
+            .scenario_timeouts
+            .get(name)
+            .copied()
+            .unwrap_or(cfg.default_scenario_timeout);
+        (since.elapsed() > limit).then(|| End::ScenarioTimeout { name: name.clone() })
+    }
 }

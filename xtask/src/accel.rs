@@ -13,6 +13,9 @@ use hmmlab_proto::Record;
 
 use crate::cli::AccelChoice;
 
+/// How long a probe boot may take to say hello.
+const PROBE_LIMIT: Duration = Duration::from_secs(8);
+
 pub struct Choice {
     pub accel: Accel,
     pub reason: String,
@@ -24,19 +27,13 @@ pub fn choose(
     m: &Machine,
     probe_boot: impl FnOnce() -> Result<Boot>,
 ) -> Result<Choice> {
+    let fixed = |accel, reason: &str| Choice {
+        accel,
+        reason: reason.into(),
+    };
     match choice {
-        AccelChoice::Tcg => {
-            return Ok(Choice {
-                accel: Accel::Tcg,
-                reason: "--accel tcg".into(),
-            })
-        }
-        AccelChoice::Kvm => {
-            return Ok(Choice {
-                accel: Accel::Kvm,
-                reason: "--accel kvm".into(),
-            })
-        }
+        AccelChoice::Tcg => return Ok(fixed(Accel::Tcg, "--accel tcg")),
+        AccelChoice::Kvm => return Ok(fixed(Accel::Kvm, "--accel kvm")),
         AccelChoice::Auto => {}
     }
     if let Err(e) = std::fs::OpenOptions::new()
@@ -44,33 +41,39 @@ pub fn choose(
         .write(true)
         .open("/dev/kvm")
     {
-        return Ok(Choice {
-            accel: Accel::Tcg,
-            reason: format!("/dev/kvm unusable ({e})"),
-        });
+        return Ok(fixed(Accel::Tcg, &format!("/dev/kvm unusable ({e})")));
     }
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let qemu = crate::run::qemu_version(&m.qemu);
     let cache = crate::paths::cache_root().join("accel-probe.json");
-    let key = format!("{}|{}", boot_id.trim(), qemu);
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            if v["key"] == key.as_str() {
-                let accel = serde_json::from_value(v["accel"].clone()).unwrap_or(Accel::Tcg);
-                return Ok(Choice {
-                    accel,
-                    reason: format!(
-                        "{} (probe cached for this host boot)",
-                        v["reason"].as_str().unwrap_or("")
-                    ),
-                });
-            }
-        }
+    let key = format!("{}|{}", boot_id.trim(), crate::run::qemu_version(&m.qemu));
+    if let Some(c) = cached(&cache, &key) {
+        return Ok(c);
     }
     eprintln!(
         "accel: /dev/kvm opens; probing whether a KVM guest really boots (once per host boot) …"
     );
-    let mut boot = probe_boot()?;
+    let verdict = probe(m, probe_boot()?)?;
+    let _ = write_cache(&cache, &key, &verdict);
+    Ok(verdict)
+}
+
+/// The verdict of an earlier probe on this host boot and QEMU version.
+fn cached(cache: &Path, key: &str) -> Option<Choice> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cache).ok()?).ok()?;
+    if v["key"] != key {
+        return None;
+    }
+    Some(Choice {
+        accel: serde_json::from_value(v["accel"].clone()).unwrap_or(Accel::Tcg),
+        reason: format!(
+            "{} (probe cached for this host boot)",
+            v["reason"].as_str().unwrap_or("")
+        ),
+    })
+}
+
+/// Boot `boot` under KVM with short limits: KVM if the guest says hello.
+fn probe(m: &Machine, mut boot: Boot) -> Result<Choice> {
     boot.accel = Accel::Kvm;
     let dir = tempfile::Builder::new()
         .prefix("hmmlab-kvm-probe-")
@@ -84,12 +87,16 @@ pub fn choose(
         results_log: boot.results_log.clone(),
         console_log: boot.console_log.clone(),
         qmp_socket: boot.qmp_socket.clone(),
-        boot_timeout: Duration::from_secs(8),
+        boot_timeout: PROBE_LIMIT,
         scenario_timeouts: Default::default(),
-        default_scenario_timeout: Duration::from_secs(8),
-        run_timeout: Duration::from_secs(10),
+        default_scenario_timeout: PROBE_LIMIT,
+        run_timeout: PROBE_LIMIT + Duration::from_secs(2),
     };
-    let verdict = match runner::run(&cfg, &mut |_| {}) {
+    let failed = |why: String| Choice {
+        accel: Accel::Tcg,
+        reason: format!("KVM probe boot failed: {why}"),
+    };
+    Ok(match runner::run(&cfg, &mut |_| {}) {
         Ok(r)
             if r.records
                 .iter()
@@ -100,20 +107,9 @@ pub fn choose(
                 reason: "KVM probe boot succeeded".into(),
             }
         }
-        Ok(r) => Choice {
-            accel: Accel::Tcg,
-            reason: format!(
-                "KVM probe boot failed: {}",
-                hmmlab_harness::assemble::describe(&r.end)
-            ),
-        },
-        Err(e) => Choice {
-            accel: Accel::Tcg,
-            reason: format!("KVM probe boot failed: {}", summary(&e)),
-        },
-    };
-    let _ = write_cache(&cache, &key, &verdict);
-    Ok(verdict)
+        Ok(r) => failed(hmmlab_harness::assemble::describe(&r.end)),
+        Err(e) => failed(summary(&e)),
+    })
 }
 
 /// The error chain on one line, QEMU's own words included (e.g. "failed to set MSR").

@@ -43,21 +43,20 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
             .next()
             .context("no run directory")?
             .path();
-        let j: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(run_dir.join("run.json"))?)?;
-        let ms = |k: &str| j["timing"][k].as_f64().unwrap_or(f64::NAN) / 1e3;
+        let timing = hmmlab_harness::report::load(&run_dir)?.timing;
+        let s = |v: Option<f64>| v.unwrap_or(f64::NAN) / 1e3;
         eprintln!(
             "bench: run {}: exit {:?}, wall {secs:.2}s, guest up {:.2}s, first scenario {:.2}s, VM {:.2}s",
             i + 1,
             out.status.code(),
-            ms("boot_ms"),
-            ms("first_scenario_ms"),
-            ms("vm_ms")
+            s(timing.boot_ms),
+            s(timing.first_scenario_ms),
+            s(timing.vm_ms)
         );
         wall.push(secs);
-        boot.push(ms("boot_ms"));
-        first.push(ms("first_scenario_ms"));
-        vm.push(ms("vm_ms"));
+        boot.push(s(timing.boot_ms));
+        first.push(s(timing.first_scenario_ms));
+        vm.push(s(timing.vm_ms));
     }
     println!(
         "{} runs of: cargo xtask run-scenarios {}",

@@ -4,11 +4,13 @@
 //! steps fast: the clone's objects are laid out like every tree hmmlab owns)
 //! and runs the scenario several times, to tell flaky from broken.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use hmmlab_harness::exit;
-use hmmlab_harness::report::RunReport;
+use hmmlab_harness::report::{self, Verdict};
+use hmmlab_proto::Outcome;
 
 use crate::cli::{BisectArgs, BisectStepArgs, RunArgs, StepOptions};
 use crate::fail::bad_input;
@@ -170,30 +172,44 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
     if code == exit::INTERRUPTED {
         return Ok(ABORT);
     }
-    let (mut pass, mut fail) = (0, 0);
-    for e in std::fs::read_dir(&results).into_iter().flatten().flatten() {
-        let Ok(r) = serde_json::from_slice::<RunReport>(
-            &std::fs::read(e.path().join("run.json")).unwrap_or_default(),
-        ) else {
-            continue;
-        };
-        for s in r.scenarios {
-            if s.outcome.is_failure() {
-                fail += 1;
-            } else {
-                pass += 1;
+    // Each scenario instance over the runs of this commit: any that failed
+    // every time makes it bad; else any that passed and failed makes it
+    // flaky (skipped); else good.
+    let mut outcomes: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
+    for dir in report::load::run_dirs(&results) {
+        let run = match report::load(&dir) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("bisect: {short}: {e:#}; skipping this commit");
+                return Ok(SKIP);
             }
+        };
+        for s in run.scenarios {
+            outcomes.entry(s.name).or_default().push(s.outcome);
         }
     }
-    let verdict = match (pass, fail) {
-        (0, 0) => bail!("{short}: no result was written under {}", results.display()),
-        (_, 0) => 0,
-        (0, _) => 1,
-        _ => SKIP,
+    if outcomes.is_empty() {
+        bail!("{short}: no result was written under {}", results.display());
+    }
+    let verdicts: Vec<Verdict> = outcomes
+        .values()
+        .map(|o| Verdict::of(o.iter().copied()))
+        .collect();
+    let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
+    let verdict = if count(Verdict::Fail) > 0 {
+        1
+    } else if count(Verdict::Flaky) > 0 {
+        SKIP
+    } else {
+        0
     };
     eprintln!(
-        "bisect: {short}: {pass} passed, {fail} failed of {} runs -> {}",
+        "bisect: {short}: {} instance(s) over {} run(s): {} fail, {} flaky, {} pass or skip -> {}",
+        verdicts.len(),
         a.step.runs,
+        count(Verdict::Fail),
+        count(Verdict::Flaky),
+        count(Verdict::Pass) + count(Verdict::Skip),
         match verdict {
             0 => "good",
             1 => "bad",

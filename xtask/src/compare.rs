@@ -111,14 +111,5 @@ fn find_runs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn load_run(side: &str, file: &Path) -> Result<RunReport> {
-    let text = std::fs::read(file)
-        .map_err(|e| bad_input(format!("{side}: {}: cannot read: {e}", file.display())))?;
-    serde_json::from_slice(&text).map_err(|e| {
-        bad_input(format!(
-            "{side}: {}: not a readable run report ({e}). It may be cut short or from \
-             another hmmlab version: rerun `cargo xtask run-scenarios` to make a new run, \
-             or move that run directory out of the side",
-            file.display()
-        ))
-    })
+    hmmlab_harness::report::load(file).map_err(|e| bad_input(format!("{side}: {e:#}")))
 }

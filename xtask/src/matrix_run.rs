@@ -215,26 +215,17 @@ fn table(cells: &[Cell], dir: &Path) -> String {
     let mut grid: BTreeMap<String, BTreeMap<String, hmmlab_proto::Outcome>> = BTreeMap::new();
     let mut status: BTreeMap<String, String> = BTreeMap::new();
     for c in cells {
-        let Some(run) = run_json(&dir.join(&c.name)) else {
-            status.insert(c.name.clone(), "no run.json (see the cell's .log)".into());
-            continue;
-        };
-        status.insert(
-            c.name.clone(),
-            run["status"].as_str().unwrap_or("?").to_string(),
-        );
-        for s in run["scenarios"].as_array().into_iter().flatten() {
-            let base = s["name"]
-                .as_str()
-                .unwrap_or("?")
-                .split('@')
-                .next()
-                .unwrap_or("?")
-                .to_string();
-            let Ok(o) = serde_json::from_value::<hmmlab_proto::Outcome>(s["outcome"].clone())
-            else {
+        let run = match cell_run(&dir.join(&c.name)) {
+            Ok(run) => run,
+            Err(e) => {
+                status.insert(c.name.clone(), format!("{e:#} (see the cell's .log)"));
                 continue;
-            };
+            }
+        };
+        status.insert(c.name.clone(), run.status.to_string());
+        for s in &run.scenarios {
+            let base = s.name.split('@').next().unwrap_or("?").to_string();
+            let o = s.outcome;
             let e = grid
                 .entry(base)
                 .or_default()
@@ -275,7 +266,11 @@ fn table(cells: &[Cell], dir: &Path) -> String {
     out
 }
 
-fn run_json(cell_dir: &Path) -> Option<serde_json::Value> {
-    let run: PathBuf = std::fs::read_dir(cell_dir).ok()?.flatten().next()?.path();
-    serde_json::from_slice(&std::fs::read(run.join("run.json")).ok()?).ok()
+/// The run a cell made: the one run directory in its folder.
+fn cell_run(cell_dir: &Path) -> Result<hmmlab_harness::report::RunReport> {
+    let runs = hmmlab_harness::report::load::run_dirs(cell_dir);
+    let run = runs
+        .first()
+        .with_context(|| format!("{}: no run.json", cell_dir.display()))?;
+    hmmlab_harness::report::load(run)
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask run-scenarios`: scenarios → kernel → guest → image → boot →
 //! parse → report. Scenario files are validated before anything is built.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,7 @@ use hmmlab_harness::exit;
 use hmmlab_harness::machine::{Accel, AccelSettings, Machine};
 use hmmlab_harness::qemu::{self, Boot};
 use hmmlab_harness::report::{
-    self, model::HostFacts, BuiltKernel, RunReport, RunStatus, ScenarioResult,
+    self, model::HostFacts, BuiltKernel, RunStatus, ScenarioResult, Verdict,
 };
 use hmmlab_harness::runner::RunConfig;
 use hmmlab_harness::scenario::when::KernelFacts;
@@ -56,7 +56,7 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
         return run_once(args);
     }
     let results = crate::paths::absolute(&args.results_dir);
-    let before: std::collections::BTreeSet<_> = list_runs(&results);
+    let before: BTreeSet<PathBuf> = report::load::run_dirs(&results).into_iter().collect();
     let mut worst = exit::OK;
     for i in 1..=args.repeat {
         eprintln!("repeat: run {i} of {}", args.repeat);
@@ -66,47 +66,29 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
             return Ok(code);
         }
     }
-    let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for dir in list_runs(&results).difference(&before) {
-        let Ok(bytes) = std::fs::read(dir.join("run.json")) else {
+    let mut tally: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
+    for dir in report::load::run_dirs(&results) {
+        if before.contains(&dir) {
             continue;
-        };
-        let Ok(r) = serde_json::from_slice::<RunReport>(&bytes) else {
-            continue;
-        };
-        for s in r.scenarios {
-            let e = tally.entry(s.name).or_default();
-            e.1 += 1;
-            if !s.outcome.is_failure() {
-                e.0 += 1;
-            }
+        }
+        for s in report::load(&dir)?.scenarios {
+            tally.entry(s.name).or_default().push(s.outcome);
         }
     }
     println!("\n{} runs: how often each scenario passed", args.repeat);
-    for (name, (ok, n)) in &tally {
-        let verdict = match (*ok, *n) {
-            (ok, n) if ok == n => "pass",
-            (0, _) => "fail",
-            _ => "FLAKY",
+    for (name, outcomes) in &tally {
+        let ok = outcomes.iter().filter(|o| !o.is_failure()).count();
+        let verdict = match Verdict::of(outcomes.iter().copied()) {
+            Verdict::Flaky => "FLAKY",
+            v => v.as_str(),
         };
-        println!("  {name:<40} {ok}/{n}  {verdict}");
+        println!("  {name:<40} {ok}/{}  {verdict}", outcomes.len());
     }
     println!(
         "results: {} (compare with `cargo xtask compare DIR OTHER_DIR`)",
         results.display()
     );
     Ok(worst)
-}
-
-fn list_runs(results: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
-    std::fs::read_dir(results)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("run.json").is_file())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// One run, as stages: inputs (cell, scenarios, machine, kernel request:
@@ -249,7 +231,7 @@ fn execute(
     engine: &mut Engine,
     run_dir: &Path,
 ) -> Result<RunEnd> {
-    let plan = plan_stage(args, inputs, k)?;
+    let plan = plan_stage(crate::plan::modes(&args.thp), inputs, k)?;
     let boot = boot_stage(args, &inputs.machine, k, guest, &plan, run_dir)?;
     engine.plan(
         boot.planned(args, k, &plan.instances),
@@ -286,8 +268,7 @@ pub struct RunPlan {
     pub skipped: Vec<crate::plan::Skipped>,
 }
 
-pub fn plan_stage(args: &RunArgs, inputs: &Inputs, k: &Kernel) -> Result<RunPlan> {
-    let modes = crate::plan::modes(&args.thp);
+pub fn plan_stage(modes: Vec<ThpMode>, inputs: &Inputs, k: &Kernel) -> Result<RunPlan> {
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
@@ -300,6 +281,24 @@ pub fn plan_stage(args: &RunArgs, inputs: &Inputs, k: &Kernel) -> Result<RunPlan
         instances,
         skipped,
     })
+}
+
+/// What the guest driver reads: the instances, in order, and its own
+/// per-scenario limit.
+pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64) -> Plan {
+    Plan {
+        default_thp: plan.modes[0],
+        scenario_timeout_ms,
+        mode: Mode::Run,
+        scenarios: plan
+            .instances
+            .iter()
+            .map(|i| PlannedScenario {
+                name: i.name.clone(),
+                scenario: i.scenario.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Everything the VM needs: the image with the guest's plan, the
@@ -322,21 +321,11 @@ pub fn boot_stage(
     plan: &RunPlan,
     run_dir: &Path,
 ) -> Result<BootSetup> {
-    let guest_plan = |accel: Accel| Plan {
-        default_thp: plan.modes[0],
-        scenario_timeout_ms: (args
+    let guest_plan = |accel: Accel| {
+        let secs = args
             .scenario_timeout
-            .unwrap_or(machine.accel(accel).scenario_timeout_s)
-            * 1000.0) as u64,
-        mode: Mode::Run,
-        scenarios: plan
-            .instances
-            .iter()
-            .map(|i| PlannedScenario {
-                name: i.name.clone(),
-                scenario: i.scenario.clone(),
-            })
-            .collect(),
+            .unwrap_or(machine.accel(accel).scenario_timeout_s);
+        guest_plan(plan, (secs * 1000.0) as u64)
     };
     let initrd = run_dir.join("initramfs.cpio");
     write_image(&initrd, guest, k, &guest_plan(Accel::Tcg))?;

@@ -7,12 +7,21 @@ use anyhow::{Context, Result};
 use hmmlab_harness::exit;
 use hmmlab_harness::machine::{Accel, Machine};
 use hmmlab_harness::qemu::{self, Boot};
-use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
+use std::path::Path;
+
+use hmmlab_proto::plan::PLAN_PATH;
 use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::Plan;
 
 use crate::cli::{AccelChoice, ShellArgs};
 use crate::image::{self, Entry};
+use crate::kernel::Kernel;
+use crate::run::{self, Inputs};
+
+/// hmm-tests inside the image (under `hmmlab_proto::plan::BIN_DIR`).
+const HMM_TESTS_PATH: &str = "hmmlab/bin/hmm-tests";
+/// The guest's per-scenario limit when scenarios are run by hand.
+const SHELL_SCENARIO_TIMEOUT_MS: u64 = 60_000;
 
 // The minimal kernel has no BINFMT_SCRIPT, so /init is busybox itself (its
 // `init` applet, by name) and scripts run through `busybox sh`.
@@ -30,76 +39,29 @@ echo "  /hmmlab/bin/hmm-tests                         the kernel's selftest"
 echo "  poweroff -f                                   ends the VM"
 "#;
 
+/// The run's own stages (inputs, kernel and guest, plan with `requires`
+/// and `variant` resolved for this kernel), then a busybox image instead
+/// of the driver as PID 1, and QEMU on the terminal.
 pub fn shell(a: &ShellArgs) -> Result<i32> {
     let repo = crate::paths::repo_root();
-    let machine = Machine::load(&repo.join("images/machines"), &a.machine)
-        .map_err(|e| crate::fail::bad_input(e.to_string()))?;
-    let req = crate::kernel::Request::from_args(&a.kernel)?;
     crate::deps::ensure(&["busybox-static".to_string()], false)?;
-    let k = crate::kernel::ensure(&req)?;
-    let guest = crate::guest::build(&k.uapi_header())?;
-    let scenarios = hmmlab_harness::scenario::load_dir(&repo.join("scenarios"))?;
-    let plan = Plan {
-        default_thp: ThpMode::Madvise,
-        scenario_timeout_ms: 60_000,
-        mode: Mode::Run,
-        scenarios: scenarios
-            .into_iter()
-            .map(|s| PlannedScenario {
-                name: s.name,
-                scenario: s.scenario,
-            })
-            .collect(),
+    let inputs = Inputs {
+        scenarios: hmmlab_harness::scenario::load_dir(&repo.join("scenarios"))?,
+        machine: Machine::load(&repo.join("images/machines"), &a.machine)
+            .map_err(|e| crate::fail::bad_input(e.to_string()))?,
+        kernel: crate::kernel::Request::from_args(&a.kernel)?,
     };
+    let (k, guest) = run::prepare(&inputs)?;
+    let plan = run::plan_stage(vec![ThpMode::Madvise], &inputs, &k)?;
     let dir = tempfile::Builder::new().prefix("hmmlab-shell-").tempdir()?;
     let initrd = dir.path().join("initramfs.cpio");
-    let busybox =
-        std::fs::read("/bin/busybox").context("reading /bin/busybox (package busybox-static)")?;
-    let bin = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));
     image::write_initramfs(
         &initrd,
-        &[
-            Entry {
-                path: "init",
-                mode: 0o755,
-                data: busybox.clone(),
-            },
-            Entry {
-                path: "bin/busybox",
-                mode: 0o755,
-                data: busybox,
-            },
-            Entry {
-                path: "etc/inittab",
-                mode: 0o644,
-                data: INITTAB.as_bytes().to_vec(),
-            },
-            Entry {
-                path: "etc/rc",
-                mode: 0o644,
-                data: RC.as_bytes().to_vec(),
-            },
-            Entry {
-                path: "hmmlab/driver",
-                mode: 0o755,
-                data: std::fs::read(&guest)?,
-            },
-            Entry {
-                path: PLAN_PATH.trim_start_matches('/'),
-                mode: 0o644,
-                data: serde_json::to_vec(&plan)?,
-            },
-        ]
-        .into_iter()
-        .chain(
-            // None when it did not build from this tree.
-            std::fs::read(&k.hmm_tests).ok().map(|data| Entry {
-                path: &bin,
-                mode: 0o755,
-                data,
-            }),
-        )
-        .collect::<Vec<_>>(),
+        &entries(
+            &guest,
+            &k,
+            &run::guest_plan(&plan, SHELL_SCENARIO_TIMEOUT_MS),
+        )?,
     )?;
     let boot = Boot {
         accel: if a.accel == AccelChoice::Kvm {
@@ -107,7 +69,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         } else {
             Accel::Tcg
         },
-        kernel: k.obj_dir.join(&machine.kernel_image),
+        kernel: k.obj_dir.join(&inputs.machine.kernel_image),
         initrd,
         console_log: dir.path().join("console.log"),
         results_log: dir.path().join("results.jsonl"),
@@ -115,7 +77,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         append: a.append.clone(),
         interactive: true,
     };
-    let argv = qemu::argv(&machine, &boot);
+    let argv = qemu::argv(&inputs.machine, &boot);
     eprintln!("Running with: $ {}", crate::shell::quote_argv(&argv));
     let status = std::process::Command::new(&argv[0])
         .args(&argv[1..])
@@ -126,4 +88,62 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
     } else {
         exit::INFRA
     })
+}
+
+/// The shell image: busybox as init, the driver, the plan, hmm-tests.
+fn entries(guest: &Path, k: &Kernel, plan: &Plan) -> Result<Vec<Entry<'static>>> {
+    let busybox =
+        std::fs::read("/bin/busybox").context("reading /bin/busybox (package busybox-static)")?;
+    let mut v = vec![
+        Entry {
+            path: "init",
+            mode: 0o755,
+            data: busybox.clone(),
+        },
+        Entry {
+            path: "bin/busybox",
+            mode: 0o755,
+            data: busybox,
+        },
+        Entry {
+            path: "etc/inittab",
+            mode: 0o644,
+            data: INITTAB.as_bytes().to_vec(),
+        },
+        Entry {
+            path: "etc/rc",
+            mode: 0o644,
+            data: RC.as_bytes().to_vec(),
+        },
+        Entry {
+            path: "hmmlab/driver",
+            mode: 0o755,
+            data: std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?,
+        },
+        Entry {
+            path: PLAN_PATH.trim_start_matches('/'),
+            mode: 0o644,
+            data: serde_json::to_vec(plan)?,
+        },
+    ];
+    // None when it did not build from this tree.
+    if let Ok(data) = std::fs::read(&k.hmm_tests) {
+        v.push(Entry {
+            path: HMM_TESTS_PATH,
+            mode: 0o755,
+            data,
+        });
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmm_tests_sits_where_the_driver_looks() {
+        let bin_dir = hmmlab_proto::plan::BIN_DIR.trim_start_matches('/');
+        assert_eq!(HMM_TESTS_PATH, format!("{bin_dir}/hmm-tests"));
+    }
 }

@@ -58,6 +58,17 @@ fn the_shell_boots_the_same_kernel_and_runs_commands() {
         wait_for("pass:1 fail:0", &mut seen),
         "hmm-tests did not run: {seen:?}"
     );
+    // The plan is the run's: instances named by THP mode, `requires` and
+    // `variant` resolved for this kernel.
+    stdin
+        .write_all(
+            b"grep -q '\"empty-one-page@madvise\"' /hmmlab/plan.json && echo PLAN-OK-$((40+2))\n",
+        )
+        .unwrap();
+    assert!(
+        wait_for("PLAN-OK-42", &mut seen),
+        "the shell's plan is not the run's: {seen:?}"
+    );
     stdin.write_all(b"poweroff -f\n").unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}: {seen:?}");

@@ -5,12 +5,16 @@
 pub mod apply;
 pub mod junit;
 pub mod ktap_out;
+pub mod load;
 pub mod model;
 pub mod progress;
 pub mod reporter;
 pub mod run_json;
 pub mod table;
+pub mod verdict;
 pub mod write;
 
+pub use load::load;
 pub use model::{BuiltKernel, CaseResult, RunReport, RunStatus, ScenarioResult, StepResult};
 pub use reporter::Reporter;
+pub use verdict::Verdict;
