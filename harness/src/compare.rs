@@ -515,68 +515,107 @@ pub fn chance_apart(m: usize, n: usize) -> u64 {
 pub fn compare(a: Side, b: Side, opts: &Options) -> Comparison {
     let (ma, mb) = (by_instance(a.runs), by_instance(b.runs));
     let names: BTreeSet<&str> = ma.keys().chain(mb.keys()).copied().collect();
-    let mut instances = Vec::new();
-    for name in names {
-        let ra = ma.get(name).map(|v| v.as_slice());
-        let rb = mb.get(name).map(|v| v.as_slice());
-        let sa = ra.map(|v| SideOutcome::of(v, a.runs.len()));
-        let sb = rb.map(|v| SideOutcome::of(v, b.runs.len()));
-        let mut kind = ChangeKind::of(
-            sa.as_ref().map(|s| s.verdict),
-            sb.as_ref().map(|s| s.verdict),
-        );
-        let timing = match (ra, rb) {
-            (Some(ra), Some(rb)) => timings(ra, rb, opts),
-            _ => vec![],
-        };
-        let slower = timing.iter().any(|t| t.flagged == Some(Direction::Slower));
-        let faster = timing.iter().any(|t| t.flagged == Some(Direction::Faster));
-        if kind == ChangeKind::Unchanged {
-            if slower {
-                kind = ChangeKind::Slower;
-            } else if faster {
-                kind = ChangeKind::Faster;
-            }
-        }
-        let regression = matches!(kind, ChangeKind::NewFailure | ChangeKind::NewlyFlaky) || slower;
-        instances.push(InstanceChange {
-            instance: name.to_string(),
-            kind,
-            regression,
-            a: sa,
-            b: sb,
-            timing,
-        });
-    }
+    let mut instances: Vec<InstanceChange> = names
+        .into_iter()
+        .map(|name| {
+            let (ra, rb) = (ma.get(name), mb.get(name));
+            instance_change(
+                name,
+                ra.map(|v| v.as_slice()),
+                rb.map(|v| v.as_slice()),
+                (a.runs.len(), b.runs.len()),
+                opts,
+            )
+        })
+        .collect();
     instances.sort_by(|x, y| {
         (!x.regression, x.kind, &x.instance).cmp(&(!y.regression, y.kind, &y.instance))
     });
-
     let mut summary = Summary::default();
     for i in &instances {
-        let slot = match i.kind {
-            ChangeKind::NewFailure => &mut summary.new_failures,
-            ChangeKind::NewlyFlaky => &mut summary.newly_flaky,
-            ChangeKind::Slower => &mut summary.slower,
-            ChangeKind::Fixed => &mut summary.fixed,
-            ChangeKind::Improved => &mut summary.improved,
-            ChangeKind::NewlySkipped => &mut summary.newly_skipped,
-            ChangeKind::Unskipped => &mut summary.unskipped,
-            ChangeKind::Added => &mut summary.only_in_b,
-            ChangeKind::Missing => &mut summary.only_in_a,
-            ChangeKind::StillFailing => &mut summary.still_failing,
-            ChangeKind::StillFlaky => &mut summary.still_flaky,
-            ChangeKind::Faster => &mut summary.faster,
-            ChangeKind::Unchanged => &mut summary.unchanged,
-        };
-        *slot += 1;
+        *summary.slot(i.kind) += 1;
     }
-
     let (ia, ib) = (SideInfo::of(&a), SideInfo::of(&b));
     let timing_compared = ia.runs >= 2 && ib.runs >= 2;
+    let notes = notes(&a, &b, &ia, &ib, timing_compared);
+    let regression = instances.iter().any(|i| i.regression);
+    Comparison {
+        a: ia,
+        b: ib,
+        min_change_pct: opts.min_change_pct,
+        timing_compared,
+        notes,
+        regression,
+        summary,
+        instances,
+    }
+}
+
+/// One instance: its outcome on each side (of `runs` runs each), what
+/// changed, and its timings when both sides have it.
+fn instance_change(
+    name: &str,
+    ra: Option<&[&ScenarioResult]>,
+    rb: Option<&[&ScenarioResult]>,
+    runs: (usize, usize),
+    opts: &Options,
+) -> InstanceChange {
+    let sa = ra.map(|v| SideOutcome::of(v, runs.0));
+    let sb = rb.map(|v| SideOutcome::of(v, runs.1));
+    let mut kind = ChangeKind::of(
+        sa.as_ref().map(|s| s.verdict),
+        sb.as_ref().map(|s| s.verdict),
+    );
+    let timing = match (ra, rb) {
+        (Some(ra), Some(rb)) => timings(ra, rb, opts),
+        _ => vec![],
+    };
+    let slower = timing.iter().any(|t| t.flagged == Some(Direction::Slower));
+    let faster = timing.iter().any(|t| t.flagged == Some(Direction::Faster));
+    if kind == ChangeKind::Unchanged {
+        if slower {
+            kind = ChangeKind::Slower;
+        } else if faster {
+            kind = ChangeKind::Faster;
+        }
+    }
+    InstanceChange {
+        instance: name.to_string(),
+        kind,
+        regression: matches!(kind, ChangeKind::NewFailure | ChangeKind::NewlyFlaky) || slower,
+        a: sa,
+        b: sb,
+        timing,
+    }
+}
+
+impl Summary {
+    /// The counter of a kind of change.
+    fn slot(&mut self, kind: ChangeKind) -> &mut usize {
+        match kind {
+            ChangeKind::NewFailure => &mut self.new_failures,
+            ChangeKind::NewlyFlaky => &mut self.newly_flaky,
+            ChangeKind::Slower => &mut self.slower,
+            ChangeKind::Fixed => &mut self.fixed,
+            ChangeKind::Improved => &mut self.improved,
+            ChangeKind::NewlySkipped => &mut self.newly_skipped,
+            ChangeKind::Unskipped => &mut self.unskipped,
+            ChangeKind::Added => &mut self.only_in_b,
+            ChangeKind::Missing => &mut self.only_in_a,
+            ChangeKind::StillFailing => &mut self.still_failing,
+            ChangeKind::StillFlaky => &mut self.still_flaky,
+            ChangeKind::Faster => &mut self.faster,
+            ChangeKind::Unchanged => &mut self.unchanged,
+        }
+    }
+}
+
+/// What the reader must know to trust the comparison: timing not compared
+/// or from few runs, different accelerators, runs that did not finish.
+fn notes(a: &Side, b: &Side, ia: &SideInfo, ib: &SideInfo, timing_compared: bool) -> Vec<String> {
     let mut notes = Vec::new();
     if !timing_compared {
-        let single: Vec<&str> = [(&ia, "A"), (&ib, "B")]
+        let single: Vec<&str> = [(ia, "A"), (ib, "B")]
             .into_iter()
             .filter(|(s, _)| s.runs < 2)
             .map(|(_, n)| n)
@@ -607,7 +646,7 @@ pub fn compare(a: Side, b: Side, opts: &Options) -> Comparison {
             ib.accels.join("+")
         ));
     }
-    for (side, s) in [("A", &a), ("B", &b)] {
+    for (side, s) in [("A", a), ("B", b)] {
         for r in s.runs.iter().filter(|r| r.status != RunStatus::Finished) {
             notes.push(format!(
                 "{side}: run {} ended as `{}`{}; its scenarios that never ran count as failures",
@@ -620,17 +659,7 @@ pub fn compare(a: Side, b: Side, opts: &Options) -> Comparison {
             ));
         }
     }
-    let regression = instances.iter().any(|i| i.regression);
-    Comparison {
-        a: ia,
-        b: ib,
-        min_change_pct: opts.min_change_pct,
-        timing_compared,
-        notes,
-        regression,
-        summary,
-        instances,
-    }
+    notes
 }
 
 /// The table printed on stdout: changed instances (regressions first), the
@@ -649,6 +678,26 @@ pub fn render(c: &Comparison) -> String {
         );
     }
     let _ = writeln!(s);
+    s.push_str(&changes_table(c));
+    let _ = writeln!(s);
+    for n in &c.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    if c.timing_compared {
+        let _ = writeln!(
+            s,
+            "timing: flagged when |median B - median A| > max(spread A, spread B) and > {}% \
+             (duration of passing runs; migrate-to-device pages/s by step)",
+            c.min_change_pct
+        );
+    }
+    s.push_str(&summary_line(c));
+    s
+}
+
+/// The changed instances as an aligned table, or that nothing changed.
+fn changes_table(c: &Comparison) -> String {
+    let mut s = String::new();
     let rows: Vec<[String; 5]> = c
         .instances
         .iter()
@@ -665,42 +714,35 @@ pub fn render(c: &Comparison) -> String {
                 ""
             }
         );
-    } else {
-        let head = ["change", "instance", "A", "B", "detail"].map(String::from);
-        let mut w = [0; 4];
-        for r in std::iter::once(&head).chain(&rows) {
-            for (k, cell) in r.iter().take(4).enumerate() {
-                w[k] = w[k].max(cell.chars().count());
-            }
-        }
-        for r in std::iter::once(&head).chain(&rows) {
-            let line = format!(
-                "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2],
-                w3 = w[3]
-            );
-            let _ = writeln!(s, "{}", line.trim_end());
+        return s;
+    }
+    let head = ["change", "instance", "A", "B", "detail"].map(String::from);
+    let mut w = [0; 4];
+    for r in std::iter::once(&head).chain(&rows) {
+        for (k, cell) in r.iter().take(4).enumerate() {
+            w[k] = w[k].max(cell.chars().count());
         }
     }
-    let _ = writeln!(s);
-    for n in &c.notes {
-        let _ = writeln!(s, "note: {n}");
-    }
-    if c.timing_compared {
-        let _ = writeln!(
-            s,
-            "timing: flagged when |median B - median A| > max(spread A, spread B) and > {}% \
-             (duration of passing runs; migrate-to-device pages/s by step)",
-            c.min_change_pct
+    for r in std::iter::once(&head).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
+    s
+}
+
+/// `REGRESSION: 1 new failure, 3 unchanged` or `no regression: …`.
+fn summary_line(c: &Comparison) -> String {
     let m = &c.summary;
     let parts: Vec<String> = [
         (m.new_failures, "new failure"),
@@ -721,9 +763,8 @@ pub fn render(c: &Comparison) -> String {
     .filter(|(n, _)| *n > 0)
     .map(|(n, what)| format!("{n} {what}"))
     .collect();
-    let _ = writeln!(
-        s,
-        "{}: {}",
+    format!(
+        "{}: {}\n",
         if c.regression {
             "REGRESSION"
         } else {
@@ -734,8 +775,7 @@ pub fn render(c: &Comparison) -> String {
         } else {
             parts.join(", ")
         }
-    );
-    s
+    )
 }
 
 /// Table rows of one changed instance: its outcome change (with B's failure

@@ -130,20 +130,7 @@ pub fn parse(lines: &[String]) -> Ktap {
         } else {
             r.name.to_string()
         };
-        let diagnostics = || reason_of(&taken, &name);
-        let (outcome, reason) = match (r.ok, r.directive) {
-            (_, Some((Directive::Skip, text))) => (Outcome::Skip, text.or_else(diagnostics)),
-            (false, Some((Directive::Todo, text))) => (Outcome::Skip, labelled("TODO", text)),
-            (true, Some((Directive::Todo, text))) => (Outcome::Pass, text),
-            (_, Some((Directive::Xfail, text))) => {
-                (Outcome::Pass, labelled("expected failure", text))
-            }
-            (_, Some((Directive::Xpass, text))) => {
-                (Outcome::Fail, labelled("unexpected pass", text))
-            }
-            (true, None) => (Outcome::Pass, None),
-            (false, None) => (Outcome::Fail, diagnostics()),
-        };
+        let (outcome, reason) = outcome_of(r.ok, r.directive, || reason_of(&taken, &name));
         out.cases.push(Case {
             number,
             name,
@@ -152,35 +139,77 @@ pub fn parse(lines: &[String]) -> Ktap {
         });
     }
     if let Some(plan) = out.plan {
-        let mut in_flight = running;
-        for number in 1..=plan {
-            if seen.contains(&number) {
-                continue;
-            }
-            let reason = match (&bail, in_flight.take()) {
-                (Some(b), _) if b.is_empty() => "the program bailed out".to_string(),
-                (Some(b), _) => format!("the program bailed out: {b}"),
-                (None, Some(name)) if number == last + 1 => {
-                    let mut r = format!("`{name}` started but never reported a result");
-                    if let Some(d) = reason_of(&diag, &name) {
-                        r.push('\n');
-                        r.push_str(&d);
-                    }
-                    r
-                }
-                (None, _) if last == 0 => "never reported: the output has no results".into(),
-                (None, _) => format!("never reported: the output ends after case {last}"),
-            };
-            out.cases.push(Case {
-                number,
-                name: format!("#{number} (never reported)"),
-                outcome: Outcome::Crashed,
-                reason: Some(reason),
-            });
-        }
+        let end = End {
+            last,
+            running,
+            bail,
+            diag,
+        };
+        out.cases.extend(
+            (1..=plan)
+                .filter(|n| !seen.contains(n))
+                .enumerate()
+                .map(|(i, n)| end.never_reported(n, i == 0)),
+        );
     }
     out.cases.sort_by_key(|c| c.number);
     out
+}
+
+/// A result line's outcome and reason, from `ok`/`not ok` and its
+/// directive; `diagnostics` gives the lines printed before it.
+fn outcome_of(
+    ok: bool,
+    directive: Option<(Directive, Option<String>)>,
+    diagnostics: impl FnOnce() -> Option<String>,
+) -> (Outcome, Option<String>) {
+    match (ok, directive) {
+        (_, Some((Directive::Skip, text))) => (Outcome::Skip, text.or_else(diagnostics)),
+        (false, Some((Directive::Todo, text))) => (Outcome::Skip, labelled("TODO", text)),
+        (true, Some((Directive::Todo, text))) => (Outcome::Pass, text),
+        (_, Some((Directive::Xfail, text))) => (Outcome::Pass, labelled("expected failure", text)),
+        (_, Some((Directive::Xpass, text))) => (Outcome::Fail, labelled("unexpected pass", text)),
+        (true, None) => (Outcome::Pass, None),
+        (false, None) => (Outcome::Fail, diagnostics()),
+    }
+}
+
+/// How the output ended: the last case reported, the case a `RUN` line
+/// announced and never ended, a bail-out, the diagnostics after the last
+/// result.
+struct End {
+    last: u32,
+    running: Option<String>,
+    bail: Option<String>,
+    diag: Vec<String>,
+}
+
+impl End {
+    /// A planned case that never reported, with why; `first` is the first
+    /// of them (the one a `RUN` line may name).
+    fn never_reported(&self, number: u32, first: bool) -> Case {
+        let in_flight = self.running.as_ref().filter(|_| first);
+        let reason = match (&self.bail, in_flight) {
+            (Some(b), _) if b.is_empty() => "the program bailed out".to_string(),
+            (Some(b), _) => format!("the program bailed out: {b}"),
+            (None, Some(name)) if number == self.last + 1 => {
+                let mut r = format!("`{name}` started but never reported a result");
+                if let Some(d) = reason_of(&self.diag, name) {
+                    r.push('\n');
+                    r.push_str(&d);
+                }
+                r
+            }
+            (None, _) if self.last == 0 => "never reported: the output has no results".into(),
+            (None, _) => format!("never reported: the output ends after case {}", self.last),
+        };
+        Case {
+            number,
+            name: format!("#{number} (never reported)"),
+            outcome: Outcome::Crashed,
+            reason: Some(reason),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

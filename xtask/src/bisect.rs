@@ -54,43 +54,7 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
     let log = out.join("bisect.log");
     let c = clone.to_string_lossy().to_string();
     eprintln!("bisect: private clone of {d} in {c}");
-    let result = (|| -> Result<(String, String)> {
-        crate::kernel::source::private_clone(&dir, &bad, &clone, &log)?;
-        Cmd::new(&["git", "-C", &c, "bisect", "start", &bad, &good]).run_logged(
-            &log,
-            "git bisect start",
-            |_| None,
-        )?;
-        let exe = std::env::current_exe()?;
-        let mut argv: Vec<String> = vec![
-            "git".into(),
-            "-C".into(),
-            c.clone(),
-            "bisect".into(),
-            "run".into(),
-            exe.to_string_lossy().into(),
-            "bisect-step".into(),
-            "--tree".into(),
-            c.clone(),
-            "-s".into(),
-            a.scenario.clone(),
-        ];
-        argv.extend(step_argv(&a.step, &out));
-        Cmd::new(&argv).run_logged(&log, "git bisect run", |l| {
-            l.strip_prefix("bisect: ").map(str::to_string)
-        })?;
-        let text = std::fs::read_to_string(&log)?;
-        let first = text
-            .lines()
-            .find_map(|l| l.strip_suffix(" is the first bad commit"))
-            .map(|s| s.trim().to_string())
-            .context("git bisect did not name a first bad commit (see bisect.log)")?;
-        let subject = Cmd::new(&["git", "-C", &c, "show", "-s", "--format=%s", &first])
-            .output()?
-            .trim()
-            .to_string();
-        Ok((first, subject))
-    })();
+    let result = run_bisection(a, &dir, &good, &bad, &clone, &out, &log);
     let _ = std::fs::remove_dir_all(&work);
     let (first, subject) =
         result.with_context(|| format!("bisecting {d}; log: {}", log.display()))?;
@@ -105,6 +69,55 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
     println!("first bad commit: {first} {subject}");
     println!("steps and logs: {}", out.display());
     Ok(exit::OK)
+}
+
+/// Clone `dir` at `bad` into `clone`, let `git bisect run` call
+/// `bisect-step` on each commit; the first bad commit and its subject.
+fn run_bisection(
+    a: &BisectArgs,
+    dir: &Path,
+    good: &str,
+    bad: &str,
+    clone: &Path,
+    out: &Path,
+    log: &Path,
+) -> Result<(String, String)> {
+    let c = clone.to_string_lossy().to_string();
+    crate::kernel::source::private_clone(dir, bad, clone, log)?;
+    Cmd::new(&["git", "-C", &c, "bisect", "start", bad, good]).run_logged(
+        log,
+        "git bisect start",
+        |_| None,
+    )?;
+    let exe = std::env::current_exe()?;
+    let mut argv: Vec<String> = vec![
+        "git".into(),
+        "-C".into(),
+        c.clone(),
+        "bisect".into(),
+        "run".into(),
+        exe.to_string_lossy().into(),
+        "bisect-step".into(),
+        "--tree".into(),
+        c.clone(),
+        "-s".into(),
+        a.scenario.clone(),
+    ];
+    argv.extend(step_argv(&a.step, out));
+    Cmd::new(&argv).run_logged(log, "git bisect run", |l| {
+        l.strip_prefix("bisect: ").map(str::to_string)
+    })?;
+    let text = std::fs::read_to_string(log)?;
+    let first = text
+        .lines()
+        .find_map(|l| l.strip_suffix(" is the first bad commit"))
+        .map(|s| s.trim().to_string())
+        .context("git bisect did not name a first bad commit (see bisect.log)")?;
+    let subject = Cmd::new(&["git", "-C", &c, "show", "-s", "--format=%s", &first])
+        .output()?
+        .trim()
+        .to_string();
+    Ok((first, subject))
 }
 
 fn step_argv(o: &StepOptions, out: &Path) -> Vec<String> {
@@ -172,11 +185,16 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
     if code == exit::INTERRUPTED {
         return Ok(ABORT);
     }
+    commit_verdict(short, &results, a.step.runs)
+}
+
+/// git bisect's answer for a commit from its runs under `results`.
+fn commit_verdict(short: &str, results: &Path, runs: usize) -> Result<i32> {
     // Each scenario instance over the runs of this commit: any that failed
     // every time makes it bad; else any that passed and failed makes it
     // flaky (skipped); else good.
     let mut outcomes: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
-    for dir in report::load::run_dirs(&results) {
+    for dir in report::load::run_dirs(results) {
         let run = match report::load(&dir) {
             Ok(run) => run,
             Err(e) => {
@@ -206,7 +224,7 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
     eprintln!(
         "bisect: {short}: {} instance(s) over {} run(s): {} fail, {} flaky, {} pass or skip -> {}",
         verdicts.len(),
-        a.step.runs,
+        runs,
         count(Verdict::Fail),
         count(Verdict::Flaky),
         count(Verdict::Pass) + count(Verdict::Skip),

@@ -15,8 +15,7 @@ use crate::matrix::{self, Cell};
 
 pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     let path = crate::paths::absolute(&a.matrix);
-    let all = matrix::load(&path)?;
-    let cells: Vec<Cell> = all
+    let cells: Vec<Cell> = matrix::load(&path)?
         .into_iter()
         .filter(|c| a.filters.is_empty() || a.filters.iter().any(|f| c.name.contains(f.as_str())))
         .collect();
@@ -32,81 +31,17 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let started = Instant::now();
-
-    // Builds first, one per distinct kernel and config, each with all cores.
-    crate::deps::ensure(&[], false)?;
-    let mut built = BTreeSet::new();
-    let mut builds = String::new();
-    for c in &cells {
-        if built.insert(c.build_name()) {
-            eprintln!("matrix: kernel for {} …", c.build_name());
-            let k = crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
-            builds.push_str(&build_line(&c.build_name(), &k));
-        }
-    }
+    let builds = build_kernels(&cells)?;
     let build_time = started.elapsed();
 
-    // Then the runs.
     let results = crate::paths::absolute(&a.results_dir);
     let dir = hmmlab_harness::report::write::create_run_dir(
         &results,
         &format!("matrix-{}", crate::run::new_run_id()),
     )?;
     let jobs = a.jobs.unwrap_or_else(default_jobs).max(1);
-    // Under TCG every vCPU is a busy host thread: cells running side by side
-    // share the cores instead of oversubscribing them.
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let smp = (jobs > 1).then(|| (cores / jobs).max(1) as u32);
-    eprintln!(
-        "matrix: {} cells, {jobs} at once{}; results in {}",
-        cells.len(),
-        smp.map(|n| format!(" with {n} vCPU each"))
-            .unwrap_or_default(),
-        dir.display()
-    );
-    let exe = self_exe()?;
     let run_started = Instant::now();
-    let mut pending: Vec<&Cell> = cells.iter().rev().collect();
-    let mut running: Vec<(&Cell, Child, Instant)> = Vec::new();
-    let mut codes: BTreeMap<String, Option<i32>> = BTreeMap::new();
-    while !pending.is_empty() || !running.is_empty() {
-        if interrupt::requested() {
-            for (_, child, _) in &mut running {
-                // The cell stops its own QEMU and marks its run interrupted.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            }
-            for (c, mut child, _) in running.drain(..) {
-                codes.insert(c.name.clone(), child.wait().ok().and_then(|s| s.code()));
-            }
-            break;
-        }
-        while running.len() < jobs {
-            let Some(c) = pending.pop() else { break };
-            running.push((
-                c,
-                spawn_cell(&exe, &path, c, &dir, &a.scenarios, smp)?,
-                Instant::now(),
-            ));
-        }
-        let mut i = 0;
-        while i < running.len() {
-            if let Some(st) = running[i].1.try_wait()? {
-                let (c, _, t) = running.remove(i);
-                eprintln!(
-                    "matrix: {} finished (exit {:?}) in {:.1}s",
-                    c.name,
-                    st.code(),
-                    t.elapsed().as_secs_f64()
-                );
-                codes.insert(c.name.clone(), st.code());
-            } else {
-                i += 1;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let codes = run_cells(a, &path, &cells, &dir, jobs)?;
     let run_time = run_started.elapsed();
 
     std::fs::write(dir.join("builds.txt"), &builds)?;
@@ -134,6 +69,86 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         1 => exit::TEST_FAILURE,
         _ => exit::INFRA,
     })
+}
+
+/// Each distinct kernel and config of the cells, built once with all cores
+/// (or found in the cache); one line per build.
+fn build_kernels(cells: &[Cell]) -> Result<String> {
+    crate::deps::ensure(&[], false)?;
+    let mut built = BTreeSet::new();
+    let mut builds = String::new();
+    for c in cells {
+        if built.insert(c.build_name()) {
+            eprintln!("matrix: kernel for {} …", c.build_name());
+            let k = crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
+            builds.push_str(&build_line(&c.build_name(), &k));
+        }
+    }
+    Ok(builds)
+}
+
+/// Run the cells as `run-scenarios --cell` processes, `jobs` at once, into
+/// `dir`; each cell's exit code (None when it died by a signal). An
+/// interrupt is passed on to the running cells, which stop their own QEMU.
+fn run_cells(
+    a: &MatrixArgs,
+    path: &Path,
+    cells: &[Cell],
+    dir: &Path,
+    jobs: usize,
+) -> Result<BTreeMap<String, Option<i32>>> {
+    // Under TCG every vCPU is a busy host thread: cells running side by side
+    // share the cores instead of oversubscribing them.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let smp = (jobs > 1).then(|| (cores / jobs).max(1) as u32);
+    eprintln!(
+        "matrix: {} cells, {jobs} at once{}; results in {}",
+        cells.len(),
+        smp.map(|n| format!(" with {n} vCPU each"))
+            .unwrap_or_default(),
+        dir.display()
+    );
+    let exe = self_exe()?;
+    let mut pending: Vec<&Cell> = cells.iter().rev().collect();
+    let mut running: Vec<(&Cell, Child, Instant)> = Vec::new();
+    let mut codes: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    while !pending.is_empty() || !running.is_empty() {
+        if interrupt::requested() {
+            for (_, child, _) in &mut running {
+                // SAFETY: kill(2) on the pid of a child this process spawned
+                // and has not reaped yet.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            }
+            for (c, mut child, _) in running.drain(..) {
+                codes.insert(c.name.clone(), child.wait().ok().and_then(|s| s.code()));
+            }
+            break;
+        }
+        while running.len() < jobs {
+            let Some(c) = pending.pop() else { break };
+            let child = spawn_cell(&exe, path, c, dir, &a.scenarios, smp)?;
+            running.push((c, child, Instant::now()));
+        }
+        let mut i = 0;
+        while i < running.len() {
+            if let Some(st) = running[i].1.try_wait()? {
+                let (c, _, t) = running.remove(i);
+                eprintln!(
+                    "matrix: {} finished (exit {:?}) in {:.1}s",
+                    c.name,
+                    st.code(),
+                    t.elapsed().as_secs_f64()
+                );
+                codes.insert(c.name.clone(), st.code());
+            } else {
+                i += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(codes)
 }
 
 /// One line per kernel build of the matrix: cached, or built in how long

@@ -111,56 +111,15 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let started = Instant::now();
     let cache = crate::paths::cache_root();
     let identity = req.source.identity()?;
-
-    let mut settings: Vec<Setting> = Vec::new();
-    let mut key = KeyBuilder::default();
-    key.add("stage", STAGE_VERSION.as_bytes());
-    key.add("arch", ARCH.as_bytes());
-    key.add("source", identity.as_bytes());
     let compiler = compiler_version()?;
-    key.add("compiler", compiler.as_bytes());
-    for p in &req.patches {
-        let text =
-            fs::read(&p.path).with_context(|| format!("reading patch {}", p.path.display()))?;
-        key.add(&format!("patch -p{}", p.strip), &text);
-    }
-    for f in &req.fragments {
-        let text = fs::read_to_string(f)
-            .with_context(|| format!("reading config fragment {}", f.display()))?;
-        settings.extend(config::parse_fragment(f, &text)?);
-        key.add("fragment", text.as_bytes());
-    }
-    let key = key.finish();
+    let (key, settings) = build_key(req, &identity, &compiler)?;
 
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let lock = lock_dir(&build_dir)?;
     let stamp = build_dir.join("stamp.json");
-    // A developer's tree may change under the same key (edits outside git),
-    // so it goes through make, which is incremental, unless git says the
-    // tree is exactly its commit.
-    if matches!(
-        req.source,
-        Source::Debian(_) | Source::DebianAt(..) | Source::Tarball(_)
-    ) || identity.ends_with("+clean")
-    {
-        if let Some(mut k) = read_stamp(&stamp) {
-            if k.bzimage.is_file() && (k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
-                k.cached = true;
-                check_image(&mut k, &build_dir)?;
-                if let Some(why) = &k.hmm_tests_error {
-                    eprintln!("kernel: warning: {why}\n  the kselftest scenario will be skipped");
-                }
-                eprintln!(
-                    "kernel: {} {} (key {}) cached, decided in {:.2}s",
-                    k.source,
-                    k.release,
-                    k.key,
-                    started.elapsed().as_secs_f64()
-                );
-                return Ok(k);
-            }
-        }
+    if let Some(k) = cached(req, &identity, &stamp, &build_dir, started)? {
+        return Ok(k);
     }
 
     crate::preflight::disk_space(&cache)?;
@@ -177,109 +136,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
 
     configure(&tree, &obj, &req.fragments, &settings, &log)?;
     let config_text = fs::read(obj.join(".config")).context("reading the final .config")?;
+    let reuse = make_bzimage(req, &tree, &obj, &cache, &build_dir, &log)?;
+    let release = kernel_release(&tree, &obj)?;
+    let hmm_tests_error = hmm_tests(&tree, &obj, &build_dir);
 
-    let mut make = vec![
-        "make".to_string(),
-        "-C".into(),
-        tree.to_string_lossy().into(),
-        format!("O={}", obj.display()),
-        format!("-j{}", req.jobs.max(1)),
-    ];
-    let mut cmd_env = vec![];
-    let stats_log = build_dir.join("ccache-stats.log");
-    let _ = fs::remove_file(&stats_log);
-    let ccache = which("ccache");
-    if ccache {
-        // ccache, except for compiles that `.incbin` a file it cannot
-        // see (see cc.rs): those always compile.
-        let wrapper = super::cc::install(&cache)?;
-        make.push(format!("CC={}", wrapper.display()));
-        cmd_env.push(("HMMLAB_REAL_CC".to_string(), "gcc".to_string()));
-        cmd_env.push((
-            "CCACHE_DIR".to_string(),
-            cache.join("ccache").to_string_lossy().to_string(),
-        ));
-        // Paths inside the cache become relative, so builds of different keys
-        // (another config, a patched copy) share compiled objects.
-        cmd_env.push((
-            "CCACHE_BASEDIR".to_string(),
-            cache.to_string_lossy().to_string(),
-        ));
-        cmd_env.push(("CCACHE_NOHASHDIR".to_string(), "1".to_string()));
-        // Depend mode takes the dependencies from the compiler's own -MMD
-        // output instead of running the preprocessor a second time on a
-        // miss; the inode cache remembers header hashes across compiles;
-        // no compression. Measured on a cold 7.3 build (2 cores): make
-        // 320 s with ccache's defaults, 261 s with these, 230 s without
-        // ccache; patched rebuilds still reuse 99% of the compiles.
-        cmd_env.push(("CCACHE_DEPEND".to_string(), "1".to_string()));
-        cmd_env.push(("CCACHE_INODECACHE".to_string(), "1".to_string()));
-        cmd_env.push(("CCACHE_NOCOMPRESS".to_string(), "1".to_string()));
-        // Per-build counters, so a build says how much it reused.
-        cmd_env.push((
-            "CCACHE_STATSLOG".to_string(),
-            stats_log.to_string_lossy().to_string(),
-        ));
-    }
-    make.push("bzImage".into());
-    let mut cmd = Cmd::new(&make);
-    for (k, v) in &cmd_env {
-        cmd = cmd.env(k, v);
-    }
-    let t = Instant::now();
-    cmd.run_logged(&log, "make bzImage", make_progress)?;
-    let reuse = if ccache {
-        fs::read_to_string(&stats_log)
-            .ok()
-            .map(|t| Reuse::from_stats_log(&t))
-    } else {
-        None
-    };
-    match &reuse {
-        Some(r) => eprintln!(
-            "kernel: bzImage built in {:.0}s; {}",
-            t.elapsed().as_secs_f64(),
-            r.describe()
-        ),
-        None => eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64()),
-    }
-
-    let release = Cmd::new(&[
-        "make",
-        "-s",
-        "-C",
-        &tree.to_string_lossy(),
-        &format!("O={}", obj.display()),
-        "kernelrelease",
-    ])
-    .output()
-    .context("asking make for the kernel release")?
-    .trim()
-    .lines()
-    .last()
-    .unwrap_or("")
-    .to_string();
-    let hmm_tests = build_dir.join("hmm-tests");
-    let hmm_tests_error = match selftest::build_hmm_tests(&tree, &obj, &build_dir) {
-        Ok(_) => None,
-        Err(e) => {
-            let full = format!("{e:#}");
-            let why = format!(
-                "hmm-tests did not build from this tree ({}); see {}",
-                // The compiler's first error, else the first line.
-                full.lines()
-                    .find(|l| l.contains("error:") || l.contains("undefined reference"))
-                    .or_else(|| full.lines().next())
-                    .unwrap_or("")
-                    .trim(),
-                build_dir.join("hmm-tests.log").display()
-            );
-            eprintln!("kernel: warning: {why}\n{full}\n  the kselftest scenario will be skipped");
-            Some(why)
-        }
-    };
-
-    let k = Kernel {
+    let mut k = Kernel {
         key: key.clone(),
         source: req.source.describe(),
         identity,
@@ -299,7 +160,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         tree,
         bzimage: obj.join("arch/x86/boot/bzImage"),
         obj_dir: obj,
-        hmm_tests,
+        hmm_tests: build_dir.join("hmm-tests"),
         hmm_tests_error,
         build_log: log,
         build_seconds: started.elapsed().as_secs_f64(),
@@ -316,7 +177,6 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             k.build_log.display()
         );
     }
-    let mut k = k;
     k.patched_files = patched_files(&k.tree, &req.patches)?;
     check_image(&mut k, &build_dir)?;
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
@@ -326,6 +186,176 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         k.source, k.release, k.build_seconds
     );
     Ok(k)
+}
+
+/// The cache key of a build (stage version, arch, source identity,
+/// compiler, each patch, each fragment) and the fragments' settings.
+fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, Vec<Setting>)> {
+    let mut settings: Vec<Setting> = Vec::new();
+    let mut key = KeyBuilder::default();
+    key.add("stage", STAGE_VERSION.as_bytes());
+    key.add("arch", ARCH.as_bytes());
+    key.add("source", identity.as_bytes());
+    key.add("compiler", compiler.as_bytes());
+    for p in &req.patches {
+        let text =
+            fs::read(&p.path).with_context(|| format!("reading patch {}", p.path.display()))?;
+        key.add(&format!("patch -p{}", p.strip), &text);
+    }
+    for f in &req.fragments {
+        let text = fs::read_to_string(f)
+            .with_context(|| format!("reading config fragment {}", f.display()))?;
+        settings.extend(config::parse_fragment(f, &text)?);
+        key.add("fragment", text.as_bytes());
+    }
+    Ok((key.finish(), settings))
+}
+
+/// The cached build of this key, checked, when it can be used as it is.
+/// A developer's tree may change under the same key (edits outside git),
+/// so it goes through make, which is incremental, unless git says the tree
+/// is exactly its commit.
+fn cached(
+    req: &Request,
+    identity: &str,
+    stamp: &Path,
+    build_dir: &Path,
+    started: Instant,
+) -> Result<Option<Kernel>> {
+    let fixed = matches!(
+        req.source,
+        Source::Debian(_) | Source::DebianAt(..) | Source::Tarball(_)
+    ) || identity.ends_with("+clean");
+    let Some(mut k) = read_stamp(stamp).filter(|_| fixed) else {
+        return Ok(None);
+    };
+    if !k.bzimage.is_file() || !(k.hmm_tests.is_file() || k.hmm_tests_error.is_some()) {
+        return Ok(None);
+    }
+    k.cached = true;
+    check_image(&mut k, build_dir)?;
+    if let Some(why) = &k.hmm_tests_error {
+        eprintln!("kernel: warning: {why}\n  the kselftest scenario will be skipped");
+    }
+    eprintln!(
+        "kernel: {} {} (key {}) cached, decided in {:.2}s",
+        k.source,
+        k.release,
+        k.key,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some(k))
+}
+
+/// `make bzImage` in `obj`, through ccache when there is one; how much
+/// ccache reused.
+fn make_bzimage(
+    req: &Request,
+    tree: &Path,
+    obj: &Path,
+    cache: &Path,
+    build_dir: &Path,
+    log: &Path,
+) -> Result<Option<Reuse>> {
+    let mut make = vec![
+        "make".to_string(),
+        "-C".into(),
+        tree.to_string_lossy().into(),
+        format!("O={}", obj.display()),
+        format!("-j{}", req.jobs.max(1)),
+    ];
+    let stats_log = build_dir.join("ccache-stats.log");
+    let _ = fs::remove_file(&stats_log);
+    let ccache = which("ccache");
+    let mut cmd_env = vec![];
+    if ccache {
+        // ccache, except for compiles that `.incbin` a file it cannot
+        // see (see cc.rs): those always compile.
+        let wrapper = super::cc::install(cache)?;
+        make.push(format!("CC={}", wrapper.display()));
+        cmd_env = ccache_env(cache, &stats_log);
+    }
+    make.push("bzImage".into());
+    let mut cmd = Cmd::new(&make);
+    for (k, v) in &cmd_env {
+        cmd = cmd.env(k, v);
+    }
+    let t = Instant::now();
+    cmd.run_logged(log, "make bzImage", make_progress)?;
+    let reuse = ccache
+        .then(|| fs::read_to_string(&stats_log).ok())
+        .flatten()
+        .map(|t| Reuse::from_stats_log(&t));
+    match &reuse {
+        Some(r) => eprintln!(
+            "kernel: bzImage built in {:.0}s; {}",
+            t.elapsed().as_secs_f64(),
+            r.describe()
+        ),
+        None => eprintln!("kernel: bzImage built in {:.0}s", t.elapsed().as_secs_f64()),
+    }
+    Ok(reuse)
+}
+
+/// The environment of a kernel compile through `hmmlab-cc` and ccache.
+fn ccache_env(cache: &Path, stats_log: &Path) -> Vec<(String, String)> {
+    let path = |p: &Path| p.to_string_lossy().to_string();
+    vec![
+        ("HMMLAB_REAL_CC".into(), "gcc".into()),
+        ("CCACHE_DIR".into(), path(&cache.join("ccache"))),
+        // Paths inside the cache become relative, so builds of different keys
+        // (another config, a patched copy) share compiled objects.
+        ("CCACHE_BASEDIR".into(), path(cache)),
+        ("CCACHE_NOHASHDIR".into(), "1".into()),
+        // Depend mode takes the dependencies from the compiler's own -MMD
+        // output instead of running the preprocessor a second time on a
+        // miss; the inode cache remembers header hashes across compiles;
+        // no compression. Measured on a cold 7.3 build (2 cores): make
+        // 320 s with ccache's defaults, 261 s with these, 230 s without
+        // ccache; patched rebuilds still reuse 99% of the compiles.
+        ("CCACHE_DEPEND".into(), "1".into()),
+        ("CCACHE_INODECACHE".into(), "1".into()),
+        ("CCACHE_NOCOMPRESS".into(), "1".into()),
+        // Per-build counters, so a build says how much it reused.
+        ("CCACHE_STATSLOG".into(), path(stats_log)),
+    ]
+}
+
+/// `make kernelrelease` of the configured build.
+fn kernel_release(tree: &Path, obj: &Path) -> Result<String> {
+    Ok(Cmd::new(&[
+        "make",
+        "-s",
+        "-C",
+        &tree.to_string_lossy(),
+        &format!("O={}", obj.display()),
+        "kernelrelease",
+    ])
+    .output()
+    .context("asking make for the kernel release")?
+    .trim()
+    .lines()
+    .last()
+    .unwrap_or("")
+    .to_string())
+}
+
+/// Build hmm-tests into `build_dir`; why it did not build, if it did not.
+fn hmm_tests(tree: &Path, obj: &Path, build_dir: &Path) -> Option<String> {
+    let e = selftest::build_hmm_tests(tree, obj, build_dir).err()?;
+    let full = format!("{e:#}");
+    let why = format!(
+        "hmm-tests did not build from this tree ({}); see {}",
+        // The compiler's first error, else the first line.
+        full.lines()
+            .find(|l| l.contains("error:") || l.contains("undefined reference"))
+            .or_else(|| full.lines().next())
+            .unwrap_or("")
+            .trim(),
+        build_dir.join("hmm-tests.log").display()
+    );
+    eprintln!("kernel: warning: {why}\n{full}\n  the kselftest scenario will be skipped");
+    Some(why)
 }
 
 /// Check that the bzImage carries this build's vmlinux (`verify`), and
