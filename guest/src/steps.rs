@@ -116,7 +116,7 @@ fn run_mapped(
         results.emit(&Record::Step {
             scenario: name.to_string(),
             index: index as u32,
-            op: step.op.as_str().to_string(),
+            op: step.op,
             outcome: result
                 .as_ref()
                 .map_or_else(|f| f.outcome, |()| Outcome::Pass),
