@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use hmmlab_proto::scenario::Op;
 use hmmlab_proto::Outcome;
 use serde::Serialize;
 
@@ -25,8 +26,8 @@ use crate::report::{RunReport, ScenarioResult};
 /// percent (and by more than the spread) to be flagged.
 pub const DEFAULT_MIN_CHANGE_PCT: f64 = 10.0;
 
-/// The op whose throughput is compared.
-pub const MIGRATE_OP: &str = "migrate-to-device";
+/// The op whose throughput is compared, by the name step results carry.
+pub const MIGRATE_OP: &str = Op::MigrateToDevice.as_str();
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -185,11 +185,11 @@ impl Op {
     ];
 
     /// This op's rules: the one place they are written.
-    pub fn rules(self) -> &'static OpRules {
+    pub const fn rules(self) -> &'static OpRules {
         table::rules(self)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         self.rules().name
     }
 

@@ -4,7 +4,7 @@
 
 use super::{Checks, DmirrorCommand, Errno, Op, OpKind, OpRules, Pages, Since};
 
-pub(super) fn rules(op: Op) -> &'static OpRules {
+pub(super) const fn rules(op: Op) -> &'static OpRules {
     match op {
         Op::MigrateToDevice => &MIGRATE_TO_DEVICE,
         Op::MigrateToSystem => &MIGRATE_TO_SYSTEM,
