@@ -8,6 +8,8 @@
 
 use std::mem::size_of;
 
+use hmmlab_proto::scenario::Op;
+
 /// `struct hmm_dmirror_cmd`: every command takes one.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,30 @@ pub enum Command {
 }
 
 impl Command {
+    /// Every command the guest knows.
+    pub const EVERY: [Command; 7] = [
+        Command::Read,
+        Command::Write,
+        Command::MigrateToDev,
+        Command::MigrateToSys,
+        Command::Snapshot,
+        Command::Flags,
+        Command::ReadUnlocked,
+    ];
+
+    /// The command `op` issues, as the op table names it.
+    pub fn of(op: Op) -> Option<Command> {
+        let name = op.rules().command?.name;
+        Command::EVERY.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Only newer test_hmm has it, says the op table.
+    pub fn is_newer(self) -> bool {
+        Op::ALL
+            .into_iter()
+            .any(|op| op.newer_command().is_some_and(|c| c.name == self.name()))
+    }
+
     /// Every command the header must define.
     #[cfg(test)]
     pub const ALL: [Command; 5] = [
@@ -101,11 +127,10 @@ impl Command {
     /// `None` when the guest was built without a header (nothing known).
     pub fn defined(self) -> Option<bool> {
         let short = self.name().trim_start_matches("HMM_DMIRROR_");
-        match self {
-            Command::Flags | Command::ReadUnlocked => {
-                OPTIONAL_COMMANDS.map(|defined| defined.contains(&short))
-            }
-            _ => Some(true),
+        if self.is_newer() {
+            OPTIONAL_COMMANDS.map(|defined| defined.contains(&short))
+        } else {
+            Some(true)
         }
     }
 
@@ -202,6 +227,43 @@ mod tests {
             .map(|(n, _)| n.trim_start_matches("HMM_DMIRROR_PROT_"))
             .collect();
         assert_eq!(prots, ABI_PROTS);
+    }
+
+    #[test]
+    fn the_op_table_names_the_commands() {
+        // Every command an op issues is one the guest knows.
+        for op in Op::ALL {
+            if let Some(cmd) = op.rules().command {
+                let known = Command::of(op).unwrap_or_else(|| panic!("{}", cmd.name));
+                assert_eq!(known.name(), cmd.name);
+            }
+        }
+        assert_eq!(
+            Command::of(Op::DeviceReadUnlocked),
+            Some(Command::ReadUnlocked)
+        );
+        assert_eq!(Command::of(Op::CpuRead), None);
+        // The optional commands are the ones the table says only newer
+        // test_hmm has, in the table's order; the build checks the header
+        // for each (uapi_header::ABI_OPTIONAL_COMMANDS).
+        let newer: Vec<&str> = Op::ALL
+            .into_iter()
+            .filter_map(|op| op.newer_command())
+            .map(|c| c.name.trim_start_matches("HMM_DMIRROR_"))
+            .collect();
+        assert_eq!(newer, ABI_OPTIONAL_COMMANDS);
+        let optional: Vec<Command> = Command::EVERY
+            .into_iter()
+            .filter(|c| c.is_newer())
+            .collect();
+        assert_eq!(optional, Command::OPTIONAL);
+        for c in Command::ALL {
+            assert!(!c.is_newer() && Command::EVERY.contains(&c));
+        }
+        assert_eq!(
+            Command::ALL.len() + Command::OPTIONAL.len(),
+            Command::EVERY.len()
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::thread;
 
+use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{
     Mapping, Op, PageRange, Populate, Scenario, StateExpect, Step, Touch,
 };
@@ -116,7 +117,7 @@ fn run_mapped(
         results.emit(&Record::Step {
             scenario: name.to_string(),
             index: index as u32,
-            op: step.op.as_str().to_string(),
+            op: step.op,
             outcome: result
                 .as_ref()
                 .map_or_else(|f| f.outcome, |()| Outcome::Pass),
@@ -224,38 +225,61 @@ impl Ctx<'_> {
         check_range(range, self.map.pages()).map_err(Failure::error)?;
         check_applicable(step)?;
         match step.op {
-            Op::MigrateToDevice => {
+            Op::MigrateToDevice
+            | Op::MigrateToSystem
+            | Op::Snapshot
+            | Op::DeviceRead
+            | Op::DeviceReadUnlocked
+            | Op::DeviceWrite
+            | Op::FailAlloc => self.device_step(step, range, m),
+            Op::CpuRead | Op::CpuWrite => self.cpu_step(step, range, m),
+            Op::MigrateRace => self.migrate_race(step, range, m),
+            Op::Munmap | Op::Mprotect | Op::UnmapNeighbour => self.vma_step(step, range, m),
+            Op::UserfaultfdIdle => self.userfaultfd_idle(m),
+            // Tests of the harness itself. `hang` blocks until the
+            // scenario's timeout kills this process, so its record is never
+            // sent; `hang-guest` ends this process with the status that
+            // makes PID 1 stop answering (child.rs).
+            Op::Hang => child::block_forever(),
+            Op::HangGuest => child::exit_hang_guest(),
+        }
+    }
+
+    /// A step that issues the dmirror command the op table names.
+    fn device_step(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        let Some(command) = Command::of(step.op) else {
+            let op = step.op.as_str();
+            return Err(Failure::error(format!("{op} names no dmirror command")));
+        };
+        match step.op {
+            Op::MigrateToDevice | Op::DeviceRead | Op::DeviceReadUnlocked => {
                 let ptr = self.scratch.words.as_mut_ptr() as u64;
-                if let Some(cmd) = self.ioctl(Command::MigrateToDev, step, range, ptr, m)? {
+                if let Some(cmd) = self.ioctl(command, step, range, ptr, m)? {
                     self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
                 }
             }
             Op::MigrateToSystem => {
                 // test_hmm does not use `ptr` for this command.
-                self.ioctl(Command::MigrateToSys, step, range, 0, m)?;
+                self.ioctl(command, step, range, 0, m)?;
             }
             Op::Snapshot => {
                 let ptr = self.scratch.states.as_mut_ptr() as u64;
-                if self
-                    .ioctl(Command::Snapshot, step, range, ptr, m)?
-                    .is_some()
-                {
-                    check_states(
-                        &step.expect,
-                        range,
-                        &self.scratch.states[..range.len() as usize],
-                    )?;
+                if self.ioctl(command, step, range, ptr, m)?.is_some() {
+                    let states = &self.scratch.states[..range.len() as usize];
+                    check_states(&step.expect, range, states)?;
                 }
             }
-            Op::DeviceRead | Op::DeviceReadUnlocked => {
-                let command = if step.op == Op::DeviceRead {
-                    Command::Read
-                } else {
-                    Command::ReadUnlocked
-                };
-                let ptr = self.scratch.words.as_mut_ptr() as u64;
-                if let Some(cmd) = self.ioctl(command, step, range, ptr, m)? {
-                    self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
+            Op::DeviceWrite => {
+                let generation = self.model.next_generation();
+                Model::fill_pattern(generation, range, &mut self.scratch.words);
+                let ptr = self.scratch.words.as_ptr() as u64;
+                if self.ioctl(command, step, range, ptr, m)?.is_some() {
+                    self.model.record_write(range, generation);
                 }
             }
             Op::FailAlloc => {
@@ -263,109 +287,109 @@ impl Ctx<'_> {
                 // be page-aligned, `ptr` is not used.
                 let flags = crate::abi::HMM_DMIRROR_FLAG_FAIL_ALLOC;
                 let t0 = monotonic_ns();
-                let result = self.call_newer(Command::Flags, self.map.addr(0), 0, flags);
+                let result = self.call_newer(command, self.map.addr(0), 0, flags);
                 m.duration_ns = monotonic_ns() - t0;
                 result?;
             }
-            Op::Munmap => {
-                let t0 = monotonic_ns();
-                self.map.unmap(range).map_err(Failure::error)?;
-                m.duration_ns = monotonic_ns() - t0;
-            }
-            Op::Mprotect => {
-                let Some(prot) = step.prot else {
-                    return Err(Failure::error("mprotect needs `prot`"));
-                };
-                let t0 = monotonic_ns();
-                self.map.protect(range, prot).map_err(Failure::error)?;
-                m.duration_ns = monotonic_ns() - t0;
-            }
-            Op::DeviceWrite => {
-                let generation = self.model.next_generation();
-                Model::fill_pattern(generation, range, &mut self.scratch.words);
-                let ptr = self.scratch.words.as_ptr() as u64;
-                if self.ioctl(Command::Write, step, range, ptr, m)?.is_some() {
-                    self.model.record_write(range, generation);
-                }
-            }
-            Op::CpuRead => {
-                self.cpu_may(step.op, range, false)?;
-                let buf = &mut self.scratch.words[..words_in(range)];
-                let t0 = monotonic_ns();
-                self.map.read_words(range, buf);
-                m.duration_ns = monotonic_ns() - t0;
-                self.model
-                    .check(range.start(), buf)
-                    .map_err(Failure::fail)?;
-            }
-            Op::UserfaultfdIdle => {
-                let Some(uffd) = self.uffd else {
-                    return Err(Failure::error(
-                        "userfaultfd-idle needs a mapping with `userfaultfd = true`",
-                    ));
-                };
-                let t0 = monotonic_ns();
-                let event = uffd.read_event().map_err(Failure::error)?;
-                m.duration_ns = monotonic_ns() - t0;
-                if let Some(msg) = event {
-                    return Err(Failure::fail(format!(
-                        "the userfaultfd has a pending {}",
-                        describe_msg(&msg, self.map.addr(0), self.map.pages())
-                    )));
-                }
-            }
-            Op::MigrateRace => {
-                let rounds = match step.iterations {
-                    Some(n) if n > 0 => n,
-                    _ => return Err(Failure::error("migrate-race needs `iterations`, 1 or more")),
-                };
-                if !self.map.writable() {
-                    return Err(Failure::error("migrate-race on a read-only mapping"));
-                }
-                self.cpu_may(step.op, range, true)?;
-                let Some(crew) = self.crew else {
-                    return Err(Failure::error(
-                        "migrate-race without its threads (not started for this scenario)",
-                    ));
-                };
-                let run = race::run(
-                    crew,
-                    self.map.addr(0),
-                    range,
-                    rounds,
-                    self.model,
-                    &mut self.scratch.words,
-                );
-                m.duration_ns = run.duration_ns;
-                m.cpages = Some(run.tally.cpages);
-                if let Some(failure) = run.failure {
-                    return Err(Failure::fail(failure));
-                }
-                m.message = Some(run.tally.summary());
-            }
-            // Tests of the harness itself. `hang` blocks until the
-            // scenario's timeout kills this process, so its record is never
-            // sent; `hang-guest` ends this process with the status that
-            // makes PID 1 stop answering (child.rs).
-            Op::Hang => child::block_forever(),
-            Op::HangGuest => child::exit_hang_guest(),
-            Op::UnmapNeighbour => {
-                let t0 = monotonic_ns();
-                self.map.unmap_neighbour().map_err(Failure::error)?;
-                m.duration_ns = monotonic_ns() - t0;
-            }
-            Op::CpuWrite => {
-                if !self.map.writable() && self.map.refuses(range, true).is_some() {
-                    return Err(Failure::error("cpu-write on a read-only mapping"));
-                }
-                self.cpu_may(step.op, range, true)?;
-                let generation = self.model.next_generation();
-                let buf = Model::pattern(generation, range);
-                let t0 = monotonic_ns();
-                self.map.write_words(range, &buf);
-                m.duration_ns = monotonic_ns() - t0;
-                self.model.record_write(range, generation);
-            }
+            op => return Err(Failure::error(format!("{} is no device step", op.as_str()))),
+        }
+        Ok(())
+    }
+
+    /// cpu-read and cpu-write, checked against the content model.
+    fn cpu_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
+        let write = step.op.cpu_writes();
+        if write && !self.map.writable() && self.map.refuses(range, true).is_some() {
+            return Err(Failure::error(format!(
+                "{} on a read-only mapping",
+                step.op.as_str()
+            )));
+        }
+        self.cpu_may(step.op, range, write)?;
+        if write {
+            let generation = self.model.next_generation();
+            let buf = Model::pattern(generation, range);
+            let t0 = monotonic_ns();
+            self.map.write_words(range, &buf);
+            m.duration_ns = monotonic_ns() - t0;
+            self.model.record_write(range, generation);
+        } else {
+            let buf = &mut self.scratch.words[..words_in(range)];
+            let t0 = monotonic_ns();
+            self.map.read_words(range, buf);
+            m.duration_ns = monotonic_ns() - t0;
+            self.model
+                .check(range.start(), buf)
+                .map_err(Failure::fail)?;
+        }
+        Ok(())
+    }
+
+    fn migrate_race(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        let rounds = match step.iterations {
+            Some(n) if n > 0 => n,
+            _ => return Err(Failure::error("migrate-race needs `iterations`, 1 or more")),
+        };
+        if !self.map.writable() {
+            return Err(Failure::error("migrate-race on a read-only mapping"));
+        }
+        self.cpu_may(step.op, range, true)?;
+        let Some(crew) = self.crew else {
+            return Err(Failure::error(
+                "migrate-race without its threads (not started for this scenario)",
+            ));
+        };
+        let run = race::run(
+            crew,
+            self.map.addr(0),
+            range,
+            rounds,
+            self.model,
+            &mut self.scratch.words,
+        );
+        m.duration_ns = run.duration_ns;
+        m.cpages = Some(run.tally.cpages);
+        if let Some(failure) = run.failure {
+            return Err(Failure::fail(failure));
+        }
+        m.message = Some(run.tally.summary());
+        Ok(())
+    }
+
+    /// munmap, mprotect and unmap-neighbour: VMA changes that must succeed.
+    fn vma_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
+        let t0 = monotonic_ns();
+        match (step.op, step.prot) {
+            (Op::Munmap, _) => self.map.unmap(range),
+            (Op::Mprotect, Some(prot)) => self.map.protect(range, prot),
+            (Op::Mprotect, None) => Err("mprotect needs `prot`".to_string()),
+            (Op::UnmapNeighbour, _) => self.map.unmap_neighbour(),
+            (op, _) => Err(format!("{} is no VMA change", op.as_str())),
+        }
+        .map_err(Failure::error)?;
+        m.duration_ns = monotonic_ns() - t0;
+        Ok(())
+    }
+
+    fn userfaultfd_idle(&mut self, m: &mut Measured) -> Result<(), Failure> {
+        let Some(uffd) = self.uffd else {
+            return Err(Failure::error(
+                "userfaultfd-idle needs a mapping with `userfaultfd = true`",
+            ));
+        };
+        let t0 = monotonic_ns();
+        let event = uffd.read_event().map_err(Failure::error)?;
+        m.duration_ns = monotonic_ns() - t0;
+        if let Some(msg) = event {
+            return Err(Failure::fail(format!(
+                "the userfaultfd has a pending {}",
+                describe_msg(&msg, self.map.addr(0), self.map.pages())
+            )));
         }
         Ok(())
     }
@@ -449,10 +473,7 @@ impl Ctx<'_> {
         m.duration_ns = monotonic_ns() - t0;
         if let Ok(cmd) = &result {
             m.cpages = Some(cmd.cpages);
-            if matches!(
-                command,
-                Command::Read | Command::Write | Command::ReadUnlocked
-            ) {
+            if step.op.reports_faults() {
                 m.faults = Some(cmd.faults);
             }
         }
@@ -478,47 +499,49 @@ fn words_in(range: PageRange) -> usize {
     range.len() as usize * WORDS_PER_PAGE
 }
 
-/// Refuse expectations a step cannot check, rather than ignore them.
+/// Refuse fields a step cannot use or check, rather than ignore them: the
+/// op table says which fields each op takes.
 fn check_applicable(step: &Step) -> Result<(), Failure> {
     let op = step.op.as_str();
-    if step.pages.is_some() && matches!(step.op, Op::Hang | Op::HangGuest | Op::FailAlloc) {
-        return Err(Failure::error(format!(
-            "{op} works on no pages: `pages` does not apply"
-        )));
+    let rules = step.op.rules();
+    let checks = rules.checks;
+    let refuse = |m: String| Err(Failure::error(m));
+    match (rules.pages, step.pages) {
+        (Pages::None { .. }, Some(_)) => {
+            return refuse(format!("{op} works on no pages: `pages` does not apply"))
+        }
+        (Pages::Required { .. }, None) => return refuse(format!("{op} needs `pages`")),
+        _ => {}
     }
-    if step.pages.is_none() && step.op.needs_pages() {
-        return Err(Failure::error(format!("{op} needs `pages`")));
+    match (checks.prot, step.prot) {
+        (true, None) => return refuse(format!("{op} needs `prot`")),
+        (false, Some(_)) => {
+            let with = ops_with(|c| c.prot);
+            return refuse(format!("`prot` applies to {with} steps, not {op}"));
+        }
+        _ => {}
     }
-    if step.prot.is_some() != (step.op == Op::Mprotect) {
-        return Err(Failure::error(if step.op == Op::Mprotect {
-            "mprotect needs `prot`".to_string()
-        } else {
-            format!("`prot` applies to mprotect steps, not {op}")
-        }));
+    if !step.expect.is_empty() && !checks.states {
+        let with = ops_with(|c| c.states);
+        return refuse(format!("`expect` applies to {with} steps, not {op}"));
     }
-    if !step.expect.is_empty() && step.op != Op::Snapshot {
-        return Err(Failure::error(format!(
-            "`expect` applies to snapshot steps, not {op}"
-        )));
-    }
-    if step.iterations.is_some() && step.op != Op::MigrateRace {
-        return Err(Failure::error(format!(
-            "`iterations` applies to migrate-race steps, not {op}"
-        )));
+    if step.iterations.is_some() && !checks.iterations {
+        let with = ops_with(|c| c.iterations);
+        return refuse(format!("`iterations` applies to {with} steps, not {op}"));
     }
     let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
     let errno_or_counts = counts || step.expect_errno.is_some();
-    // migrate-race issues ioctls too, but checks them itself (below).
-    if !step.op.issues_ioctl() && step.op != Op::MigrateRace && errno_or_counts {
-        return Err(Failure::error(format!(
-            "{op} issues no ioctl: expect_errno, expect_cpages and expect_faults do not apply"
-        )));
-    }
-    if step.op == Op::MigrateRace && errno_or_counts {
-        return Err(Failure::error(
-            "migrate-race judges its own rounds (ENOENT and EBUSY are counted, any other errno \
-             fails): expect_errno, expect_cpages and expect_faults do not apply",
-        ));
+    const FIELDS: &str = "expect_errno, expect_cpages and expect_faults do not apply";
+    match checks.errno {
+        Errno::Ioctl => {}
+        _ if !errno_or_counts => {}
+        // migrate-race issues ioctls too, but judges them itself.
+        Errno::OwnCheck { why } if rules.command.is_some() => {
+            return refuse(format!("{why}; {FIELDS}"))
+        }
+        Errno::OwnCheck { .. } | Errno::NoIoctl => {
+            return refuse(format!("{op} issues no ioctl: {FIELDS}"))
+        }
     }
     if expected_errno(step).is_some() && (counts || !step.expect.is_empty()) {
         return Err(Failure::error(
@@ -527,6 +550,20 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// The ops whose checks take a field, for messages: `a, b and c`.
+fn ops_with(takes: fn(&Checks) -> bool) -> String {
+    let names: Vec<&str> = Op::ALL
+        .into_iter()
+        .filter(|op| takes(&op.rules().checks))
+        .map(Op::as_str)
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "no".to_string(),
+    }
 }
 
 /// `expect_errno`, with 0 meaning success like its absence.
@@ -1106,6 +1143,30 @@ mod tests {
         let mut s = step(Op::DeviceReadUnlocked);
         s.expect_faults = Some(1);
         assert_eq!(check_applicable(&s), Ok(()));
+    }
+
+    #[test]
+    fn ops_without_pages_refuse_them() {
+        // The validator refuses `pages` on every op that takes none; the
+        // guest did so for hang, hang-guest and fail-alloc only and ignored
+        // them on unmap-neighbour and userfaultfd-idle.
+        for op in Op::ALL.into_iter().filter(|op| op.takes_no_pages()) {
+            assert_eq!(check_applicable(&step(op)), Ok(()), "{op:?}");
+            let mut s = step(op);
+            s.pages = Some(PageRange(0, 1));
+            assert_eq!(
+                check_applicable(&s).unwrap_err(),
+                Failure::error(format!(
+                    "{} works on no pages: `pages` does not apply",
+                    op.as_str()
+                ))
+            );
+        }
+        let mut s = step(Op::MigrateRace);
+        s.iterations = Some(1);
+        s.expect_cpages = Some(1);
+        let why = check_applicable(&s).unwrap_err().message;
+        assert!(why.starts_with("migrate-race checks the data"), "{why}");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub(crate) const ABI_COMMANDS: &[&str] = &[
 /// FLAGS (0x08), 7.3's READ_UNLOCKED (0x09); 6.12's has neither. Each is
 /// checked when the header defines it, and the generated file says which
 /// ones it defines, so the guest can refuse a step that needs a missing one.
+/// Written out because build.rs includes this file without hmmlab-proto; a
+/// test in `abi` holds it equal to the op table's newer commands
+/// (`hmmlab_proto::op::Op::newer_command`).
 pub(crate) const ABI_OPTIONAL_COMMANDS: &[&str] = &["FLAGS", "READ_UNLOCKED"];
 
 /// The `HMM_DMIRROR_FLAG_<NAME>` values `src/abi.rs` defines; required

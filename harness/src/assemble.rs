@@ -67,7 +67,7 @@ impl Assembler {
                 message,
             } => {
                 let i = self.idx(scenario)?;
-                let pages_per_sec = match (op.starts_with("migrate"), cpages) {
+                let pages_per_sec = match (op.is_migration(), cpages) {
                     (true, Some(c)) if *duration_ns > 0 => {
                         Some(*c as f64 * 1e9 / *duration_ns as f64)
                     }
@@ -75,7 +75,7 @@ impl Assembler {
                 };
                 self.out[i].steps.push(StepResult {
                     index: *index,
-                    op: op.clone(),
+                    op: *op,
                     outcome: *outcome,
                     duration_ns: *duration_ns,
                     pages: *pages,
@@ -620,7 +620,7 @@ mod tests {
         let step = Record::Step {
             scenario: "a".into(),
             index: 0,
-            op: "migrate-to-device".into(),
+            op: hmmlab_proto::scenario::Op::MigrateToDevice,
             outcome: Outcome::Pass,
             duration_ns: 1_000_000,
             pages: 256,

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use hmmlab_proto::scenario::Op;
 use hmmlab_proto::Outcome;
 use serde::Serialize;
 
@@ -26,8 +27,8 @@ use crate::report::{BuiltKernel, RunReport, RunStatus, ScenarioResult};
 /// percent (and by more than the spread) to be flagged.
 pub const DEFAULT_MIN_CHANGE_PCT: f64 = 10.0;
 
-/// The op whose throughput is compared.
-pub const MIGRATE_OP: &str = "migrate-to-device";
+/// The op whose throughput is compared, by the name step results carry.
+pub const MIGRATE_OP: &str = Op::MigrateToDevice.as_str();
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -462,7 +463,7 @@ fn timings<'a>(
             .filter_map(|s| {
                 s.steps
                     .iter()
-                    .find(|st| st.index == index && st.op == MIGRATE_OP)
+                    .find(|st| st.index == index && st.op == Op::MigrateToDevice)
                     .and_then(|st| st.pages_per_sec)
             })
             .collect()
@@ -471,7 +472,7 @@ fn timings<'a>(
         .iter()
         .chain(&pb)
         .flat_map(|s| s.steps.iter())
-        .filter(|st| st.op == MIGRATE_OP && st.pages_per_sec.is_some())
+        .filter(|st| st.op == Op::MigrateToDevice && st.pages_per_sec.is_some())
         .map(|st| st.index)
         .collect();
     for i in steps {
@@ -848,7 +849,7 @@ mod tests {
     fn sc(name: &str, outcome: Outcome, duration_ms: f64, rate: f64) -> ScenarioResult {
         let step = |index, op: &str, rate| StepResult {
             index,
-            op: op.into(),
+            op: Op::from_name(op).expect("an op name"),
             outcome: Outcome::Pass,
             duration_ns: 1000,
             pages: 128,

@@ -13,7 +13,10 @@
 //!   notations, string kinds, comments, indentation, CRLF). Valid ones must
 //!   load as exactly what was generated; for freely generated or perturbed
 //!   ones, whether they load must agree with the rules of the file format,
-//!   restated here independently (`rules_allow`).
+//!   restated here (`rules_allow`): which op takes which field is the op
+//!   table's (`Op::rules`), how the fields combine and what the `munmap`
+//!   and `mprotect` steps leave the later steps is restated independently.
+//!   Every op in `Op::ALL` is generated.
 //!
 //! What must hold for every input: no panic; an `Err` carries at least one
 //! diagnostic, in file order, each on line 0 (the whole file) or on a line of
@@ -48,6 +51,7 @@ use hmmlab_harness::scenario::when::{parse_config, parse_kernel, resolve, Kernel
 use hmmlab_harness::scenario::{
     line_col, load_files, parse_str, Diagnostic, Diagnostics, ITERATIONS, MAX_PAGES, TIMEOUT_MS,
 };
+use hmmlab_proto::op::Pages as OpPages;
 use hmmlab_proto::scenario::{
     Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario, StateExpect,
     Step, ThpMode, Touch, Variant, When,
@@ -285,14 +289,16 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
         }
     }
     for st in &s.step {
-        match st.op {
-            Op::MigrateRace => prop_assert!(st.iterations.is_some_and(|n| ITERATIONS.contains(&n))),
-            _ => prop_assert!(st.iterations.is_none()),
+        if st.op.rules().checks.iterations {
+            prop_assert!(st.iterations.is_some_and(|n| ITERATIONS.contains(&n)));
+        } else {
+            prop_assert!(st.iterations.is_none());
         }
-        if takes_no_pages(st.op) {
+        if st.op.takes_no_pages() {
             prop_assert!(st.pages.is_none());
         }
-        if self_checking(st.op) {
+        prop_assert_eq!(st.prot.is_some(), st.op.rules().checks.prot);
+        if st.op.checks_itself() {
             prop_assert!(st.variant.is_empty() && st.expect_errno.is_none());
         }
         for e in st
@@ -351,51 +357,109 @@ fn kernels() -> &'static [KernelFacts] {
     })
 }
 
-/// Ops that work on no pages of their own.
-fn takes_no_pages(op: Op) -> bool {
-    matches!(
-        op,
-        Op::UnmapNeighbour | Op::UserfaultfdIdle | Op::Hang | Op::HangGuest | Op::FailAlloc
-    )
+/// What the CPU or the device may do with a page, as the `munmap` and
+/// `mprotect` steps so far left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageAccess {
+    ReadWrite,
+    ReadOnly,
+    Unmapped,
 }
 
-/// Ops that take no `expect_errno` and no variants.
-fn self_checking(op: Op) -> bool {
-    matches!(
-        op,
-        Op::UnmapNeighbour
-            | Op::UserfaultfdIdle
-            | Op::MigrateRace
-            | Op::Hang
-            | Op::HangGuest
-            | Op::FailAlloc
-            | Op::Munmap
-            | Op::Mprotect
-    )
+/// The access of every page of a mapping: runs of pages keyed by their
+/// first page, each with its access and whether a step set it (rather than
+/// the mapping's own `prot`).
+struct AccessMap {
+    runs: std::collections::BTreeMap<u64, (PageAccess, bool)>,
+    pages: u64,
 }
 
-/// The ops that take `expect_cpages`/`expect_errno`: the rule lives next to the op.
-fn takes_cpages(op: Op) -> bool {
-    op.issues_ioctl()
+impl AccessMap {
+    fn new(m: &Mapping) -> AccessMap {
+        let access = match m.prot {
+            Prot::ReadWrite => PageAccess::ReadWrite,
+            Prot::ReadOnly => PageAccess::ReadOnly,
+        };
+        AccessMap {
+            runs: [(0, (access, false))].into(),
+            pages: m.pages,
+        }
+    }
+
+    /// Does a page of `r` have an access (and by-step flag) that `pred` picks?
+    fn any(&self, r: PageRange, pred: impl Fn(PageAccess, bool) -> bool) -> bool {
+        let first = self.runs.range(..=r.start()).next_back();
+        let inner = self.runs.range(r.start() + 1..r.end());
+        first
+            .into_iter()
+            .chain(inner)
+            .any(|(_, &(a, by))| pred(a, by))
+    }
+
+    /// A step gives the pages of `r` `access`.
+    fn set(&mut self, r: PageRange, access: PageAccess) {
+        let after = self.runs.range(..=r.end()).next_back().map(|(_, v)| *v);
+        let inside: Vec<u64> = self
+            .runs
+            .range(r.start()..=r.end())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in inside {
+            self.runs.remove(&k);
+        }
+        if let (Some(v), true) = (after, r.end() < self.pages) {
+            self.runs.insert(r.end(), v);
+        }
+        self.runs.insert(r.start(), (access, true));
+    }
 }
 
-fn takes_faults(op: Op) -> bool {
-    matches!(
-        op,
-        Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked
-    )
+/// The pages step `st` works on in an `n`-page mapping, `None` when it
+/// works on none (or on pages outside it).
+fn step_range(st: &Step, n: u64) -> Option<PageRange> {
+    match st.pages {
+        Some(r) => (!r.is_empty() && r.end() <= n).then_some(r),
+        None if matches!(st.op.rules().pages, OpPages::WholeByDefault) => Some(PageRange(0, n)),
+        None => None,
+    }
 }
 
-/// Ops that need `pages`.
-fn needs_pages(op: Op) -> bool {
-    matches!(op, Op::Munmap | Op::Mprotect)
+/// Does step `st` reach its pages as `map` allows? A CPU access to an
+/// unmapped page, an mprotect of one, or an ioctl over one that is not
+/// expected to fail is refused; so is a write (from the CPU, or from the
+/// device not expected to fail) to a page a step made read-only.
+fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
+    let Some(r) = step_range(st, map.pages) else {
+        return true;
+    };
+    let fails = st.expect_errno.is_some_and(|e| e != 0);
+    if map.any(r, |a, _| a == PageAccess::Unmapped)
+        && (st.op.is_cpu_access() || st.op == Op::Mprotect || (st.op.issues_ioctl() && !fails))
+    {
+        return false;
+    }
+    let writes = st.op.cpu_writes() || (st.op.device_writes() && !fails);
+    !(writes && map.any(r, |a, by| a == PageAccess::ReadOnly && by))
+}
+
+/// Step `st`'s change of its pages' access, if it makes one.
+fn change_access(map: &mut AccessMap, st: &Step) {
+    let Some(r) = step_range(st, map.pages) else {
+        return;
+    };
+    match (st.op, st.prot) {
+        (Op::Munmap, _) => map.set(r, PageAccess::Unmapped),
+        (Op::Mprotect, Some(Prot::ReadOnly)) => map.set(r, PageAccess::ReadOnly),
+        (Op::Mprotect, Some(Prot::ReadWrite)) => map.set(r, PageAccess::ReadWrite),
+        _ => {}
+    }
 }
 
 /// What the guest driver refuses at run time as an error (guest/src/steps.rs:
-/// `check_applicable`, `check_range`, `check_states`, populate, the ops'
-/// own preconditions), restated. Every way a step can resolve is tried: its
-/// own fields, and each variant applied over them, since some kernel may
-/// match any of them. A scenario that loads must never get here.
+/// `check_applicable`, `check_range`, `check_states`, `cpu_may`, populate,
+/// the ops' own preconditions), restated. Every way a step can resolve is
+/// tried: its own fields, and each variant applied over them, since some
+/// kernel may match any of them. A scenario that loads must never get here.
 fn guest_accepts(s: &Scenario) -> Result<(), String> {
     if s.kind == Kind::Kselftest {
         return Ok(());
@@ -408,6 +472,7 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             return Err("populate".into());
         }
     }
+    let mut access = AccessMap::new(m);
     for (i, own) in s.step.iter().enumerate() {
         let mut views = vec![own.clone()];
         for v in &own.variant {
@@ -422,72 +487,83 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
         }
         for (j, st) in views.iter().enumerate() {
             let at = format!("step {i}, resolution {j}");
-            let range = st.pages.unwrap_or(PageRange(0, m.pages));
-            if !inside(range) {
-                return Err(format!("{at}: range"));
-            }
-            if st.pages.is_some() && matches!(st.op, Op::Hang | Op::HangGuest | Op::FailAlloc) {
-                return Err(format!("{at}: pages on a hang op"));
-            }
-            if st.pages.is_none() && needs_pages(st.op) {
-                return Err(format!("{at}: no pages for {}", st.op.as_str()));
-            }
-            if st.prot.is_some() != (st.op == Op::Mprotect) {
-                return Err(format!("{at}: prot"));
-            }
-            if !st.expect.is_empty() && st.op != Op::Snapshot {
-                return Err(format!("{at}: expect on {}", st.op.as_str()));
-            }
-            if st.iterations.is_some() != (st.op == Op::MigrateRace) || st.iterations == Some(0) {
-                return Err(format!("{at}: iterations"));
-            }
-            let counts = st.expect_cpages.is_some() || st.expect_faults.is_some();
-            let no_ioctl = matches!(
-                st.op,
-                Op::CpuRead
-                    | Op::CpuWrite
-                    | Op::UnmapNeighbour
-                    | Op::UserfaultfdIdle
-                    | Op::Hang
-                    | Op::HangGuest
-                    | Op::MigrateRace
-                    | Op::FailAlloc
-                    | Op::Munmap
-                    | Op::Mprotect
-            );
-            if no_ioctl && (counts || st.expect_errno.is_some()) {
+            guest_accepts_step(m, st).map_err(|why| format!("{at}: {why}"))?;
+        }
+        // The guest refuses a CPU access to an unmapped page, a CPU write
+        // to a read-only one, and an mprotect of an unmapped page.
+        if let Some(r) = step_range(own, m.pages) {
+            let cpu_bad = own.op.is_cpu_access()
+                && access.any(r, |a, _| {
+                    a == PageAccess::Unmapped || (own.op.cpu_writes() && a == PageAccess::ReadOnly)
+                });
+            let protect_bad =
+                own.op == Op::Mprotect && access.any(r, |a, _| a == PageAccess::Unmapped);
+            if cpu_bad || protect_bad {
                 return Err(format!(
-                    "{at}: expect_errno/cpages/faults on {}",
-                    st.op.as_str()
+                    "step {i}: {} of pages it may not reach",
+                    own.op.as_str()
                 ));
             }
-            if st.expect_errno.is_some_and(|e| e != 0) && (counts || !st.expect.is_empty()) {
-                return Err(format!("{at}: expect_errno with counts or states"));
-            }
-            for e in &st.expect {
-                if e.pages.is_empty()
-                    || e.pages.start() < range.start()
-                    || e.pages.end() > range.end()
-                    || parse_state(&e.state).is_err()
-                {
-                    return Err(format!("{at}: state expectation"));
-                }
-            }
-            let refused = match st.op {
-                Op::UserfaultfdIdle => !m.userfaultfd,
-                Op::MigrateRace | Op::CpuWrite => !writable,
-                _ => false,
-            };
-            if refused {
-                return Err(format!("{at}: {} on this mapping", st.op.as_str()));
-            }
         }
+        change_access(&mut access, own);
+    }
+    Ok(())
+}
+
+/// One resolution of a step, as the guest's `check_applicable` and the
+/// ops' own preconditions judge it.
+fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
+    let op = st.op.as_str();
+    let rules = st.op.rules();
+    let range = st.pages.unwrap_or(PageRange(0, m.pages));
+    if range.is_empty() || range.end() > m.pages {
+        return Err("range".into());
+    }
+    if st.pages.is_some() && st.op.takes_no_pages() {
+        return Err(format!("pages on {op}"));
+    }
+    if st.pages.is_none() && st.op.needs_pages() {
+        return Err(format!("no pages for {op}"));
+    }
+    if st.prot.is_some() != rules.checks.prot {
+        return Err("prot".into());
+    }
+    if !st.expect.is_empty() && !rules.checks.states {
+        return Err(format!("expect on {op}"));
+    }
+    if st.iterations.is_some() != rules.checks.iterations || st.iterations == Some(0) {
+        return Err("iterations".into());
+    }
+    let counts = st.expect_cpages.is_some() || st.expect_faults.is_some();
+    if !st.op.issues_ioctl() && (counts || st.expect_errno.is_some()) {
+        return Err(format!("expect_errno/cpages/faults on {op}"));
+    }
+    if st.expect_errno.is_some_and(|e| e != 0) && (counts || !st.expect.is_empty()) {
+        return Err("expect_errno with counts or states".into());
+    }
+    for e in &st.expect {
+        if e.pages.is_empty()
+            || e.pages.start() < range.start()
+            || e.pages.end() > range.end()
+            || parse_state(&e.state).is_err()
+        {
+            return Err("state expectation".into());
+        }
+    }
+    let refused = match st.op {
+        Op::UserfaultfdIdle => !m.userfaultfd,
+        _ => st.op.cpu_writes() && m.prot == Prot::ReadOnly,
+    };
+    if refused {
+        return Err(format!("{op} on this mapping"));
     }
     Ok(())
 }
 
 // ---------------------------------------------------------------------------
 // The rules of the file format, restated: does a scenario pass every check?
+// Which op takes which field is the op table's (`Op::rules`); how the fields
+// combine is restated here.
 
 fn rules_allow(s: &Scenario) -> bool {
     let mut ok = !s.description.trim().is_empty();
@@ -507,114 +583,152 @@ fn rules_allow(s: &Scenario) -> bool {
     }
     let limit = s.mapping.as_ref().map(|m| m.pages);
     if let Some(m) = &s.mapping {
-        ok &= (1..=MAX_PAGES).contains(&m.pages);
-        ok &= m.align_pages.is_power_of_two() && m.align_pages <= MAX_PAGES;
-        ok &= !m.hugepage || m.kind == MappingKind::AnonPrivate;
-        ok &= !m.userfaultfd || m.kind != MappingKind::FilePrivate;
-        if m.prot == Prot::ReadOnly {
-            ok &= s.populate.iter().all(|p| p.how == Touch::Read);
-            ok &= s.step.iter().all(|st| match st.op {
-                Op::CpuWrite | Op::MigrateRace => false,
-                Op::DeviceWrite => st.expect_errno.is_some(),
-                _ => true,
-            });
-        }
-        ok &= m.userfaultfd || s.step.iter().all(|st| st.op != Op::UserfaultfdIdle);
+        ok &= mapping_allowed(s, m);
     }
-    let when_ok = |w: &When| {
-        (w.kernel.is_some() || w.config.is_some())
-            && w.kernel.as_deref().is_none_or(|k| parse_kernel(k).is_ok())
-            && w.config.as_deref().is_none_or(|c| parse_config(c).is_ok())
-    };
     ok &= s.requires.as_ref().is_none_or(when_ok);
     let range_ok = |r: &PageRange| r.start() < r.end() && limit.is_none_or(|n| r.end() <= n);
     ok &= s.populate.iter().all(|p| range_ok(&p.pages));
     for st in &s.step {
-        ok &= st.variant.iter().all(|v| when_ok(&v.when));
-        ok &= st.pages.as_ref().is_none_or(range_ok);
-        ok &= !(takes_no_pages(st.op) && st.pages.is_some());
-        ok &= !(needs_pages(st.op) && st.pages.is_none());
-        ok &= st.prot.is_some() == (st.op == Op::Mprotect);
-        if let Some(cmd) = st.op.newer_command() {
-            let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
-            ok &= req
-                .and_then(|k| parse_kernel(k).ok())
-                .is_some_and(|r| !r.holds_for(cmd.last_without));
+        ok &= step_allowed(s, st, limit);
+    }
+    ok
+}
+
+fn when_ok(w: &When) -> bool {
+    (w.kernel.is_some() || w.config.is_some())
+        && w.kernel.as_deref().is_none_or(|k| parse_kernel(k).is_ok())
+        && w.config.as_deref().is_none_or(|c| parse_config(c).is_ok())
+}
+
+/// The mapping's own rules, and what the steps may do with it.
+fn mapping_allowed(s: &Scenario, m: &Mapping) -> bool {
+    let mut ok = (1..=MAX_PAGES).contains(&m.pages);
+    ok &= m.align_pages.is_power_of_two() && m.align_pages <= MAX_PAGES;
+    ok &= !m.hugepage || m.kind == MappingKind::AnonPrivate;
+    ok &= !m.userfaultfd || m.kind != MappingKind::FilePrivate;
+    if m.prot == Prot::ReadOnly {
+        ok &= s.populate.iter().all(|p| p.how == Touch::Read);
+        ok &= s
+            .step
+            .iter()
+            .all(|st| !st.op.cpu_writes() && (!st.op.device_writes() || st.expect_errno.is_some()));
+    }
+    ok &= m.userfaultfd || s.step.iter().all(|st| st.op != Op::UserfaultfdIdle);
+    // Steps run in order: what a page allows depends on the munmap and
+    // mprotect steps before.
+    if (1..=MAX_PAGES).contains(&m.pages) {
+        let mut access = AccessMap::new(m);
+        for st in &s.step {
+            ok &= reaches_as_allowed(&access, st);
+            change_access(&mut access, st);
         }
-        ok &= match (st.op, st.iterations) {
-            (Op::MigrateRace, n) => n.is_some_and(|n| ITERATIONS.contains(&n)),
-            (_, n) => n.is_none(),
-        };
-        if self_checking(st.op) {
-            ok &= st.expect_errno.is_none() && st.variant.is_empty();
+    }
+    ok
+}
+
+/// One step's rules: its fields, then its own expectations and each
+/// variant's.
+fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
+    let range_ok = |r: &PageRange| r.start() < r.end() && limit.is_none_or(|n| r.end() <= n);
+    let checks = st.op.rules().checks;
+    let mut ok = st.variant.iter().all(|v| when_ok(&v.when));
+    ok &= st.pages.as_ref().is_none_or(range_ok);
+    ok &= !(st.op.takes_no_pages() && st.pages.is_some());
+    ok &= !(st.op.needs_pages() && st.pages.is_none());
+    ok &= st.prot.is_some() == checks.prot;
+    if let Some(cmd) = st.op.newer_command() {
+        let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
+        ok &= req
+            .and_then(|k| parse_kernel(k).ok())
+            .is_some_and(|r| !r.holds_for(cmd.last_without));
+    }
+    ok &= match (checks.iterations, st.iterations) {
+        (true, n) => n.is_some_and(|n| ITERATIONS.contains(&n)),
+        (false, n) => n.is_none(),
+    };
+    if st.op.checks_itself() {
+        ok &= st.expect_errno.is_none() && st.variant.is_empty();
+    }
+    // The step's own expectations, then its variants'.
+    let mut tables: Vec<Table> = vec![(
+        st.expect_cpages,
+        st.expect_faults,
+        st.expect_errno,
+        Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
+        false,
+    )];
+    if !st.op.checks_itself() {
+        for v in &st.variant {
+            tables.push((
+                v.expect_cpages,
+                v.expect_faults,
+                v.expect_errno,
+                v.expect.as_deref(),
+                true,
+            ));
         }
-        // The step's own expectations, then its variants'.
-        type Table<'a> = (
-            Option<u64>,
-            Option<u64>,
-            Option<i32>,
-            Option<&'a [StateExpect]>,
-            bool,
-        );
-        let mut tables: Vec<Table> = vec![(
-            st.expect_cpages,
-            st.expect_faults,
-            st.expect_errno,
-            Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
-            false,
-        )];
-        if !self_checking(st.op) {
-            for v in &st.variant {
-                tables.push((
-                    v.expect_cpages,
-                    v.expect_faults,
-                    v.expect_errno,
-                    v.expect.as_deref(),
-                    true,
-                ));
-            }
-        }
-        let count = match (st.pages, limit) {
-            (Some(r), _) => r.len(),
-            (None, Some(n)) => n,
-            (None, None) => u64::MAX,
-        };
-        let fails = |e: Option<i32>| e.is_some_and(|e| e != 0);
-        for (cpages, faults, errno, expect, variant) in tables {
-            ok &= expect.is_none() || st.op == Op::Snapshot;
-            ok &= cpages.is_none() || takes_cpages(st.op);
-            ok &= faults.is_none() || takes_faults(st.op);
-            // Only ops that issue an ioctl take an errno.
-            ok &= errno.is_none() || takes_cpages(st.op) || self_checking(st.op);
-            ok &= cpages.is_none_or(|c| c <= count);
-            // The step as this table resolves it: a failing ioctl reports
-            // nothing else; a snapshot asserts an errno or states.
-            let (r_cpages, r_faults, r_errno, r_expect) = if variant {
-                (
-                    cpages.or(st.expect_cpages),
-                    faults.or(st.expect_faults),
-                    errno.or(st.expect_errno),
-                    expect.map_or(!st.expect.is_empty(), |e| !e.is_empty()),
-                )
-            } else {
-                (cpages, faults, errno, expect.is_some())
-            };
-            if fails(r_errno) {
-                ok &= r_cpages.is_none() && r_faults.is_none() && !r_expect;
-                // (A variant's `expect = []` is refused in any case.)
-                ok &= !variant || expect.is_none();
-            }
-            if st.op == Op::Snapshot {
-                ok &= expect.is_none_or(|e| !e.is_empty());
-                ok &= fails(r_errno) || r_expect;
-            }
-            for e in expect.unwrap_or_default() {
-                ok &= range_ok(&e.pages);
-                ok &= parse_state(&e.state).is_ok();
-                if let Some(r) = st.pages {
-                    ok &= r.start() <= e.pages.start() && e.pages.end() <= r.end();
-                }
-            }
+    }
+    ok && tables
+        .into_iter()
+        .all(|t| expectations_allowed(st, t, limit, &range_ok))
+}
+
+/// One table of expectations: cpages, faults, errno, states, and whether
+/// it is a variant's.
+type Table<'a> = (
+    Option<u64>,
+    Option<u64>,
+    Option<i32>,
+    Option<&'a [StateExpect]>,
+    bool,
+);
+
+fn expectations_allowed(
+    st: &Step,
+    (cpages, faults, errno, expect, variant): Table<'_>,
+    limit: Option<u64>,
+    range_ok: &dyn Fn(&PageRange) -> bool,
+) -> bool {
+    let checks = st.op.rules().checks;
+    let count = match (st.pages, limit) {
+        (Some(r), _) => r.len(),
+        (None, Some(n)) => n,
+        (None, None) => u64::MAX,
+    };
+    let fails = |e: Option<i32>| e.is_some_and(|e| e != 0);
+    let mut ok = expect.is_none() || checks.states;
+    ok &= cpages.is_none() || checks.cpages;
+    ok &= faults.is_none() || checks.faults;
+    // Only ops that issue an ioctl take an errno (the ones that check
+    // themselves are refused it above).
+    ok &= errno.is_none() || st.op.issues_ioctl() || st.op.checks_itself();
+    ok &= cpages.is_none_or(|c| c <= count);
+    // The step as this table resolves it: a failing ioctl reports
+    // nothing else; a snapshot asserts an errno or states.
+    let (r_cpages, r_faults, r_errno, r_expect) = if variant {
+        (
+            cpages.or(st.expect_cpages),
+            faults.or(st.expect_faults),
+            errno.or(st.expect_errno),
+            expect.map_or(!st.expect.is_empty(), |e| !e.is_empty()),
+        )
+    } else {
+        (cpages, faults, errno, expect.is_some())
+    };
+    if fails(r_errno) {
+        ok &= r_cpages.is_none() && r_faults.is_none() && !r_expect;
+        // (A variant's `expect = []` is refused in any case.)
+        ok &= !variant || expect.is_none();
+    }
+    if checks.states {
+        ok &= expect.is_none_or(|e| !e.is_empty());
+        ok &= fails(r_errno) || r_expect;
+    }
+    for e in expect.unwrap_or_default() {
+        ok &= range_ok(&e.pages);
+        ok &= parse_state(&e.state).is_ok();
+        if let Some(r) = st.pages {
+            ok &= r.start() <= e.pages.start() && e.pages.end() <= r.end();
         }
     }
     ok
@@ -658,20 +772,6 @@ impl Rng {
     }
 }
 
-const OPS: [Op; 12] = [
-    Op::MigrateToDevice,
-    Op::MigrateToSystem,
-    Op::Snapshot,
-    Op::DeviceRead,
-    Op::DeviceWrite,
-    Op::CpuRead,
-    Op::CpuWrite,
-    Op::UnmapNeighbour,
-    Op::UserfaultfdIdle,
-    Op::Hang,
-    Op::HangGuest,
-    Op::MigrateRace,
-];
 const MAPPING_KINDS: [MappingKind; 3] = [
     MappingKind::AnonPrivate,
     MappingKind::AnonShared,
@@ -850,21 +950,43 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
             how,
         });
     }
-    let allowed: Vec<Op> = OPS
-        .iter()
-        .copied()
-        .filter(|op| match op {
-            Op::CpuWrite | Op::MigrateRace => prot == Prot::ReadWrite,
-            Op::UserfaultfdIdle => m.userfaultfd,
-            _ => true,
-        })
+    let allowed: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| !op.cpu_writes() || prot == Prot::ReadWrite)
+        .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .collect();
+    let mut access = AccessMap::new(&m);
     for _ in 0..rng.between(1, 6) {
-        let op = *rng.pick(&allowed);
-        s.step.push(gen_valid_step(rng, op, n, prot));
+        // A step that reaches pages an earlier munmap or mprotect step
+        // took from it is drawn again (the first step always fits).
+        for _ in 0..4 {
+            let op = *rng.pick(&allowed);
+            let st = gen_valid_step(rng, op, n, prot);
+            if reaches_as_allowed(&access, &st) {
+                change_access(&mut access, &st);
+                s.step.push(st);
+                break;
+            }
+        }
     }
+    require_newer_commands(&mut s);
     s.mapping = Some(m);
     s
+}
+
+/// Ops only newer test_hmm has need `[requires] kernel` to exclude the
+/// kernels without: `>=` the newest first kernel of the commands used.
+fn require_newer_commands(s: &mut Scenario) {
+    let version = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    let newest = s
+        .step
+        .iter()
+        .filter_map(|st| st.op.newer_command())
+        .map(|c| c.first_seen)
+        .max_by_key(|v| version(v));
+    if let Some(v) = newest {
+        s.requires.get_or_insert_with(When::default).kernel = Some(format!(">={v}"));
+    }
 }
 
 fn base_scenario(rng: &mut Rng) -> Scenario {
@@ -893,10 +1015,14 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
 }
 
 fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
-    let pages = (!takes_no_pages(op) && rng.chance(1, 2)).then(|| range_in(rng, 0, n));
+    let checks = op.rules().checks;
+    let pages = match op.rules().pages {
+        OpPages::None { .. } => None,
+        OpPages::Required { .. } => Some(range_in(rng, 0, n)),
+        OpPages::WholeByDefault => rng.chance(1, 2).then(|| range_in(rng, 0, n)),
+    };
     let span = pages.unwrap_or(PageRange(0, n));
-    let ioctl = takes_cpages(op);
-    let errno = |rng: &mut Rng| rng.between(1, 133) as i32;
+    let ioctl = op.issues_ioctl();
     let mut st = Step {
         op,
         pages,
@@ -905,22 +1031,16 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         expect_errno: None,
         expect: vec![],
         iterations: None,
-        prot: None,
+        prot: checks
+            .prot
+            .then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
     // else) or to succeed (counts and states, maybe `expect_errno = 0`).
-    let fails = ioctl && (rng.chance(1, 4) || (op == Op::DeviceWrite && prot == Prot::ReadOnly));
-    let expects = |rng: &mut Rng| -> Vec<StateExpect> {
-        (0..rng.between(1, 3))
-            .map(|_| StateExpect {
-                pages: range_in(rng, span.start(), span.end()),
-                state: gen_state(rng, true),
-            })
-            .collect()
-    };
+    let fails = ioctl && (rng.chance(1, 4) || (op.device_writes() && prot == Prot::ReadOnly));
     if fails {
-        st.expect_errno = Some(errno(rng));
+        st.expect_errno = Some(gen_errno(rng));
     } else if ioctl {
         if rng.chance(1, 8) {
             st.expect_errno = Some(0);
@@ -928,48 +1048,70 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         if rng.chance(1, 2) {
             st.expect_cpages = Some(rng.between(0, span.len()));
         }
-        if takes_faults(op) && rng.chance(1, 3) {
+        if checks.faults && rng.chance(1, 3) {
             st.expect_faults = Some(rng.between(0, span.len()));
         }
-        if op == Op::Snapshot {
-            st.expect = expects(rng);
+        if checks.states {
+            st.expect = gen_expects(rng, span);
         }
     }
-    if op == Op::MigrateRace {
+    if checks.iterations {
         st.iterations =
             Some(rng.between(u64::from(*ITERATIONS.start()), u64::from(*ITERATIONS.end())) as u32);
     }
-    if !self_checking(op) {
-        let reports_nothing =
-            st.expect_cpages.is_none() && st.expect_faults.is_none() && st.expect.is_empty();
+    if !op.checks_itself() {
         for _ in 0..rng.below(3) {
-            let when = gen_when(rng, true);
-            let mut v = Variant {
-                when,
-                expect_cpages: None,
-                expect_faults: None,
-                expect_errno: None,
-                expect: None,
-            };
-            if ioctl && reports_nothing && rng.chance(1, 3) {
-                // This kernel fails the ioctl (with another errno).
-                v.expect_errno = Some(errno(rng));
-            } else if ioctl {
-                // This kernel succeeds, with its own counts and states.
-                if fails || rng.chance(1, 6) {
-                    v.expect_errno = Some(0);
-                }
-                v.expect_cpages = rng.chance(1, 2).then(|| rng.between(0, span.len()));
-                v.expect_faults =
-                    (takes_faults(op) && rng.chance(1, 3)).then(|| rng.between(0, span.len()));
-                if op == Op::Snapshot && (fails || rng.chance(1, 2)) {
-                    v.expect = Some(expects(rng));
-                }
-            }
+            let v = gen_valid_variant(rng, &st, span, fails);
             st.variant.push(v);
         }
     }
     st
+}
+
+fn gen_errno(rng: &mut Rng) -> i32 {
+    rng.between(1, 133) as i32
+}
+
+/// Valid state expectations inside `span`.
+fn gen_expects(rng: &mut Rng, span: PageRange) -> Vec<StateExpect> {
+    (0..rng.between(1, 3))
+        .map(|_| StateExpect {
+            pages: range_in(rng, span.start(), span.end()),
+            state: gen_state(rng, true),
+        })
+        .collect()
+}
+
+/// A variant of step `st`, whose own expectations expect the ioctl to
+/// fail (`fails`) or not.
+fn gen_valid_variant(rng: &mut Rng, st: &Step, span: PageRange, fails: bool) -> Variant {
+    let checks = st.op.rules().checks;
+    let ioctl = st.op.issues_ioctl();
+    let reports_nothing =
+        st.expect_cpages.is_none() && st.expect_faults.is_none() && st.expect.is_empty();
+    let when = gen_when(rng, true);
+    let mut v = Variant {
+        when,
+        expect_cpages: None,
+        expect_faults: None,
+        expect_errno: None,
+        expect: None,
+    };
+    if ioctl && reports_nothing && rng.chance(1, 3) {
+        // This kernel fails the ioctl (with another errno).
+        v.expect_errno = Some(gen_errno(rng));
+    } else if ioctl {
+        // This kernel succeeds, with its own counts and states.
+        if fails || rng.chance(1, 6) {
+            v.expect_errno = Some(0);
+        }
+        v.expect_cpages = rng.chance(1, 2).then(|| rng.between(0, span.len()));
+        v.expect_faults = (checks.faults && rng.chance(1, 3)).then(|| rng.between(0, span.len()));
+        if checks.states && (fails || rng.chance(1, 2)) {
+            v.expect = Some(gen_expects(rng, span));
+        }
+    }
+    v
 }
 
 /// A number for a free field: in range, at an edge, or far off (all within
@@ -1019,33 +1161,8 @@ fn gen_free(rng: &mut Rng) -> Scenario {
         gen_pages(rng)
     };
     if has_mapping {
-        s.mapping = Some(Mapping {
-            kind: *rng.pick(&MAPPING_KINDS),
-            pages: n,
-            align_pages: match rng.below(6) {
-                0 => gen_number(rng, MAX_PAGES),
-                _ => 1 << rng.below(20),
-            },
-            prot: if rng.chance(1, 4) {
-                Prot::ReadOnly
-            } else {
-                Prot::ReadWrite
-            },
-            hugepage: rng.chance(1, 4),
-            userfaultfd: rng.chance(1, 4),
-        });
+        s.mapping = Some(gen_free_mapping(rng, n));
     }
-    let range = |rng: &mut Rng| -> PageRange {
-        match rng.below(8) {
-            0 => PageRange(gen_number(rng, n), gen_number(rng, n)),
-            1 => {
-                let a = rng.below(n.max(1) + 1);
-                PageRange(a, a)
-            }
-            _ if n > 0 => range_in(rng, 0, n.min(1 << 20)),
-            _ => PageRange(0, 1),
-        }
-    };
     let populates = if s.kind == Kind::Kselftest && !rng.chance(1, 4) {
         0
     } else {
@@ -1053,7 +1170,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
     };
     for _ in 0..populates {
         s.populate.push(Populate {
-            pages: range(rng),
+            pages: any_range(rng, n),
             how: if rng.chance(1, 2) {
                 Touch::Read
             } else {
@@ -1066,67 +1183,110 @@ fn gen_free(rng: &mut Rng) -> Scenario {
     } else {
         rng.below(5)
     };
-    let maybe = |rng: &mut Rng, p: u64| rng.chance(p, 10);
     for _ in 0..steps {
-        let op = *rng.pick(&OPS);
-        let pages = maybe(rng, 4).then(|| range(rng));
-        let small = pages.map_or(n, |r| r.len());
-        let expects = |rng: &mut Rng| -> Vec<StateExpect> {
-            (0..rng.below(3))
-                .map(|_| StateExpect {
-                    pages: if maybe(rng, 6) {
-                        let r = pages.unwrap_or(PageRange(0, n));
-                        if r.start() < r.end() {
-                            range_in(rng, r.start(), r.end().min(r.start() + (1 << 20)))
-                        } else {
-                            range(rng)
-                        }
-                    } else {
-                        range(rng)
-                    },
-                    state: {
-                        let valid = !rng.chance(1, 5);
-                        gen_state(rng, valid)
-                    },
-                })
-                .collect()
-        };
-        let mut st = Step {
-            op,
-            pages,
-            expect_cpages: maybe(rng, 3).then(|| gen_number(rng, small)),
-            expect_faults: maybe(rng, 2).then(|| gen_number(rng, small)),
-            expect_errno: maybe(rng, 2).then(|| rng.between(0, 200) as i32 - 20),
-            expect: if op == Op::Snapshot || maybe(rng, 1) {
-                expects(rng)
-            } else {
-                vec![]
-            },
-            iterations: (op == Op::MigrateRace || maybe(rng, 1)).then(|| match rng.below(4) {
-                0 => 0,
-                1 => u32::MAX,
-                2 => *ITERATIONS.end() + 1,
-                _ => rng.between(1, 100) as u32,
-            }),
-            prot: None,
-            variant: vec![],
-        };
-        if op == Op::MigrateRace && maybe(rng, 1) {
-            st.iterations = None;
-        }
-        for _ in 0..(if maybe(rng, 3) { rng.between(1, 2) } else { 0 }) {
-            let valid = !rng.chance(1, 4);
-            st.variant.push(Variant {
-                when: gen_when(rng, valid),
-                expect_cpages: maybe(rng, 3).then(|| gen_number(rng, small)),
-                expect_faults: maybe(rng, 2).then(|| gen_number(rng, small)),
-                expect_errno: maybe(rng, 2).then(|| rng.between(0, 100) as i32),
-                expect: maybe(rng, 4).then(|| expects(rng)),
-            });
-        }
+        let st = gen_free_step(rng, n);
         s.step.push(st);
     }
     s
+}
+
+fn gen_free_mapping(rng: &mut Rng, n: u64) -> Mapping {
+    Mapping {
+        kind: *rng.pick(&MAPPING_KINDS),
+        pages: n,
+        align_pages: match rng.below(6) {
+            0 => gen_number(rng, MAX_PAGES),
+            _ => 1 << rng.below(20),
+        },
+        prot: if rng.chance(1, 4) {
+            Prot::ReadOnly
+        } else {
+            Prot::ReadWrite
+        },
+        hugepage: rng.chance(1, 4),
+        userfaultfd: rng.chance(1, 4),
+    }
+}
+
+/// True with probability `p` in 10.
+fn maybe(rng: &mut Rng, p: u64) -> bool {
+    rng.chance(p, 10)
+}
+
+/// A page range for an `n`-page mapping: mostly inside it, sometimes empty
+/// or anywhere.
+fn any_range(rng: &mut Rng, n: u64) -> PageRange {
+    match rng.below(8) {
+        0 => PageRange(gen_number(rng, n), gen_number(rng, n)),
+        1 => {
+            let a = rng.below(n.max(1) + 1);
+            PageRange(a, a)
+        }
+        _ if n > 0 => range_in(rng, 0, n.min(1 << 20)),
+        _ => PageRange(0, 1),
+    }
+}
+
+/// State expectations, mostly inside the step's pages (`within`).
+fn free_expects(rng: &mut Rng, n: u64, within: PageRange) -> Vec<StateExpect> {
+    (0..rng.below(3))
+        .map(|_| StateExpect {
+            pages: if maybe(rng, 6) && within.start() < within.end() {
+                let r = within;
+                range_in(rng, r.start(), r.end().min(r.start() + (1 << 20)))
+            } else {
+                any_range(rng, n)
+            },
+            state: {
+                let valid = !rng.chance(1, 5);
+                gen_state(rng, valid)
+            },
+        })
+        .collect()
+}
+
+/// A step of any op with every field chosen freely, each mostly where the
+/// op table says it belongs.
+fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
+    let op = *rng.pick(&Op::ALL);
+    let checks = op.rules().checks;
+    let pages = maybe(rng, 4).then(|| any_range(rng, n));
+    let small = pages.map_or(n, |r| r.len());
+    let within = pages.unwrap_or(PageRange(0, n));
+    let mut st = Step {
+        op,
+        pages,
+        expect_cpages: maybe(rng, 3).then(|| gen_number(rng, small)),
+        expect_faults: maybe(rng, 2).then(|| gen_number(rng, small)),
+        expect_errno: maybe(rng, 2).then(|| rng.between(0, 200) as i32 - 20),
+        expect: if checks.states || maybe(rng, 1) {
+            free_expects(rng, n, within)
+        } else {
+            vec![]
+        },
+        iterations: (checks.iterations || maybe(rng, 1)).then(|| match rng.below(4) {
+            0 => 0,
+            1 => u32::MAX,
+            2 => *ITERATIONS.end() + 1,
+            _ => rng.between(1, 100) as u32,
+        }),
+        prot: (checks.prot != maybe(rng, 1)).then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
+        variant: vec![],
+    };
+    if checks.iterations && maybe(rng, 1) {
+        st.iterations = None;
+    }
+    for _ in 0..(if maybe(rng, 3) { rng.between(1, 2) } else { 0 }) {
+        let valid = !rng.chance(1, 4);
+        st.variant.push(Variant {
+            when: gen_when(rng, valid),
+            expect_cpages: maybe(rng, 3).then(|| gen_number(rng, small)),
+            expect_faults: maybe(rng, 2).then(|| gen_number(rng, small)),
+            expect_errno: maybe(rng, 2).then(|| rng.between(0, 100) as i32),
+            expect: maybe(rng, 4).then(|| free_expects(rng, n, within)),
+        });
+    }
+    st
 }
 
 /// A valid scenario with up to three changes that may each break a rule:
@@ -1141,23 +1301,14 @@ fn gen_perturbed(rng: &mut Rng) -> Scenario {
 
 fn perturb(rng: &mut Rng, s: &mut Scenario) {
     let n = s.mapping.as_ref().map_or(16, |m| m.pages);
-    let free_range = |rng: &mut Rng| -> PageRange {
-        match rng.below(4) {
-            0 => PageRange(gen_number(rng, n), gen_number(rng, n)),
-            1 => {
-                let a = rng.below(n + 1);
-                PageRange(a, a)
-            }
-            _ => range_in(rng, 0, n.saturating_add(2).min(1 << 20)),
-        }
-    };
     let steps = s.step.len() as u64;
     let i = if steps > 0 {
         rng.below(steps) as usize
     } else {
         0
     };
-    match rng.below(24) {
+    let choice = rng.below(25);
+    match choice {
         0 => s.description = rng.pick(&["", " ", "\t \u{3000}"]).to_string(),
         1 => s.timeout_ms = Some(gen_number(rng, *TIMEOUT_MS.end())),
         2 => {
@@ -1174,46 +1325,57 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
                 args: vec![],
             })
         }
-        4 => {
+        4..=8 => {
             if let Some(m) = &mut s.mapping {
-                m.pages = gen_number(rng, n);
-            }
-        }
-        5 => {
-            if let Some(m) = &mut s.mapping {
-                m.align_pages = gen_number(rng, MAX_PAGES);
-            }
-        }
-        6 => {
-            if let Some(m) = &mut s.mapping {
-                m.hugepage = true;
-            }
-        }
-        7 => {
-            if let Some(m) = &mut s.mapping {
-                m.userfaultfd = !m.userfaultfd;
-            }
-        }
-        8 => {
-            if let Some(m) = &mut s.mapping {
-                m.prot = Prot::ReadOnly;
+                perturb_mapping(rng, m, choice);
             }
         }
         9 => s.requires = Some(gen_when(rng, false)),
         10 => s.mapping = None,
         11 => s.step.clear(),
         12 => s.populate.push(Populate {
-            pages: free_range(rng),
+            pages: near_range(rng, n),
             how: Touch::Write,
         }),
         _ if steps == 0 => {}
-        13 | 14 => s.step[i].op = *rng.pick(&OPS),
-        15 => s.step[i].pages = Some(free_range(rng)),
-        16 => s.step[i].expect_cpages = Some(gen_number(rng, n)),
-        17 => s.step[i].expect_faults = Some(gen_number(rng, n)),
-        18 => s.step[i].expect_errno = Some(rng.between(0, 40) as i32 - 5),
+        _ => perturb_step(rng, &mut s.step[i], choice, n),
+    }
+}
+
+/// A page range near an `n`-page mapping: often inside, sometimes empty,
+/// past the end or far off.
+fn near_range(rng: &mut Rng, n: u64) -> PageRange {
+    match rng.below(4) {
+        0 => PageRange(gen_number(rng, n), gen_number(rng, n)),
+        1 => {
+            let a = rng.below(n + 1);
+            PageRange(a, a)
+        }
+        _ => range_in(rng, 0, n.saturating_add(2).min(1 << 20)),
+    }
+}
+
+fn perturb_mapping(rng: &mut Rng, m: &mut Mapping, choice: u64) {
+    let n = m.pages;
+    match choice {
+        4 => m.pages = gen_number(rng, n),
+        5 => m.align_pages = gen_number(rng, MAX_PAGES),
+        6 => m.hugepage = true,
+        7 => m.userfaultfd = !m.userfaultfd,
+        _ => m.prot = Prot::ReadOnly,
+    }
+}
+
+/// Change one field of a step (`choice` 13 to 24).
+fn perturb_step(rng: &mut Rng, st: &mut Step, choice: u64, n: u64) {
+    match choice {
+        13 | 14 => st.op = *rng.pick(&Op::ALL),
+        15 => st.pages = Some(near_range(rng, n)),
+        16 => st.expect_cpages = Some(gen_number(rng, n)),
+        17 => st.expect_faults = Some(gen_number(rng, n)),
+        18 => st.expect_errno = Some(rng.between(0, 40) as i32 - 5),
         19 => {
-            s.step[i].iterations = match rng.below(4) {
+            st.iterations = match rng.below(4) {
                 0 => None,
                 1 => Some(0),
                 2 => Some(*ITERATIONS.end() + 1),
@@ -1223,7 +1385,7 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
         20 => {
             let valid = rng.chance(1, 2);
             let when = gen_when(rng, valid);
-            s.step[i].variant.push(Variant {
+            st.variant.push(Variant {
                 when,
                 expect_cpages: rng.chance(1, 2).then(|| gen_number(rng, n)),
                 expect_faults: rng.chance(1, 4).then(|| gen_number(rng, n)),
@@ -1234,19 +1396,26 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
         21 => {
             let valid = rng.chance(1, 2);
             let state = gen_state(rng, valid);
-            s.step[i].expect.push(StateExpect {
-                pages: free_range(rng),
+            st.expect.push(StateExpect {
+                pages: near_range(rng, n),
                 state,
             })
         }
-        22 => s.step[i].expect.clear(),
+        22 => st.expect.clear(),
+        23 => {
+            st.prot = match rng.below(3) {
+                0 => None,
+                1 => Some(Prot::ReadOnly),
+                _ => Some(Prot::ReadWrite),
+            }
+        }
         _ => {
             let valid = rng.chance(1, 2);
             let state = gen_state(rng, valid);
-            let pages = free_range(rng);
-            match s.step[i].variant.first_mut() {
+            let pages = near_range(rng, n);
+            match st.variant.first_mut() {
                 Some(v) => v.expect = Some(vec![StateExpect { pages, state }]),
-                None => s.step[i].expect = vec![StateExpect { pages, state }],
+                None => st.expect = vec![StateExpect { pages, state }],
             }
         }
     }
@@ -1805,7 +1974,7 @@ enum Mutation {
 
 /// Words the format knows: every enum value, state names, conditions.
 fn known_words() -> Vec<String> {
-    let mut w: Vec<String> = OPS.iter().map(|o| o.as_str().to_string()).collect();
+    let mut w: Vec<String> = Op::ALL.iter().map(|o| o.as_str().to_string()).collect();
     w.extend(
         MAPPING_KINDS
             .iter()
@@ -1970,7 +2139,7 @@ fn known_line() -> impl Strategy<Value = String> {
         1 => (0u64..600, 0u64..600).prop_map(|(a, b)| format!("pages = [{a}, {b}]")),
         1 => number_literal().prop_map(|n| format!("pages = [{n}]")),
         1 => number_literal().prop_map(|n| format!("align_pages = {n}")),
-        2 => proptest::sample::select(OPS.to_vec()).prop_map(|o| format!("op = \"{}\"", o.as_str())),
+        2 => proptest::sample::select(Op::ALL.to_vec()).prop_map(|o| format!("op = \"{}\"", o.as_str())),
         3 => proptest::sample::select(HEADERS).prop_map(String::from),
         1 => proptest::sample::select(KERNEL_WORDS).prop_map(|k| format!("when = {{ kernel = \"{k}\" }}")),
         1 => proptest::sample::select(CONFIG_WORDS).prop_map(|c| format!("when = {{ config = {c:?} }}")),
@@ -2302,6 +2471,63 @@ fn every_real_scenario_loads_and_round_trips() {
             Err(ds) => panic!("{}", Diagnostics(ds)),
         }
     }
+}
+
+#[test]
+fn the_generators_emit_every_op() {
+    let mut valid = std::collections::HashSet::new();
+    let mut free = std::collections::HashSet::new();
+    let mut perturbed = std::collections::HashSet::new();
+    for seed in 0..3000 {
+        let s = gen_valid(&mut Rng(seed));
+        assert!(rules_allow(&s), "{s:?}");
+        valid.extend(s.step.iter().map(|st| st.op));
+        free.extend(gen_free(&mut Rng(seed)).step.iter().map(|st| st.op));
+        perturbed.extend(gen_perturbed(&mut Rng(seed)).step.iter().map(|st| st.op));
+    }
+    for op in Op::ALL {
+        assert!(valid.contains(&op), "gen_valid never made {}", op.as_str());
+        assert!(free.contains(&op), "gen_free never made {}", op.as_str());
+        assert!(
+            perturbed.contains(&op),
+            "gen_perturbed never made {}",
+            op.as_str()
+        );
+    }
+}
+
+#[test]
+fn generated_steps_after_munmap_and_mprotect_are_checked() {
+    // Valid scenarios where a step follows a munmap or an mprotect of some
+    // of its pages, and free ones that break the rule: both are made.
+    let changes = |s: &Scenario| {
+        s.step.iter().enumerate().any(|(i, st)| {
+            let Some(a) = st.pages.filter(|_| st.op.needs_pages()) else {
+                return false;
+            };
+            s.step[i + 1..].iter().any(|later| {
+                let b = later.pages.unwrap_or(PageRange(0, u64::MAX));
+                a.start() < b.end() && b.start() < a.end()
+            })
+        })
+    };
+    let valid = (0..3000)
+        .filter(|&seed| changes(&gen_valid(&mut Rng(seed))))
+        .count();
+    assert!(valid > 20, "{valid}");
+    let refused = (0..3000)
+        .map(|seed| gen_free(&mut Rng(seed)))
+        .filter(|s| s.mapping.is_some() && changes(s))
+        .filter(|s| {
+            let mut access = AccessMap::new(s.mapping.as_ref().unwrap());
+            !s.step.iter().all(|st| {
+                let ok = reaches_as_allowed(&access, st);
+                change_access(&mut access, st);
+                ok
+            })
+        })
+        .count();
+    assert!(refused > 5, "{refused}");
 }
 
 #[test]

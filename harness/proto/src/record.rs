@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::op::Op;
+
 /// How a scenario (or a step) ended. A scenario starts as `Crashed` on the
 /// host and only becomes `Pass` when its pass is seen.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,7 +64,8 @@ pub enum Record {
     Step {
         scenario: String,
         index: u32,
-        op: String,
+        /// Written as the op's name, as scenario files write it.
+        op: Op,
         outcome: Outcome,
         duration_ns: u64,
         /// Pages the step covered.
@@ -112,5 +115,33 @@ mod tests {
             r#"{"t":"scenario-end","name":"a","outcome":"pass","duration_ns":5}"#
         );
         assert_eq!(serde_json::from_str::<Record>(&s).unwrap(), r);
+    }
+
+    #[test]
+    fn step_records_name_their_op() {
+        // As guests before the op was typed wrote it.
+        let line = r#"{"t":"step","scenario":"a","index":0,"op":"migrate-to-device","outcome":"pass","duration_ns":7,"pages":4,"cpages":4}"#;
+        let r: Record = serde_json::from_str(line).unwrap();
+        let Record::Step { op, cpages, .. } = &r else {
+            panic!("{r:?}");
+        };
+        assert_eq!((*op, *cpages), (Op::MigrateToDevice, Some(4)));
+        assert_eq!(serde_json::to_string(&r).unwrap(), line);
+        for op in Op::ALL {
+            let r = Record::Step {
+                scenario: "a".into(),
+                index: 1,
+                op,
+                outcome: Outcome::Fail,
+                duration_ns: 0,
+                pages: 1,
+                cpages: None,
+                faults: None,
+                message: Some("m".into()),
+            };
+            let s = serde_json::to_string(&r).unwrap();
+            assert!(s.contains(&format!(r#""op":"{}""#, op.as_str())), "{s}");
+            assert_eq!(serde_json::from_str::<Record>(&s).unwrap(), r);
+        }
     }
 }

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::op::{NewerCommand, Op};
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -216,157 +218,6 @@ pub struct Variant {
     pub expect: Option<Vec<StateExpect>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Op {
-    /// HMM_DMIRROR_MIGRATE_TO_DEV; checks `cpages` and the data it returns.
-    MigrateToDevice,
-    /// HMM_DMIRROR_MIGRATE_TO_SYS; checks `cpages`.
-    MigrateToSystem,
-    /// HMM_DMIRROR_SNAPSHOT; checks each page's state against `expect`.
-    Snapshot,
-    /// HMM_DMIRROR_READ; checks the data the device sees.
-    DeviceRead,
-    /// HMM_DMIRROR_WRITE of a fresh data pattern through the device.
-    DeviceWrite,
-    /// Read every byte from the CPU (faulting device pages back) and check it.
-    CpuRead,
-    /// Write a fresh data pattern from the CPU.
-    CpuWrite,
-    /// Map one page directly below the mapping and unmap it again: an
-    /// unrelated VMA change next to the range. Takes no pages or expectations.
-    UnmapNeighbour,
-    /// The mapping's userfaultfd (`userfaultfd = true`) has no pending event.
-    UserfaultfdIdle,
-    /// Test of the harness itself: the scenario process blocks forever, so the
-    /// guest's per-scenario timeout must fire.
-    Hang,
-    /// Test of the harness itself: the guest driver (PID 1) stops answering
-    /// for good, so the host's timeout must fire and stop the VM.
-    HangGuest,
-    /// `iterations` rounds of: one thread migrates the range to the device
-    /// while another writes a fresh pattern over it from the CPU. Afterwards
-    /// the range must hold the last pattern written.
-    MigrateRace,
-    /// HMM_DMIRROR_FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: in the next
-    /// migration either way, test_hmm's allocation for the first page (or
-    /// THP) that migrates fails, once (the flag is cleared when used). Takes
-    /// no pages or expectations; needs a test_hmm that has the command (see
-    /// [`Op::newer_command`]).
-    FailAlloc,
-    /// munmap(2) of the step's pages (required): a partial unmap of the
-    /// mapping. Later steps must not touch those pages from the CPU.
-    Munmap,
-    /// mprotect(2) of the step's pages (required) to `prot` (required).
-    Mprotect,
-    /// HMM_DMIRROR_READ_UNLOCKED: a device read that faults pages in with
-    /// the mmap lock dropped; checked like `device-read`.
-    DeviceReadUnlocked,
-}
-
-/// A dmirror command that older test_hmm lacks: its ioctl number is unknown
-/// there, so test_hmm answers EINVAL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewerCommand {
-    /// The header's name, e.g. `HMM_DMIRROR_FLAGS`.
-    pub name: &'static str,
-    /// The oldest kernel checked to have it.
-    pub first_seen: &'static str,
-    /// The newest kernel checked to lack it: a scenario using the op must
-    /// not run there (`[requires] kernel` must exclude it).
-    pub last_without: [u32; 3],
-}
-
-impl Op {
-    pub const ALL: [Op; 16] = [
-        Op::MigrateToDevice,
-        Op::MigrateToSystem,
-        Op::Snapshot,
-        Op::DeviceRead,
-        Op::DeviceWrite,
-        Op::CpuRead,
-        Op::CpuWrite,
-        Op::UnmapNeighbour,
-        Op::UserfaultfdIdle,
-        Op::Hang,
-        Op::HangGuest,
-        Op::MigrateRace,
-        Op::FailAlloc,
-        Op::Munmap,
-        Op::Mprotect,
-        Op::DeviceReadUnlocked,
-    ];
-
-    /// Ops that issue one dmirror ioctl and check its result: the only ones
-    /// with `expect_errno` and `expect_cpages`. (`migrate-race` issues many
-    /// and checks them itself.)
-    pub fn issues_ioctl(self) -> bool {
-        matches!(
-            self,
-            Op::MigrateToDevice
-                | Op::MigrateToSystem
-                | Op::DeviceRead
-                | Op::DeviceWrite
-                | Op::Snapshot
-                | Op::DeviceReadUnlocked
-        )
-    }
-
-    /// Ops that report device faults (`expect_faults`).
-    pub fn reports_faults(self) -> bool {
-        matches!(
-            self,
-            Op::DeviceRead | Op::DeviceWrite | Op::DeviceReadUnlocked
-        )
-    }
-
-    /// Ops that need `pages`, never defaulting to the whole mapping.
-    pub fn needs_pages(self) -> bool {
-        matches!(self, Op::Munmap | Op::Mprotect)
-    }
-
-    /// The dmirror command this op issues when only newer test_hmm has it.
-    /// 6.12.117's lib/test_hmm_uapi.h ends at HMM_DMIRROR_RELEASE (0x07);
-    /// 7.2.13's adds HMM_DMIRROR_FLAGS (0x08), 7.3.4's also
-    /// HMM_DMIRROR_READ_UNLOCKED (0x09). Kernels between were not checked.
-    pub fn newer_command(self) -> Option<NewerCommand> {
-        match self {
-            Op::FailAlloc => Some(NewerCommand {
-                name: "HMM_DMIRROR_FLAGS",
-                first_seen: "7.2",
-                last_without: [6, 12, u32::MAX],
-            }),
-            Op::DeviceReadUnlocked => Some(NewerCommand {
-                name: "HMM_DMIRROR_READ_UNLOCKED",
-                first_seen: "7.3",
-                last_without: [7, 2, u32::MAX],
-            }),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::MigrateToDevice => "migrate-to-device",
-            Op::MigrateToSystem => "migrate-to-system",
-            Op::Snapshot => "snapshot",
-            Op::DeviceRead => "device-read",
-            Op::DeviceWrite => "device-write",
-            Op::CpuRead => "cpu-read",
-            Op::CpuWrite => "cpu-write",
-            Op::UnmapNeighbour => "unmap-neighbour",
-            Op::UserfaultfdIdle => "userfaultfd-idle",
-            Op::MigrateRace => "migrate-race",
-            Op::Hang => "hang",
-            Op::HangGuest => "hang-guest",
-            Op::FailAlloc => "fail-alloc",
-            Op::Munmap => "munmap",
-            Op::Mprotect => "mprotect",
-            Op::DeviceReadUnlocked => "device-read-unlocked",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StateExpect {
@@ -436,36 +287,6 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: Scenario = serde_json::from_str(&json).unwrap();
         assert_eq!(s, back);
-    }
-
-    #[test]
-    fn op_names_are_the_serde_names() {
-        for op in Op::ALL {
-            let json = serde_json::to_string(&op).unwrap();
-            assert_eq!(json, format!("\"{}\"", op.as_str()));
-            let back: Op = serde_json::from_str(&json).unwrap();
-            assert_eq!(back, op);
-        }
-        for prot in [Prot::ReadWrite, Prot::ReadOnly] {
-            let json = serde_json::to_string(&prot).unwrap();
-            assert_eq!(json, format!("\"{}\"", prot.as_str()));
-        }
-    }
-
-    #[test]
-    fn newer_commands() {
-        let flags = Op::FailAlloc.newer_command().unwrap();
-        assert_eq!(flags.name, "HMM_DMIRROR_FLAGS");
-        assert_eq!(flags.last_without[..2], [6, 12]);
-        let unlocked = Op::DeviceReadUnlocked.newer_command().unwrap();
-        assert_eq!(unlocked.name, "HMM_DMIRROR_READ_UNLOCKED");
-        let with: Vec<Op> = Op::ALL
-            .into_iter()
-            .filter(|op| op.newer_command().is_some())
-            .collect();
-        assert_eq!(with, [Op::FailAlloc, Op::DeviceReadUnlocked]);
-        assert!(Op::DeviceReadUnlocked.issues_ioctl() && Op::DeviceReadUnlocked.reports_faults());
-        assert!(!Op::FailAlloc.issues_ioctl());
     }
 
     #[test]

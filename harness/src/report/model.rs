@@ -1,5 +1,6 @@
 //! What a run produced, as written to `results/<run-id>/run.json`.
 
+use hmmlab_proto::scenario::Op;
 use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -167,7 +168,7 @@ impl ScenarioResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepResult {
     pub index: u32,
-    pub op: String,
+    pub op: Op,
     pub outcome: Outcome,
     pub duration_ns: u64,
     pub pages: u64,

@@ -132,7 +132,7 @@ pub fn render(r: &RunReport) -> String {
         let rate = sc
             .steps
             .iter()
-            .filter(|st| st.op == "migrate-to-device")
+            .filter(|st| st.op == hmmlab_proto::scenario::Op::MigrateToDevice)
             .filter_map(|st| st.pages_per_sec)
             .next()
             .map(|r| format!("{r:.0}"))

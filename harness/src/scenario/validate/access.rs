@@ -3,23 +3,23 @@
 //! `device-read-unlocked`). Steps run in order, so what a page allows at a
 //! step depends on the `munmap` and `mprotect` steps before it.
 
-use hmmlab_proto::scenario::{Op, PageRange, Prot};
+use hmmlab_proto::op::Pages;
+use hmmlab_proto::scenario::{Op, PageRange, Prot, Step};
 
 use super::Ctx;
 use crate::scenario::span::key_path;
 use crate::scenario::when::parse_kernel;
 
-/// `pages` is required by `munmap` and `mprotect`, refused by `fail-alloc`;
-/// `prot` belongs to `mprotect`, which needs it.
+/// `pages` is required by the ops that change the mapping (`munmap`,
+/// `mprotect`); `prot` belongs to the ops that need it (`mprotect`).
 pub(super) fn check_mapping_ops(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
         let op = st.op.as_str();
-        if st.op.needs_pages() && st.pages.is_none() {
-            let hint =
-                format!(
-                "give the pages to {} with `pages = [start, end]`; it never defaults to the whole \
-                 mapping",
-                if st.op == Op::Munmap { "unmap" } else { "protect" }
+        let rules = st.op.rules();
+        if let (Pages::Required { verb }, None) = (rules.pages, st.pages) {
+            let hint = format!(
+                "give the pages to {verb} with `pages = [start, end]`; it never defaults to the \
+                 whole mapping"
             );
             cx.at_value(
                 key_path!["step", i, "op"],
@@ -27,23 +27,14 @@ pub(super) fn check_mapping_ops(cx: &mut Ctx<'_, '_>) {
                 Some(hint),
             );
         }
-        if st.op == Op::FailAlloc && st.pages.is_some() {
-            let hint = "fail-alloc sets a flag of the open device file: the first allocation of \
-                        the next migration fails, wherever it is";
-            cx.at_key(
-                key_path!["step", i, "pages"],
-                "`pages` does not apply to `op = \"fail-alloc\"`".to_string(),
-                Some(hint.to_string()),
-            );
-        }
-        match (st.op, st.prot) {
-            (Op::Mprotect, None) => cx.at_value(
+        match (rules.checks.prot, st.prot) {
+            (true, None) => cx.at_value(
                 key_path!["step", i, "op"],
-                "`op = \"mprotect\"` needs `prot`".to_string(),
+                format!("`op = \"{op}\"` needs `prot`"),
                 Some("add `prot = \"read-only\"` or `prot = \"read-write\"`".to_string()),
             ),
-            (Op::Mprotect, Some(_)) | (_, None) => {}
-            (_, Some(_)) => cx.at_key(
+            (true, Some(_)) | (false, None) => {}
+            (false, Some(_)) => cx.at_key(
                 key_path!["step", i, "prot"],
                 format!("`prot` does not apply to `op = \"{op}\"`"),
                 Some("`prot` is the protection an `op = \"mprotect\"` step sets".to_string()),
@@ -125,66 +116,16 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
     }];
     let mut problems = Vec::new();
     for (i, st) in cx.s.step.iter().enumerate() {
-        let range = match st.pages {
-            Some(r) if !r.is_empty() && r.end() <= n => r,
-            Some(_) => continue, // reported by check_page_ranges
-            None if st.op.needs_pages() || matches!(st.op, Op::FailAlloc) => continue,
-            None => PageRange(0, n),
+        let range = match (st.pages, st.op.rules().pages) {
+            (Some(r), _) if !r.is_empty() && r.end() <= n => r,
+            (Some(_), _) => continue, // reported by check_page_ranges
+            (None, Pages::WholeByDefault) => PageRange(0, n),
+            // No pages of its own, or none given (reported by check_mapping_ops).
+            (None, Pages::None { .. } | Pages::Required { .. }) => continue,
         };
-        let unmapped = first_in(&segs, range, |g| g.access == Access::Unmapped);
-        let read_only = first_in(&segs, range, |g| {
-            g.access == Access::ReadOnly && g.by.is_some()
-        });
-        let cpu = matches!(st.op, Op::CpuRead | Op::CpuWrite | Op::MigrateRace);
-        let fails = st.expect_errno.is_some_and(|e| e != 0);
-        let device_write = st.op == Op::DeviceWrite && !fails;
-        let writes = matches!(st.op, Op::CpuWrite | Op::MigrateRace) || device_write;
-        if let Some((page, Some(by))) = unmapped {
-            let why = if cpu {
-                Some("a CPU access there would kill the scenario with SIGSEGV".to_string())
-            } else if st.op == Op::Mprotect {
-                Some("mprotect of an unmapped page fails with ENOMEM".to_string())
-            } else if st.op.issues_ioctl() && !fails {
-                Some(
-                    "test_hmm fails an ioctl over an unmapped page (EINVAL, or EFAULT for a \
-                     snapshot): give `pages` that stay mapped, or the errno in `expect_errno`"
-                        .to_string(),
-                )
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                let line = cx.line_of(key_path!["step", by, "op"]);
-                problems.push((
-                    i,
-                    format!(
-                        "`op = \"{}\"` reaches page {page}, which step {by} (line {line}) unmapped",
-                        st.op.as_str()
-                    ),
-                    why,
-                ));
-                continue;
-            }
-        }
-        if writes {
-            if let Some((page, Some(by))) = read_only {
-                let line = cx.line_of(key_path!["step", by, "op"]);
-                problems.push((
-                    i,
-                    format!(
-                        "`op = \"{}\"` writes page {page}, which step {by} (line {line}) made \
-                         read-only",
-                        st.op.as_str()
-                    ),
-                    if device_write {
-                        "a device write to read-only pages fails: give the errno in \
-                         `expect_errno`"
-                            .to_string()
-                    } else {
-                        "a CPU write there would kill the scenario with SIGSEGV".to_string()
-                    },
-                ));
-            }
+        if let Some((msg, hint)) = access_problem(cx, &segs, st, range) {
+            problems.push((i, msg, hint));
+            continue;
         }
         let access = match (st.op, st.prot) {
             (Op::Munmap, _) => Access::Unmapped,
@@ -197,6 +138,54 @@ pub(super) fn check_page_access(cx: &mut Ctx<'_, '_>) {
     for (i, msg, hint) in problems {
         cx.at_value(key_path!["step", i, "op"], msg, Some(hint));
     }
+}
+
+/// What is wrong with step `st` reaching `range` while the pages allow
+/// what `segs` says: its message and hint.
+fn access_problem(
+    cx: &Ctx<'_, '_>,
+    segs: &[Seg],
+    st: &Step,
+    range: PageRange,
+) -> Option<(String, String)> {
+    let op = st.op.as_str();
+    let fails = st.expect_errno.is_some_and(|e| e != 0);
+    if let Some((page, Some(by))) = first_in(segs, range, |g| g.access == Access::Unmapped) {
+        let why = if st.op.is_cpu_access() {
+            "a CPU access there would kill the scenario with SIGSEGV"
+        } else if st.op == Op::Mprotect {
+            "mprotect of an unmapped page fails with ENOMEM"
+        } else if st.op.issues_ioctl() && !fails {
+            "test_hmm fails an ioctl over an unmapped page (EINVAL, or EFAULT for a snapshot): \
+             give `pages` that stay mapped, or the errno in `expect_errno`"
+        } else {
+            ""
+        };
+        if !why.is_empty() {
+            let line = cx.line_of(key_path!["step", by, "op"]);
+            let msg = format!(
+                "`op = \"{op}\"` reaches page {page}, which step {by} (line {line}) unmapped"
+            );
+            return Some((msg, why.to_string()));
+        }
+    }
+    let device_write = st.op.device_writes() && !fails;
+    if !(st.op.cpu_writes() || device_write) {
+        return None;
+    }
+    let read_only = |g: &Seg| g.access == Access::ReadOnly && g.by.is_some();
+    let (page, Some(by)) = first_in(segs, range, read_only)? else {
+        return None;
+    };
+    let line = cx.line_of(key_path!["step", by, "op"]);
+    let msg =
+        format!("`op = \"{op}\"` writes page {page}, which step {by} (line {line}) made read-only");
+    let hint = if device_write {
+        "a device write to read-only pages fails: give the errno in `expect_errno`"
+    } else {
+        "a CPU write there would kill the scenario with SIGSEGV"
+    };
+    Some((msg, hint.to_string()))
 }
 
 /// Pages `[start, end)` that allow the same, since step `by` (`None`: since

@@ -2,24 +2,13 @@
 //! `[[step.variant]]` tables follow the same rules as the step's own
 //! `expect*` fields.
 
+use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, StateExpect, Touch};
 use hmmlab_proto::state::parse_state;
 use toml::de::DeValue;
 
 use super::{Ctx, ITERATIONS};
 use crate::scenario::span::{key_path, Seg};
-
-/// Ops that check their own result: no `expect*` fields and no variants.
-const SELF_CHECKING: [Op; 8] = [
-    Op::UnmapNeighbour,
-    Op::UserfaultfdIdle,
-    Op::MigrateRace,
-    Op::Hang,
-    Op::HangGuest,
-    Op::FailAlloc,
-    Op::Munmap,
-    Op::Mprotect,
-];
 
 /// An `expect_errno` that expects the ioctl to fail (0 expects success,
 /// like no `expect_errno` at all).
@@ -65,7 +54,7 @@ fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
             errno: st.expect_errno,
             expect: Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
         });
-        if SELF_CHECKING.contains(&st.op) {
+        if st.op.checks_itself() {
             continue;
         }
         for (j, v) in st.variant.iter().enumerate() {
@@ -178,13 +167,15 @@ pub(super) fn check_read_only(cx: &mut Ctx<'_, '_>) {
         }
     }
     for (i, st) in cx.s.step.iter().enumerate() {
-        let hint = match st.op {
-            Op::CpuWrite => format!("{why}; a CPU write would fault"),
-            Op::MigrateRace => format!("{why}; migrate-race writes from the CPU"),
-            Op::DeviceWrite if st.expect_errno.is_none() => {
-                format!("{why}; a device write must fail, so give the errno in `expect_errno`")
-            }
-            _ => continue,
+        let hint = if st.op.cpu_writes() {
+            format!(
+                "{why}; {} writes from the CPU, and a CPU write would fault",
+                st.op.as_str()
+            )
+        } else if st.op.device_writes() && st.expect_errno.is_none() {
+            format!("{why}; a device write must fail, so give the errno in `expect_errno`")
+        } else {
+            continue;
         };
         let msg = format!("`op = \"{}\"` on a read-only mapping", st.op.as_str());
         cx.at_value(key_path!["step", i, "op"], msg, Some(hint));
@@ -192,42 +183,24 @@ pub(super) fn check_read_only(cx: &mut Ctx<'_, '_>) {
 }
 
 /// Why an op that checks its own result takes no `expect_errno`.
-fn self_checking_hint(op: Op) -> &'static str {
-    match op {
-        Op::UnmapNeighbour => "unmap-neighbour issues no ioctl",
-        Op::UserfaultfdIdle => "userfaultfd-idle only checks that no userfaultfd event is pending",
-        Op::Hang => "hang tests the harness: it blocks until the scenario's timeout kills it",
-        Op::HangGuest => {
-            "hang-guest tests the harness: the guest stops answering until the host's timeout"
-        }
-        Op::FailAlloc => {
-            "fail-alloc must succeed: it only sets a flag; the migration after it shows the effect"
-        }
-        Op::Munmap | Op::Mprotect => {
-            "munmap and mprotect issue no dmirror ioctl and must succeed; check their effect with \
-             a snapshot step"
-        }
-        _ => {
-            "migrate-race checks the data: afterwards the range must hold the last pattern written"
-        }
+fn self_checking_hint(op: Op) -> Option<&'static str> {
+    match op.rules().checks.errno {
+        Errno::OwnCheck { why } => Some(why),
+        Errno::Ioctl | Errno::NoIoctl => None,
     }
 }
 
-/// Ops that work on fixed pages and take no `pages`.
+/// Ops that work on no pages of their own take no `pages`.
 pub(super) fn check_step_pages(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
-        let hint = match st.op {
-            Op::UnmapNeighbour => "unmap-neighbour always works on the page just below the mapping",
-            Op::UserfaultfdIdle => "userfaultfd-idle checks the userfaultfd of the whole mapping",
-            Op::Hang => "hang touches no pages: it only blocks until the scenario's timeout",
-            Op::HangGuest => "hang-guest touches no pages: it only makes the guest stop answering",
-            _ => continue,
+        let Pages::None { why } = st.op.rules().pages else {
+            continue;
         };
         if st.pages.is_some() {
             cx.at_key(
                 key_path!["step", i, "pages"],
                 format!("`pages` does not apply to `op = \"{}\"`", st.op.as_str()),
-                Some(hint.to_string()),
+                Some(why.to_string()),
             );
         }
     }
@@ -236,15 +209,15 @@ pub(super) fn check_step_pages(cx: &mut Ctx<'_, '_>) {
 /// Ops that check their own result take no `expect_errno` and no variants.
 pub(super) fn check_self_checking(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
-        if !SELF_CHECKING.contains(&st.op) {
+        let Some(why) = self_checking_hint(st.op) else {
             continue;
-        }
+        };
         let op = st.op.as_str();
         if st.expect_errno.is_some() {
             cx.at_key(
                 key_path!["step", i, "expect_errno"],
                 format!("`expect_errno` does not apply to `op = \"{op}\"`"),
-                Some(self_checking_hint(st.op).to_string()),
+                Some(why.to_string()),
             );
         }
         if !st.variant.is_empty() {
@@ -261,37 +234,56 @@ pub(super) fn check_self_checking(cx: &mut Ctx<'_, '_>) {
     }
 }
 
-/// `iterations` belongs to migrate-race, which needs it.
+/// `iterations` belongs to the ops that need it (migrate-race).
 pub(super) fn check_iterations(cx: &mut Ctx<'_, '_>) {
     let (lo, hi) = (ITERATIONS.start(), ITERATIONS.end());
     for (i, st) in cx.s.step.iter().enumerate() {
-        match (st.op, st.iterations) {
-            (Op::MigrateRace, None) => {
+        let op = st.op.as_str();
+        match (st.op.rules().checks.iterations, st.iterations) {
+            (true, None) => {
                 let hint =
                     format!("add `iterations = N` ({lo} to {hi}): how many migrate/write rounds");
                 cx.at_value(
                     key_path!["step", i, "op"],
-                    "`op = \"migrate-race\"` needs `iterations`".to_string(),
+                    format!("`op = \"{op}\"` needs `iterations`"),
                     Some(hint),
                 );
             }
-            (Op::MigrateRace, Some(n)) if !ITERATIONS.contains(&n) => {
+            (true, Some(n)) if !ITERATIONS.contains(&n) => {
                 cx.at_value(
                     key_path!["step", i, "iterations"],
                     format!("`iterations = {n}` is out of range"),
                     Some(format!("use {lo} to {hi} rounds")),
                 );
             }
-            (Op::MigrateRace, Some(_)) | (_, None) => {}
-            (op, Some(_)) => {
-                let hint = "`iterations` is the number of rounds of `op = \"migrate-race\"`";
+            (true, Some(_)) | (false, None) => {}
+            (false, Some(_)) => {
+                let hint = format!(
+                    "`iterations` is the number of rounds of {}",
+                    ops_taking(|c| c.iterations)
+                );
                 cx.at_key(
                     key_path!["step", i, "iterations"],
-                    format!("`iterations` does not apply to `op = \"{}\"`", op.as_str()),
-                    Some(hint.to_string()),
+                    format!("`iterations` does not apply to `op = \"{op}\"`"),
+                    Some(hint),
                 );
             }
         }
+    }
+}
+
+/// The ops whose checks take a field, for hints: `op = "a"`, `op = "b"`
+/// and `op = "c"`.
+fn ops_taking(takes: fn(&Checks) -> bool) -> String {
+    let names: Vec<String> = Op::ALL
+        .into_iter()
+        .filter(|op| takes(&op.rules().checks))
+        .map(|op| format!("`op = \"{}\"`", op.as_str()))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "no op".to_string(),
     }
 }
 
@@ -316,11 +308,14 @@ pub(super) fn check_userfaultfd_idle(cx: &mut Ctx<'_, '_>) {
 
 /// Each `expect*` field only where the op reports it, in a step or a variant.
 pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
-    use Op::*;
     for e in expectations(cx.s) {
         let op = e.op.as_str();
-        if e.expect.is_some() && e.op != Snapshot {
-            let hint = "check page states in a separate `op = \"snapshot\"` step".to_string();
+        let checks = e.op.rules().checks;
+        if e.expect.is_some() && !checks.states {
+            let hint = format!(
+                "check page states in a separate {} step",
+                ops_taking(|c| c.states)
+            );
             cx.at_key(
                 e.path(key_path!["expect"]),
                 format!("`expect` does not apply to `op = \"{op}\"`"),
@@ -328,10 +323,10 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
             );
         }
         // Self-checking ops are reported by check_self_checking.
-        if e.errno.is_some() && !e.op.issues_ioctl() && !SELF_CHECKING.contains(&e.op) {
+        if e.errno.is_some() && checks.errno == Errno::NoIoctl {
             let hint = format!(
-                "{op} issues no ioctl; `expect_errno` applies to migrate-to-device, \
-                 migrate-to-system, device-read, device-read-unlocked, device-write and snapshot"
+                "{op} issues no ioctl; `expect_errno` applies to {}",
+                ops_taking(|c| c.errno == Errno::Ioctl)
             );
             cx.at_key(
                 e.path(key_path!["expect_errno"]),
@@ -339,20 +334,16 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
                 Some(hint),
             );
         }
-        if e.cpages.is_some() && !e.op.issues_ioctl() {
-            let hint = "`expect_cpages` applies to migrate-to-device, migrate-to-system, \
-                        device-read, device-read-unlocked, device-write and snapshot"
-                .to_string();
+        if e.cpages.is_some() && !checks.cpages {
+            let hint = format!("`expect_cpages` applies to {}", ops_taking(|c| c.cpages));
             cx.at_key(
                 e.path(key_path!["expect_cpages"]),
                 format!("`expect_cpages` does not apply to `op = \"{op}\"`"),
                 Some(hint),
             );
         }
-        if e.faults.is_some() && !e.op.reports_faults() {
-            let hint =
-                "`expect_faults` applies to device-read, device-read-unlocked and device-write"
-                    .to_string();
+        if e.faults.is_some() && !checks.faults {
+            let hint = format!("`expect_faults` applies to {}", ops_taking(|c| c.faults));
             cx.at_key(
                 e.path(key_path!["expect_faults"]),
                 format!("`expect_faults` does not apply to `op = \"{op}\"`"),
@@ -456,7 +447,8 @@ pub(super) fn check_errno_alone(cx: &mut Ctx<'_, '_>) {
 
 pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
     for e in expectations(cx.s) {
-        if e.op != Op::Snapshot {
+        // Ops that take page states must assert something.
+        if !e.op.rules().checks.states {
             continue;
         }
         let st = &cx.s.step[e.step];

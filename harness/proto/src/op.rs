@@ -1,0 +1,285 @@
+//! A step's op and its rules, in one table: [`Op::rules`]. The validator,
+//! the guest driver and the tests consult it instead of keeping their own
+//! lists of which op takes which field.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// HMM_DMIRROR_MIGRATE_TO_DEV; checks `cpages` and the data it returns.
+    MigrateToDevice,
+    /// HMM_DMIRROR_MIGRATE_TO_SYS; checks `cpages`.
+    MigrateToSystem,
+    /// HMM_DMIRROR_SNAPSHOT; checks each page's state against `expect`.
+    Snapshot,
+    /// HMM_DMIRROR_READ; checks the data the device sees.
+    DeviceRead,
+    /// HMM_DMIRROR_WRITE of a fresh data pattern through the device.
+    DeviceWrite,
+    /// Read every byte from the CPU (faulting device pages back) and check it.
+    CpuRead,
+    /// Write a fresh data pattern from the CPU.
+    CpuWrite,
+    /// Map one page directly below the mapping and unmap it again: an
+    /// unrelated VMA change next to the range. Takes no pages or expectations.
+    UnmapNeighbour,
+    /// The mapping's userfaultfd (`userfaultfd = true`) has no pending event.
+    UserfaultfdIdle,
+    /// Test of the harness itself: the scenario process blocks forever, so the
+    /// guest's per-scenario timeout must fire.
+    Hang,
+    /// Test of the harness itself: the guest driver (PID 1) stops answering
+    /// for good, so the host's timeout must fire and stop the VM.
+    HangGuest,
+    /// `iterations` rounds of: one thread migrates the range to the device
+    /// while another writes a fresh pattern over it from the CPU. Afterwards
+    /// the range must hold the last pattern written.
+    MigrateRace,
+    /// HMM_DMIRROR_FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: in the next
+    /// migration either way, test_hmm's allocation for the first page (or
+    /// THP) that migrates fails, once (the flag is cleared when used). Takes
+    /// no pages or expectations; needs a test_hmm that has the command (see
+    /// [`Op::newer_command`]).
+    FailAlloc,
+    /// munmap(2) of the step's pages (required): a partial unmap of the
+    /// mapping. Later steps must not touch those pages from the CPU.
+    Munmap,
+    /// mprotect(2) of the step's pages (required) to `prot` (required).
+    Mprotect,
+    /// HMM_DMIRROR_READ_UNLOCKED: a device read that faults pages in with
+    /// the mmap lock dropped; checked like `device-read`.
+    DeviceReadUnlocked,
+}
+
+/// Everything the rest of hmmlab needs to know about one op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpRules {
+    /// The name scenario files and records use (serde's kebab-case name).
+    pub name: &'static str,
+    pub kind: OpKind,
+    pub pages: Pages,
+    pub checks: Checks,
+    /// The dmirror command the op issues, if any.
+    pub command: Option<DmirrorCommand>,
+}
+
+/// What an op does, in broad strokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Migrates the step's pages to device memory.
+    MigrateToDevice,
+    /// Migrates the step's pages back to system memory.
+    MigrateToSystem,
+    /// Migrations to the device raced against CPU writes.
+    MigrateRace,
+    /// Reads the device's view of the pages' states.
+    Snapshot,
+    /// The device reads or writes the pages' data through its mirror.
+    DeviceAccess { writes: bool },
+    /// The CPU reads or writes the pages' data.
+    CpuAccess { writes: bool },
+    /// Changes a VMA: the mapping's own or a neighbour.
+    VmaChange,
+    /// Sets a flag of the open device file.
+    DeviceFlag,
+    /// Checks the mapping's userfaultfd.
+    UserfaultfdCheck,
+    /// Tests the harness itself.
+    HarnessOnly,
+}
+
+/// Which pages a step works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pages {
+    /// None of its own: `pages` is refused, for the reason given.
+    None { why: &'static str },
+    /// The step's `pages`, the whole mapping when absent.
+    WholeByDefault,
+    /// The step's `pages`, required: never the whole mapping by default.
+    /// `verb` says what the op does to them.
+    Required { verb: &'static str },
+}
+
+/// How a step of the op is checked: which fields it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    /// `expect_cpages`.
+    pub cpages: bool,
+    /// `expect_faults`.
+    pub faults: bool,
+    pub errno: Errno,
+    /// `expect` (page states); a step that takes it must assert something.
+    pub states: bool,
+    /// `iterations`, required.
+    pub iterations: bool,
+    /// `prot`, required.
+    pub prot: bool,
+}
+
+/// Whether a step takes `expect_errno` (and `[[step.variant]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errno {
+    /// It issues one dmirror ioctl and checks its result: `expect_errno`
+    /// and variants apply.
+    Ioctl,
+    /// It issues no ioctl: no `expect_errno`; variants apply (with no
+    /// field to replace).
+    NoIoctl,
+    /// It checks its own result: no `expect_errno` and no variants, for
+    /// the reason given.
+    OwnCheck { why: &'static str },
+}
+
+/// A dmirror command (lib/test_hmm_uapi.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmirrorCommand {
+    /// The header's name, e.g. `HMM_DMIRROR_MIGRATE_TO_DEV`.
+    pub name: &'static str,
+    /// When only newer test_hmm has it: the kernels checked.
+    pub newer: Option<Since>,
+}
+
+/// The kernels checked for a dmirror command older test_hmm lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    /// The oldest kernel checked to have it.
+    pub first_seen: &'static str,
+    /// The newest kernel checked to lack it.
+    pub last_without: [u32; 3],
+}
+
+/// A dmirror command that older test_hmm lacks: its ioctl number is unknown
+/// there, so test_hmm answers EINVAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewerCommand {
+    /// The header's name, e.g. `HMM_DMIRROR_FLAGS`.
+    pub name: &'static str,
+    /// The oldest kernel checked to have it.
+    pub first_seen: &'static str,
+    /// The newest kernel checked to lack it: a scenario using the op must
+    /// not run there (`[requires] kernel` must exclude it).
+    pub last_without: [u32; 3],
+}
+
+mod table;
+
+impl Op {
+    pub const ALL: [Op; 16] = [
+        Op::MigrateToDevice,
+        Op::MigrateToSystem,
+        Op::Snapshot,
+        Op::DeviceRead,
+        Op::DeviceWrite,
+        Op::CpuRead,
+        Op::CpuWrite,
+        Op::UnmapNeighbour,
+        Op::UserfaultfdIdle,
+        Op::Hang,
+        Op::HangGuest,
+        Op::MigrateRace,
+        Op::FailAlloc,
+        Op::Munmap,
+        Op::Mprotect,
+        Op::DeviceReadUnlocked,
+    ];
+
+    /// This op's rules: the one place they are written.
+    pub const fn rules(self) -> &'static OpRules {
+        table::rules(self)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.rules().name
+    }
+
+    /// The op with this name, as scenario files write it.
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// Ops that issue one dmirror ioctl and check its result: the only ones
+    /// with `expect_errno` and `expect_cpages`. (`migrate-race` issues many
+    /// and checks them itself.)
+    pub fn issues_ioctl(self) -> bool {
+        self.rules().checks.errno == Errno::Ioctl
+    }
+
+    /// Ops that report device faults (`expect_faults`).
+    pub fn reports_faults(self) -> bool {
+        self.rules().checks.faults
+    }
+
+    /// Ops that need `pages`, never defaulting to the whole mapping.
+    pub fn needs_pages(self) -> bool {
+        matches!(self.rules().pages, Pages::Required { .. })
+    }
+
+    /// Ops that work on no pages of their own and refuse `pages`.
+    pub fn takes_no_pages(self) -> bool {
+        matches!(self.rules().pages, Pages::None { .. })
+    }
+
+    /// Ops that check their own result: no `expect_errno`, no variants.
+    pub fn checks_itself(self) -> bool {
+        matches!(self.rules().checks.errno, Errno::OwnCheck { .. })
+    }
+
+    /// A migration of the step's pages one way (not `migrate-race`, whose
+    /// rounds the step's duration does not measure one by one).
+    pub fn is_migration(self) -> bool {
+        matches!(
+            self.rules().kind,
+            OpKind::MigrateToDevice | OpKind::MigrateToSystem
+        )
+    }
+
+    /// The CPU touches the step's pages (`migrate-race` too: it writes).
+    pub fn is_cpu_access(self) -> bool {
+        matches!(
+            self.rules().kind,
+            OpKind::CpuAccess { .. } | OpKind::MigrateRace
+        )
+    }
+
+    /// The CPU writes the step's pages.
+    pub fn cpu_writes(self) -> bool {
+        matches!(
+            self.rules().kind,
+            OpKind::CpuAccess { writes: true } | OpKind::MigrateRace
+        )
+    }
+
+    /// The device writes the step's pages.
+    pub fn device_writes(self) -> bool {
+        self.rules().kind == OpKind::DeviceAccess { writes: true }
+    }
+
+    /// Tests of the harness itself, not of the kernel.
+    pub fn is_harness_only(self) -> bool {
+        self.rules().kind == OpKind::HarnessOnly
+    }
+
+    /// The dmirror command this op issues when only newer test_hmm has it.
+    /// 6.12.117's lib/test_hmm_uapi.h ends at HMM_DMIRROR_RELEASE (0x07);
+    /// 7.2.13's adds HMM_DMIRROR_FLAGS (0x08), 7.3.4's also
+    /// HMM_DMIRROR_READ_UNLOCKED (0x09). Kernels between were not checked.
+    pub fn newer_command(self) -> Option<NewerCommand> {
+        let cmd = self.rules().command?;
+        let since = cmd.newer?;
+        Some(NewerCommand {
+            name: cmd.name,
+            first_seen: since.first_seen,
+            last_without: since.last_without,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

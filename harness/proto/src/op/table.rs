@@ -1,0 +1,238 @@
+//! The table behind [`Op::rules`]: one entry per op, reached through an
+//! exhaustive match, so that a new `Op` variant does not compile until it
+//! has its rules here.
+
+use super::{Checks, DmirrorCommand, Errno, Op, OpKind, OpRules, Pages, Since};
+
+pub(super) const fn rules(op: Op) -> &'static OpRules {
+    match op {
+        Op::MigrateToDevice => &MIGRATE_TO_DEVICE,
+        Op::MigrateToSystem => &MIGRATE_TO_SYSTEM,
+        Op::Snapshot => &SNAPSHOT,
+        Op::DeviceRead => &DEVICE_READ,
+        Op::DeviceWrite => &DEVICE_WRITE,
+        Op::CpuRead => &CPU_READ,
+        Op::CpuWrite => &CPU_WRITE,
+        Op::UnmapNeighbour => &UNMAP_NEIGHBOUR,
+        Op::UserfaultfdIdle => &USERFAULTFD_IDLE,
+        Op::Hang => &HANG,
+        Op::HangGuest => &HANG_GUEST,
+        Op::MigrateRace => &MIGRATE_RACE,
+        Op::FailAlloc => &FAIL_ALLOC,
+        Op::Munmap => &MUNMAP,
+        Op::Mprotect => &MPROTECT,
+        Op::DeviceReadUnlocked => &DEVICE_READ_UNLOCKED,
+    }
+}
+
+/// Takes none of the optional fields.
+const NOTHING: Checks = Checks {
+    cpages: false,
+    faults: false,
+    errno: Errno::NoIoctl,
+    states: false,
+    iterations: false,
+    prot: false,
+};
+
+/// One dmirror ioctl, checked by `expect_errno` and `expect_cpages`.
+const IOCTL: Checks = Checks {
+    cpages: true,
+    errno: Errno::Ioctl,
+    ..NOTHING
+};
+
+/// A device read or write: also reports its faults.
+const DEVICE_IO: Checks = Checks {
+    faults: true,
+    ..IOCTL
+};
+
+/// Checks its own result, for the reason given.
+const fn own_check(why: &'static str) -> Checks {
+    Checks {
+        errno: Errno::OwnCheck { why },
+        ..NOTHING
+    }
+}
+
+/// A command every test_hmm checked has.
+const fn command(name: &'static str) -> Option<DmirrorCommand> {
+    Some(DmirrorCommand { name, newer: None })
+}
+
+/// A command from kernel `first_seen` on; `last_without` lacks it.
+const fn newer(
+    name: &'static str,
+    first_seen: &'static str,
+    last_without: [u32; 3],
+) -> Option<DmirrorCommand> {
+    Some(DmirrorCommand {
+        name,
+        newer: Some(Since {
+            first_seen,
+            last_without,
+        }),
+    })
+}
+
+const MIGRATE_TO_DEVICE: OpRules = OpRules {
+    name: "migrate-to-device",
+    kind: OpKind::MigrateToDevice,
+    pages: Pages::WholeByDefault,
+    checks: IOCTL,
+    command: command("HMM_DMIRROR_MIGRATE_TO_DEV"),
+};
+
+const MIGRATE_TO_SYSTEM: OpRules = OpRules {
+    name: "migrate-to-system",
+    kind: OpKind::MigrateToSystem,
+    pages: Pages::WholeByDefault,
+    checks: IOCTL,
+    command: command("HMM_DMIRROR_MIGRATE_TO_SYS"),
+};
+
+const SNAPSHOT: OpRules = OpRules {
+    name: "snapshot",
+    kind: OpKind::Snapshot,
+    pages: Pages::WholeByDefault,
+    checks: Checks {
+        states: true,
+        ..IOCTL
+    },
+    command: command("HMM_DMIRROR_SNAPSHOT"),
+};
+
+const DEVICE_READ: OpRules = OpRules {
+    name: "device-read",
+    kind: OpKind::DeviceAccess { writes: false },
+    pages: Pages::WholeByDefault,
+    checks: DEVICE_IO,
+    command: command("HMM_DMIRROR_READ"),
+};
+
+const DEVICE_WRITE: OpRules = OpRules {
+    name: "device-write",
+    kind: OpKind::DeviceAccess { writes: true },
+    pages: Pages::WholeByDefault,
+    checks: DEVICE_IO,
+    command: command("HMM_DMIRROR_WRITE"),
+};
+
+const CPU_READ: OpRules = OpRules {
+    name: "cpu-read",
+    kind: OpKind::CpuAccess { writes: false },
+    pages: Pages::WholeByDefault,
+    checks: NOTHING,
+    command: None,
+};
+
+const CPU_WRITE: OpRules = OpRules {
+    name: "cpu-write",
+    kind: OpKind::CpuAccess { writes: true },
+    pages: Pages::WholeByDefault,
+    checks: NOTHING,
+    command: None,
+};
+
+const UNMAP_NEIGHBOUR: OpRules = OpRules {
+    name: "unmap-neighbour",
+    kind: OpKind::VmaChange,
+    pages: Pages::None {
+        why: "unmap-neighbour always works on the page just below the mapping",
+    },
+    checks: own_check("unmap-neighbour issues no ioctl"),
+    command: None,
+};
+
+const USERFAULTFD_IDLE: OpRules = OpRules {
+    name: "userfaultfd-idle",
+    kind: OpKind::UserfaultfdCheck,
+    pages: Pages::None {
+        why: "userfaultfd-idle checks the userfaultfd of the whole mapping",
+    },
+    checks: own_check("userfaultfd-idle only checks that no userfaultfd event is pending"),
+    command: None,
+};
+
+const HANG: OpRules = OpRules {
+    name: "hang",
+    kind: OpKind::HarnessOnly,
+    pages: Pages::None {
+        why: "hang touches no pages: it only blocks until the scenario's timeout",
+    },
+    checks: own_check("hang tests the harness: it blocks until the scenario's timeout kills it"),
+    command: None,
+};
+
+const HANG_GUEST: OpRules = OpRules {
+    name: "hang-guest",
+    kind: OpKind::HarnessOnly,
+    pages: Pages::None {
+        why: "hang-guest touches no pages: it only makes the guest stop answering",
+    },
+    checks: own_check(
+        "hang-guest tests the harness: the guest stops answering until the host's timeout",
+    ),
+    command: None,
+};
+
+const MIGRATE_RACE: OpRules = OpRules {
+    name: "migrate-race",
+    kind: OpKind::MigrateRace,
+    pages: Pages::WholeByDefault,
+    checks: Checks {
+        iterations: true,
+        ..own_check(
+            "migrate-race checks the data: afterwards the range must hold the last pattern \
+             written",
+        )
+    },
+    command: command("HMM_DMIRROR_MIGRATE_TO_DEV"),
+};
+
+const FAIL_ALLOC: OpRules = OpRules {
+    name: "fail-alloc",
+    kind: OpKind::DeviceFlag,
+    pages: Pages::None {
+        why: "fail-alloc sets a flag of the open device file: the first allocation of the next \
+              migration fails, wherever it is",
+    },
+    checks: own_check(
+        "fail-alloc must succeed: it only sets a flag; the migration after it shows the effect",
+    ),
+    command: newer("HMM_DMIRROR_FLAGS", "7.2", [6, 12, u32::MAX]),
+};
+
+/// Why munmap and mprotect take no `expect_errno`.
+const VMA_CHECKS: Checks = own_check(
+    "munmap and mprotect issue no dmirror ioctl and must succeed; check their effect with a \
+     snapshot step",
+);
+
+const MUNMAP: OpRules = OpRules {
+    name: "munmap",
+    kind: OpKind::VmaChange,
+    pages: Pages::Required { verb: "unmap" },
+    checks: VMA_CHECKS,
+    command: None,
+};
+
+const MPROTECT: OpRules = OpRules {
+    name: "mprotect",
+    kind: OpKind::VmaChange,
+    pages: Pages::Required { verb: "protect" },
+    checks: Checks {
+        prot: true,
+        ..VMA_CHECKS
+    },
+    command: None,
+};
+
+const DEVICE_READ_UNLOCKED: OpRules = OpRules {
+    name: "device-read-unlocked",
+    kind: OpKind::DeviceAccess { writes: false },
+    pages: Pages::WholeByDefault,
+    checks: DEVICE_IO,
+    command: newer("HMM_DMIRROR_READ_UNLOCKED", "7.3", [7, 2, u32::MAX]),
+};

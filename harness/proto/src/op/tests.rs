@@ -1,0 +1,140 @@
+use super::*;
+use crate::scenario::Prot;
+
+/// Where each op stands in [`Op::ALL`]: an exhaustive match, so a new
+/// variant must be given a place here, and the test below then fails
+/// until `ALL` holds it there.
+fn position(op: Op) -> usize {
+    match op {
+        Op::MigrateToDevice => 0,
+        Op::MigrateToSystem => 1,
+        Op::Snapshot => 2,
+        Op::DeviceRead => 3,
+        Op::DeviceWrite => 4,
+        Op::CpuRead => 5,
+        Op::CpuWrite => 6,
+        Op::UnmapNeighbour => 7,
+        Op::UserfaultfdIdle => 8,
+        Op::Hang => 9,
+        Op::HangGuest => 10,
+        Op::MigrateRace => 11,
+        Op::FailAlloc => 12,
+        Op::Munmap => 13,
+        Op::Mprotect => 14,
+        Op::DeviceReadUnlocked => 15,
+    }
+}
+
+#[test]
+fn all_holds_every_variant_once() {
+    for (i, op) in Op::ALL.into_iter().enumerate() {
+        assert_eq!(position(op), i, "{op:?}");
+    }
+    let most = Op::ALL.into_iter().map(position).max().unwrap();
+    assert_eq!(most + 1, Op::ALL.len());
+}
+
+#[test]
+fn op_names_are_the_serde_names() {
+    for op in Op::ALL {
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(json, format!("\"{}\"", op.as_str()));
+        let back: Op = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, op);
+    }
+    for prot in [Prot::ReadWrite, Prot::ReadOnly] {
+        let json = serde_json::to_string(&prot).unwrap();
+        assert_eq!(json, format!("\"{}\"", prot.as_str()));
+    }
+}
+
+#[test]
+fn names_find_their_op() {
+    for op in Op::ALL {
+        assert_eq!(Op::from_name(op.as_str()), Some(op));
+    }
+    assert_eq!(Op::from_name("migrate"), None);
+}
+
+#[test]
+fn newer_commands() {
+    let flags = Op::FailAlloc.newer_command().unwrap();
+    assert_eq!(flags.name, "HMM_DMIRROR_FLAGS");
+    assert_eq!(flags.last_without[..2], [6, 12]);
+    let unlocked = Op::DeviceReadUnlocked.newer_command().unwrap();
+    assert_eq!(unlocked.name, "HMM_DMIRROR_READ_UNLOCKED");
+    let with: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| op.newer_command().is_some())
+        .collect();
+    assert_eq!(with, [Op::FailAlloc, Op::DeviceReadUnlocked]);
+    assert!(Op::DeviceReadUnlocked.issues_ioctl() && Op::DeviceReadUnlocked.reports_faults());
+    assert!(!Op::FailAlloc.issues_ioctl());
+}
+
+#[test]
+fn every_ops_rules_are_consistent() {
+    for op in Op::ALL {
+        let r = op.rules();
+        let c = r.checks;
+        let name = r.name;
+        // Fields that count or describe pages need pages to work on.
+        if op.takes_no_pages() {
+            assert!(!c.cpages && !c.faults && !c.states, "{name}");
+        }
+        // Counts, faults and states come from one checked ioctl.
+        for given in [c.cpages, c.faults, c.states] {
+            assert!(!given || c.errno == Errno::Ioctl, "{name}");
+        }
+        if c.errno == Errno::Ioctl {
+            assert!(c.cpages && r.command.is_some(), "{name}");
+        }
+        // Only migrate-race takes iterations; only mprotect takes prot.
+        assert_eq!(c.iterations, op == Op::MigrateRace, "{name}");
+        assert_eq!(c.prot, op == Op::Mprotect, "{name}");
+        // Ops that need pages change the mapping and must succeed.
+        if op.needs_pages() {
+            assert!(op.checks_itself() && r.kind == OpKind::VmaChange, "{name}");
+        }
+        // Hints say which op they are about.
+        if let Pages::None { why } = r.pages {
+            assert!(why.starts_with(name), "{name}: {why}");
+        }
+        if let Errno::OwnCheck { why } = c.errno {
+            assert!(why.starts_with(name) || why.contains(name), "{name}: {why}");
+        }
+        if let Some(cmd) = r.command {
+            assert!(cmd.name.starts_with("HMM_DMIRROR_"), "{name}");
+        }
+        // The name is lower-case kebab, unique.
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+        assert_eq!(Op::ALL.iter().filter(|o| o.as_str() == name).count(), 1);
+    }
+}
+
+#[test]
+fn kinds() {
+    let migrations: Vec<Op> = Op::ALL.into_iter().filter(|o| o.is_migration()).collect();
+    assert_eq!(migrations, [Op::MigrateToDevice, Op::MigrateToSystem]);
+    let cpu: Vec<Op> = Op::ALL.into_iter().filter(|o| o.is_cpu_access()).collect();
+    assert_eq!(cpu, [Op::CpuRead, Op::CpuWrite, Op::MigrateRace]);
+    let writes: Vec<Op> = Op::ALL.into_iter().filter(|o| o.cpu_writes()).collect();
+    assert_eq!(writes, [Op::CpuWrite, Op::MigrateRace]);
+    let harness: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|o| o.is_harness_only())
+        .collect();
+    assert_eq!(harness, [Op::Hang, Op::HangGuest]);
+    assert!(Op::DeviceWrite.device_writes() && !Op::DeviceRead.device_writes());
+    let no_pages: Vec<Op> = Op::ALL.into_iter().filter(|o| o.takes_no_pages()).collect();
+    assert_eq!(
+        no_pages,
+        [
+            Op::UnmapNeighbour,
+            Op::UserfaultfdIdle,
+            Op::Hang,
+            Op::HangGuest,
+            Op::FailAlloc
+        ]
+    );
+}
