@@ -18,7 +18,7 @@ use hmmlab_harness::report::{
 use hmmlab_harness::runner::RunConfig;
 use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
-use hmmlab_proto::plan::{Mode, PlannedScenario, BIN_DIR, PLAN_PATH};
+use hmmlab_proto::plan::{Mode, PlannedScenario, PLAN_PATH};
 use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::Outcome;
 use hmmlab_proto::{Plan, Record};
@@ -509,10 +509,24 @@ fn kernel_append(args: &RunArgs) -> Vec<String> {
 }
 
 pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<()> {
-    let bin_path = format!("{}/hmm-tests", BIN_DIR.trim_start_matches('/'));
+    image::write_initramfs(out, &guest_entries("init", guest, k, plan)?)
+}
+
+/// hmm-tests inside the image (under `hmmlab_proto::plan::BIN_DIR`).
+pub const HMM_TESTS_PATH: &str = "hmmlab/bin/hmm-tests";
+
+/// What every image holds: the guest driver at `driver_path`, the plan,
+/// and hmm-tests. A tree whose hmm-tests did not build has none; its
+/// kselftest scenario is skipped (see `plan::skip_unbuilt`).
+pub fn guest_entries(
+    driver_path: &'static str,
+    guest: &Path,
+    k: &Kernel,
+    plan: &Plan,
+) -> Result<Vec<Entry<'static>>> {
     let mut files = vec![
         Entry {
-            path: "init",
+            path: driver_path,
             mode: 0o755,
             data: std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?,
         },
@@ -522,17 +536,15 @@ pub fn write_image(out: &Path, guest: &Path, k: &Kernel, plan: &Plan) -> Result<
             data: serde_json::to_vec(plan)?,
         },
     ];
-    // A tree whose hmm-tests did not build has none; its kselftest
-    // scenario is skipped (see `plan::skip_unbuilt`).
     if k.hmm_tests_error.is_none() {
         files.push(Entry {
-            path: &bin_path,
+            path: HMM_TESTS_PATH,
             mode: 0o755,
             data: std::fs::read(&k.hmm_tests)
                 .with_context(|| format!("reading {}", k.hmm_tests.display()))?,
         });
     }
-    image::write_initramfs(out, &files)
+    Ok(files)
 }
 
 pub fn qemu_version(qemu: &str) -> String {
@@ -593,6 +605,12 @@ pub fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmm_tests_sits_where_the_driver_looks() {
+        let bin_dir = hmmlab_proto::plan::BIN_DIR.trim_start_matches('/');
+        assert_eq!(HMM_TESTS_PATH, format!("{bin_dir}/hmm-tests"));
+    }
 
     #[test]
     fn run_ids_sort_and_differ() {

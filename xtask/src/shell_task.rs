@@ -9,7 +9,6 @@ use hmmlab_harness::machine::{Accel, Machine};
 use hmmlab_harness::qemu::{self, Boot};
 use std::path::Path;
 
-use hmmlab_proto::plan::PLAN_PATH;
 use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::Plan;
 
@@ -18,8 +17,6 @@ use crate::image::{self, Entry};
 use crate::kernel::Kernel;
 use crate::run::{self, Inputs};
 
-/// hmm-tests inside the image (under `hmmlab_proto::plan::BIN_DIR`).
-const HMM_TESTS_PATH: &str = "hmmlab/bin/hmm-tests";
 /// The guest's per-scenario limit when scenarios are run by hand.
 const SHELL_SCENARIO_TIMEOUT_MS: u64 = 60_000;
 
@@ -90,7 +87,8 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
     })
 }
 
-/// The shell image: busybox as init, the driver, the plan, hmm-tests.
+/// The shell image: busybox as init, then what a run's image holds, with
+/// the driver at /hmmlab/driver.
 fn entries(guest: &Path, k: &Kernel, plan: &Plan) -> Result<Vec<Entry<'static>>> {
     let busybox =
         std::fs::read("/bin/busybox").context("reading /bin/busybox (package busybox-static)")?;
@@ -115,35 +113,7 @@ fn entries(guest: &Path, k: &Kernel, plan: &Plan) -> Result<Vec<Entry<'static>>>
             mode: 0o644,
             data: RC.as_bytes().to_vec(),
         },
-        Entry {
-            path: "hmmlab/driver",
-            mode: 0o755,
-            data: std::fs::read(guest).with_context(|| format!("reading {}", guest.display()))?,
-        },
-        Entry {
-            path: PLAN_PATH.trim_start_matches('/'),
-            mode: 0o644,
-            data: serde_json::to_vec(plan)?,
-        },
     ];
-    // None when it did not build from this tree.
-    if let Ok(data) = std::fs::read(&k.hmm_tests) {
-        v.push(Entry {
-            path: HMM_TESTS_PATH,
-            mode: 0o755,
-            data,
-        });
-    }
+    v.extend(run::guest_entries("hmmlab/driver", guest, k, plan)?);
     Ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hmm_tests_sits_where_the_driver_looks() {
-        let bin_dir = hmmlab_proto::plan::BIN_DIR.trim_start_matches('/');
-        assert_eq!(HMM_TESTS_PATH, format!("{bin_dir}/hmm-tests"));
-    }
 }

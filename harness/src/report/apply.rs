@@ -106,18 +106,7 @@ mod tests {
     }
 
     fn result(name: &str, outcome: Outcome) -> ScenarioResult {
-        ScenarioResult {
-            name: name.into(),
-            outcome,
-            thp: "madvise".into(),
-            duration_ns: 1,
-            message: None,
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            reproduce: String::new(),
-        }
+        ScenarioResult::for_tests(name, outcome)
     }
 
     #[test]

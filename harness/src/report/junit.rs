@@ -6,50 +6,7 @@ use anyhow::Result;
 use hmmlab_proto::Outcome;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use std::path::{Path, PathBuf};
-
-use crate::events::RunEvent;
-
 use super::model::{CaseResult, RunReport, RunStatus};
-use super::reporter::Reporter;
-use super::write::write_atomic;
-
-/// Writes `junit.xml` when the run ends, however it ends.
-pub struct Junit {
-    dir: PathBuf,
-}
-
-impl Junit {
-    pub fn new(dir: &Path) -> Junit {
-        Junit { dir: dir.into() }
-    }
-}
-
-impl Reporter for Junit {
-    fn name(&self) -> &'static str {
-        "junit.xml"
-    }
-
-    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
-        match ev {
-            RunEvent::RunFinished(_) => {
-                write_atomic(&self.dir.join("junit.xml"), render(run)?.as_bytes())
-            }
-            RunEvent::RunStarted(_)
-            | RunEvent::KernelReady(_)
-            | RunEvent::Planned { .. }
-            | RunEvent::VmStarted(_)
-            | RunEvent::BootFinished(_)
-            | RunEvent::ScenarioStarted { .. }
-            | RunEvent::StepFinished { .. }
-            | RunEvent::ScenarioFinished { .. }
-            | RunEvent::GuestFatal { .. }
-            | RunEvent::QmpEvent { .. }
-            | RunEvent::ConsoleFinding(_)
-            | RunEvent::InfraError { .. } => Ok(()),
-        }
-    }
-}
 
 pub fn render(r: &RunReport) -> Result<String> {
     let mut report = Report::new(format!("hmmlab {}", r.run_id));

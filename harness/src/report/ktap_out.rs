@@ -4,55 +4,13 @@
 //! One test per scenario instance; a selftest's cases are its subtests.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use hmmlab_proto::Outcome;
 
-use crate::events::RunEvent;
-
 use super::model::{RunReport, RunStatus, ScenarioResult};
-use super::reporter::Reporter;
-use super::write::write_atomic;
 
-/// Writes `results.ktap` when the run ends, however it ends.
-pub struct Ktap {
-    dir: PathBuf,
-}
-
-impl Ktap {
-    pub fn new(dir: &Path) -> Ktap {
-        Ktap { dir: dir.into() }
-    }
-}
-
-impl Reporter for Ktap {
-    fn name(&self) -> &'static str {
-        "results.ktap"
-    }
-
-    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
-        match ev {
-            RunEvent::RunFinished(_) => {
-                write_atomic(&self.dir.join("results.ktap"), render(run).as_bytes())
-            }
-            RunEvent::RunStarted(_)
-            | RunEvent::KernelReady(_)
-            | RunEvent::Planned { .. }
-            | RunEvent::VmStarted(_)
-            | RunEvent::BootFinished(_)
-            | RunEvent::ScenarioStarted { .. }
-            | RunEvent::StepFinished { .. }
-            | RunEvent::ScenarioFinished { .. }
-            | RunEvent::GuestFatal { .. }
-            | RunEvent::QmpEvent { .. }
-            | RunEvent::ConsoleFinding(_)
-            | RunEvent::InfraError { .. } => Ok(()),
-        }
-    }
-}
-
-pub fn render(r: &RunReport) -> String {
+pub fn render(r: &RunReport) -> Result<String> {
     let mut s = String::from("KTAP version 1\n");
     let _ = writeln!(
         s,
@@ -64,13 +22,13 @@ pub fn render(r: &RunReport) -> String {
         s.push_str("1..1\n");
         diagnostics(&mut s, "", r.error.as_deref().unwrap_or(""));
         s.push_str("not ok 1 hmmlab-run\n");
-        return s;
+        return Ok(s);
     }
     let _ = writeln!(s, "1..{}", r.scenarios.len());
     for (i, sc) in r.scenarios.iter().enumerate() {
         scenario(&mut s, i + 1, sc);
     }
-    s
+    Ok(s)
 }
 
 fn scenario(s: &mut String, n: usize, sc: &ScenarioResult) {
@@ -129,16 +87,10 @@ mod tests {
 
     fn sc(name: &str, outcome: Outcome, cases: Vec<CaseResult>) -> ScenarioResult {
         ScenarioResult {
-            name: name.into(),
-            outcome,
-            thp: "madvise".into(),
-            duration_ns: 1,
             message: Some("why it ended so".into()),
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
             cases,
             reproduce: format!("cargo xtask run-scenarios --scenario {name}"),
+            ..ScenarioResult::for_tests(name, outcome)
         }
     }
 
@@ -167,7 +119,7 @@ mod tests {
             sc("dc@madvise", Outcome::Skip, vec![]),
             sc("hmm-tests@madvise", Outcome::Crashed, cases),
         ]);
-        let text = render(&r);
+        let text = render(&r).unwrap();
         let lines: Vec<String> = text.lines().map(String::from).collect();
         let top = crate::ktap::parse(&lines);
         let got: Vec<(String, Outcome)> = top
@@ -201,7 +153,7 @@ mod tests {
         let mut r = RunReport::for_tests(vec![]);
         r.status = RunStatus::InfraError;
         r.error = Some("the guest did not boot the kernel that was built".into());
-        let text = render(&r);
+        let text = render(&r).unwrap();
         assert!(
             text.ends_with(
                 "1..1\n# the guest did not boot the kernel that was built\nnot ok 1 hmmlab-run\n"

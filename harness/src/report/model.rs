@@ -216,3 +216,22 @@ impl RunReport {
         }
     }
 }
+
+#[cfg(test)]
+impl ScenarioResult {
+    /// A result with nothing but its name and outcome, for writer tests.
+    pub(crate) fn for_tests(name: &str, outcome: Outcome) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            outcome,
+            thp: "madvise".into(),
+            duration_ns: 1,
+            message: None,
+            steps: vec![],
+            output: vec![],
+            console_findings: vec![],
+            cases: vec![],
+            reproduce: String::new(),
+        }
+    }
+}

@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::events::RunEvent;
 
 use super::model::RunReport;
+use super::write::write_atomic;
 use super::{junit, ktap_out, progress, run_json, table};
 
 pub trait Reporter {
@@ -24,8 +25,57 @@ pub fn standard(run_dir: &Path) -> Vec<Box<dyn Reporter>> {
     vec![
         Box::new(progress::Progress),
         Box::new(run_json::RunJson::new(run_dir)),
-        Box::new(junit::Junit::new(run_dir)),
-        Box::new(ktap_out::Ktap::new(run_dir)),
-        Box::new(table::Summary::new(run_dir)),
+        Box::new(AtEnd::file(run_dir, "junit.xml", junit::render)),
+        Box::new(AtEnd::file(run_dir, "results.ktap", ktap_out::render)),
+        Box::new(AtEnd::new("summary", table::printer(run_dir))),
     ]
+}
+
+/// A reporter that acts once, when the run ends (however it ends), on the
+/// final report: writing a file, printing the summary.
+pub struct AtEnd {
+    name: &'static str,
+    act: Box<dyn FnMut(&RunReport) -> Result<()>>,
+}
+
+impl AtEnd {
+    pub fn new(name: &'static str, act: impl FnMut(&RunReport) -> Result<()> + 'static) -> AtEnd {
+        AtEnd {
+            name,
+            act: Box::new(act),
+        }
+    }
+
+    /// `dir/name`, written atomically from `render`: a new file format is
+    /// just its render function.
+    pub fn file(dir: &Path, name: &'static str, render: fn(&RunReport) -> Result<String>) -> AtEnd {
+        let path = dir.join(name);
+        AtEnd::new(name, move |run| {
+            write_atomic(&path, render(run)?.as_bytes())
+        })
+    }
+}
+
+impl Reporter for AtEnd {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
+        match ev {
+            RunEvent::RunFinished(_) => (self.act)(run),
+            RunEvent::RunStarted(_)
+            | RunEvent::KernelReady(_)
+            | RunEvent::Planned { .. }
+            | RunEvent::VmStarted(_)
+            | RunEvent::BootFinished(_)
+            | RunEvent::ScenarioStarted { .. }
+            | RunEvent::StepFinished { .. }
+            | RunEvent::ScenarioFinished { .. }
+            | RunEvent::GuestFatal { .. }
+            | RunEvent::QmpEvent { .. }
+            | RunEvent::ConsoleFinding(_)
+            | RunEvent::InfraError { .. } => Ok(()),
+        }
+    }
 }

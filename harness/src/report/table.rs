@@ -4,52 +4,20 @@ use std::fmt::Write;
 
 use hmmlab_proto::Outcome;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
-use crate::events::RunEvent;
-
 use super::model::{RunReport, RunStatus, ScenarioResult};
-use super::reporter::Reporter;
 
 /// The end of a run on the terminal: the table, what went wrong, how to
-/// reproduce each failure, where the results are.
-pub struct Summary {
-    dir: PathBuf,
-}
-
-impl Summary {
-    pub fn new(dir: &Path) -> Summary {
-        Summary { dir: dir.into() }
-    }
-}
-
-impl Reporter for Summary {
-    fn name(&self) -> &'static str {
-        "summary"
-    }
-
-    fn on_event(&mut self, ev: &RunEvent, run: &RunReport) -> Result<()> {
-        match ev {
-            RunEvent::RunFinished(_) => {
-                print!("{}", summary(run, &self.dir));
-                eprint!("{}", problems(run, &self.dir));
-                Ok(())
-            }
-            RunEvent::RunStarted(_)
-            | RunEvent::KernelReady(_)
-            | RunEvent::Planned { .. }
-            | RunEvent::VmStarted(_)
-            | RunEvent::BootFinished(_)
-            | RunEvent::ScenarioStarted { .. }
-            | RunEvent::StepFinished { .. }
-            | RunEvent::ScenarioFinished { .. }
-            | RunEvent::GuestFatal { .. }
-            | RunEvent::QmpEvent { .. }
-            | RunEvent::ConsoleFinding(_)
-            | RunEvent::InfraError { .. } => Ok(()),
-        }
+/// reproduce each failure (stdout), problems of the run itself (stderr).
+pub fn printer(dir: &Path) -> impl FnMut(&RunReport) -> Result<()> {
+    let dir = dir.to_path_buf();
+    move |run| {
+        print!("{}", summary(run, &dir));
+        eprint!("{}", problems(run, &dir));
+        Ok(())
     }
 }
 
