@@ -38,6 +38,7 @@ pub const HMM_DMIRROR_WRITE: u32 = iowr(0x01);
 pub const HMM_DMIRROR_MIGRATE_TO_DEV: u32 = iowr(0x02);
 pub const HMM_DMIRROR_MIGRATE_TO_SYS: u32 = iowr(0x03);
 pub const HMM_DMIRROR_SNAPSHOT: u32 = iowr(0x04);
+pub const HMM_DMIRROR_RELEASE: u32 = iowr(0x07);
 // Newer headers only (7.2: FLAGS, 7.3: READ_UNLOCKED; 6.12 has neither).
 pub const HMM_DMIRROR_FLAGS: u32 = iowr(0x08);
 pub const HMM_DMIRROR_READ_UNLOCKED: u32 = iowr(0x09);
@@ -55,18 +56,20 @@ pub enum Command {
     MigrateToDev,
     MigrateToSys,
     Snapshot,
+    Release,
     Flags,
     ReadUnlocked,
 }
 
 impl Command {
     /// Every command the guest knows.
-    pub const EVERY: [Command; 7] = [
+    pub const EVERY: [Command; 8] = [
         Command::Read,
         Command::Write,
         Command::MigrateToDev,
         Command::MigrateToSys,
         Command::Snapshot,
+        Command::Release,
         Command::Flags,
         Command::ReadUnlocked,
     ];
@@ -86,12 +89,13 @@ impl Command {
 
     /// Every command the header must define.
     #[cfg(test)]
-    pub const ALL: [Command; 5] = [
+    pub const ALL: [Command; 6] = [
         Command::Read,
         Command::Write,
         Command::MigrateToDev,
         Command::MigrateToSys,
         Command::Snapshot,
+        Command::Release,
     ];
 
     /// The commands only newer headers define.
@@ -105,6 +109,7 @@ impl Command {
             Command::MigrateToDev => HMM_DMIRROR_MIGRATE_TO_DEV,
             Command::MigrateToSys => HMM_DMIRROR_MIGRATE_TO_SYS,
             Command::Snapshot => HMM_DMIRROR_SNAPSHOT,
+            Command::Release => HMM_DMIRROR_RELEASE,
             Command::Flags => HMM_DMIRROR_FLAGS,
             Command::ReadUnlocked => HMM_DMIRROR_READ_UNLOCKED,
         }
@@ -118,6 +123,7 @@ impl Command {
             Command::MigrateToDev => "HMM_DMIRROR_MIGRATE_TO_DEV",
             Command::MigrateToSys => "HMM_DMIRROR_MIGRATE_TO_SYS",
             Command::Snapshot => "HMM_DMIRROR_SNAPSHOT",
+            Command::Release => "HMM_DMIRROR_RELEASE",
             Command::Flags => "HMM_DMIRROR_FLAGS",
             Command::ReadUnlocked => "HMM_DMIRROR_READ_UNLOCKED",
         }

@@ -231,7 +231,8 @@ impl Ctx<'_> {
             | Op::DeviceRead
             | Op::DeviceReadUnlocked
             | Op::DeviceWrite
-            | Op::FailAlloc => self.device_step(step, range, m),
+            | Op::FailAlloc
+            | Op::Release => self.device_step(step, range, m),
             Op::CpuRead | Op::CpuWrite => self.cpu_step(step, range, m),
             Op::MigrateRace => self.migrate_race(step, range, m),
             Op::Munmap | Op::Mprotect | Op::UnmapNeighbour => self.vma_step(step, range, m),
@@ -263,8 +264,10 @@ impl Ctx<'_> {
                     self.check_data(range, cmd.cpages, &self.scratch.words[..words_in(range)])?;
                 }
             }
-            Op::MigrateToSystem => {
-                // test_hmm does not use `ptr` for this command.
+            Op::MigrateToSystem | Op::Release => {
+                // test_hmm does not use `ptr` for these commands; release
+                // does not use `addr` and `npages` either, beyond checking
+                // them (page-aligned, at least one page).
                 self.ioctl(command, step, range, 0, m)?;
             }
             Op::Snapshot => {
@@ -471,7 +474,7 @@ impl Ctx<'_> {
             .dev
             .call(command, self.map.addr(range.start()), ptr, range.len());
         m.duration_ns = monotonic_ns() - t0;
-        if let Ok(cmd) = &result {
+        if let (Ok(cmd), true) = (&result, step.op.rules().checks.cpages) {
             m.cpages = Some(cmd.cpages);
             if step.op.reports_faults() {
                 m.faults = Some(cmd.faults);

@@ -14,6 +14,7 @@ pub(crate) const ABI_COMMANDS: &[&str] = &[
     "MIGRATE_TO_DEV",
     "MIGRATE_TO_SYS",
     "SNAPSHOT",
+    "RELEASE",
 ];
 
 /// Commands `src/abi.rs` defines that only newer headers have: 7.2's adds
@@ -667,7 +668,8 @@ enum {
         assert!(out.contains("HMM_DMIRROR_PROT_ZERO as i64 != 0x10"));
         assert!(out.contains("lib/test_hmm_uapi.h (/k/lib/test_hmm_uapi.h)"));
         // Only the commands abi.rs defines are checked.
-        assert!(!out.contains("HMM_DMIRROR_RELEASE"));
+        assert!(out.contains("HMM_DMIRROR_RELEASE as u64 != 0xc0284807"));
+        assert!(!out.contains("HMM_DMIRROR_EXCLUSIVE"));
     }
 
     #[test]

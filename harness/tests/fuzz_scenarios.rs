@@ -538,6 +538,9 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     if !st.op.issues_ioctl() && (counts || st.expect_errno.is_some()) {
         return Err(format!("expect_errno/cpages/faults on {op}"));
     }
+    if st.expect_cpages.is_some() && !rules.checks.cpages {
+        return Err(format!("expect_cpages on {op}"));
+    }
     if st.expect_errno.is_some_and(|e| e != 0) && (counts || !st.expect.is_empty()) {
         return Err("expect_errno with counts or states".into());
     }
@@ -1045,7 +1048,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         if rng.chance(1, 8) {
             st.expect_errno = Some(0);
         }
-        if rng.chance(1, 2) {
+        if checks.cpages && rng.chance(1, 2) {
             st.expect_cpages = Some(rng.between(0, span.len()));
         }
         if checks.faults && rng.chance(1, 3) {
@@ -1105,7 +1108,7 @@ fn gen_valid_variant(rng: &mut Rng, st: &Step, span: PageRange, fails: bool) -> 
         if fails || rng.chance(1, 6) {
             v.expect_errno = Some(0);
         }
-        v.expect_cpages = rng.chance(1, 2).then(|| rng.between(0, span.len()));
+        v.expect_cpages = (checks.cpages && rng.chance(1, 2)).then(|| rng.between(0, span.len()));
         v.expect_faults = (checks.faults && rng.chance(1, 3)).then(|| rng.between(0, span.len()));
         if checks.states && (fails || rng.chance(1, 2)) {
             v.expect = Some(gen_expects(rng, span));

@@ -50,6 +50,11 @@ pub enum Op {
     /// HMM_DMIRROR_READ_UNLOCKED: a device read that faults pages in with
     /// the mmap lock dropped; checked like `device-read`.
     DeviceReadUnlocked,
+    /// HMM_DMIRROR_RELEASE: test_hmm evicts every page of the device's
+    /// memory back to system memory (migrate_device_range(),
+    /// migrate_device_pages(), migrate_device_finalize()) and frees its
+    /// chunks. Takes no pages: it is the whole device, whoever's pages.
+    Release,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -85,6 +90,8 @@ pub enum OpKind {
     DeviceFlag,
     /// Checks the mapping's userfaultfd.
     UserfaultfdCheck,
+    /// Evicts all of the device's memory back to system memory.
+    EvictDevice,
     /// Tests the harness itself.
     HarnessOnly,
 }
@@ -165,7 +172,7 @@ pub struct NewerCommand {
 mod table;
 
 impl Op {
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 17] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -182,6 +189,7 @@ impl Op {
         Op::Munmap,
         Op::Mprotect,
         Op::DeviceReadUnlocked,
+        Op::Release,
     ];
 
     /// This op's rules: the one place they are written.

@@ -22,6 +22,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::Munmap => &MUNMAP,
         Op::Mprotect => &MPROTECT,
         Op::DeviceReadUnlocked => &DEVICE_READ_UNLOCKED,
+        Op::Release => &RELEASE,
     }
 }
 
@@ -235,4 +236,20 @@ const DEVICE_READ_UNLOCKED: OpRules = OpRules {
     pages: Pages::WholeByDefault,
     checks: DEVICE_IO,
     command: newer("HMM_DMIRROR_READ_UNLOCKED", "7.3", [7, 2, u32::MAX]),
+};
+
+/// test_hmm's ioctl answers 0 and reports no pages (lib/test_hmm.c,
+/// dmirror_fops_unlocked_ioctl(): `case HMM_DMIRROR_RELEASE`); what it did
+/// shows in the states and data of later steps.
+const RELEASE: OpRules = OpRules {
+    name: "release",
+    kind: OpKind::EvictDevice,
+    pages: Pages::None {
+        why: "release evicts all of the device's memory, whichever pages hold it",
+    },
+    checks: Checks {
+        errno: Errno::Ioctl,
+        ..NOTHING
+    },
+    command: command("HMM_DMIRROR_RELEASE"),
 };

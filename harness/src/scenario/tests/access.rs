@@ -225,3 +225,19 @@ fn many_changes_over_the_largest_mapping_check_quickly() {
         ds[0]
     );
 }
+
+#[test]
+fn release_takes_no_pages_or_cpages_but_an_errno() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"release\"\npages = [0, 1]\nexpect_cpages = 0\n\
+         [[step]]\nop = \"release\"\nexpect_errno = 0\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        10,
+        1,
+        "`pages` does not apply to `op = \"release\"`",
+    );
+    assert!(ds[1].message.contains("expect_cpages"), "{}", render(&ds));
+}
