@@ -40,7 +40,7 @@ fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
     let thp_set = set_thp(thp);
     results.emit(&Record::ScenarioStart {
         name: planned.name.clone(),
-        thp: thp.as_str().into(),
+        thp,
     });
     crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();

@@ -5,6 +5,7 @@
 //! TAP plan `1..N` in it) is parsed into per-case results, which decide the
 //! outcome together with what the guest reported (see [`apply_cases`]).
 
+use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::{Outcome, Record};
 
 use crate::console::{Finding, FindingKind};
@@ -18,7 +19,7 @@ const NAMED_FAILURES: usize = 10;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub name: String,
-    pub thp: String,
+    pub thp: ThpMode,
     pub reproduce: String,
 }
 
@@ -53,7 +54,7 @@ impl Assembler {
             Record::ScenarioStart { name, thp } => {
                 let i = self.idx(name)?;
                 self.started[i] = true;
-                self.out[i].thp = thp.clone();
+                self.out[i].thp = *thp;
             }
             Record::Step {
                 scenario,
@@ -153,7 +154,7 @@ fn crashed(p: &Planned) -> ScenarioResult {
     ScenarioResult {
         name: p.name.clone(),
         outcome: Outcome::Crashed,
-        thp: p.thp.clone(),
+        thp: p.thp,
         duration_ns: 0,
         message: None,
         steps: vec![],
@@ -323,7 +324,7 @@ mod tests {
             .iter()
             .map(|n| Planned {
                 name: n.to_string(),
-                thp: "madvise".into(),
+                thp: ThpMode::Madvise,
                 reproduce: format!("repro {n}"),
             })
             .collect()
@@ -331,7 +332,7 @@ mod tests {
     fn start(n: &str) -> Record {
         Record::ScenarioStart {
             name: n.into(),
-            thp: "madvise".into(),
+            thp: ThpMode::Madvise,
         }
     }
     fn end(n: &str, o: Outcome) -> Record {

@@ -861,7 +861,8 @@ mod tests {
         ScenarioResult {
             name: name.into(),
             outcome,
-            thp: name.rsplit('@').next().unwrap().into(),
+            thp: serde_json::from_value(serde_json::json!(name.rsplit('@').next().unwrap()))
+                .unwrap(),
             duration_ns: (duration_ms * 1e6) as u64,
             message: outcome
                 .is_failure()

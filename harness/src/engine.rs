@@ -103,7 +103,7 @@ impl Engine {
             Record::ScenarioStart { name, thp } => RunEvent::ScenarioStarted {
                 at,
                 name: name.clone(),
-                thp: thp.clone(),
+                thp: *thp,
             },
             Record::Step { scenario, .. } => match self.assembler.last_step(scenario) {
                 Some(step) => RunEvent::StepFinished {

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hmmlab_proto::scenario::ThpMode;
+
 use crate::assemble::Planned;
 use crate::console::Finding;
 use crate::machine::Accel;
@@ -30,7 +32,7 @@ pub enum RunEvent {
     ScenarioStarted {
         at: Duration,
         name: String,
-        thp: String,
+        thp: ThpMode,
     },
     StepFinished {
         at: Duration,

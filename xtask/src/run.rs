@@ -388,7 +388,7 @@ impl BootSetup {
             .iter()
             .map(|i| Planned {
                 name: i.name.clone(),
-                thp: i.thp.as_str().into(),
+                thp: i.thp,
                 reproduce: crate::plan::reproduce(
                     args,
                     &k.identity,
@@ -413,7 +413,7 @@ impl BootSetup {
             .map(|s| ScenarioResult {
                 name: s.name.clone(),
                 outcome: Outcome::Skip,
-                thp: s.thp.as_str().into(),
+                thp: s.thp,
                 duration_ns: 0,
                 message: Some(s.reason.clone()),
                 steps: vec![],

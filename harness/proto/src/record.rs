@@ -54,12 +54,10 @@ pub enum Record {
         proc_version: Option<String>,
     },
     /// The scenarios the guest is about to run, in order.
-    Plan {
-        scenarios: Vec<String>,
-    },
+    Plan { scenarios: Vec<String> },
     ScenarioStart {
         name: String,
-        thp: String,
+        thp: crate::scenario::ThpMode,
     },
     Step {
         scenario: String,
@@ -78,10 +76,7 @@ pub enum Record {
         message: Option<String>,
     },
     /// A line of output of a scenario's child program (kselftest).
-    Output {
-        scenario: String,
-        line: String,
-    },
+    Output { scenario: String, line: String },
     ScenarioEnd {
         name: String,
         outcome: Outcome,
@@ -92,9 +87,7 @@ pub enum Record {
     /// Last record: every planned scenario has ended; the guest powers off.
     Done,
     /// The driver itself failed outside any scenario.
-    Fatal {
-        message: String,
-    },
+    Fatal { message: String },
 }
 
 #[cfg(test)]
@@ -143,5 +136,19 @@ mod tests {
             assert!(s.contains(&format!(r#""op":"{}""#, op.as_str())), "{s}");
             assert_eq!(serde_json::from_str::<Record>(&s).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn a_scenario_start_names_its_thp_mode_as_before() {
+        let line = r#"{"t":"scenario-start","name":"a@madvise","thp":"madvise"}"#;
+        let r: Record = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            r,
+            Record::ScenarioStart {
+                name: "a@madvise".into(),
+                thp: crate::scenario::ThpMode::Madvise
+            }
+        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), line);
     }
 }

@@ -73,6 +73,12 @@ pub enum ThpMode {
     Never,
 }
 
+impl std::fmt::Display for ThpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ThpMode {
     pub fn as_str(self) -> &'static str {
         match self {

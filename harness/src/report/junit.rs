@@ -110,7 +110,7 @@ mod tests {
         ScenarioResult {
             name: "hmm-tests@always".into(),
             outcome: Outcome::Fail,
-            thp: "always".into(),
+            thp: hmmlab_proto::scenario::ThpMode::Always,
             duration_ns: 1_000_000,
             message: Some("1 of 4 cases failed: t.exclusive".into()),
             steps: vec![],

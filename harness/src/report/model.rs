@@ -1,6 +1,6 @@
 //! What a run produced, as written to `results/<run-id>/run.json`.
 
-use hmmlab_proto::scenario::Op;
+use hmmlab_proto::scenario::{Op, ThpMode};
 use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -130,7 +130,7 @@ pub struct Timing {
 pub struct ScenarioResult {
     pub name: String,
     pub outcome: Outcome,
-    pub thp: String,
+    pub thp: ThpMode,
     /// Guest-measured duration.
     pub duration_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,7 +224,7 @@ impl ScenarioResult {
         ScenarioResult {
             name: name.into(),
             outcome,
-            thp: "madvise".into(),
+            thp: ThpMode::Madvise,
             duration_ns: 1,
             message: None,
             steps: vec![],

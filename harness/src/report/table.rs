@@ -162,7 +162,7 @@ mod tests {
         let mut sc = ScenarioResult {
             name: "hmm-tests@madvise".into(),
             outcome: Outcome::Pass,
-            thp: "madvise".into(),
+            thp: hmmlab_proto::scenario::ThpMode::Madvise,
             duration_ns: 2_500_000,
             message: None,
             steps: vec![],
