@@ -13,6 +13,7 @@ use hmmlab_proto::Record;
 use crate::assemble::{describe, Assembler, Planned};
 use crate::console;
 use crate::events::{Boot, RunEnd, RunEvent, RunStart, VmStart};
+use crate::report::skips::fail_skips;
 use crate::report::{Reporter, RunReport, RunStatus, ScenarioResult};
 use crate::runner::{self, End, RunConfig, VmRun};
 
@@ -156,6 +157,9 @@ impl Engine {
         let assembler = std::mem::replace(&mut self.assembler, Assembler::new(&[]));
         let mut scenarios = assembler.finish(&vm.end, &findings);
         scenarios.extend(self.skipped.iter().cloned());
+        if self.report.fail_on_skip {
+            fail_skips(&mut scenarios);
+        }
         let mut end = RunEnd {
             status: match vm.end {
                 End::Interrupted => RunStatus::Interrupted,

@@ -66,6 +66,8 @@ pub struct RunStart {
     pub host: HostFacts,
     /// The THP modes asked for, comma-separated.
     pub default_thp: String,
+    /// `--fail-on-skip`: every skip becomes a failure when the run ends.
+    pub fail_on_skip: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -155,6 +155,10 @@ pub struct RunArgs {
     /// passed: to tell a flaky failure from a broken one.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub repeat: usize,
+    /// Make every skip a failure: a skipped scenario instance, and a
+    /// selftest that skipped any of its cases (exit 1, in every format).
+    #[arg(long)]
+    pub fail_on_skip: bool,
     /// Boot with panic_on_warn=1: a kernel WARNING panics the guest at once.
     #[arg(long)]
     pub panic_on_warn: bool,
@@ -225,6 +229,9 @@ pub struct MatrixArgs {
     /// Scenario to run in every cell (repeatable; default: all).
     #[arg(long = "scenario", short = 's', value_name = "NAME")]
     pub scenarios: Vec<String>,
+    /// Every cell runs with --fail-on-skip: any skip fails it.
+    #[arg(long)]
+    pub fail_on_skip: bool,
     /// Where the matrix directory is created.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results_dir: PathBuf,

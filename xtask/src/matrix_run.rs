@@ -128,7 +128,7 @@ fn run_cells(
         }
         while running.len() < jobs {
             let Some(c) = pending.pop() else { break };
-            let child = spawn_cell(&exe, path, c, dir, &a.scenarios, smp)?;
+            let child = spawn_cell(&exe, path, c, dir, a, smp)?;
             running.push((c, child, Instant::now()));
         }
         let mut i = 0;
@@ -183,7 +183,7 @@ fn spawn_cell(
     matrix: &Path,
     c: &Cell,
     dir: &Path,
-    scenarios: &[String],
+    a: &MatrixArgs,
     smp: Option<u32>,
 ) -> Result<Child> {
     let log = std::fs::File::create(dir.join(format!("{}.log", c.name)))?;
@@ -192,8 +192,11 @@ fn spawn_cell(
         .arg(matrix)
         .arg("--results-dir")
         .arg(dir.join(&c.name));
-    for s in scenarios {
+    for s in &a.scenarios {
         cmd.args(["-s", s]);
+    }
+    if a.fail_on_skip {
+        cmd.arg("--fail-on-skip");
     }
     if let Some(n) = smp {
         cmd.args(["--smp", &n.to_string()]);

@@ -148,6 +148,9 @@ pub fn reproduce(
     if args.panic_on_warn {
         v.push("--panic-on-warn".into());
     }
+    if args.fail_on_skip {
+        v.push("--fail-on-skip".into());
+    }
     if args.scenario_files.iter().any(|f| abs(f) == abs(path)) {
         v.extend(["--scenario-file".into(), abs(path)]);
     } else {

@@ -194,6 +194,7 @@ fn open_run(args: &RunArgs) -> Result<(Engine, PathBuf)> {
             .map(|m| m.as_str())
             .collect::<Vec<_>>()
             .join(","),
+        fail_on_skip: args.fail_on_skip,
     };
     let reporters = report::reporter::standard(&run_dir);
     Ok((Engine::start(start, reporters), run_dir))

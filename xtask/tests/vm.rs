@@ -234,3 +234,49 @@ fn repeat_runs_count_how_often_each_scenario_passed() {
     let runs = std::fs::read_dir(run.results.path()).unwrap().count();
     assert_eq!(runs, 3, "three boots, three run directories");
 }
+
+/// A selftest case the kernel skips (no DEVICE_COHERENT memory in this
+/// VM) is counted with its reason; with --fail-on-skip it fails the run.
+#[test]
+fn skipped_cases_are_counted_and_fail_with_fail_on_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = scenario_file(
+        dir.path(),
+        "kselftest-skip",
+        "description = \"one case that runs, one the kernel skips\"\nkind = \"kselftest\"\nthp = \"madvise\"\n\n[kselftest]\nbinary = \"hmm-tests\"\nargs = [\"-r\", \"hmm.hmm_device_private.open_close\", \"-r\", \"hmm.hmm_device_coherent.open_close\"]\n",
+    );
+    let file = f.to_str().unwrap();
+    let run = xtask(&["run-scenarios", "--scenario-file", file]);
+    assert_eq!(run.code, 0, "a skip alone passes\n{}", run.explain());
+    assert!(
+        run.stdout
+            .contains("skipped selftest cases: 1 (1 DEVICE_COHERENT not available)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.json()["skips"]["cases"]["DEVICE_COHERENT not available"],
+        1,
+        "{}",
+        run.json()
+    );
+
+    let strict = xtask(&["run-scenarios", "--scenario-file", file, "--fail-on-skip"]);
+    assert_eq!(strict.code, 1, "{}", strict.explain());
+    let s = strict.scenario("kselftest-skip@madvise");
+    assert_eq!(s["outcome"], "fail", "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 cases skipped (--fail-on-skip): 1 (1 DEVICE_COHERENT"),
+        "{s}"
+    );
+    assert!(
+        s["reproduce"].as_str().unwrap().contains("--fail-on-skip"),
+        "{s}"
+    );
+    let junit =
+        std::fs::read_to_string(strict.run_dir.as_ref().unwrap().join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+}

@@ -27,6 +27,8 @@ impl RunReport {
             console_findings: vec![],
             console_tail: vec![],
             error: None,
+            skips: Default::default(),
+            fail_on_skip: s.fail_on_skip,
             booted_kernel: None,
         }
     }
@@ -73,6 +75,7 @@ impl RunReport {
             RunEvent::RunFinished(end) => {
                 self.status = end.status;
                 self.scenarios = end.scenarios.clone();
+                self.skips = super::skips::Skips::of(&self.scenarios);
                 self.error = end.error.clone();
                 self.console_tail = end.console_tail.clone();
                 self.timing.vm_ms = end.vm_time.map(ms);
@@ -102,6 +105,7 @@ mod tests {
             started_unix: 7,
             host: HostFacts::default(),
             default_thp: "madvise".into(),
+            fail_on_skip: false,
         })
     }
 
@@ -117,6 +121,7 @@ mod tests {
             started_unix: 0,
             host: HostFacts::default(),
             default_thp: String::new(),
+            fail_on_skip: false,
         });
         r.apply(&start());
         assert_eq!((r.run_id.as_str(), r.status), ("r1", RunStatus::Running));

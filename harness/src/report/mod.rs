@@ -10,6 +10,7 @@ pub mod model;
 pub mod progress;
 pub mod reporter;
 pub mod run_json;
+pub mod skips;
 pub mod table;
 pub mod verdict;
 pub mod write;

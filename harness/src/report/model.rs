@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::console::Finding;
 use crate::machine::Accel;
 
+use super::skips::Skips;
+
 /// Where a run is, or how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -97,6 +99,12 @@ pub struct RunReport {
     pub console_tail: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Skipped instances and selftest cases, per reason (at the end).
+    #[serde(default, skip_serializing_if = "Skips::is_empty")]
+    pub skips: Skips,
+    /// `--fail-on-skip`: every skip was made a failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_on_skip: bool,
     /// The banner of the kernel that booted (the guest's /proc/version),
     /// checked against `kernel.banner`, the one that was built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +220,8 @@ impl RunReport {
             console_findings: vec![],
             console_tail: vec![],
             error: None,
+            skips: Skips::default(),
+            fail_on_skip: false,
             booted_kernel: None,
         }
     }

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::model::{RunReport, RunStatus, ScenarioResult};
+use super::skips::Skips;
 
 /// The end of a run on the terminal: the table, what went wrong, how to
 /// reproduce each failure (stdout), problems of the run itself (stderr).
@@ -130,6 +131,27 @@ pub fn render(r: &RunReport) -> String {
         r.count(Error),
         r.count(Skip)
     );
+    let skips = Skips::of(&r.scenarios);
+    if !skips.instances.is_empty() {
+        let _ = writeln!(
+            s,
+            "skipped instances: {}",
+            Skips::describe(&skips.instances)
+        );
+    }
+    if !skips.cases.is_empty() {
+        let _ = writeln!(
+            s,
+            "skipped selftest cases: {}",
+            Skips::describe(&skips.cases)
+        );
+    }
+    if !skips.is_empty() && !r.fail_on_skip {
+        let _ = writeln!(
+            s,
+            "(a skip is a check that did not run; --fail-on-skip makes it a failure; README: Skips)"
+        );
+    }
     s
 }
 
