@@ -4,26 +4,33 @@
 
 use std::io::Write;
 
-/// Write one line into the kernel log (best effort: a missing /dev/kmsg
-/// only costs the attribution of console findings).
-fn log(line: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        // "<4>" (warning level) so the line reaches a console at loglevel=5.
-        let _ = f.write_all(format!("<4>{line}\n").as_bytes());
-    }
+/// Write one line into the kernel log; why not, if it could not.
+fn log(line: &str) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .map_err(|e| format!("cannot open /dev/kmsg: {e}"))?;
+    // "<4>" (warning level) so the line reaches a console at loglevel=5.
+    f.write_all(format!("<4>{line}\n").as_bytes())
+        .map_err(|e| format!("cannot write to /dev/kmsg: {e}"))
 }
 
-pub fn scenario_start(name: &str) {
-    log(&format!("hmmlab: scenario-start {name}"));
+/// The markers tell the host which console findings belong to the
+/// scenario: a scenario whose marker could not be written is an error,
+/// never a finding silently attributed to no scenario or the wrong one.
+pub fn scenario_start(name: &str) -> Result<(), String> {
+    log(&format!("hmmlab: scenario-start {name}"))
+        .map_err(|e| format!("scenario-start marker: {e}"))
 }
 
-pub fn scenario_end(name: &str) {
-    log(&format!("hmmlab: scenario-end {name}"));
+pub fn scenario_end(name: &str) -> Result<(), String> {
+    log(&format!("hmmlab: scenario-end {name}")).map_err(|e| format!("scenario-end marker: {e}"))
 }
 
 /// PID 1 is about to stop answering on purpose (`op = "hang-guest"`).
 pub fn guest_hangs(name: &str) {
-    log(&format!(
+    // Best effort: the host's timeout tells the story either way.
+    let _ = log(&format!(
         "hmmlab: guest driver stops answering on purpose (hang-guest in {name})"
     ));
 }

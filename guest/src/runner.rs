@@ -42,13 +42,17 @@ fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
         name: planned.name.clone(),
         thp,
     });
-    crate::kmsg::scenario_start(&planned.name);
+    let marked = crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();
-    let verdict = match thp_set {
+    let mut verdict = match thp_set.and(marked) {
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
-    crate::kmsg::scenario_end(&planned.name);
+    if let Err(e) = crate::kmsg::scenario_end(&planned.name) {
+        if !verdict.outcome.is_failure() {
+            verdict = Verdict::error(e);
+        }
+    }
     results.emit(&Record::ScenarioEnd {
         name: planned.name.clone(),
         outcome: verdict.outcome,

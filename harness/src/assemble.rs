@@ -54,7 +54,7 @@ impl Assembler {
             Record::ScenarioStart { name, thp } => {
                 let i = self.idx(name)?;
                 self.started[i] = true;
-                self.out[i].thp = *thp;
+                self.out[i].thp = Some(*thp);
             }
             Record::Step {
                 scenario,
@@ -149,12 +149,45 @@ pub fn assemble(
     a.finish(end, findings)
 }
 
+/// One result per place outside every scenario where the console showed a
+/// finding (`boot`, `between A and B`, `shutdown`): a WARNING fails it,
+/// anything worse makes it crashed. Nothing the kernel complains about
+/// goes uncounted because no scenario was running.
+pub fn outside_results(findings: &[Finding]) -> Vec<ScenarioResult> {
+    let mut out: Vec<ScenarioResult> = vec![];
+    for f in findings {
+        let Some(place) = f.outside.as_deref() else {
+            continue;
+        };
+        let i = match out.iter().position(|r| r.name == place) {
+            Some(i) => i,
+            None => {
+                out.push(ScenarioResult {
+                    name: place.to_string(),
+                    outcome: Outcome::Pass,
+                    thp: None,
+                    duration_ns: 0,
+                    message: None,
+                    steps: vec![],
+                    output: vec![],
+                    console_findings: vec![],
+                    cases: vec![],
+                    reproduce: String::new(),
+                });
+                out.len() - 1
+            }
+        };
+        add_finding(&mut out[i], f);
+    }
+    out
+}
+
 /// A planned scenario before anything is heard of it.
 fn crashed(p: &Planned) -> ScenarioResult {
     ScenarioResult {
         name: p.name.clone(),
         outcome: Outcome::Crashed,
-        thp: p.thp,
+        thp: Some(p.thp),
         duration_ns: 0,
         message: None,
         steps: vec![],
@@ -424,12 +457,14 @@ mod tests {
                 kind: FindingKind::Warning,
                 line: 7,
                 scenario: Some("a".into()),
+                outside: None,
                 excerpt: "WARNING: x".into(),
             },
             Finding {
                 kind: FindingKind::Oops,
                 line: 9,
                 scenario: Some("b".into()),
+                outside: None,
                 excerpt: "Oops: y".into(),
             },
         ];
@@ -636,5 +671,40 @@ mod tests {
             &[],
         );
         assert_eq!(r[0].steps[0].pages_per_sec, Some(256000.0));
+    }
+
+    #[test]
+    fn findings_outside_scenarios_are_results_of_their_own() {
+        let f = |kind, line, outside: &str| Finding {
+            kind,
+            line,
+            scenario: None,
+            outside: Some(outside.into()),
+            excerpt: format!("{kind:?} at {line}"),
+        };
+        let r = outside_results(&[
+            f(FindingKind::Warning, 3, "boot"),
+            f(FindingKind::Warning, 9, "between a and b"),
+            f(FindingKind::Oops, 12, "between a and b"),
+            f(FindingKind::Warning, 40, "shutdown"),
+        ]);
+        let got: Vec<(&str, Outcome, usize)> = r
+            .iter()
+            .map(|r| (r.name.as_str(), r.outcome, r.console_findings.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("boot", Outcome::Fail, 1),
+                ("between a and b", Outcome::Crashed, 2),
+                ("shutdown", Outcome::Fail, 1)
+            ]
+        );
+        assert!(
+            r[0].message.as_deref().unwrap().contains("line 3"),
+            "{:?}",
+            r[0]
+        );
+        assert_eq!(r[0].thp, None);
     }
 }

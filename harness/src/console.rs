@@ -28,6 +28,10 @@ pub struct Finding {
     pub line: usize,
     /// The scenario running when it was printed, if the markers tell.
     pub scenario: Option<String>,
+    /// Outside every scenario: `boot` (before the first), `between A and
+    /// B`, or `shutdown` (after the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<String>,
     /// The finding's line and the few after it.
     pub excerpt: String,
 }
@@ -77,6 +81,7 @@ pub fn line_kind(line: &str) -> Option<FindingKind> {
 
 pub fn classify(log: &str) -> Vec<Finding> {
     let lines: Vec<&str> = log.lines().collect();
+    let marks = markers(&lines);
     let mut current: Option<String> = None;
     let mut out = Vec::new();
     for (i, raw) in lines.iter().enumerate() {
@@ -99,11 +104,40 @@ pub fn classify(log: &str) -> Vec<Finding> {
         out.push(Finding {
             kind,
             line: i + 1,
+            outside: current.is_none().then(|| outside(&marks, i)),
             scenario: current.clone(),
             excerpt: lines[i..end].join("\n"),
         });
     }
     out
+}
+
+/// A scenario marker: its line index, whether it starts the scenario, its name.
+type Marker = (usize, bool, String);
+
+fn markers(lines: &[&str]) -> Vec<Marker> {
+    let mut v = vec![];
+    for (i, raw) in lines.iter().enumerate() {
+        let b = body(raw);
+        if let Some(name) = b.strip_prefix(MARK_START) {
+            v.push((i, true, name.trim().to_string()));
+        } else if let Some(name) = b.strip_prefix(MARK_END) {
+            v.push((i, false, name.trim().to_string()));
+        }
+    }
+    v
+}
+
+/// Where line `i`, outside every scenario, falls: `boot`, `between A and
+/// B`, or `shutdown`.
+fn outside(marks: &[Marker], i: usize) -> String {
+    let before = marks.iter().rev().find(|(at, start, _)| *at < i && !*start);
+    let after = marks.iter().find(|(at, start, _)| *at > i && *start);
+    match (before, after) {
+        (None, _) => "boot".into(),
+        (Some((_, _, a)), Some((_, _, b))) => format!("between {a} and {b}"),
+        (Some(_), None) => "shutdown".into(),
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +164,29 @@ mod tests {
         assert_eq!(
             (f[1].kind, f[1].scenario.as_deref()),
             (FindingKind::Panic, None)
+        );
+        assert_eq!(f[0].outside, None);
+        assert_eq!(f[1].outside.as_deref(), Some("shutdown"));
+    }
+
+    #[test]
+    fn findings_outside_scenarios_say_where() {
+        let log = "[0.1] WARNING: CPU: 0 PID: 1 at lib/test_hmm.c:1 init\n\
+                   [1.0] hmmlab: scenario-start a@madvise\n\
+                   [1.2] hmmlab: scenario-end a@madvise\n\
+                   [1.3] BUG: sleeping function called from invalid context\n\
+                   [1.4] hmmlab: scenario-start b@madvise\n\
+                   [1.5] hmmlab: scenario-end b@madvise\n\
+                   [2.0] WARNING: CPU: 0 PID: 1 at kernel/reboot.c:1 x\n";
+        let f = classify(log);
+        let at: Vec<Option<&str>> = f.iter().map(|f| f.outside.as_deref()).collect();
+        assert_eq!(
+            at,
+            vec![
+                Some("boot"),
+                Some("between a@madvise and b@madvise"),
+                Some("shutdown")
+            ]
         );
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use hmmlab_proto::Record;
 
-use crate::assemble::{describe, Assembler, Planned};
+use crate::assemble::{describe, outside_results, Assembler, Planned};
 use crate::console;
 use crate::events::{Boot, RunEnd, RunEvent, RunStart, VmStart};
 use crate::report::skips::fail_skips;
@@ -157,6 +157,7 @@ impl Engine {
         let assembler = std::mem::replace(&mut self.assembler, Assembler::new(&[]));
         let mut scenarios = assembler.finish(&vm.end, &findings);
         scenarios.extend(self.skipped.iter().cloned());
+        scenarios.extend(outside_results(&findings));
         if self.report.fail_on_skip {
             fail_skips(&mut scenarios);
         }

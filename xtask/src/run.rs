@@ -414,7 +414,7 @@ impl BootSetup {
             .map(|s| ScenarioResult {
                 name: s.name.clone(),
                 outcome: Outcome::Skip,
-                thp: s.thp,
+                thp: Some(s.thp),
                 duration_ns: 0,
                 message: Some(s.reason.clone()),
                 steps: vec![],

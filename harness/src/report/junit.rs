@@ -31,13 +31,14 @@ pub fn render(r: &RunReport) -> Result<String> {
         } else {
             status(sc.outcome, sc.message.clone(), None)
         };
+        let class = format!("hmmlab.{}", sc.thp.map_or("run", |t| t.as_str()));
         let mut tc = TestCase::new(sc.name.clone(), status);
-        tc.set_classname(format!("hmmlab.{}", sc.thp));
+        tc.set_classname(class.clone());
         tc.set_time(Duration::from_nanos(sc.duration_ns));
         suite.add_test_case(tc);
         for case in &sc.cases {
             let mut tc = TestCase::new(format!("{}/{}", sc.name, case.name), case_status(case));
-            tc.set_classname(format!("hmmlab.{}", sc.thp));
+            tc.set_classname(class.clone());
             suite.add_test_case(tc);
         }
     }
@@ -110,7 +111,7 @@ mod tests {
         ScenarioResult {
             name: "hmm-tests@always".into(),
             outcome: Outcome::Fail,
-            thp: hmmlab_proto::scenario::ThpMode::Always,
+            thp: Some(hmmlab_proto::scenario::ThpMode::Always),
             duration_ns: 1_000_000,
             message: Some("1 of 4 cases failed: t.exclusive".into()),
             steps: vec![],

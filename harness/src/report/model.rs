@@ -138,7 +138,10 @@ pub struct Timing {
 pub struct ScenarioResult {
     pub name: String,
     pub outcome: Outcome,
-    pub thp: ThpMode,
+    /// None for a result of the run itself (a console finding outside
+    /// every scenario: `boot`, `between A and B`, `shutdown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<ThpMode>,
     /// Guest-measured duration.
     pub duration_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,7 +237,7 @@ impl ScenarioResult {
         ScenarioResult {
             name: name.into(),
             outcome,
-            thp: ThpMode::Madvise,
+            thp: Some(ThpMode::Madvise),
             duration_ns: 1,
             message: None,
             steps: vec![],

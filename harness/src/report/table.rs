@@ -45,11 +45,13 @@ pub fn summary(r: &RunReport, dir: &Path) -> String {
             f.name,
             f.message.as_deref().unwrap_or("")
         );
-        let _ = writeln!(
-            s,
-            "  reproduce: {}  (add --repeat 10 to measure flakiness)",
-            f.reproduce
-        );
+        if !f.reproduce.is_empty() {
+            let _ = writeln!(
+                s,
+                "  reproduce: {}  (add --repeat 10 to measure flakiness)",
+                f.reproduce
+            );
+        }
     }
     let secs = |v: Option<f64>| {
         v.map(|ms| format!("{:.2}s", ms / 1e3))
@@ -110,7 +112,7 @@ pub fn render(r: &RunReport) -> String {
             "{:<w$}  {:<8}  {:<8}  {:>8.1}ms  {:>14}{}",
             sc.name,
             sc.outcome.as_str(),
-            sc.thp,
+            sc.thp.map_or("-", |t| t.as_str()),
             sc.duration_ns as f64 / 1e6,
             rate,
             case_counts(sc)
@@ -184,7 +186,7 @@ mod tests {
         let mut sc = ScenarioResult {
             name: "hmm-tests@madvise".into(),
             outcome: Outcome::Pass,
-            thp: hmmlab_proto::scenario::ThpMode::Madvise,
+            thp: Some(hmmlab_proto::scenario::ThpMode::Madvise),
             duration_ns: 2_500_000,
             message: None,
             steps: vec![],
