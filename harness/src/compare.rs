@@ -563,10 +563,16 @@ fn instance_change(
 ) -> InstanceChange {
     let sa = ra.map(|v| SideOutcome::of(v, runs.0));
     let sb = rb.map(|v| SideOutcome::of(v, runs.1));
-    let mut kind = ChangeKind::of(
-        sa.as_ref().map(|s| s.verdict),
-        sb.as_ref().map(|s| s.verdict),
-    );
+    // A result of the run itself (a console finding at boot, between
+    // scenarios, at shutdown) exists only where the kernel complained: a
+    // side without it had no complaint there, which is a pass.
+    let of_run = ra.or(rb).is_some_and(|v| v.iter().all(|r| r.thp.is_none()));
+    let verdict = |s: &Option<SideOutcome>| {
+        s.as_ref()
+            .map(|s| s.verdict)
+            .or(of_run.then_some(Verdict::Pass))
+    };
+    let mut kind = ChangeKind::of(verdict(&sa), verdict(&sb));
     let timing = match (ra, rb) {
         (Some(ra), Some(rb)) => timings(ra, rb, opts),
         _ => vec![],
@@ -1217,5 +1223,18 @@ mod tests {
         assert_eq!(j["instances"][0]["kind"], "new-failure");
         assert_eq!(j["instances"][0]["b"]["verdict"], "fail");
         assert_eq!(j["summary"]["new_failures"], 1);
+    }
+
+    #[test]
+    fn a_new_complaint_at_boot_is_a_new_failure() {
+        let mut boot = ScenarioResult::for_tests("boot", Outcome::Fail);
+        boot.thp = None;
+        let a = [run(vec![sc(Z, Outcome::Pass, 1.0, 1.0)])];
+        let b = [run(vec![sc(Z, Outcome::Pass, 1.0, 1.0), boot])];
+        let c = cmp(&a, &b);
+        assert_eq!(get(&c, "boot").kind, ChangeKind::NewFailure);
+        assert!(c.regression);
+        let back = cmp(&b, &a);
+        assert_eq!(get(&back, "boot").kind, ChangeKind::Fixed);
     }
 }
