@@ -19,6 +19,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
             "user.email=hmmlab@localhost",
             "-c",
             "commit.gpgsign=false",
+            // 80,000 loose objects would start `git gc --auto` in the
+            // background, repacking for minutes beside the kernel builds.
+            "-c",
+            "gc.auto=0",
         ])
         .arg("-C")
         .arg(dir)
