@@ -9,7 +9,7 @@ use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{
     Mapping, Op, PageRange, Populate, Scenario, StateExpect, Step, Touch,
 };
-use hmmlab_proto::state::{parse_state, state_name};
+use hmmlab_proto::state::{parse_expected, state_name};
 use hmmlab_proto::{Outcome, Record};
 
 use crate::abi::{Command, HmmDmirrorCmd};
@@ -623,7 +623,7 @@ fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Resu
     let mut bad = Vec::new();
     let mut checked = 0;
     for e in expect {
-        let want = parse_state(&e.state).map_err(Failure::error)?;
+        let want = parse_expected(&e.state).map_err(Failure::error)?;
         let (start, end) = (e.pages.start(), e.pages.end());
         if e.pages.is_empty() || start < range.start() || end > range.end() {
             return Err(Failure::error(format!(
@@ -632,6 +632,10 @@ fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Resu
                 range.end()
             )));
         }
+        let Some(want) = want else {
+            // `any`: named, deliberately not checked.
+            continue;
+        };
         checked += e.pages.len();
         for page in start..end {
             let got = states[(page - range.start()) as usize];
@@ -770,6 +774,26 @@ mod tests {
                  got write, and 2 more"
             )
         );
+    }
+
+    #[test]
+    fn pages_named_any_are_not_checked() {
+        let expect = vec![
+            StateExpect {
+                pages: PageRange(0, 2),
+                state: "write".into(),
+            },
+            StateExpect {
+                pages: PageRange(2, 4),
+                state: "any".into(),
+            },
+        ];
+        let range = PageRange(0, 4);
+        assert_eq!(
+            check_states(&expect, range, &[0x02, 0x02, 0x20, 0xFF]),
+            Ok(())
+        );
+        assert!(check_states(&expect, range, &[0x02, 0x01, 0x20, 0xFF]).is_err());
     }
 
     #[test]

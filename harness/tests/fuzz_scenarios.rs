@@ -56,7 +56,7 @@ use hmmlab_proto::scenario::{
     Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario, StateExpect,
     Step, ThpMode, Touch, Variant, When,
 };
-use hmmlab_proto::state::{parse_state, STATE_NAMES};
+use hmmlab_proto::state::{parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -306,7 +306,7 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
             .iter()
             .chain(st.variant.iter().flat_map(|v| v.expect.iter().flatten()))
         {
-            prop_assert!(parse_state(&e.state).is_ok());
+            prop_assert!(parse_expected(&e.state).is_ok());
         }
     }
     check_ranges(s)
@@ -548,7 +548,7 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
         if e.pages.is_empty()
             || e.pages.start() < range.start()
             || e.pages.end() > range.end()
-            || parse_state(&e.state).is_err()
+            || parse_expected(&e.state).is_err()
         {
             return Err("state expectation".into());
         }
@@ -727,12 +727,27 @@ fn expectations_allowed(
         ok &= expect.is_none_or(|e| !e.is_empty());
         ok &= fails(r_errno) || r_expect;
     }
+    let mut inside = true;
     for e in expect.unwrap_or_default() {
         ok &= range_ok(&e.pages);
-        ok &= parse_state(&e.state).is_ok();
+        ok &= parse_expected(&e.state).is_ok();
         if let Some(r) = st.pages {
-            ok &= r.start() <= e.pages.start() && e.pages.end() <= r.end();
+            inside &= r.start() <= e.pages.start() && e.pages.end() <= r.end();
         }
+    }
+    ok &= inside;
+    // A snapshot that succeeds names every page of its range (a state or
+    // `any`); when an `expect` lies outside the range, that alone is said.
+    let range = st.pages.or(limit.map(|n| PageRange(0, n)));
+    if let (Op::Snapshot, false, true, Some(r), Some(e)) = (
+        st.op,
+        fails(r_errno),
+        inside,
+        range,
+        expect.filter(|e| !e.is_empty()),
+    ) {
+        ok &= (r.start()..r.end())
+            .all(|p| e.iter().any(|x| x.pages.start() <= p && p < x.pages.end()));
     }
     ok
 }
@@ -1076,13 +1091,33 @@ fn gen_errno(rng: &mut Rng) -> i32 {
 }
 
 /// Valid state expectations inside `span`.
+/// Expectations that name every page of `span`: consecutive pieces, one
+/// maybe `any`, and maybe one more overlapping the others.
 fn gen_expects(rng: &mut Rng, span: PageRange) -> Vec<StateExpect> {
-    (0..rng.between(1, 3))
-        .map(|_| StateExpect {
+    let mut cuts: Vec<u64> = (0..rng.between(0, 2))
+        .map(|_| rng.between(span.start(), span.end()))
+        .collect();
+    cuts.extend([span.start(), span.end()]);
+    cuts.sort();
+    cuts.dedup();
+    let mut v: Vec<StateExpect> = cuts
+        .windows(2)
+        .map(|w| StateExpect {
+            pages: PageRange(w[0], w[1]),
+            state: if rng.chance(1, 8) {
+                ANY.to_string()
+            } else {
+                gen_state(rng, true)
+            },
+        })
+        .collect();
+    if rng.chance(1, 4) {
+        v.push(StateExpect {
             pages: range_in(rng, span.start(), span.end()),
             state: gen_state(rng, true),
-        })
-        .collect()
+        });
+    }
+    v
 }
 
 /// A variant of step `st`, whose own expectations expect the ioctl to

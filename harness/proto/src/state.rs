@@ -25,6 +25,18 @@ pub const STATE_NAMES: &[(&str, u8)] = &[
     ("error", 0xFF),
 ];
 
+/// The state a snapshot `expect` gives to pages it deliberately leaves
+/// unchecked: every page of a snapshot is named, by a state or by this.
+pub const ANY: &str = "any";
+
+/// An expected state: `None` for [`ANY`], else the byte it stands for.
+pub fn parse_expected(text: &str) -> Result<Option<u8>, String> {
+    if text.trim() == ANY {
+        return Ok(None);
+    }
+    parse_state(text).map(Some)
+}
+
 /// Parse `a+b+c` into the byte the snapshot reports.
 pub fn parse_state(text: &str) -> Result<u8, String> {
     let mut value = 0u8;

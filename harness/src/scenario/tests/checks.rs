@@ -222,3 +222,25 @@ fn all_problems_in_a_file_are_reported_in_line_order() {
         render(&ds)
     );
 }
+
+#[test]
+fn a_snapshot_names_every_page_or_says_any() {
+    let text = format!(
+        "{OK}[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 4]\nstate = \"none\"\n\
+         [[step.expect]]\npages = [6, 10]\nstate = \"none\"\n"
+    );
+    let d = one(&text);
+    assert_at(
+        &d,
+        10,
+        8,
+        "pages [4, 6], [10, 16] of the snapshot are named by no `expect`",
+    );
+    assert!(d.hint.unwrap().contains("state = \"any\""));
+    let named = format!(
+        "{OK}[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 10]\nstate = \"none\"\n\
+         [[step.expect]]\npages = [10, 16]\nstate = \"any\"\n"
+    );
+    let loaded = super::super::parse_str(std::path::Path::new("t.toml"), &named);
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+}

@@ -46,6 +46,7 @@ const CHECKS: &[Check] = &[
     check_errno_alone,
     check_snapshot_asserts,
     check_states,
+    check_snapshot_covers,
     check_mapping_ops,
     check_newer_commands,
     check_page_access,

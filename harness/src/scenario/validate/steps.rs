@@ -4,7 +4,7 @@
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, StateExpect, Touch};
-use hmmlab_proto::state::parse_state;
+use hmmlab_proto::state::{parse_expected, ANY};
 use toml::de::DeValue;
 
 use super::{Ctx, ITERATIONS};
@@ -491,10 +491,78 @@ pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
 pub(super) fn check_states(cx: &mut Ctx<'_, '_>) {
     for e in expectations(cx.s) {
         for (j, x) in e.expect.unwrap_or_default().iter().enumerate() {
-            if let Err(why) = parse_state(&x.state) {
+            if let Err(why) = parse_expected(&x.state) {
                 let msg = format!("invalid page state `{}`", x.state);
                 cx.at_value(e.path(key_path!["expect", j, "state"]), msg, Some(why));
             }
         }
     }
+}
+
+/// A snapshot names every page of its range: a state, or `any` to leave a
+/// page deliberately unchecked. A page no `expect` names would pass
+/// whatever state it is in.
+pub(super) fn check_snapshot_covers(cx: &mut Ctx<'_, '_>) {
+    let limit = cx.mapping_pages();
+    for e in expectations(cx.s) {
+        // An empty `expect` is reported as asserting nothing.
+        let Some(expect) = e.expect.filter(|x| e.op == Op::Snapshot && !x.is_empty()) else {
+            continue;
+        };
+        let st = &cx.s.step[e.step];
+        // A failing ioctl checks no states, and an `expect` outside the
+        // step's pages is reported as that: one problem, one message.
+        if fails(e.errno.or(st.expect_errno)).is_some() {
+            continue;
+        }
+        let range = match (st.pages, limit) {
+            (Some(r), _) => r,
+            (None, Some(n)) => PageRange(0, n),
+            (None, None) => continue,
+        };
+        if expect
+            .iter()
+            .any(|x| x.pages.start() < range.start() || x.pages.end() > range.end())
+        {
+            continue;
+        }
+        let unnamed = unnamed(range, expect);
+        let Some(&(a, b)) = unnamed.first() else {
+            continue;
+        };
+        let list: Vec<String> = unnamed.iter().map(|(a, b)| format!("[{a}, {b}]")).collect();
+        let hint = format!(
+            "add `[[step.expect]]` with `pages = [{a}, {b}]` and the state they must be in \
+             (or `state = \"{ANY}\"` to leave them unchecked on purpose)"
+        );
+        cx.at_key(
+            e.path(key_path!["expect"]),
+            format!(
+                "pages {} of the snapshot are named by no `expect`",
+                list.join(", ")
+            ),
+            Some(hint),
+        );
+    }
+}
+
+/// The runs of pages of `range` that no expectation names.
+fn unnamed(range: PageRange, expect: &[StateExpect]) -> Vec<(u64, u64)> {
+    let mut named: Vec<(u64, u64)> = expect
+        .iter()
+        .map(|x| (x.pages.start(), x.pages.end()))
+        .collect();
+    named.sort();
+    let mut out = vec![];
+    let mut at = range.start();
+    for (a, b) in named {
+        if a > at && at < range.end() {
+            out.push((at, a.min(range.end())));
+        }
+        at = at.max(b);
+    }
+    if at < range.end() {
+        out.push((at, range.end()));
+    }
+    out
 }
