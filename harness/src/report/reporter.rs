@@ -33,9 +33,12 @@ pub fn standard(run_dir: &Path) -> Vec<Box<dyn Reporter>> {
 
 /// A reporter that acts once, when the run ends (however it ends), on the
 /// final report: writing a file, printing the summary.
+/// What an [`AtEnd`] reporter does with the final report.
+type Act = Box<dyn FnMut(&RunReport) -> Result<()>>;
+
 pub struct AtEnd {
     name: &'static str,
-    act: Box<dyn FnMut(&RunReport) -> Result<()>>,
+    act: Act,
 }
 
 impl AtEnd {
