@@ -162,18 +162,7 @@ pub fn outside_results(findings: &[Finding]) -> Vec<ScenarioResult> {
         let i = match out.iter().position(|r| r.name == place) {
             Some(i) => i,
             None => {
-                out.push(ScenarioResult {
-                    name: place.to_string(),
-                    outcome: Outcome::Pass,
-                    thp: None,
-                    duration_ns: 0,
-                    message: None,
-                    steps: vec![],
-                    output: vec![],
-                    console_findings: vec![],
-                    cases: vec![],
-                    reproduce: String::new(),
-                });
+                out.push(ScenarioResult::new(place, Outcome::Pass, None, ""));
                 out.len() - 1
             }
         };
@@ -184,18 +173,7 @@ pub fn outside_results(findings: &[Finding]) -> Vec<ScenarioResult> {
 
 /// A planned scenario before anything is heard of it.
 fn crashed(p: &Planned) -> ScenarioResult {
-    ScenarioResult {
-        name: p.name.clone(),
-        outcome: Outcome::Crashed,
-        thp: Some(p.thp),
-        duration_ns: 0,
-        message: None,
-        steps: vec![],
-        output: vec![],
-        console_findings: vec![],
-        cases: vec![],
-        reproduce: p.reproduce.clone(),
-    }
+    ScenarioResult::new(&p.name, Outcome::Crashed, Some(p.thp), &p.reproduce)
 }
 
 /// The outcome of a scenario that never reported its end.

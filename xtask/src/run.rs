@@ -411,24 +411,19 @@ impl BootSetup {
     ) -> Vec<ScenarioResult> {
         skipped
             .iter()
-            .map(|s| ScenarioResult {
-                name: s.name.clone(),
-                outcome: Outcome::Skip,
-                thp: Some(s.thp),
-                duration_ns: 0,
-                message: Some(s.reason.clone()),
-                steps: vec![],
-                output: vec![],
-                console_findings: vec![],
-                cases: vec![],
-                reproduce: crate::plan::reproduce(
+            .map(|s| {
+                let line = crate::plan::reproduce(
                     args,
                     &k.identity,
                     &s.base,
                     &s.path,
                     s.thp,
                     self.boot.accel,
-                ),
+                );
+                ScenarioResult {
+                    message: Some(s.reason.clone()),
+                    ..ScenarioResult::new(&s.name, Outcome::Skip, Some(s.thp), &line)
+                }
             })
             .collect()
     }

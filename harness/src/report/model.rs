@@ -170,6 +170,27 @@ pub struct CaseResult {
 }
 
 impl ScenarioResult {
+    /// A result with nothing run yet: no steps, output, findings or cases.
+    pub fn new(
+        name: &str,
+        outcome: Outcome,
+        thp: Option<ThpMode>,
+        reproduce: &str,
+    ) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_string(),
+            outcome,
+            thp,
+            duration_ns: 0,
+            message: None,
+            steps: vec![],
+            output: vec![],
+            console_findings: vec![],
+            cases: vec![],
+            reproduce: reproduce.to_string(),
+        }
+    }
+
     /// How many of its cases ended with `o`.
     pub fn case_count(&self, o: Outcome) -> usize {
         self.cases.iter().filter(|c| c.outcome == o).count()
@@ -235,16 +256,8 @@ impl ScenarioResult {
     /// A result with nothing but its name and outcome, for writer tests.
     pub(crate) fn for_tests(name: &str, outcome: Outcome) -> ScenarioResult {
         ScenarioResult {
-            name: name.into(),
-            outcome,
-            thp: Some(ThpMode::Madvise),
             duration_ns: 1,
-            message: None,
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            reproduce: String::new(),
+            ..ScenarioResult::new(name, outcome, Some(ThpMode::Madvise), "")
         }
     }
 }
