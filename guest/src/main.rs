@@ -15,6 +15,7 @@
 //! with a signal.
 
 mod abi;
+mod balance;
 mod child;
 mod dmirror;
 mod init;
@@ -23,6 +24,7 @@ mod kselftest;
 mod mapping;
 mod model;
 mod race;
+mod release;
 mod results;
 mod runner;
 mod steps;

@@ -3,6 +3,11 @@
 //! ended. A scenario that crashes, hangs or panics takes only its own process
 //! down, never PID 1. The one exception is on purpose: `op = "hang-guest"`
 //! makes PID 1 stop answering for good, to test the host's timeout.
+//!
+//! After each scenario PID 1 checks that it gave back what it took: it
+//! releases test_hmm's device memory (release.rs) and compares the
+//! kernel's counters with their values before the scenario (balance.rs).
+//! A leak fails the scenario, naming the counter, its baseline and value.
 
 use std::fs::File;
 use std::io::Read;
@@ -13,7 +18,9 @@ use std::time::Duration;
 use hmmlab_proto::plan::PlannedScenario;
 use hmmlab_proto::{Outcome, Plan, Record};
 
+use crate::balance::{self, Sample};
 use crate::child::{self, Exit, Verdict};
+use crate::release::{release_all, Released};
 use crate::results::Results;
 use crate::sysnames::{describe_errno, describe_signal, last_errno};
 use crate::system::{monotonic_ns, set_thp};
@@ -27,13 +34,31 @@ const MAX_NAP: Duration = Duration::from_millis(1);
 pub fn run_plan(plan: &Plan, results: &Results) {
     let names = plan.scenarios.iter().map(|s| s.name.clone()).collect();
     results.emit(&Record::Plan { scenarios: names });
+    balance::quiet_drop_caches();
+    let locked = balance::lock_pid1();
+    // test_hmm may take device memory at its initialisation: give it back
+    // first, so that every scenario starts from none.
+    let mut held = match release_all() {
+        Released::Stuck(why) => Some(format!("before the first scenario: {why}")),
+        Released::Done | Released::Failed(_) => None,
+    };
     for planned in &plan.scenarios {
-        run_scenario(plan, planned, results);
+        match &held {
+            None => held = run_scenario(plan, planned, results, &locked),
+            Some(why) => not_run(plan, planned, results, why),
+        }
     }
     results.emit(&Record::Done);
 }
 
-fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
+/// Run one scenario and report it; `Some(why)` when device memory stayed
+/// held after it, so that no further scenario can run.
+fn run_scenario(
+    plan: &Plan,
+    planned: &PlannedScenario,
+    results: &Results,
+    locked: &Result<(), String>,
+) -> Option<String> {
     let scenario = &planned.scenario;
     let thp = scenario.thp.unwrap_or(plan.default_thp);
     let timeout_ms = scenario.timeout_ms.unwrap_or(plan.scenario_timeout_ms);
@@ -44,10 +69,15 @@ fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
     });
     let marked = crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();
+    let baseline = locked.clone().and_then(|()| balance::sample());
     let mut verdict = match thp_set.and(marked) {
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
+    let (after, held) = after_scenario(baseline);
+    if let Some(problem) = after {
+        verdict = with_problem(verdict, problem);
+    }
     if let Err(e) = crate::kmsg::scenario_end(&planned.name) {
         if !verdict.outcome.is_failure() {
             verdict = Verdict::error(e);
@@ -58,6 +88,68 @@ fn run_scenario(plan: &Plan, planned: &PlannedScenario, results: &Results) {
         outcome: verdict.outcome,
         duration_ns: monotonic_ns() - start,
         message: verdict.message,
+    });
+    held
+}
+
+/// The checks after a scenario: release the device memory, then compare
+/// the counters with `baseline`. Returns what is wrong, if anything, and
+/// `Some(why)` when the device memory stayed held.
+fn after_scenario(baseline: Result<Sample, String>) -> (Option<String>, Option<String>) {
+    match release_all() {
+        Released::Done => {}
+        Released::Failed(why) => return (Some(format!("after the scenario: {why}")), None),
+        Released::Stuck(why) => return (Some(format!("leak: {why}")), Some(why)),
+    }
+    let checked = baseline.and_then(|b| balance::settle(&b));
+    match checked {
+        Ok(leaks) if leaks.is_empty() => (None, None),
+        Ok(leaks) => {
+            let list: Vec<String> = leaks.iter().map(|l| l.to_string()).collect();
+            (
+                Some(format!(
+                    "leak: after the scenario (its processes gone, device memory released) {}",
+                    list.join("; ")
+                )),
+                None,
+            )
+        }
+        Err(e) => (
+            Some(format!("the checks after the scenario could not run: {e}")),
+            None,
+        ),
+    }
+}
+
+/// A passing or skipped scenario with a problem after it fails; one that
+/// already failed keeps its outcome and gets the problem added.
+fn with_problem(verdict: Verdict, problem: String) -> Verdict {
+    if verdict.outcome.is_failure() {
+        let message = match verdict.message {
+            Some(m) => format!("{m}; also {problem}"),
+            None => problem,
+        };
+        Verdict::with(verdict.outcome, message)
+    } else {
+        Verdict::with(Outcome::Fail, problem)
+    }
+}
+
+/// A scenario that cannot run: device memory stayed held after an earlier
+/// one, and every use of the device would wait for it.
+fn not_run(plan: &Plan, planned: &PlannedScenario, results: &Results, why: &str) {
+    let thp = planned.scenario.thp.unwrap_or(plan.default_thp);
+    results.emit(&Record::ScenarioStart {
+        name: planned.name.clone(),
+        thp,
+    });
+    results.emit(&Record::ScenarioEnd {
+        name: planned.name.clone(),
+        outcome: Outcome::Error,
+        duration_ns: 0,
+        message: Some(format!(
+            "not run: test_hmm's device memory is still held ({why})"
+        )),
     });
 }
 
@@ -122,7 +214,7 @@ fn kill_on_timeout(pid: libc::pid_t, timeout_ms: u64) -> Verdict {
 
 /// Wait for `pid` until `deadline` (CLOCK_MONOTONIC ns). `None`: still
 /// running. Naps start short so that quick scenarios are not padded.
-fn wait_until(pid: libc::pid_t, deadline: u64) -> Result<Option<libc::c_int>, String> {
+pub(crate) fn wait_until(pid: libc::pid_t, deadline: u64) -> Result<Option<libc::c_int>, String> {
     let mut nap = Duration::from_micros(20);
     loop {
         let mut status = 0;
@@ -200,7 +292,7 @@ fn verdict_of_status(status: libc::c_int, message: Option<String>) -> Verdict {
 /// The pipe the scenario process writes its message to. Close-on-exec, so
 /// selftest binaries do not hold it open; the read end is non-blocking, so a
 /// scenario process that never died cannot block PID 1 reading it.
-fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -213,7 +305,7 @@ fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok((rx, tx))
 }
 
-fn read_report(rx: OwnedFd) -> Option<String> {
+pub(crate) fn read_report(rx: OwnedFd) -> Option<String> {
     let mut bytes = Vec::new();
     // A non-blocking read ends with EAGAIN if a writer is left; what was read
     // before is kept either way.

@@ -28,8 +28,10 @@ use crate::image::{self, Entry};
 use crate::kernel::{self, Kernel};
 use crate::shell::quote_argv;
 
-/// Slack the host adds to the guest's own per-scenario timeout.
-const HOST_SLACK: Duration = Duration::from_secs(3);
+/// Slack the host adds to the guest's own per-scenario timeout: the
+/// guest's checks after the scenario (release, counters) may take up to
+/// AFTER_SCENARIO_MS, and 3 s more for the records to arrive.
+const HOST_SLACK: Duration = Duration::from_millis(3_000 + hmmlab_proto::plan::AFTER_SCENARIO_MS);
 
 /// Load and validate the scenarios the arguments select. All problems at once.
 pub fn load_scenarios(args: &RunArgs) -> Result<Vec<LoadedScenario>> {

@@ -10,6 +10,16 @@ pub const PLAN_PATH: &str = "/hmmlab/plan.json";
 pub const BIN_DIR: &str = "/hmmlab/bin";
 /// The guest's results channel: the second serial port.
 pub const RESULTS_TTY: &str = "/dev/ttyS1";
+/// After each scenario the guest gives test_hmm's device memory back
+/// (HMM_DMIRROR_RELEASE), which waits for every device page to be freed:
+/// a page still referenced makes it wait for good, so it gets this long.
+/// A healthy release of a chunk takes well under a second.
+pub const RELEASE_TIMEOUT_MS: u64 = 10_000;
+/// How long the guest waits for the kernel's counters to come back to
+/// their baseline after a scenario before it calls the difference a leak.
+pub const SETTLE_MS: u64 = 2_000;
+/// What the checks after a scenario may add to its own timeout.
+pub const AFTER_SCENARIO_MS: u64 = RELEASE_TIMEOUT_MS + SETTLE_MS;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -2,6 +2,11 @@
 //! `scripts/kconfig/merge_config.sh`, then `olddefconfig`. Afterwards every
 //! symbol a fragment set must have kept its value; otherwise the build stops
 //! before compiling anything, listing each dropped symbol.
+//!
+//! A symbol the kernel renamed is written under both names, after a line
+//! `# hmmlab: any-of CONFIG_OLD CONFIG_NEW`: the group is satisfied when
+//! one of its settings kept its value (the other name is unknown to that
+//! kernel, so olddefconfig drops it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,16 +23,36 @@ pub struct Setting {
     pub value: String,
     pub file: PathBuf,
     pub line: usize,
+    /// The other names of this symbol (`# hmmlab: any-of`); empty for most.
+    pub any_of: Vec<String>,
 }
+
+const ANY_OF: &str = "hmmlab: any-of ";
 
 /// Parse a fragment; a line that is neither a setting, a comment nor blank is an error.
 pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut groups: Vec<Vec<String>> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let loc = |col: usize| format!("{}:{}:{}", path.display(), i + 1, col);
         if line.is_empty() {
+            continue;
+        }
+        if let Some(names) = line.strip_prefix("# ").and_then(|r| r.strip_prefix(ANY_OF)) {
+            let names: Vec<String> = names.split_whitespace().map(String::from).collect();
+            if names.len() < 2
+                || !names
+                    .iter()
+                    .all(|n| n.starts_with("CONFIG_") && valid_symbol(n))
+            {
+                problems.push(format!(
+                    "{}: `{line}`: write `# {ANY_OF}CONFIG_A CONFIG_B` with two or more symbols",
+                    loc(1)
+                ));
+            }
+            groups.push(names);
             continue;
         }
         if let Some(rest) = line.strip_prefix("# ") {
@@ -38,6 +63,7 @@ pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
                         value: "n".into(),
                         file: path.into(),
                         line: i + 1,
+                        any_of: vec![],
                     });
                 }
             }
@@ -48,7 +74,7 @@ pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
         }
         match line.split_once('=') {
             Some((sym, val)) if sym.starts_with("CONFIG_") && valid_symbol(sym) && !val.is_empty() => {
-                out.push(Setting { symbol: sym.into(), value: val.into(), file: path.into(), line: i + 1 })
+                out.push(Setting { symbol: sym.into(), value: val.into(), file: path.into(), line: i + 1, any_of: vec![] })
             }
             _ => problems.push(format!(
                 "{}: `{line}` is not a config line; write CONFIG_NAME=value or `# CONFIG_NAME is not set`",
@@ -56,10 +82,34 @@ pub fn parse_fragment(path: &Path, text: &str) -> Result<Vec<Setting>> {
             )),
         }
     }
+    for group in &groups {
+        let named: Vec<&String> = group
+            .iter()
+            .filter(|g| !out.iter().any(|s| &&s.symbol == g))
+            .collect();
+        for missing in named {
+            problems.push(format!(
+                "{}: `# {ANY_OF}` names {missing}, which the file does not set; set every symbol of the group",
+                path.display()
+            ));
+        }
+    }
+    for s in &mut out {
+        if let Some(group) = groups.iter().find(|g| g.contains(&s.symbol)) {
+            s.any_of = group.iter().filter(|g| **g != s.symbol).cloned().collect();
+        }
+    }
     if !problems.is_empty() {
         return Err(bad_input(problems.join("\n")));
     }
     Ok(out)
+}
+
+fn kept(s: &Setting, final_config: &BTreeMap<String, String>) -> bool {
+    match final_config.get(&s.symbol) {
+        Some(v) => *v == s.value,
+        None => s.value == "n",
+    }
 }
 
 fn valid_symbol(sym: &str) -> bool {
@@ -95,11 +145,12 @@ pub fn dropped(settings: &[Setting], final_config: &BTreeMap<String, String>) ->
     let mut out = Vec::new();
     for s in wanted.values() {
         let got = final_config.get(&s.symbol).map(String::as_str);
-        let ok = match got {
-            Some(v) => v == s.value,
-            None => s.value == "n",
-        };
-        if ok {
+        let another_name_kept = s.any_of.iter().any(|other| {
+            wanted
+                .get(other.as_str())
+                .is_some_and(|o| kept(o, final_config))
+        });
+        if kept(s, final_config) || another_name_kept {
             continue;
         }
         let why = match got {
@@ -183,6 +234,34 @@ mod tests {
         assert!(d[0].contains("CONFIG_B=y (f.config:2)") && d[0].contains("not set"));
         assert!(d[1].contains("CONFIG_C=y") && d[1].contains("unknown to this kernel"));
         assert!(d[2].contains("CONFIG_E=m") && d[2].contains("ended up as y"));
+    }
+
+    #[test]
+    fn a_renamed_symbol_needs_one_of_its_names() {
+        let text = "# hmmlab: any-of CONFIG_OLD CONFIG_NEW\nCONFIG_OLD=y\nCONFIG_NEW=y\n";
+        let frag = parse_fragment(Path::new("f.config"), text).unwrap();
+        assert_eq!(frag[0].any_of, vec!["CONFIG_NEW".to_string()]);
+        assert!(dropped(&frag, &parse_dotconfig("CONFIG_NEW=y\n")).is_empty());
+        assert!(dropped(&frag, &parse_dotconfig("CONFIG_OLD=y\n")).is_empty());
+        let d = dropped(&frag, &parse_dotconfig("# CONFIG_NEW is not set\n"));
+        assert_eq!(d.len(), 2, "{d:?}");
+        let e = parse_fragment(
+            Path::new("f.config"),
+            "# hmmlab: any-of CONFIG_OLD CONFIG_NEW\nCONFIG_OLD=y\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CONFIG_NEW, which the file does not set"), "{e}");
+        let e = parse_fragment(
+            Path::new("f.config"),
+            "# hmmlab: any-of CONFIG_OLD\nCONFIG_OLD=y\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("f.config:1:1") && e.contains("two or more"),
+            "{e}"
+        );
     }
 
     #[test]
