@@ -718,6 +718,10 @@ fn expectations_allowed(
     } else {
         (cpages, faults, errno, expect.is_some())
     };
+    // A device read that succeeds states its faults.
+    if checks.faults_required && !fails(r_errno) {
+        ok &= r_faults.is_some();
+    }
     if fails(r_errno) {
         ok &= r_cpages.is_none() && r_faults.is_none() && !r_expect;
         // (A variant's `expect = []` is refused in any case.)
@@ -1066,7 +1070,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         if checks.cpages && rng.chance(1, 2) {
             st.expect_cpages = Some(rng.between(0, span.len()));
         }
-        if checks.faults && rng.chance(1, 3) {
+        if checks.faults && (rng.chance(1, 3) || checks.faults_required) {
             st.expect_faults = Some(rng.between(0, span.len()));
         }
         if checks.states {
@@ -1144,7 +1148,11 @@ fn gen_valid_variant(rng: &mut Rng, st: &Step, span: PageRange, fails: bool) -> 
             v.expect_errno = Some(0);
         }
         v.expect_cpages = (checks.cpages && rng.chance(1, 2)).then(|| rng.between(0, span.len()));
-        v.expect_faults = (checks.faults && rng.chance(1, 3)).then(|| rng.between(0, span.len()));
+        // Where the step's own read fails, a variant that succeeds states
+        // its faults when the op requires them.
+        let required = fails && checks.faults_required;
+        v.expect_faults =
+            (checks.faults && (rng.chance(1, 3) || required)).then(|| rng.between(0, span.len()));
         if checks.states && (fails || rng.chance(1, 2)) {
             v.expect = Some(gen_expects(rng, span));
         }

@@ -115,6 +115,10 @@ pub struct Checks {
     pub cpages: bool,
     /// `expect_faults`.
     pub faults: bool,
+    /// `expect_faults` is required wherever the ioctl is expected to
+    /// succeed (the step's own fields, and each variant applied over them):
+    /// a read that faults pages in is no read of pages already there.
+    pub faults_required: bool,
     pub errno: Errno,
     /// `expect` (page states); a step that takes it must assert something.
     pub states: bool,
@@ -216,6 +220,12 @@ impl Op {
     /// Ops that report device faults (`expect_faults`).
     pub fn reports_faults(self) -> bool {
         self.rules().checks.faults
+    }
+
+    /// Ops whose steps must state `expect_faults` unless the ioctl is
+    /// expected to fail.
+    pub fn needs_faults(self) -> bool {
+        self.rules().checks.faults_required
     }
 
     /// Ops that need `pages`, never defaulting to the whole mapping.

@@ -95,6 +95,11 @@ fn every_ops_rules_are_consistent() {
         }
         // Only migrate-race takes iterations; only mprotect takes prot.
         assert_eq!(c.iterations, op == Op::MigrateRace, "{name}");
+        // A required `expect_faults` is one the op takes; only device-read
+        // requires it.
+        assert!(!c.faults_required || c.faults, "{name}");
+        assert_eq!(c.faults_required, op == Op::DeviceRead, "{name}");
+        assert_eq!(op.needs_faults(), c.faults_required, "{name}");
         assert_eq!(c.prot, op == Op::Mprotect, "{name}");
         // Ops that need pages change the mapping and must succeed.
         if op.needs_pages() {

@@ -156,6 +156,52 @@ fn step_fields_match_op() {
 }
 
 #[test]
+fn device_read_states_its_faults() {
+    let read = |fields: &str| format!("{OK}[[step]]\nop = \"device-read\"\n{fields}");
+    let d = one(&read("expect_cpages = 16\n"));
+    assert_at(&d, 9, 6, "`op = \"device-read\"` needs `expect_faults`");
+    let hint = d.hint.unwrap();
+    assert!(hint.contains("add `expect_faults = N`"), "{hint}");
+    assert!(hint.contains("`expect_errno`"), "{hint}");
+    // `expect_errno = 0` expects the read to succeed: it reports faults.
+    assert_at(
+        &one(&read("expect_errno = 0\n")),
+        9,
+        6,
+        "needs `expect_faults`",
+    );
+    // A variant in which a failing read succeeds gives its own faults.
+    let text = read(
+        "expect_errno = 14\n\
+         [[step.variant]]\nwhen = { kernel = \">=6.13\" }\nexpect_errno = 0\nexpect_cpages = 16\n\
+         [[step.variant]]\nwhen = { kernel = \"<6.2\" }\nexpect_errno = 0\nexpect_faults = 1\n\
+         [[step.variant]]\nwhen = { kernel = \"6.6\" }\nexpect_errno = 22\n",
+    );
+    let d = one(&text);
+    assert_at(
+        &d,
+        13,
+        1,
+        "a variant in which `op = \"device-read\"` succeeds needs `expect_faults`",
+    );
+    assert!(d.hint.unwrap().contains("`expect_errno = 14` (line 10)"));
+    // Faults given, or a read expected to fail: nothing to add; the step's
+    // own `expect_faults` holds in a variant that does not give one.
+    for ok in [
+        "expect_faults = 0\n",
+        "expect_errno = 14\n",
+        "expect_faults = 2\n[[step.variant]]\nwhen = { kernel = \"6\" }\nexpect_cpages = 3\n",
+    ] {
+        super::super::parse_str(std::path::Path::new("t.toml"), &read(ok)).unwrap();
+    }
+    // Only device-read requires it.
+    for op in ["device-write", "migrate-to-device"] {
+        let text = format!("{OK}[[step]]\nop = \"{op}\"\nexpect_cpages = 16\n");
+        super::super::parse_str(std::path::Path::new("t.toml"), &text).unwrap();
+    }
+}
+
+#[test]
 fn expect_cpages_at_most_step_pages() {
     let text = format!("{OK}[[step]]\nop = \"migrate-to-device\"\nexpect_cpages = 17\n");
     assert_at(&one(&text), 10, 17, "more than the step's page count");

@@ -117,7 +117,7 @@ fn variant_fields_only_where_the_op_reports_them() {
     let text = format!(
         "{OK}[[step.variant]]\nwhen = {{ kernel = \"<6.2\" }}\nexpect_cpages = 1\nexpect_errno = 14\n\
          [[step.variant.expect]]\npages = [0, 1]\nstate = \"none\"\n\
-         [[step]]\nop = \"device-read\"\n[[step.variant]]\nwhen = {{ config = \"!CONFIG_X\" }}\nexpect_faults = 0\nexpect_cpages = 16\n"
+         [[step]]\nop = \"device-read\"\nexpect_faults = 1\n[[step.variant]]\nwhen = {{ config = \"!CONFIG_X\" }}\nexpect_faults = 0\nexpect_cpages = 16\n"
     );
     let ds = errs(&text);
     assert_eq!(ds.len(), 3, "{}", render(&ds));
@@ -359,7 +359,8 @@ fn an_expected_errno_is_checked_alone() {
          [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 0\n\
          expect = [{{ pages = [0, 16], state = \"none\" }}]\n\
          [[step]]\nop = \"device-read\"\nexpect_errno = 14\n\
-         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 0\nexpect_cpages = 16\n"
+         [[step.variant]]\nwhen = {{ kernel = \">=6.13\" }}\nexpect_errno = 0\nexpect_cpages = 16\n\
+         expect_faults = 0\n"
     ));
 }
 

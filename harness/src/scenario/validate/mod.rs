@@ -42,6 +42,7 @@ const CHECKS: &[Check] = &[
     check_iterations,
     check_userfaultfd_idle,
     check_step_fields,
+    check_faults_stated,
     check_cpages_bound,
     check_errno_alone,
     check_snapshot_asserts,

@@ -272,6 +272,48 @@ pub(super) fn check_iterations(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// A device read that succeeds states its faults: test_hmm's dmirror_read()
+/// faults in whatever its mirror lacks and reads on, so without
+/// `expect_faults` a read of pages that never reached the device passes
+/// like a read of pages that did. Checked for the step's own fields and for
+/// each variant that makes a read expected to fail succeed (a variant that
+/// gives no `expect_faults` keeps the step's).
+pub(super) fn check_faults_stated(cx: &mut Ctx<'_, '_>) {
+    for (i, st) in cx.s.step.iter().enumerate() {
+        if !st.op.needs_faults() || st.expect_faults.is_some() {
+            continue;
+        }
+        let op = st.op.as_str();
+        let Some(errno) = fails(st.expect_errno) else {
+            let hint = "add `expect_faults = N`: how many times test_hmm had to fault pages in \
+                        (0 when all of them are in the device's mirror already); or \
+                        `expect_errno` when the read must fail"
+                .to_string();
+            cx.at_value(
+                key_path!["step", i, "op"],
+                format!("`op = \"{op}\"` needs `expect_faults`"),
+                Some(hint),
+            );
+            continue;
+        };
+        let line = cx.line_of(key_path!["step", i, "expect_errno"]);
+        for (j, v) in st.variant.iter().enumerate() {
+            if v.expect_faults.is_some() || fails(v.expect_errno.or(st.expect_errno)).is_some() {
+                continue;
+            }
+            let hint = format!(
+                "the step's `expect_errno = {errno}` (line {line}) expects the read to fail, \
+                 this variant expects it to succeed: add `expect_faults = N` to the variant"
+            );
+            cx.at_key(
+                key_path!["step", i, "variant", j, "expect_errno"],
+                format!("a variant in which `op = \"{op}\"` succeeds needs `expect_faults`"),
+                Some(hint),
+            );
+        }
+    }
+}
+
 /// The ops whose checks take a field, for hints: `op = "a"`, `op = "b"`
 /// and `op = "c"`.
 fn ops_taking(takes: fn(&Checks) -> bool) -> String {
