@@ -312,13 +312,18 @@ impl Tally {
     }
 }
 
-/// Check the data a successful migration read back (`cpages` pages from the
-/// start of `range`) against what the range held when the round began
-/// (`model`, not yet updated) and what the round's writer was writing
-/// (`generation`). Each page was copied to the device while the writer could
-/// not touch it, and the writer fills a page from its first word to its
-/// last, so a page must read as this round's words up to some word and the
-/// older words from there on.
+/// Check the data a successful migration read back (every page of `range`)
+/// against what the range held when the round began (`model`, not yet
+/// updated) and what the round's writer was writing (`generation`). Each
+/// page was copied to the device while the writer could not touch it, and
+/// the writer fills a page from its first word to its last, so a page must
+/// read as this round's words up to some word and the older words from
+/// there on.
+///
+/// A migration that succeeds has read back the whole range: test_hmm's
+/// dmirror_migrate_to_device() ends with dmirror_do_read() over all of it,
+/// which fails with ENOENT at the first page not in the device's mirror, so
+/// `cpages` must be the range's length.
 pub fn check_round_data(
     model: &Model,
     range: PageRange,
@@ -326,9 +331,11 @@ pub fn check_round_data(
     cpages: u64,
     words: &[u64],
 ) -> Result<(), String> {
-    if cpages > range.len() {
+    if cpages != range.len() {
         return Err(format!(
-            "cpages {cpages} exceeds the {} pages asked for",
+            "the ioctl succeeded with cpages {cpages}, not the {} pages of the range: test_hmm \
+             reads the whole range back (dmirror_do_read()) and fails with ENOENT at any page \
+             not on the device",
             range.len()
         ));
     }
@@ -443,10 +450,10 @@ mod tests {
         mixed[100..WORDS_PER_PAGE].copy_from_slice(&old[100..WORDS_PER_PAGE]);
         mixed[WORDS_PER_PAGE + 7..].fill(0);
         assert_eq!(check_round_data(&m, range, 2, 2, &mixed), Ok(()));
-        // Only the first cpages pages are looked at.
+        // Only the range's pages are looked at.
         let mut junk_after = new.clone();
-        junk_after[WORDS_PER_PAGE..].fill(0xdead);
-        assert_eq!(check_round_data(&m, range, 2, 1, &junk_after), Ok(()));
+        junk_after.extend(vec![0xdead; WORDS_PER_PAGE]);
+        assert_eq!(check_round_data(&m, range, 2, 2, &junk_after), Ok(()));
     }
 
     #[test]
@@ -473,9 +480,18 @@ mod tests {
             ),
             "{err}"
         );
-        assert_eq!(
-            check_round_data(&m, range, 2, 3, &data).unwrap_err(),
-            "cpages 3 exceeds the 2 pages asked for"
-        );
+        // A successful migration read back every page of the range.
+        let data = Model::pattern(2, range);
+        for cpages in [0, 1, 3] {
+            assert_eq!(
+                check_round_data(&m, range, 2, cpages, &data).unwrap_err(),
+                format!(
+                    "the ioctl succeeded with cpages {cpages}, not the 2 pages of the range: \
+                     test_hmm reads the whole range back (dmirror_do_read()) and fails with \
+                     ENOENT at any page not on the device"
+                )
+            );
+        }
+        assert_eq!(check_round_data(&m, range, 2, 2, &data), Ok(()));
     }
 }
