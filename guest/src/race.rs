@@ -302,6 +302,25 @@ impl Tally {
         format!("{complete}, {} partial (ENOENT){busy}", self.partial)
     }
 
+    /// At least `min` rounds migrated every page: a kernel whose migrations
+    /// never complete while the CPU writes fails, even with the data intact.
+    pub fn at_least_complete(&self, min: u32) -> Result<(), String> {
+        if self.complete >= min {
+            return Ok(());
+        }
+        let rounds = match self.rounds {
+            1 => "round",
+            _ => "rounds",
+        };
+        Err(format!(
+            "only {} of {} {rounds} migrated every page; the scenario asks for at least {min} \
+             ({})",
+            self.complete,
+            self.rounds,
+            self.summary()
+        ))
+    }
+
     /// `200 rounds: 180 migrations complete, 20 partial (ENOENT)`
     pub fn summary(&self) -> String {
         let rounds = match self.rounds {
@@ -493,5 +512,30 @@ mod tests {
             );
         }
         assert_eq!(check_round_data(&m, range, 2, 2, &data), Ok(()));
+    }
+
+    #[test]
+    fn too_few_complete_rounds_fail() {
+        let mut t = Tally::default();
+        for _ in 0..12 {
+            t.count(Ok(64)).unwrap();
+        }
+        for _ in 0..188 {
+            t.count(Err(libc::ENOENT)).unwrap();
+        }
+        assert_eq!(t.at_least_complete(12), Ok(()));
+        assert_eq!(t.at_least_complete(1), Ok(()));
+        assert_eq!(
+            t.at_least_complete(20).unwrap_err(),
+            "only 12 of 200 rounds migrated every page; the scenario asks for at least 20 (200 \
+             rounds: 12 migrations complete, 188 partial (ENOENT))"
+        );
+        let mut one = Tally::default();
+        one.count(Err(libc::EBUSY)).unwrap();
+        assert_eq!(
+            one.at_least_complete(1).unwrap_err(),
+            "only 0 of 1 round migrated every page; the scenario asks for at least 1 (1 round: 0 \
+             migrations complete, 0 partial (ENOENT), 1 busy (EBUSY))"
+        );
     }
 }

@@ -338,6 +338,14 @@ impl Ctx<'_> {
             Some(n) if n > 0 => n,
             _ => return Err(Failure::error("migrate-race needs `iterations`, 1 or more")),
         };
+        let min_complete = match step.min_complete {
+            Some(n) if (1..=rounds).contains(&n) => n,
+            _ => {
+                return Err(Failure::error(format!(
+                    "migrate-race needs `min_complete`, 1 to `iterations` ({rounds})"
+                )))
+            }
+        };
         if !self.map.writable() {
             return Err(Failure::error("migrate-race on a read-only mapping"));
         }
@@ -360,6 +368,9 @@ impl Ctx<'_> {
         if let Some(failure) = run.failure {
             return Err(Failure::fail(failure));
         }
+        run.tally
+            .at_least_complete(min_complete)
+            .map_err(Failure::fail)?;
         m.message = Some(run.tally.summary());
         Ok(())
     }
@@ -532,6 +543,10 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         let with = ops_with(|c| c.iterations);
         return refuse(format!("`iterations` applies to {with} steps, not {op}"));
     }
+    if step.min_complete.is_some() && !checks.min_complete {
+        let with = ops_with(|c| c.min_complete);
+        return refuse(format!("`min_complete` applies to {with} steps, not {op}"));
+    }
     let counts = step.expect_cpages.is_some() || step.expect_faults.is_some();
     let errno_or_counts = counts || step.expect_errno.is_some();
     const FIELDS: &str = "expect_errno, expect_cpages and expect_faults do not apply";
@@ -675,6 +690,7 @@ mod tests {
             expect_errno: None,
             expect: vec![],
             iterations: None,
+            min_complete: None,
             prot: None,
             variant: vec![],
         }
@@ -915,6 +931,12 @@ mod tests {
             check_applicable(&s).unwrap_err(),
             Failure::error("`iterations` applies to migrate-race steps, not cpu-write")
         );
+        let mut s = step(Op::CpuWrite);
+        s.min_complete = Some(1);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("`min_complete` applies to migrate-race steps, not cpu-write")
+        );
     }
 
     #[test]
@@ -1005,6 +1027,7 @@ mod tests {
         // which no race explains, and the threads are stopped cleanly.
         let race = Step {
             iterations: Some(3),
+            min_complete: Some(1),
             ..step(Op::MigrateRace)
         };
         let (verdict, records) = run_without_device(&scenario(4, false, vec![race]));
@@ -1039,6 +1062,21 @@ mod tests {
             verdict,
             Verdict::error("step 0 (migrate-race): migrate-race needs `iterations`, 1 or more")
         );
+        for min_complete in [None, Some(0), Some(4)] {
+            let race = Step {
+                iterations: Some(3),
+                min_complete,
+                ..step(Op::MigrateRace)
+            };
+            let (verdict, _) = run_without_device(&scenario(4, false, vec![race]));
+            assert_eq!(
+                verdict,
+                Verdict::error(
+                    "step 0 (migrate-race): migrate-race needs `min_complete`, 1 to \
+                     `iterations` (3)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -294,6 +294,12 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
         } else {
             prop_assert!(st.iterations.is_none());
         }
+        if st.op.rules().checks.min_complete {
+            let rounds = st.iterations.unwrap_or(0);
+            prop_assert!(st.min_complete.is_some_and(|n| (1..=rounds).contains(&n)));
+        } else {
+            prop_assert!(st.min_complete.is_none());
+        }
         if st.op.takes_no_pages() {
             prop_assert!(st.pages.is_none());
         }
@@ -415,11 +421,13 @@ impl AccessMap {
 }
 
 /// The pages step `st` works on in an `n`-page mapping, `None` when it
-/// works on none (or on pages outside it).
+/// works on none (or on pages outside it, or the mapping has none).
 fn step_range(st: &Step, n: u64) -> Option<PageRange> {
     match st.pages {
         Some(r) => (!r.is_empty() && r.end() <= n).then_some(r),
-        None if matches!(st.op.rules().pages, OpPages::WholeByDefault) => Some(PageRange(0, n)),
+        None if matches!(st.op.rules().pages, OpPages::WholeByDefault) && n > 0 => {
+            Some(PageRange(0, n))
+        }
         None => None,
     }
 }
@@ -534,6 +542,13 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     if st.iterations.is_some() != rules.checks.iterations || st.iterations == Some(0) {
         return Err("iterations".into());
     }
+    if st.min_complete.is_some() != rules.checks.min_complete
+        || st
+            .min_complete
+            .is_some_and(|n| n == 0 || n > st.iterations.unwrap_or(0))
+    {
+        return Err("min_complete".into());
+    }
     let counts = st.expect_cpages.is_some() || st.expect_faults.is_some();
     if !st.op.issues_ioctl() && (counts || st.expect_errno.is_some()) {
         return Err(format!("expect_errno/cpages/faults on {op}"));
@@ -647,6 +662,11 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     }
     ok &= match (checks.iterations, st.iterations) {
         (true, n) => n.is_some_and(|n| ITERATIONS.contains(&n)),
+        (false, n) => n.is_none(),
+    };
+    // At least one round must complete, and no more than run.
+    ok &= match (checks.min_complete, st.min_complete) {
+        (true, n) => n.is_some_and(|n| n >= 1 && st.iterations.is_some_and(|r| n <= r)),
         (false, n) => n.is_none(),
     };
     if st.op.checks_itself() {
@@ -1053,6 +1073,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         expect_errno: None,
         expect: vec![],
         iterations: None,
+        min_complete: None,
         prot: checks
             .prot
             .then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
@@ -1080,6 +1101,14 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     if checks.iterations {
         st.iterations =
             Some(rng.between(u64::from(*ITERATIONS.start()), u64::from(*ITERATIONS.end())) as u32);
+    }
+    if checks.min_complete {
+        let rounds = u64::from(st.iterations.unwrap_or(1));
+        st.min_complete = Some(match rng.below(4) {
+            0 => 1,
+            1 => rounds,
+            _ => rng.between(1, rounds),
+        } as u32);
     }
     if !op.checks_itself() {
         for _ in 0..rng.below(3) {
@@ -1316,6 +1345,12 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
             2 => *ITERATIONS.end() + 1,
             _ => rng.between(1, 100) as u32,
         }),
+        min_complete: (checks.min_complete || maybe(rng, 1)).then(|| match rng.below(4) {
+            0 => 0,
+            1 => u32::MAX,
+            2 => rng.between(1, 120) as u32,
+            _ => rng.between(1, 10) as u32,
+        }),
         prot: (checks.prot != maybe(rng, 1)).then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         variant: vec![],
     };
@@ -1420,11 +1455,19 @@ fn perturb_step(rng: &mut Rng, st: &mut Step, choice: u64, n: u64) {
         16 => st.expect_cpages = Some(gen_number(rng, n)),
         17 => st.expect_faults = Some(gen_number(rng, n)),
         18 => st.expect_errno = Some(rng.between(0, 40) as i32 - 5),
-        19 => {
+        19 if rng.chance(1, 2) => {
             st.iterations = match rng.below(4) {
                 0 => None,
                 1 => Some(0),
                 2 => Some(*ITERATIONS.end() + 1),
+                _ => Some(rng.between(1, 1000) as u32),
+            }
+        }
+        19 => {
+            st.min_complete = match rng.below(4) {
+                0 => None,
+                1 => Some(0),
+                2 => st.iterations.map(|n| n.saturating_add(1)),
                 _ => Some(rng.between(1, 1000) as u32),
             }
         }
@@ -1881,6 +1924,9 @@ fn step_inline(st: &mut Style, step: &Step) -> String {
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
     }
+    if let Some(n) = step.min_complete {
+        keys.push(format!("min_complete = {}", st.int(u64::from(n))));
+    }
     if let Some(p) = step.prot {
         keys.push(format!("prot = {}", st.string(p.as_str())));
     }
@@ -1925,6 +1971,9 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
     ));
     if let Some(n) = step.iterations {
         keys.push(format!("iterations = {}", st.int(u64::from(n))));
+    }
+    if let Some(n) = step.min_complete {
+        keys.push(format!("min_complete = {}", st.int(u64::from(n))));
     }
     if let Some(p) = step.prot {
         keys.push(format!("prot = {}", st.string(p.as_str())));
@@ -2071,6 +2120,7 @@ const KEYS: &[&str] = &[
     "expect_errno",
     "expect",
     "iterations",
+    "min_complete",
     "variant",
     "when",
     "kernel",
@@ -2200,6 +2250,7 @@ fn known_line() -> impl Strategy<Value = String> {
                 "expect_faults",
                 "expect_errno",
                 "iterations",
+                "min_complete",
                 "timeout_ms",
                 "device",
                 "pages",

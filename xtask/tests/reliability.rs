@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const LONG: &str = "description = \"a long race, to be interrupted\"\ntimeout_ms = 600000\n[mapping]\nkind = \"anon-private\"\npages = 64\n[[populate]]\npages = [0, 64]\nhow = \"write\"\n[[step]]\nop = \"migrate-race\"\niterations = 100000\n";
+const LONG: &str = "description = \"a long race, to be interrupted\"\ntimeout_ms = 600000\n[mapping]\nkind = \"anon-private\"\npages = 64\n[[populate]]\npages = [0, 64]\nhow = \"write\"\n[[step]]\nop = \"migrate-race\"\niterations = 100000\nmin_complete = 1\n";
 
 struct Spawned {
     child: Child,

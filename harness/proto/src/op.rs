@@ -34,7 +34,8 @@ pub enum Op {
     HangGuest,
     /// `iterations` rounds of: one thread migrates the range to the device
     /// while another writes a fresh pattern over it from the CPU. Afterwards
-    /// the range must hold the last pattern written.
+    /// the range must hold the last pattern written, and at least
+    /// `min_complete` rounds must have migrated every page.
     MigrateRace,
     /// HMM_DMIRROR_FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: in the next
     /// migration either way, test_hmm's allocation for the first page (or
@@ -124,6 +125,8 @@ pub struct Checks {
     pub states: bool,
     /// `iterations`, required.
     pub iterations: bool,
+    /// `min_complete`, required: 1 to `iterations`.
+    pub min_complete: bool,
     /// `prot`, required.
     pub prot: bool,
 }

@@ -201,6 +201,10 @@ pub struct Step {
     /// `migrate-race`: how many migrate/write rounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterations: Option<u32>,
+    /// `migrate-race`: how many of the rounds at least must migrate every
+    /// page (the ioctl succeeds), 1 to `iterations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_complete: Option<u32>,
     /// `mprotect`: the protection the step's pages get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prot: Option<Prot>,
@@ -284,6 +288,7 @@ mod tests {
                     state: "none".into(),
                 }],
                 iterations: None,
+                min_complete: None,
                 prot: None,
                 variant: vec![],
             }],

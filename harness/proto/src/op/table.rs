@@ -34,6 +34,7 @@ const NOTHING: Checks = Checks {
     errno: Errno::NoIoctl,
     states: false,
     iterations: false,
+    min_complete: false,
     prot: false,
 };
 
@@ -193,9 +194,10 @@ const MIGRATE_RACE: OpRules = OpRules {
     pages: Pages::WholeByDefault,
     checks: Checks {
         iterations: true,
+        min_complete: true,
         ..own_check(
             "migrate-race checks the data: afterwards the range must hold the last pattern \
-             written",
+             written, and at least `min_complete` rounds must have migrated every page",
         )
     },
     command: command("HMM_DMIRROR_MIGRATE_TO_DEV"),

@@ -93,8 +93,10 @@ fn every_ops_rules_are_consistent() {
             assert!(r.command.is_some(), "{name}");
             assert_eq!(c.cpages, r.kind != OpKind::EvictDevice, "{name}");
         }
-        // Only migrate-race takes iterations; only mprotect takes prot.
+        // Only migrate-race takes iterations, and with them min_complete;
+        // only mprotect takes prot.
         assert_eq!(c.iterations, op == Op::MigrateRace, "{name}");
+        assert_eq!(c.min_complete, c.iterations, "{name}");
         // A required `expect_faults` is one the op takes; only device-read
         // requires it.
         assert!(!c.faults_required || c.faults, "{name}");

@@ -174,64 +174,125 @@ fn self_checking_ops() {
          [[step]]\nop = \"unmap-neighbour\"\npages = [0, 1]\nexpect = [{{ pages = [0, 1], state = \"none\" }}]\n"
     );
     let ds = errs(&text);
-    assert_eq!(ds.len(), 10, "{}", render(&ds));
+    assert_eq!(ds.len(), 13, "{}", render(&ds));
     assert_at(&ds[0], 9, 6, "`op = \"migrate-race\"` needs `iterations`");
     assert!(ds[0].hint.as_ref().unwrap().contains("1 to 100000"));
+    assert_at(&ds[1], 9, 6, "`op = \"migrate-race\"` needs `min_complete`");
+    assert!(ds[1]
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("1 to the step's `iterations`"));
     assert_at(
-        &ds[1],
+        &ds[2],
         10,
         1,
         "`expect_errno` does not apply to `op = \"migrate-race\"`",
     );
-    assert_at(&ds[2], 13, 14, "`iterations = 0` is out of range");
     assert_at(
         &ds[3],
+        12,
+        6,
+        "`op = \"migrate-race\"` needs `min_complete`",
+    );
+    assert_at(&ds[4], 13, 14, "`iterations = 0` is out of range");
+    assert_at(
+        &ds[5],
         14,
         1,
         "`expect_cpages` does not apply to `op = \"migrate-race\"`",
     );
     assert_at(
-        &ds[4],
+        &ds[6],
+        16,
+        6,
+        "`op = \"migrate-race\"` needs `min_complete`",
+    );
+    assert!(ds[6]
+        .hint
+        .as_ref()
+        .unwrap()
+        .contains("1 to 100000, the step's"));
+    assert_at(
+        &ds[7],
         18,
         1,
         "`op = \"migrate-race\"` takes no [[step.variant]]",
     );
     assert_at(
-        &ds[5],
+        &ds[8],
         23,
         1,
         "`iterations` does not apply to `op = \"cpu-write\"`",
     );
     assert_at(
-        &ds[6],
+        &ds[9],
         25,
         6,
         "`op = \"userfaultfd-idle\"` needs `userfaultfd = true` in [mapping]",
     );
-    assert!(ds[6].hint.as_ref().unwrap().contains("line 3"));
+    assert!(ds[9].hint.as_ref().unwrap().contains("line 3"));
     assert_at(
-        &ds[7],
+        &ds[10],
         26,
         1,
         "`pages` does not apply to `op = \"userfaultfd-idle\"`",
     );
     assert_at(
-        &ds[8],
+        &ds[11],
         29,
         1,
         "`pages` does not apply to `op = \"unmap-neighbour\"`",
     );
     assert_at(
-        &ds[9],
+        &ds[12],
         30,
         1,
         "`expect` does not apply to `op = \"unmap-neighbour\"`",
     );
-    let text = format!("{OK}[[step]]\nop = \"migrate-race\"\niterations = 100001\n");
+    let text =
+        format!("{OK}[[step]]\nop = \"migrate-race\"\niterations = 100001\nmin_complete = 1\n");
     assert_at(&one(&text), 10, 14, "out of range");
     loads(&format!(
-        "{OK}[[step]]\nop = \"migrate-race\"\npages = [0, 8]\niterations = 1\n[[step]]\nop = \"unmap-neighbour\"\n"
+        "{OK}[[step]]\nop = \"migrate-race\"\npages = [0, 8]\niterations = 1\nmin_complete = 1\n[[step]]\nop = \"unmap-neighbour\"\n"
     ));
+}
+
+#[test]
+fn migrate_race_states_its_minimum_of_complete_rounds() {
+    let race = |fields: &str| format!("{OK}[[step]]\nop = \"migrate-race\"\n{fields}");
+    let d = one(&race("iterations = 200\n"));
+    assert_at(&d, 9, 6, "`op = \"migrate-race\"` needs `min_complete`");
+    let hint = d.hint.unwrap();
+    assert!(hint.contains("add `min_complete = N` (1 to 200, the step's `iterations`)"));
+    assert!(hint.contains("fewer fail the step"), "{hint}");
+    for bad in [0, 201] {
+        let d = one(&race(&format!("iterations = 200\nmin_complete = {bad}\n")));
+        assert_at(
+            &d,
+            11,
+            16,
+            &format!("`min_complete = {bad}` is out of range"),
+        );
+        let hint = d.hint.unwrap();
+        assert!(hint.contains("use 1 to 200"), "{hint}");
+        assert!(hint.contains("`iterations = 200` on line 10"), "{hint}");
+    }
+    for good in [1, 20, 200] {
+        loads(&race(&format!("min_complete = {good}\niterations = 200\n")));
+    }
+    // Other ops take none.
+    let d = one(&format!("{OK}min_complete = 1\n"));
+    assert_at(
+        &d,
+        8,
+        1,
+        "`min_complete` does not apply to `op = \"cpu-read\"`",
+    );
+    assert!(d
+        .hint
+        .unwrap()
+        .contains("rounds of `op = \"migrate-race\"`"));
 }
 
 #[test]
@@ -386,7 +447,7 @@ fn userfaultfd_only_on_anonymous_mappings() {
 #[test]
 fn migrate_race_writes_so_not_on_read_only() {
     let text = OK.replace("pages = 16\n", "pages = 16\nprot = \"read-only\"\n")
-        + "[[step]]\nop = \"migrate-race\"\niterations = 10\n";
+        + "[[step]]\nop = \"migrate-race\"\niterations = 10\nmin_complete = 5\n";
     let d = one(&text);
     assert_at(&d, 10, 6, "`op = \"migrate-race\"` on a read-only mapping");
     assert!(d.hint.unwrap().contains("writes from the CPU"));

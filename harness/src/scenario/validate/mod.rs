@@ -40,6 +40,7 @@ const CHECKS: &[Check] = &[
     check_step_pages,
     check_self_checking,
     check_iterations,
+    check_min_complete,
     check_userfaultfd_idle,
     check_step_fields,
     check_faults_stated,

@@ -272,6 +272,66 @@ pub(super) fn check_iterations(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// `min_complete` belongs to the ops that need it (migrate-race): how many
+/// rounds at least must migrate every page, 1 to `iterations`. A kernel
+/// whose migrations never complete while the CPU writes would otherwise
+/// pass on the data check alone.
+pub(super) fn check_min_complete(cx: &mut Ctx<'_, '_>) {
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let op = st.op.as_str();
+        // The rounds, when `iterations` is valid (an invalid one is
+        // reported by check_iterations).
+        let rounds = st.iterations.filter(|n| ITERATIONS.contains(n));
+        let most = rounds.unwrap_or(*ITERATIONS.end());
+        match (st.op.rules().checks.min_complete, st.min_complete) {
+            (true, None) => {
+                let upto = match rounds {
+                    Some(n) => format!("1 to {n}, the step's `iterations`"),
+                    None => "1 to the step's `iterations`".to_string(),
+                };
+                let hint = format!(
+                    "add `min_complete = N` ({upto}): how many rounds at least must migrate \
+                     every page; fewer fail the step"
+                );
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    format!("`op = \"{op}\"` needs `min_complete`"),
+                    Some(hint),
+                );
+            }
+            (true, Some(n)) if n == 0 || n > most => {
+                let hint = match rounds {
+                    Some(r) => {
+                        let line = cx.line_of(key_path!["step", i, "iterations"]);
+                        format!(
+                            "use 1 to {r}: the step runs {r} rounds (`iterations = {r}` on line \
+                             {line})"
+                        )
+                    }
+                    None => format!("use 1 to the step's `iterations` ({most} at most)"),
+                };
+                cx.at_value(
+                    key_path!["step", i, "min_complete"],
+                    format!("`min_complete = {n}` is out of range"),
+                    Some(hint),
+                );
+            }
+            (true, Some(_)) | (false, None) => {}
+            (false, Some(_)) => {
+                let hint = format!(
+                    "`min_complete` is how many rounds of {} must migrate every page",
+                    ops_taking(|c| c.min_complete)
+                );
+                cx.at_key(
+                    key_path!["step", i, "min_complete"],
+                    format!("`min_complete` does not apply to `op = \"{op}\"`"),
+                    Some(hint),
+                );
+            }
+        }
+    }
+}
+
 /// A device read that succeeds states its faults: test_hmm's dmirror_read()
 /// faults in whatever its mirror lacks and reads on, so without
 /// `expect_faults` a read of pages that never reached the device passes
