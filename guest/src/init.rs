@@ -34,7 +34,7 @@ pub fn mount_filesystems() -> Result<(), String> {
     Ok(())
 }
 
-fn mount(fstype: &str, target: &str) -> Result<(), String> {
+pub fn mount(fstype: &str, target: &str) -> Result<(), String> {
     let c = |s: &str| CString::new(s).map_err(|_| format!("NUL in {s:?}"));
     let (source, dir) = (c(fstype)?, c(target)?);
     // SAFETY: all pointers are NUL-terminated strings that outlive the call;

@@ -19,6 +19,7 @@ mod balance;
 mod child;
 mod dmirror;
 mod init;
+mod kmemleak;
 mod kmsg;
 mod kselftest;
 mod mapping;

@@ -20,6 +20,7 @@ use hmmlab_proto::{Outcome, Plan, Record};
 
 use crate::balance::{self, Sample};
 use crate::child::{self, Exit, Verdict};
+use crate::kmemleak;
 use crate::release::{release_all, Released};
 use crate::results::Results;
 use crate::sysnames::{describe_errno, describe_signal, last_errno};
@@ -42,13 +43,72 @@ pub fn run_plan(plan: &Plan, results: &Results) {
         Released::Stuck(why) => Some(format!("before the first scenario: {why}")),
         Released::Done | Released::Failed(_) => None,
     };
+    let first = locked.clone().and_then(|()| balance::sample());
+    let kmemleak = kmemleak::start();
     for planned in &plan.scenarios {
         match &held {
             None => held = run_scenario(plan, planned, results, &locked),
             Some(why) => not_run(plan, planned, results, why),
         }
     }
+    if held.is_none() {
+        if let Some(check) = end_of_run(first) {
+            results.emit(&check);
+        }
+    }
+    if let Some(check) = kmemleak_check(kmemleak) {
+        results.emit(&check);
+    }
     results.emit(&Record::Done);
+}
+
+/// The name of kmemleak's result, when it found something or could not run.
+pub const KMEMLEAK: &str = "kmemleak";
+
+/// kmemleak's scan after the last scenario, on kernels that have it.
+fn kmemleak_check(started: Result<bool, String>) -> Option<Record> {
+    let found = match started {
+        Ok(false) => return None,
+        Ok(true) => kmemleak::scan(monotonic_ns()),
+        Err(e) => Err(e),
+    };
+    let (outcome, message) = match found {
+        Ok(None) => return None,
+        Ok(Some(report)) => (Outcome::Fail, report),
+        Err(e) => (Outcome::Error, format!("kmemleak could not run: {e}")),
+    };
+    Some(Record::RunCheck {
+        name: KMEMLEAK.to_string(),
+        outcome,
+        message,
+    })
+}
+
+/// The name of the run's own result, when the checks after the last
+/// scenario find something.
+pub const END_OF_RUN: &str = "end of run";
+
+/// After the last scenario, the counters against their values before the
+/// first: what the scenarios' own checks cannot see, such as a page freed
+/// late or taken between two scenarios. `None` when all is well (or when
+/// no baseline could be read: every scenario already failed saying why).
+fn end_of_run(first: Result<Sample, String>) -> Option<Record> {
+    let leaks = match first.and_then(|b| balance::settle(&b)) {
+        Ok(leaks) => leaks,
+        Err(_) => return None,
+    };
+    if leaks.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = leaks.iter().map(|l| l.to_string()).collect();
+    Some(Record::RunCheck {
+        name: END_OF_RUN.to_string(),
+        outcome: Outcome::Fail,
+        message: format!(
+            "leak: after the last scenario, against before the first: {}",
+            list.join("; ")
+        ),
+    })
 }
 
 /// Run one scenario and report it; `Some(why)` when device memory stayed

@@ -30,6 +30,8 @@ pub struct Planned {
 pub struct Assembler {
     planned: Vec<Planned>,
     out: Vec<ScenarioResult>,
+    /// Results of the guest's checks of the whole run (`Record::RunCheck`).
+    run_checks: Vec<ScenarioResult>,
     started: Vec<bool>,
     ended: Vec<bool>,
 }
@@ -39,6 +41,7 @@ impl Assembler {
         Assembler {
             planned: planned.to_vec(),
             out: planned.iter().map(crashed).collect(),
+            run_checks: vec![],
             started: vec![false; planned.len()],
             ended: vec![false; planned.len()],
         }
@@ -105,6 +108,16 @@ impl Assembler {
                 apply_cases(r);
                 return Some(&self.out[i]);
             }
+            Record::RunCheck {
+                name,
+                outcome,
+                message,
+            } => {
+                let mut r = ScenarioResult::new(name, *outcome, None, "");
+                r.message = Some(message.clone());
+                self.run_checks.push(r);
+                return self.run_checks.last();
+            }
             _ => {}
         }
         None
@@ -131,6 +144,7 @@ impl Assembler {
                 add_finding(&mut self.out[i], f);
             }
         }
+        self.out.extend(self.run_checks);
         self.out
     }
 }
@@ -353,6 +367,27 @@ mod tests {
             duration_ns: 10,
             message: None,
         }
+    }
+
+    #[test]
+    fn a_check_of_the_whole_run_is_a_result_of_its_own() {
+        let check = Record::RunCheck {
+            name: "end of run".into(),
+            outcome: Outcome::Fail,
+            message: "leak: nr_anon_pages is 3, baseline 2 (+1, tolerance 0)".into(),
+        };
+        let mut a = Assembler::new(&planned(&["a"]));
+        a.record(&start("a"));
+        a.record(&end("a", Outcome::Pass));
+        let got = a.record(&check).cloned().unwrap();
+        assert_eq!(
+            (got.name.as_str(), got.outcome, got.thp),
+            ("end of run", Outcome::Fail, None)
+        );
+        let r = a.finish(&End::Done, &[]);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].name, "end of run");
+        assert!(r[1].message.as_deref().unwrap().contains("+1, tolerance 0"));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl Engine {
                 },
                 None => return,
             },
-            Record::ScenarioEnd { .. } => match finished {
+            Record::ScenarioEnd { .. } | Record::RunCheck { .. } => match finished {
                 Some(result) => RunEvent::ScenarioFinished { at, result },
                 None => return,
             },

@@ -84,6 +84,13 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A check of the whole run, after the last scenario (`end of run`):
+    /// sent only when it found something, as a result of its own.
+    RunCheck {
+        name: String,
+        outcome: Outcome,
+        message: String,
+    },
     /// Last record: every planned scenario has ended; the guest powers off.
     Done,
     /// The driver itself failed outside any scenario.
