@@ -9,8 +9,13 @@ use common::*;
 /// `run-scenarios` on the default kernel with a fixture patch, the given
 /// scenarios, THP madvise.
 fn run_patched(fixture: &str, scenarios: &[&str]) -> Run {
+    run_patched_with(fixture, scenarios, &[])
+}
+
+fn run_patched_with(fixture: &str, scenarios: &[&str], more: &[&str]) -> Run {
     let patch = repo().join("xtask/tests/fixtures").join(fixture);
     let mut args = vec!["run-scenarios", "--patch", patch.to_str().unwrap()];
+    args.extend(more);
     for s in scenarios {
         args.extend(["-s", s]);
     }
@@ -114,5 +119,31 @@ fn a_device_page_still_referenced_fails_at_release_and_stops_the_device() {
             .starts_with("not run: test_hmm's device memory is still held"),
         "{after}"
     );
+    assert!(no_qemu_left(&run));
+}
+
+/// The debug variant scans with kmemleak after the last scenario. A patch
+/// that never frees test_hmm's mirror when its file is closed
+/// (dmirror_fops_release()) leaks one object per open: the run fails with a
+/// `kmemleak` result of its own, with kmemleak's report; the scenario
+/// itself passes (nothing it can see went wrong).
+#[test]
+fn kmemleak_in_the_debug_variant_reports_memory_nothing_refers_to() {
+    let debug = repo().join("images/configs/variants/debug.config");
+    let run = run_patched_with(
+        "leak-kmalloc-on-close-7.3.patch",
+        &["empty-one-page"],
+        &["--config-fragment", debug.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.explain());
+    assert_eq!(run.scenario("empty-one-page@madvise")["outcome"], "pass");
+    let leak = run.scenario("kmemleak");
+    assert_eq!(leak["outcome"], "fail", "{leak}");
+    let message = leak["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("kmemleak: ") && message.contains("unreferenced object 0x"),
+        "{message}"
+    );
+    assert!(run.stdout.contains("FAIL kmemleak:"), "{}", run.stdout);
     assert!(no_qemu_left(&run));
 }
