@@ -38,7 +38,13 @@ pub fn scan(last_scenario_ended_ns: u64) -> Result<Option<String>, String> {
     if now < old_enough {
         sleep(Duration::from_nanos(old_enough - now));
     }
-    fs::write(KMEMLEAK, "scan").map_err(|e| format!("cannot write `scan` to {KMEMLEAK}: {e}"))?;
+    // An object's first scan only records its checksum (mm/kmemleak.c,
+    // kmemleak_scan(): update_checksum() paints a changed object gray
+    // until the next scan); the second one reports it.
+    for _ in 0..2 {
+        fs::write(KMEMLEAK, "scan")
+            .map_err(|e| format!("cannot write `scan` to {KMEMLEAK}: {e}"))?;
+    }
     let report =
         fs::read_to_string(KMEMLEAK).map_err(|e| format!("cannot read {KMEMLEAK}: {e}"))?;
     Ok(summarise(&report))
@@ -60,7 +66,8 @@ fn summarise(report: &str) -> Option<String> {
     }
     let noun = if objects == 1 { "object" } else { "objects" };
     Some(format!(
-        "kmemleak: {objects} unreferenced {noun} in kernel memory:\n{text}"
+        "{objects} unreferenced {noun} in kernel memory, by kmemleak's scan after the last \
+         scenario:\n{text}"
     ))
 }
 
@@ -74,7 +81,13 @@ mod tests {
         let report = "unreferenced object 0xffff888003a1c000 (size 64):\n  comm \"hmm-tests\", pid 90\n  backtrace (crc 0):\n    kmalloc_trace+0x1/0x2\n\
                       unreferenced object 0xffff888003a1d000 (size 32):\n  comm \"x\"\n";
         let s = summarise(report).unwrap();
-        assert!(s.starts_with("kmemleak: 2 unreferenced objects in kernel memory:\nunreferenced object 0xffff888003a1c000 (size 64):"), "{s}");
+        assert!(
+            s.starts_with(
+                "2 unreferenced objects in kernel memory, by kmemleak's scan after the last \
+                 scenario:\nunreferenced object 0xffff888003a1c000 (size 64):"
+            ),
+            "{s}"
+        );
         let long = "unreferenced object 0x1 (size 8):\n".to_string() + &"  x\n".repeat(50);
         assert!(summarise(&long).unwrap().ends_with("… 11 more lines"));
     }

@@ -131,7 +131,7 @@ fn a_device_page_still_referenced_fails_at_release_and_stops_the_device() {
 fn kmemleak_in_the_debug_variant_reports_memory_nothing_refers_to() {
     let debug = repo().join("images/configs/variants/debug.config");
     let run = run_patched_with(
-        "leak-kmalloc-on-close-7.3.patch",
+        "leak-kmalloc-on-open-7.3.patch",
         &["empty-one-page"],
         &["--config-fragment", debug.to_str().unwrap()],
     );
@@ -141,7 +141,9 @@ fn kmemleak_in_the_debug_variant_reports_memory_nothing_refers_to() {
     assert_eq!(leak["outcome"], "fail", "{leak}");
     let message = leak["message"].as_str().unwrap();
     assert!(
-        message.starts_with("kmemleak: ") && message.contains("unreferenced object 0x"),
+        message.contains("unreferenced objects in kernel memory, by kmemleak's scan")
+            && message.contains("unreferenced object 0x")
+            && message.contains("dmirror_fops_open"),
         "{message}"
     );
     assert!(run.stdout.contains("FAIL kmemleak:"), "{}", run.stdout);
