@@ -14,8 +14,8 @@ use hmmlab_proto::plan::RELEASE_TIMEOUT_MS;
 
 use crate::abi::Command;
 use crate::dmirror::Dmirror;
-use crate::runner::{read_report, report_pipe, wait_until};
-use crate::sysnames::{describe_errno, describe_signal, last_errno};
+use crate::runner::{fork_reporting, read_report, wait_until};
+use crate::sysnames::{describe_errno, describe_signal};
 use crate::system::{dmirror_devices, monotonic_ns};
 
 /// How the release went.
@@ -32,22 +32,15 @@ pub enum Released {
 }
 
 pub fn release_all() -> Released {
-    let (rx, tx) = match report_pipe() {
-        Ok(pipe) => pipe,
-        Err(e) => return Released::Failed(e),
-    };
-    // SAFETY: PID 1 is single-threaded, so the child may run anything.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Released::Failed(format!("fork failed: {}", describe_errno(last_errno())));
-    }
-    if pid == 0 {
-        drop(rx);
+    let forked = fork_reporting(|tx| {
         let code = i32::from(release_in_child(tx).is_err());
         // SAFETY: _exit is always safe; nothing of PID 1's state is ours.
         unsafe { libc::_exit(code) }
-    }
-    drop(tx);
+    });
+    let (pid, rx) = match forked {
+        Ok(forked) => forked,
+        Err(e) => return Released::Failed(e),
+    };
     let deadline = monotonic_ns() + RELEASE_TIMEOUT_MS * 1_000_000;
     let waited = wait_until(pid, deadline);
     let said = read_report(rx).unwrap_or_default();

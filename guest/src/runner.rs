@@ -213,21 +213,34 @@ fn not_run(plan: &Plan, planned: &PlannedScenario, results: &Results, why: &str)
     });
 }
 
-fn supervise(planned: &PlannedScenario, results: &Results, timeout_ms: u64) -> Verdict {
-    let (report_rx, report_tx) = match report_pipe() {
-        Ok(pipe) => pipe,
-        Err(e) => return Verdict::error(e),
-    };
+/// Fork a process that runs `child` with the write end of a report pipe
+/// (report_pipe()); returns its pid and the read end. `child` ends the
+/// process itself; if it returns, the process ends as an error.
+pub(crate) fn fork_reporting(
+    child: impl FnOnce(OwnedFd),
+) -> Result<(libc::pid_t, OwnedFd), String> {
+    let (rx, tx) = report_pipe()?;
     // SAFETY: PID 1 is single-threaded, so the child may run anything.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Verdict::error(format!("fork failed: {}", describe_errno(last_errno())));
+        return Err(format!("fork failed: {}", describe_errno(last_errno())));
     }
     if pid == 0 {
-        drop(report_rx);
-        child::run_child(planned, results, report_tx);
+        drop(rx);
+        child(tx);
+        // SAFETY: _exit is always safe; nothing of PID 1's state is ours.
+        unsafe { libc::_exit(child::EXIT_ERROR) }
     }
-    drop(report_tx);
+    drop(tx);
+    Ok((pid, rx))
+}
+
+fn supervise(planned: &PlannedScenario, results: &Results, timeout_ms: u64) -> Verdict {
+    let forked = fork_reporting(|tx| child::run_child(planned, results, tx));
+    let (pid, report_rx) = match forked {
+        Ok(forked) => forked,
+        Err(e) => return Verdict::error(e),
+    };
     // Also set here, so the group exists before the child gets to it.
     // SAFETY: plain syscall.
     unsafe { libc::setpgid(pid, pid) };
@@ -352,7 +365,7 @@ fn verdict_of_status(status: libc::c_int, message: Option<String>) -> Verdict {
 /// The pipe the scenario process writes its message to. Close-on-exec, so
 /// selftest binaries do not hold it open; the read end is non-blocking, so a
 /// scenario process that never died cannot block PID 1 reading it.
-pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+fn report_pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
