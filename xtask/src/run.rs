@@ -288,11 +288,12 @@ pub fn plan_stage(modes: Vec<ThpMode>, inputs: &Inputs, k: &Kernel) -> Result<Ru
 
 /// What the guest driver reads: the instances, in order, and its own
 /// per-scenario limit.
-pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64) -> Plan {
+pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64, machine: &Machine) -> Plan {
     Plan {
         default_thp: plan.modes[0],
         scenario_timeout_ms,
         mode: Mode::Run,
+        devices: machine.devices.clone(),
         scenarios: plan
             .instances
             .iter()
@@ -328,7 +329,7 @@ pub fn boot_stage(
         let secs = args
             .scenario_timeout
             .unwrap_or(machine.accel(accel).scenario_timeout_s);
-        guest_plan(plan, (secs * 1000.0) as u64)
+        guest_plan(plan, (secs * 1000.0) as u64, machine)
     };
     let initrd = run_dir.join("initramfs.cpio");
     write_image(&initrd, guest, k, &guest_plan(Accel::Tcg))?;

@@ -57,7 +57,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         &entries(
             &guest,
             &k,
-            &run::guest_plan(&plan, SHELL_SCENARIO_TIMEOUT_MS),
+            &run::guest_plan(&plan, SHELL_SCENARIO_TIMEOUT_MS, &inputs.machine),
         )?,
     )?;
     let boot = Boot {
