@@ -963,6 +963,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         s.kselftest = Some(Kselftest {
             binary: rng.pick(&["hmm-tests", "a.b", "x y", "..."]).to_string(),
             args: (0..rng.below(3)).map(|_| gen_text(rng, 8)).collect(),
+            known_failure: vec![],
         });
         return s;
     }
@@ -1221,6 +1222,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
                 .pick(&["hmm-tests", "", ".", "..", "a/b", "/x", "a\0b", "é"])
                 .to_string(),
             args: vec![],
+            known_failure: vec![],
         });
     }
     if rng.chance(1, 8) {
@@ -1404,6 +1406,7 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
                     .pick(&["hmm-tests", "", ".", "..", "a/b", "/x", "a\0b", "é"])
                     .to_string(),
                 args: vec![],
+                known_failure: vec![],
             })
         }
         4..=8 => {

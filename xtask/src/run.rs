@@ -401,6 +401,12 @@ impl BootSetup {
                     i.thp,
                     self.boot.accel,
                 ),
+                known: i
+                    .scenario
+                    .kselftest
+                    .as_ref()
+                    .map(|k| k.known_failure.clone())
+                    .unwrap_or_default(),
             })
             .collect()
     }

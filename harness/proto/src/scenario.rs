@@ -244,6 +244,31 @@ pub struct Kselftest {
     pub binary: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// How this selftest is known to fail on some kernels for a reason
+    /// that is not a regression of the code under test (a defect of the
+    /// test or of test_hmm), each citing the kernel code. Resolved on the
+    /// host against the kernel; each one that applies must occur.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_failure: Vec<KnownFailure>,
+}
+
+/// One `[[kselftest.known_failure]]`: a case that fails, or a console
+/// complaint the kernel prints, on the kernels `when` names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KnownFailure {
+    /// The case's full name, e.g. `hmm.hmm_device_coherent.migrate_anon_huge_err`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// Text of a console WARNING: found in its `WARNING:` line or in the
+    /// line before it (the message WARN() prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<String>,
+    /// The kernels it applies to; every kernel when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    /// Why, citing the kernel code.
+    pub because: String,
 }
 
 /// The data pattern: every 64-bit word of a written page holds

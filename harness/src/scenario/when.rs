@@ -294,6 +294,13 @@ pub fn resolve(s: &Scenario, k: &KernelFacts) -> Result<Scenario, String> {
     }
     let mut out = s.clone();
     out.requires = None;
+    if let Some(ks) = &mut out.kselftest {
+        ks.known_failure
+            .retain(|f| f.when.as_ref().is_none_or(|w| matches(w, k)));
+        for f in &mut ks.known_failure {
+            f.when = None;
+        }
+    }
     for step in &mut out.step {
         let variants = std::mem::take(&mut step.variant);
         if let Some(v) = variants.into_iter().find(|v| matches(&v.when, k)) {

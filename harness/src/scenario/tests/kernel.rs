@@ -163,6 +163,26 @@ fn variants_resolve_after_validation() {
 }
 
 #[test]
+fn known_failures_resolve_to_those_of_the_kernel() {
+    use crate::scenario::when::{resolve, KernelFacts};
+    let text = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+                [[kselftest.known_failure]]\ncase = \"a.new\"\nwhen = { kernel = \">=7.2\" }\nbecause = \"x\"\n\
+                [[kselftest.known_failure]]\ncase = \"a.any\"\nbecause = \"y\"\n";
+    let s = parse_str(Path::new("t.toml"), text).unwrap();
+    let names = |release: &str| -> Vec<String> {
+        let r = resolve(&s, &KernelFacts::from_dotconfig(release, "")).unwrap();
+        let ks = r.kselftest.unwrap();
+        assert!(ks.known_failure.iter().all(|f| f.when.is_none()));
+        ks.known_failure
+            .into_iter()
+            .filter_map(|f| f.case)
+            .collect()
+    };
+    assert_eq!(names("7.3.4"), vec!["a.new", "a.any"]);
+    assert_eq!(names("6.12.117"), vec!["a.any"]);
+}
+
+#[test]
 fn self_checking_ops() {
     let text = format!(
         "{OK}[[step]]\nop = \"migrate-race\"\nexpect_errno = 1\n\

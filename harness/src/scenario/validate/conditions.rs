@@ -27,6 +27,17 @@ fn conditions(cx: &Ctx<'_, '_>) -> Vec<(Vec<Seg>, &'static str, When)> {
             ));
         }
     }
+    if let Some(ks) = &cx.s.kselftest {
+        for (i, f) in ks.known_failure.iter().enumerate() {
+            if let Some(w) = &f.when {
+                out.push((
+                    key_path!["kselftest", "known_failure", i, "when"],
+                    "`when`",
+                    w.clone(),
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -36,6 +47,9 @@ pub(super) fn check_conditions(cx: &mut Ctx<'_, '_>) {
             let hint = if at.len() == 1 {
                 "a condition with no fields always holds; give `kernel = \">=6.13\"` and/or \
                  `config = \"CONFIG_X\"`, or remove [requires]"
+            } else if matches!(&at[0], Seg::Key(k) if k == "kselftest") {
+                "a `when` with no fields always holds; give `kernel` and/or `config`, or \
+                 remove `when` to mean every kernel"
             } else {
                 "a variant whose `when` has no fields always applies; give `kernel` and/or \
                  `config`, or move its fields into the step"
