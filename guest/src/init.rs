@@ -14,12 +14,14 @@ pub fn is_pid1() -> bool {
 }
 
 /// (fstype, mount point). devtmpfs gives the dmirror and tty nodes; /tmp
-/// holds the files file-backed mappings use.
+/// holds the files file-backed mappings use; debugfs has gup_test, which
+/// hmm-tests' hmm_gup_test drives.
 const MOUNTS: &[(&str, &str)] = &[
     ("proc", "/proc"),
     ("sysfs", "/sys"),
     ("devtmpfs", "/dev"),
     ("tmpfs", "/tmp"),
+    ("debugfs", "/sys/kernel/debug"),
 ];
 
 /// Mounted when the kernel has them: debugfs has gup_test, which

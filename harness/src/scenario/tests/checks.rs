@@ -61,6 +61,10 @@ fn known_failures_name_something_say_why_and_have_valid_conditions() {
     ));
     assert!(d.message.contains("invalid kernel condition `>=x`"), "{d}");
     assert_eq!(d.line, 7, "{d}");
+    let d = one(&format!(
+        "{head}[[kselftest.known_failure]]\ncase = \"a.b.c\"\nwhen = {{ device = \"coherent\" }}\nbecause = \"y\"\n"
+    ));
+    assert!(d.message.contains("cannot name a device"), "{d}");
     let ok = format!(
         "{head}[[kselftest.known_failure]]\nconsole = \"Conflicting mapping\"\n\
          when = {{ kernel = \">=7.2\" }}\nbecause = \"lib/test_hmm.c\"\n"
