@@ -114,7 +114,7 @@ pub fn expand(
                         path: s.path.clone(),
                         thp: m,
                         device: d,
-                        scenario: Scenario { thp: Some(m), ..r },
+                        scenario: in_mode(r, m),
                     }),
                     Err(reason) => skipped.push(Skipped {
                         name,
@@ -129,6 +129,19 @@ pub fn expand(
         }
     }
     (run, skipped)
+}
+
+/// A resolved scenario as it runs in THP mode `m`: the mode set, and only
+/// the known failures of that mode.
+fn in_mode(mut s: Scenario, m: ThpMode) -> Scenario {
+    s.thp = Some(m);
+    if let Some(ks) = &mut s.kselftest {
+        ks.known_failure.retain(|f| f.thp.is_none_or(|t| t == m));
+        for f in &mut ks.known_failure {
+            f.thp = None;
+        }
+    }
+    s
 }
 
 /// Move the kselftest instances that run `binary` to the skipped ones,
@@ -285,6 +298,42 @@ mod tests {
         assert_eq!(
             names(&[Private]),
             vec![("free@madvise".to_string(), Some(Private))]
+        );
+    }
+
+    #[test]
+    fn a_known_failure_of_one_thp_mode_goes_only_to_that_instance() {
+        let facts = KernelFacts::from_dotconfig("6.12.117", "");
+        let s = vec![loaded(
+            "kst",
+            "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+             [[kselftest.known_failure]]\ncase = \"a.always\"\nthp = \"always\"\nbecause = \"x\"\n\
+             [[kselftest.known_failure]]\ncase = \"a.any\"\nbecause = \"y\"\n",
+        )];
+        let (run, _) = expand(
+            &s,
+            &[ThpMode::Madvise, ThpMode::Always],
+            &[DeviceKind::Private],
+            &facts,
+        );
+        let cases: Vec<(String, Vec<String>)> = run
+            .iter()
+            .map(|i| {
+                let ks = i.scenario.kselftest.as_ref().unwrap();
+                assert!(ks.known_failure.iter().all(|f| f.thp.is_none()));
+                let names = ks.known_failure.iter().filter_map(|f| f.case.clone());
+                (i.name.clone(), names.collect())
+            })
+            .collect();
+        assert_eq!(
+            cases,
+            vec![
+                ("kst@madvise".to_string(), vec!["a.any".to_string()]),
+                (
+                    "kst@always".to_string(),
+                    vec!["a.always".to_string(), "a.any".to_string()]
+                ),
+            ]
         );
     }
 

@@ -305,6 +305,9 @@ pub struct KnownFailure {
     /// The kernels it applies to; every kernel when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<When>,
+    /// The THP mode it applies to; every mode when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<ThpMode>,
     /// Why, citing the kernel code.
     pub because: String,
 }
