@@ -3,6 +3,8 @@
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use hmmlab_proto::scenario::DeviceKind;
+
 use crate::abi::{Command, HmmDmirrorCmd};
 use crate::sysnames::last_errno;
 use crate::system::dmirror_path;
@@ -14,8 +16,21 @@ pub struct Dmirror {
 }
 
 impl Dmirror {
-    pub fn open(device: u32) -> Result<Dmirror, String> {
-        let path = dmirror_path(device);
+    /// The first of test_hmm's devices of `kind`.
+    pub fn open(kind: DeviceKind) -> Result<Dmirror, String> {
+        Dmirror::open_minor(kind.first_minor()).map_err(|e| match kind {
+            DeviceKind::Coherent if e.contains("No such file") => format!(
+                "{e}: test_hmm made no device-coherent devices (it needs \
+                 test_hmm.spm_addr_dev0/1 and the memmap= ranges of the machine file; its \
+                 `hmm_dmirror` lines in the console say why)"
+            ),
+            _ => e,
+        })
+    }
+
+    /// `/dev/hmm_dmirror<minor>`.
+    pub fn open_minor(minor: u32) -> Result<Dmirror, String> {
+        let path = dmirror_path(minor);
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -14,13 +14,20 @@ pub fn is_pid1() -> bool {
 }
 
 /// (fstype, mount point). devtmpfs gives the dmirror and tty nodes; /tmp
-/// holds the files file-backed mappings use.
+/// holds the files file-backed mappings use; debugfs has gup_test, which
+/// hmm-tests' hmm_gup_test drives.
 const MOUNTS: &[(&str, &str)] = &[
     ("proc", "/proc"),
     ("sysfs", "/sys"),
     ("devtmpfs", "/dev"),
     ("tmpfs", "/tmp"),
+    ("debugfs", "/sys/kernel/debug"),
 ];
+
+/// Mounted when the kernel has them: debugfs has gup_test, which
+/// hmm-tests' hmm_gup_test drives, and kmemleak. A kernel without debugfs
+/// has neither; what needs them says so.
+const OPTIONAL_MOUNTS: &[(&str, &str)] = &[("debugfs", "/sys/kernel/debug")];
 
 pub fn mount_filesystems() -> Result<(), String> {
     for (fstype, target) in MOUNTS {
@@ -31,10 +38,13 @@ pub fn mount_filesystems() -> Result<(), String> {
             .map_err(|e| format!("cannot create {target}: {e}"))?;
         mount(fstype, target)?;
     }
+    for (fstype, target) in OPTIONAL_MOUNTS {
+        let _ = mount(fstype, target);
+    }
     Ok(())
 }
 
-pub fn mount(fstype: &str, target: &str) -> Result<(), String> {
+fn mount(fstype: &str, target: &str) -> Result<(), String> {
     let c = |s: &str| CString::new(s).map_err(|_| format!("NUL in {s:?}"));
     let (source, dir) = (c(fstype)?, c(target)?);
     // SAFETY: all pointers are NUL-terminated strings that outlive the call;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::system::monotonic_ns;
 
-const DEBUGFS: &str = "/sys/kernel/debug";
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 /// kmemleak reports only objects older than this (mm/kmemleak.c,
 /// MSECS_MIN_AGE): a leak of the last scenario needs this long to show.
@@ -18,11 +17,10 @@ const MIN_AGE_MS: u64 = 5_000;
 /// Lines of the report kept in the message; the rest is counted.
 const SHOWN_LINES: usize = 40;
 
-/// Mount debugfs, where kmemleak lives, and forget every object allocated
-/// so far (boot, test_hmm's initialisation). `Ok(false)`: no kmemleak.
+/// Forget every object allocated so far (boot, test_hmm's
+/// initialisation). `Ok(false)`: no kmemleak (init mounted debugfs if the
+/// kernel has it).
 pub fn start() -> Result<bool, String> {
-    // Best effort: a kernel without debugfs has no kmemleak either.
-    let _ = crate::init::mount("debugfs", DEBUGFS);
     if fs::metadata(KMEMLEAK).is_err() {
         return Ok(false);
     }

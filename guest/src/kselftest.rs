@@ -120,6 +120,7 @@ mod tests {
         let spec = Kselftest {
             binary: "no-such-selftest".into(),
             args: vec![],
+            known_failure: vec![],
         };
         assert_eq!(run("x", Some(&spec), &results).outcome, Outcome::Error);
     }

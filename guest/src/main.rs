@@ -150,8 +150,33 @@ fn drive(results: &Results, started_ns: u64, plan_path: &Path) -> Result<(), Str
     if plan.mode == Mode::Probe {
         return Ok(());
     }
+    check_devices(&plan.devices, &system::dmirror_devices())?;
     runner::run_plan(&plan, results);
     Ok(())
+}
+
+/// Every device the machine file names is there: a missing one means the
+/// machine is not what the scenarios assume (say, test_hmm got no
+/// device-coherent memory), which no scenario should report as its own.
+fn check_devices(wanted: &[String], found: &[String]) -> Result<(), String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|d| !found.contains(d))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "missing /dev/{} (found: {}); the machine file's `devices` names them: test_hmm's \
+         lines in the console say why it did not create them",
+        missing.join(", /dev/"),
+        if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(", ")
+        }
+    ))
 }
 
 fn load_plan(path: &Path) -> Result<Plan, String> {
@@ -159,4 +184,33 @@ fn load_plan(path: &Path) -> Result<Plan, String> {
     let text =
         fs::read_to_string(path).map_err(|e| format!("cannot read the plan {shown}: {e}"))?;
     serde_json::from_str(&text).map_err(|e| format!("cannot parse the plan {shown}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_the_machine_names_must_be_there() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let wanted = names(&["hmm_dmirror0", "hmm_dmirror2"]);
+        assert_eq!(
+            check_devices(
+                &wanted,
+                &names(&["hmm_dmirror0", "hmm_dmirror1", "hmm_dmirror2"])
+            ),
+            Ok(())
+        );
+        assert_eq!(check_devices(&[], &[]), Ok(()));
+        let e = check_devices(&wanted, &names(&["hmm_dmirror0", "hmm_dmirror1"])).unwrap_err();
+        assert!(
+            e.starts_with("missing /dev/hmm_dmirror2 (found: hmm_dmirror0, hmm_dmirror1)"),
+            "{e}"
+        );
+        let e = check_devices(&wanted, &[]).unwrap_err();
+        assert!(
+            e.starts_with("missing /dev/hmm_dmirror0, /dev/hmm_dmirror2 (found: none)"),
+            "{e}"
+        );
+    }
 }

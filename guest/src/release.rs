@@ -78,7 +78,7 @@ fn release_in_child(tx: OwnedFd) -> Result<(), ()> {
             continue;
         };
         let _ = writeln!(tx, "HMM_DMIRROR_RELEASE on /dev/{name}");
-        let dmirror = Dmirror::open(device).map_err(|e| {
+        let dmirror = Dmirror::open_minor(device).map_err(|e| {
             let _ = writeln!(tx, "release: {e}");
         })?;
         // test_hmm checks addr and npages of every command: one page at 0.

@@ -7,7 +7,7 @@ use std::thread;
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{
-    Mapping, Op, PageRange, Populate, Scenario, StateExpect, Step, Touch,
+    DeviceKind, Mapping, Op, PageRange, Populate, Scenario, StateExpect, Step, Touch,
 };
 use hmmlab_proto::state::{parse_expected, state_name};
 use hmmlab_proto::{Outcome, Record};
@@ -24,7 +24,7 @@ use crate::system::monotonic_ns;
 use crate::uffd::{describe_msg, Userfaultfd};
 
 pub fn run(name: &str, scenario: &Scenario, results: &Results) -> Verdict {
-    match Dmirror::open(scenario.device) {
+    match Dmirror::open(scenario.device.unwrap_or(DeviceKind::Private)) {
         Ok(dev) => run_on(name, scenario, &dev, results),
         Err(e) => Verdict::error(e),
     }
@@ -984,7 +984,7 @@ mod tests {
             kind: Default::default(),
             thp: None,
             timeout_ms: None,
-            device: 0,
+            device: None,
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages,

@@ -5,7 +5,7 @@
 //! TAP plan `1..N` in it) is parsed into per-case results, which decide the
 //! outcome together with what the guest reported (see [`apply_cases`]).
 
-use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::scenario::{KnownFailure, ThpMode};
 use hmmlab_proto::{Outcome, Record};
 
 use crate::console::{Finding, FindingKind};
@@ -21,6 +21,8 @@ pub struct Planned {
     pub name: String,
     pub thp: ThpMode,
     pub reproduce: String,
+    /// The selftest's known failures that apply to this kernel.
+    pub known: Vec<KnownFailure>,
 }
 
 /// Builds the results record by record, as the guest reports them: a
@@ -105,7 +107,7 @@ impl Assembler {
                 r.outcome = *outcome;
                 r.duration_ns = *duration_ns;
                 r.message = message.clone().or_else(|| first_step_failure(&r.steps));
-                apply_cases(r);
+                apply_cases(r, &self.planned[i].known);
                 return Some(&self.out[i]);
             }
             Record::RunCheck {
@@ -136,13 +138,24 @@ impl Assembler {
                 let (outcome, msg) = unfinished(self.started[i], &self.planned[i].name, end);
                 self.out[i].outcome = outcome;
                 self.out[i].message = Some(msg);
-                apply_cases(&mut self.out[i]);
+                apply_cases(&mut self.out[i], &self.planned[i].known);
             }
         }
+        let mut known_seen: Vec<Vec<usize>> = self
+            .planned
+            .iter()
+            .map(|p| vec![0; p.known.len()])
+            .collect();
         for f in findings {
             if let Some(i) = f.scenario.as_deref().and_then(|n| self.idx(n)) {
-                add_finding(&mut self.out[i], f);
+                match known_warning(&self.planned[i].known, f) {
+                    Some(k) => known_seen[i][k] += 1,
+                    None => add_finding(&mut self.out[i], f),
+                }
             }
+        }
+        for (i, seen) in known_seen.iter().enumerate() {
+            known_console(&mut self.out[i], &self.planned[i].known, seen);
         }
         self.out.extend(self.run_checks);
         self.out
@@ -242,12 +255,101 @@ fn add_finding(r: &mut ScenarioResult, f: &Finding) {
     }
 }
 
-/// For a scenario whose output holds a TAP plan: fill in its cases and
-/// combine them with the outcome so far. A timeout, crash or error stays as
+/// The known failure (by index) whose `console` text a WARNING mentions;
+/// anything worse than a WARNING is never a known failure.
+fn known_warning(known: &[KnownFailure], f: &Finding) -> Option<usize> {
+    if f.kind != FindingKind::Warning {
+        return None;
+    }
+    known
+        .iter()
+        .position(|k| k.console.as_deref().is_some_and(|t| f.mentions(t)))
+}
+
+/// After the console findings: record the known WARNINGs seen (`seen[k]`
+/// per entry), and fail a scenario that ran to its end without one it
+/// declares: the entry is stale.
+fn known_console(r: &mut ScenarioResult, known: &[KnownFailure], seen: &[usize]) {
+    for (k, n) in known.iter().zip(seen) {
+        let Some(text) = &k.console else { continue };
+        if *n > 0 {
+            let s = if *n == 1 { "" } else { "s" };
+            r.known_failures.push(format!(
+                "{n} console WARNING{s} mentioning `{text}`: {}",
+                first_line(&k.because)
+            ));
+        } else if r.outcome == Outcome::Pass {
+            r.outcome = Outcome::Fail;
+            r.message = Some(format!(
+                "a declared known failure did not occur: no console WARNING mentioned `{text}`; \
+                 if the kernel no longer has this problem, remove the entry from the scenario file"
+            ));
+        }
+    }
+}
+
+/// Apply the known failures that name a case: a failed case they name
+/// passes as a known failure; one that passed fails as an unexpected pass;
+/// one the output does not have fails the scenario once it ran to its end.
+fn known_cases(r: &mut ScenarioResult, known: &[KnownFailure]) -> usize {
+    let mut excused = 0;
+    let finished = !matches!(
+        r.outcome,
+        Outcome::Timeout | Outcome::Crashed | Outcome::Error
+    );
+    let any_cases = !r.cases.is_empty();
+    for k in known {
+        let Some(name) = &k.case else { continue };
+        match r.cases.iter_mut().find(|c| &c.name == name) {
+            Some(c) if c.outcome == Outcome::Fail => {
+                c.outcome = Outcome::Pass;
+                let diag = c.reason.take().unwrap_or_default();
+                c.reason = Some(
+                    format!("known failure: {}\n{diag}", k.because)
+                        .trim_end()
+                        .into(),
+                );
+                r.known_failures
+                    .push(format!("case {name} failed: {}", first_line(&k.because)));
+                excused += 1;
+            }
+            Some(c) if c.outcome == Outcome::Pass => {
+                c.outcome = Outcome::Fail;
+                c.reason = Some(format!(
+                    "unexpected pass: declared a known failure ({}); if the kernel no longer has \
+                     this problem, remove the entry from the scenario file",
+                    first_line(&k.because)
+                ));
+            }
+            Some(_) => {}
+            None if finished && any_cases => {
+                r.cases.push(CaseResult {
+                    name: name.clone(),
+                    outcome: Outcome::Fail,
+                    reason: Some(format!(
+                        "declared a known failure, but the selftest has no case of this name; \
+                         correct or remove the entry ({})",
+                        first_line(&k.because)
+                    )),
+                });
+            }
+            None => {}
+        }
+    }
+    excused
+}
+
+fn first_line(t: &str) -> &str {
+    t.lines().next().unwrap_or("").trim()
+}
+
+/// For a scenario whose output holds a TAP plan: fill in its cases, apply
+/// its known failures ([`known_cases`]), and combine them with the
+/// outcome so far. A timeout, crash or error stays as
 /// it is. Otherwise any failed case makes it `fail`, else any case never
 /// reported makes it `crashed`, else all cases skipped make it `skip`; with
 /// none of these the guest's outcome (from the exit status) stands.
-fn apply_cases(r: &mut ScenarioResult) {
+fn apply_cases(r: &mut ScenarioResult, known: &[KnownFailure]) {
     if ktap::find_plan(&r.output).is_none() {
         return;
     }
@@ -260,6 +362,7 @@ fn apply_cases(r: &mut ScenarioResult) {
             reason: c.reason,
         })
         .collect();
+    let excused = known_cases(r, known);
     if matches!(
         r.outcome,
         Outcome::Timeout | Outcome::Crashed | Outcome::Error
@@ -310,8 +413,19 @@ fn apply_cases(r: &mut ScenarioResult) {
                 .find_map(|c| c.reason.clone())
                 .unwrap_or_else(|| format!("all {total} cases skipped")),
         );
+    } else if excused > 0
+        && r.outcome == Outcome::Fail
+        && r.message.as_deref() == Some(KSFT_FAIL_EXIT)
+    {
+        // The kselftest harness exits with KSFT_FAIL when any case failed;
+        // every failed case was a known failure, so the exit says no more.
+        r.outcome = Outcome::Pass;
+        r.message = None;
     }
 }
+
+/// The guest's message for a selftest that exited with KSFT_FAIL (1).
+const KSFT_FAIL_EXIT: &str = "exit status 1";
 
 fn first_step_failure(steps: &[StepResult]) -> Option<String> {
     steps.iter().find(|s| s.outcome != Outcome::Pass).map(|s| {
@@ -351,6 +465,7 @@ mod tests {
                 name: n.to_string(),
                 thp: ThpMode::Madvise,
                 reproduce: format!("repro {n}"),
+                known: vec![],
             })
             .collect()
     }
@@ -472,6 +587,7 @@ mod tests {
                 scenario: Some("a".into()),
                 outside: None,
                 excerpt: "WARNING: x".into(),
+                before: String::new(),
             },
             Finding {
                 kind: FindingKind::Oops,
@@ -479,6 +595,7 @@ mod tests {
                 scenario: Some("b".into()),
                 outside: None,
                 excerpt: "Oops: y".into(),
+                before: String::new(),
             },
         ];
         let recs = [
@@ -694,6 +811,7 @@ mod tests {
             scenario: None,
             outside: Some(outside.into()),
             excerpt: format!("{kind:?} at {line}"),
+            before: String::new(),
         };
         let r = outside_results(&[
             f(FindingKind::Warning, 3, "boot"),
@@ -719,5 +837,168 @@ mod tests {
             r[0]
         );
         assert_eq!(r[0].thp, None);
+    }
+
+    fn known(case: Option<&str>, console: Option<&str>) -> KnownFailure {
+        KnownFailure {
+            case: case.map(Into::into),
+            console: console.map(Into::into),
+            when: None,
+            because: "lib/test_hmm.c: one chunk\nmore".into(),
+        }
+    }
+
+    /// A selftest run `k` with `text` as its output, the guest's end, and
+    /// the console findings, against the known failures `kf`.
+    fn known_run(
+        text: &str,
+        guest: (Outcome, &str),
+        kf: Vec<KnownFailure>,
+        findings: &[Finding],
+    ) -> ScenarioResult {
+        let mut p = planned(&["k"]);
+        p[0].known = kf;
+        let mut recs = vec![start("k")];
+        recs.extend(text_records("k", text));
+        recs.push(Record::ScenarioEnd {
+            name: "k".into(),
+            outcome: guest.0,
+            duration_ns: 10,
+            message: Some(guest.1.to_string()).filter(|m| !m.is_empty()),
+        });
+        assemble(&p, &recs, &End::Done, findings).remove(0)
+    }
+
+    fn warning(before: &str, first: &str) -> Finding {
+        Finding {
+            kind: FindingKind::Warning,
+            line: 3,
+            scenario: Some("k".into()),
+            outside: None,
+            excerpt: format!("{first}\nCall Trace:\n pagemap_range"),
+            before: before.into(),
+        }
+    }
+
+    #[test]
+    fn a_known_failed_case_passes_and_is_listed() {
+        let out = "1..2\nok 1 a\n# t.c:9:b:Expected ret (-12) == 0 (0)\nnot ok 2 b";
+        let r = known_run(
+            out,
+            (Outcome::Fail, "exit status 1"),
+            vec![known(Some("b"), None)],
+            &[],
+        );
+        assert_eq!((r.outcome, r.message.as_deref()), (Outcome::Pass, None));
+        let reason = r.cases[1].reason.as_deref().unwrap();
+        assert!(
+            reason.starts_with("known failure: lib/test_hmm.c: one chunk"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("Expected ret (-12)"),
+            "the diagnostics are kept: {reason}"
+        );
+        assert_eq!(
+            r.known_failures,
+            vec!["case b failed: lib/test_hmm.c: one chunk"]
+        );
+        // Another failure next to it still fails the scenario.
+        let out = "1..2\nnot ok 1 a\nnot ok 2 b";
+        let r = known_run(
+            out,
+            (Outcome::Fail, "exit status 1"),
+            vec![known(Some("b"), None)],
+            &[],
+        );
+        assert_eq!(
+            (r.outcome, r.message.as_deref()),
+            (Outcome::Fail, Some("1 of 2 cases failed: a"))
+        );
+        // An exit status other than KSFT_FAIL is not explained by it.
+        let out = "1..2\nok 1 a\nnot ok 2 b";
+        let r = known_run(
+            out,
+            (Outcome::Fail, "ended with signal 11"),
+            vec![known(Some("b"), None)],
+            &[],
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_known_failure_that_does_not_occur_fails() {
+        let r = known_run(
+            "1..2\nok 1 a\nok 2 b",
+            (Outcome::Pass, ""),
+            vec![known(Some("b"), None)],
+            &[],
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.cases[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("unexpected pass"));
+        // A case the selftest does not have.
+        let r = known_run(
+            "1..1\nok 1 a",
+            (Outcome::Pass, ""),
+            vec![known(Some("zz"), None)],
+            &[],
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.message.as_deref().unwrap().contains("zz"),
+            "{:?}",
+            r.message
+        );
+        // A console text no WARNING mentioned.
+        let kf = vec![known(None, Some("Conflicting mapping"))];
+        let r = known_run("1..1\nok 1 a", (Outcome::Pass, ""), kf, &[]);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.message.as_deref().unwrap().contains("did not occur"));
+        assert!(r.known_failures.is_empty());
+    }
+
+    #[test]
+    fn a_known_warning_is_listed_and_others_still_fail() {
+        let kf = vec![known(None, Some("Conflicting mapping in same section"))];
+        let ours = warning(
+            "Conflicting mapping in same section",
+            "WARNING: mm/memremap.c:158 at 0xffffffff8113169d, CPU#0: hmm-tests/138",
+        );
+        let r = known_run(
+            "1..1\nok 1 a",
+            (Outcome::Pass, ""),
+            kf.clone(),
+            &[ours.clone(), ours.clone()],
+        );
+        assert_eq!(r.outcome, Outcome::Pass);
+        assert!(r.console_findings.is_empty());
+        assert_eq!(
+            r.known_failures,
+            vec!["2 console WARNINGs mentioning `Conflicting mapping in same section`: lib/test_hmm.c: one chunk"]
+        );
+        // The text in the call trace is not enough; another WARNING fails.
+        let other = Finding {
+            excerpt: "WARNING: mm/migrate.c:1 at x\nConflicting mapping in same section".into(),
+            ..warning("", "")
+        };
+        let r = known_run(
+            "1..1\nok 1 a",
+            (Outcome::Pass, ""),
+            kf.clone(),
+            &[ours.clone(), other],
+        );
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert_eq!(r.console_findings.len(), 1);
+        // Never anything worse than a WARNING.
+        let oops = Finding {
+            kind: FindingKind::Oops,
+            ..ours.clone()
+        };
+        let r = known_run("1..1\nok 1 a", (Outcome::Pass, ""), kf, &[ours, oops]);
+        assert_eq!(r.outcome, Outcome::Crashed);
     }
 }

@@ -877,6 +877,7 @@ mod tests {
             output: vec![],
             console_findings: vec![],
             cases: vec![],
+            known_failures: vec![],
             reproduce: String::new(),
         }
     }

@@ -34,6 +34,18 @@ pub struct Finding {
     pub outside: Option<String>,
     /// The finding's line and the few after it.
     pub excerpt: String,
+    /// The console line before it: for a WARNING, the message WARN() gave.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub before: String,
+}
+
+impl Finding {
+    /// Does `text` appear in the finding's own line or in the line before
+    /// it (never in the call trace that follows)?
+    pub fn mentions(&self, text: &str) -> bool {
+        let first = self.excerpt.lines().next().unwrap_or("");
+        first.contains(text) || self.before.contains(text)
+    }
 }
 
 const PATTERNS: &[(&str, FindingKind)] = &[
@@ -107,6 +119,10 @@ pub fn classify(log: &str) -> Vec<Finding> {
             outside: current.is_none().then(|| outside(&marks, i)),
             scenario: current.clone(),
             excerpt: lines[i..end].join("\n"),
+            before: i
+                .checked_sub(1)
+                .map(|j| body(lines[j]).to_string())
+                .unwrap_or_default(),
         });
     }
     out

@@ -16,6 +16,10 @@ pub struct Machine {
     pub append: Vec<String>,
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// The `/dev` nodes the guest must find at boot; one missing is an
+    /// infrastructure error of the run.
+    #[serde(default)]
+    pub devices: Vec<String>,
     /// Settings per accelerator: `[accel.tcg]` and `[accel.kvm]`.
     pub accel: AccelTable,
 }

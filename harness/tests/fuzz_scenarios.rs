@@ -53,10 +53,10 @@ use hmmlab_harness::scenario::{
 };
 use hmmlab_proto::op::Pages as OpPages;
 use hmmlab_proto::scenario::{
-    Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario, StateExpect,
-    Step, ThpMode, Touch, Variant, When,
+    DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario,
+    StateExpect, Step, ThpMode, Touch, Variant, When,
 };
-use hmmlab_proto::state::{parse_expected, ANY, STATE_NAMES};
+use hmmlab_proto::state::{for_device, parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -255,7 +255,7 @@ fn check_loaded(s: &Scenario, text: &str) -> Result<(), TestCaseError> {
 
     // The plan stage resolves every loaded scenario against the kernel.
     for facts in kernels() {
-        if let Ok(r) = resolve(s, facts) {
+        if let Ok(r) = resolve(s, facts, s.device) {
             prop_assert!(r.requires.is_none());
             prop_assert!(r.step.iter().all(|st| st.variant.is_empty()));
             prop_assert_eq!(r.step.len(), s.step.len());
@@ -312,7 +312,7 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
             .iter()
             .chain(st.variant.iter().flat_map(|v| v.expect.iter().flatten()))
         {
-            prop_assert!(parse_expected(&e.state).is_ok());
+            prop_assert!(parse_expected(&for_device(&e.state, false)).is_ok());
         }
     }
     check_ranges(s)
@@ -563,7 +563,7 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
         if e.pages.is_empty()
             || e.pages.start() < range.start()
             || e.pages.end() > range.end()
-            || parse_expected(&e.state).is_err()
+            || parse_expected(&for_device(&e.state, false)).is_err()
         {
             return Err("state expectation".into());
         }
@@ -612,9 +612,21 @@ fn rules_allow(s: &Scenario) -> bool {
     ok
 }
 
+/// `[requires]`: a kernel and/or config condition, never a device.
 fn when_ok(w: &When) -> bool {
-    (w.kernel.is_some() || w.config.is_some())
-        && w.kernel.as_deref().is_none_or(|k| parse_kernel(k).is_ok())
+    w.device.is_none() && conditions_ok(w) && (w.kernel.is_some() || w.config.is_some())
+}
+
+/// A variant's `when`: any of the three, a device only one the scenario
+/// can run on.
+fn variant_when_ok(s: &Scenario, w: &When) -> bool {
+    conditions_ok(w)
+        && (w.kernel.is_some() || w.config.is_some() || w.device.is_some())
+        && w.device.is_none_or(|d| s.device.is_none_or(|p| p == d))
+}
+
+fn conditions_ok(w: &When) -> bool {
+    w.kernel.as_deref().is_none_or(|k| parse_kernel(k).is_ok())
         && w.config.as_deref().is_none_or(|c| parse_config(c).is_ok())
 }
 
@@ -649,7 +661,7 @@ fn mapping_allowed(s: &Scenario, m: &Mapping) -> bool {
 fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     let range_ok = |r: &PageRange| r.start() < r.end() && limit.is_none_or(|n| r.end() <= n);
     let checks = st.op.rules().checks;
-    let mut ok = st.variant.iter().all(|v| when_ok(&v.when));
+    let mut ok = st.variant.iter().all(|v| variant_when_ok(s, &v.when));
     ok &= st.pages.as_ref().is_none_or(range_ok);
     ok &= !(st.op.takes_no_pages() && st.pages.is_some());
     ok &= !(st.op.needs_pages() && st.pages.is_none());
@@ -754,7 +766,7 @@ fn expectations_allowed(
     let mut inside = true;
     for e in expect.unwrap_or_default() {
         ok &= range_ok(&e.pages);
-        ok &= parse_expected(&e.state).is_ok();
+        ok &= parse_expected(&for_device(&e.state, false)).is_ok();
         if let Some(r) = st.pages {
             inside &= r.start() <= e.pages.start() && e.pages.end() <= r.end();
         }
@@ -935,7 +947,11 @@ fn gen_when(rng: &mut Rng, valid: bool) -> When {
         ),
         _ => (None, None),
     };
-    When { kernel, config }
+    When {
+        kernel,
+        config,
+        device: None,
+    }
 }
 
 /// A range inside `[lo, hi)` (`lo < hi`).
@@ -963,6 +979,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         s.kselftest = Some(Kselftest {
             binary: rng.pick(&["hmm-tests", "a.b", "x y", "..."]).to_string(),
             args: (0..rng.below(3)).map(|_| gen_text(rng, 8)).collect(),
+            known_failure: vec![],
         });
         return s;
     }
@@ -1043,11 +1060,7 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
         timeout_ms: rng
             .chance(1, 3)
             .then(|| rng.between(*TIMEOUT_MS.start(), *TIMEOUT_MS.end())),
-        device: if rng.chance(1, 4) {
-            rng.below(u64::from(u32::MAX) + 1) as u32
-        } else {
-            0
-        },
+        device: rng.chance(1, 4).then(|| *rng.pick(&DeviceKind::ALL)),
         mapping: None,
         populate: vec![],
         step: vec![],
@@ -1221,6 +1234,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
                 .pick(&["hmm-tests", "", ".", "..", "a/b", "/x", "a\0b", "é"])
                 .to_string(),
             args: vec![],
+            known_failure: vec![],
         });
     }
     if rng.chance(1, 8) {
@@ -1404,6 +1418,7 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
                     .pick(&["hmm-tests", "", ".", "..", "a/b", "/x", "a\0b", "é"])
                     .to_string(),
                 args: vec![],
+                known_failure: vec![],
             })
         }
         4..=8 => {
@@ -1652,6 +1667,9 @@ impl Style {
         if let Some(c) = &w.config {
             parts.push(format!("config = {}", self.string(c)));
         }
+        if let Some(d) = w.device {
+            parts.push(format!("device = {}", self.string(d.as_str())));
+        }
         self.rng.shuffle(&mut parts);
         if parts.is_empty() {
             "{}".into()
@@ -1667,6 +1685,9 @@ impl Style {
         }
         if let Some(c) = &w.config {
             lines.push(format!("config = {}", self.string(c)));
+        }
+        if let Some(d) = w.device {
+            lines.push(format!("device = {}", self.string(d.as_str())));
         }
         self.rng.shuffle(&mut lines);
         lines
@@ -1770,8 +1791,8 @@ fn to_toml(s: &Scenario, seed: u64) -> String {
     if let Some(t) = s.timeout_ms {
         top.push(format!("timeout_ms = {}", st.int(t)));
     }
-    if s.device != 0 || st.defaults {
-        top.push(format!("device = {}", st.int(u64::from(s.device))));
+    if let Some(d) = s.device {
+        top.push(format!("device = {}", st.string(d.as_str())));
     }
     if let (Some(w), false) = (&s.requires, st.when_tables) {
         top.push(format!("requires = {}", st.when_inline(w)));
@@ -2541,7 +2562,7 @@ proptest! {
         let _ = parse_kernel(&text);
         let _ = parse_config(&text);
         let facts = KernelFacts::from_dotconfig(&release, &text);
-        let w = When { kernel: Some(text.clone()), config: Some(text.clone()) };
+        let w = When { kernel: Some(text.clone()), config: Some(text.clone()), device: None };
         let _ = hmmlab_harness::scenario::when::unmet(&w, &facts);
         for k in kernels() {
             let _ = hmmlab_harness::scenario::when::unmet(&w, k);

@@ -126,6 +126,8 @@ fn step_argv(o: &StepOptions, out: &Path) -> Vec<String> {
         o.runs.to_string(),
         "--thp".into(),
         format!("{:?}", o.thp).to_lowercase(),
+        "--device".into(),
+        crate::plan::device(o.device).as_str().into(),
         "--scenario-dir".into(),
         crate::paths::absolute(&o.scenario_dir)
             .to_string_lossy()
@@ -161,6 +163,7 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
         scenario_dir: a.step.scenario_dir.clone(),
         scenario_files: vec![],
         thp: vec![a.step.thp],
+        device: vec![a.step.device],
         accel: crate::cli::AccelChoice::Auto,
         machine: "x86_64".into(),
         boot_timeout: None,

@@ -104,6 +104,14 @@ pub enum ThpChoice {
     Never,
 }
 
+/// lib/test_hmm's kinds of device memory (`private`: /dev/hmm_dmirror0/1,
+/// `coherent`: /dev/hmm_dmirror2/3).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Private,
+    Coherent,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Run a cell of the matrix file: its kernel, patches, config fragments
@@ -133,6 +141,13 @@ pub struct RunArgs {
         default_value = "madvise,always"
     )]
     pub thp: Vec<ThpChoice>,
+    /// Kinds of device memory: every scenario that does not pin one runs on
+    /// each, `private` as `<scenario>@<mode>`, `coherent` as
+    /// `<scenario>@<mode>@coherent` (comma-separated or repeated).
+    /// Device-private only by default: 7.3's device-coherent THPs hit the
+    /// kernel problems README.md's Findings lists.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "private")]
+    pub device: Vec<DeviceChoice>,
     /// Accelerator.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: AccelChoice,
@@ -302,6 +317,9 @@ pub struct StepOptions {
     /// THP mode.
     #[arg(long, value_enum, default_value = "madvise")]
     pub thp: ThpChoice,
+    /// Kind of device memory.
+    #[arg(long, value_enum, default_value = "private")]
+    pub device: DeviceChoice,
     /// Extra config fragment (repeatable).
     #[arg(long = "config-fragment", value_name = "FILE")]
     pub fragments: Vec<PathBuf>,

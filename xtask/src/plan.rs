@@ -1,16 +1,20 @@
 //! From loaded scenario files to the instances one VM boot runs: each
 //! scenario is resolved against the kernel under test (`requires`, per-step
-//! `variant`s) and run once per THP mode of the run, unless it pins a mode.
-//! An instance is named `<scenario>@<thp mode>`.
+//! `variant`s) and run once per THP mode of the run, unless it pins a mode,
+//! and once per kind of device memory of the run, unless it pins one.
+//! An instance is named `<scenario>@<thp mode>` on device-private memory
+//! (the names runs had before the device axis, so `compare` still pairs
+//! them) and `<scenario>@<thp mode>@coherent` on device-coherent memory.
+//! A kselftest is not on the device axis: the binary picks its devices.
 
 use std::path::{Path, PathBuf};
 
 use hmmlab_harness::scenario::when::{resolve, KernelFacts};
 use hmmlab_harness::scenario::LoadedScenario;
-use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Scenario;
 
-use crate::cli::{RunArgs, ThpChoice};
+use crate::cli::{DeviceChoice, RunArgs, ThpChoice};
 use crate::shell::quote_argv;
 
 pub struct Instance {
@@ -18,6 +22,8 @@ pub struct Instance {
     pub base: String,
     pub path: PathBuf,
     pub thp: ThpMode,
+    /// `None` for a kselftest.
+    pub device: Option<DeviceKind>,
     /// Resolved for this kernel, `thp` set: what the guest runs.
     pub scenario: Scenario,
 }
@@ -27,6 +33,7 @@ pub struct Skipped {
     pub base: String,
     pub path: PathBuf,
     pub thp: ThpMode,
+    pub device: Option<DeviceKind>,
     pub reason: String,
 }
 
@@ -49,40 +56,92 @@ pub fn modes(choices: &[ThpChoice]) -> Vec<ThpMode> {
     out
 }
 
+pub fn device(c: DeviceChoice) -> DeviceKind {
+    match c {
+        DeviceChoice::Private => DeviceKind::Private,
+        DeviceChoice::Coherent => DeviceKind::Coherent,
+    }
+}
+
+/// The run's kinds of device memory, in the order given, without repeats.
+pub fn devices(choices: &[DeviceChoice]) -> Vec<DeviceKind> {
+    let mut out: Vec<DeviceKind> = Vec::new();
+    for d in choices.iter().copied().map(device) {
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// An instance's name: see the module comment.
+pub fn instance_name(base: &str, thp: ThpMode, device: Option<DeviceKind>) -> String {
+    match device {
+        Some(DeviceKind::Coherent) => format!("{base}@{}@coherent", thp.as_str()),
+        _ => format!("{base}@{}", thp.as_str()),
+    }
+}
+
+/// A scenario that pins a device the run does not use is not run at all
+/// (as one `-s` leaves out): `--device coherent` asks for coherent memory.
 pub fn expand(
     scenarios: &[LoadedScenario],
     modes: &[ThpMode],
+    devices: &[DeviceKind],
     facts: &KernelFacts,
 ) -> (Vec<Instance>, Vec<Skipped>) {
     let mut run = Vec::new();
     let mut skipped = Vec::new();
     for s in scenarios {
         let pinned = s.scenario.thp.map(|m| vec![m]);
-        let resolved = resolve(&s.scenario, facts);
+        let kinds: Vec<Option<DeviceKind>> = if s.scenario.kselftest.is_some() {
+            vec![None]
+        } else {
+            devices
+                .iter()
+                .copied()
+                .filter(|d| s.scenario.device.is_none_or(|p| p == *d))
+                .map(Some)
+                .collect()
+        };
         for &m in pinned.as_deref().unwrap_or(modes) {
-            let name = format!("{}@{}", s.name, m.as_str());
-            match &resolved {
-                Ok(r) => run.push(Instance {
-                    name,
-                    base: s.name.clone(),
-                    path: s.path.clone(),
-                    thp: m,
-                    scenario: Scenario {
-                        thp: Some(m),
-                        ..r.clone()
-                    },
-                }),
-                Err(reason) => skipped.push(Skipped {
-                    name,
-                    base: s.name.clone(),
-                    path: s.path.clone(),
-                    thp: m,
-                    reason: reason.clone(),
-                }),
+            for &d in &kinds {
+                let name = instance_name(&s.name, m, d);
+                match resolve(&s.scenario, facts, d) {
+                    Ok(r) => run.push(Instance {
+                        name,
+                        base: s.name.clone(),
+                        path: s.path.clone(),
+                        thp: m,
+                        device: d,
+                        scenario: in_mode(r, m),
+                    }),
+                    Err(reason) => skipped.push(Skipped {
+                        name,
+                        base: s.name.clone(),
+                        path: s.path.clone(),
+                        thp: m,
+                        device: d,
+                        reason,
+                    }),
+                }
             }
         }
     }
     (run, skipped)
+}
+
+/// A resolved scenario as it runs in THP mode `m`: the mode set, and only
+/// the known failures of that mode.
+fn in_mode(mut s: Scenario, m: ThpMode) -> Scenario {
+    s.thp = Some(m);
+    if let Some(ks) = &mut s.kselftest {
+        ks.known_failure.retain(|f| f.thp.is_none_or(|t| t == m));
+        for f in &mut ks.known_failure {
+            f.thp = None;
+        }
+    }
+    s
 }
 
 /// Move the kselftest instances that run `binary` to the skipped ones,
@@ -101,12 +160,13 @@ pub fn skip_unbuilt(run: &mut Vec<Instance>, skipped: &mut Vec<Skipped>, binary:
         base: i.base,
         path: i.path,
         thp: i.thp,
+        device: i.device,
         reason: why.to_string(),
     }));
 }
 
 /// A one-line command that rebuilds the same kernel and reruns one scenario
-/// in one THP mode. `identity` is the built kernel's source identity: the
+/// in one THP mode on one kind of device memory. `identity` is the built kernel's source identity: the
 /// command pins the Debian package version or the clean tree's commit, so
 /// it rebuilds exactly this kernel after an upgrade or a new commit too.
 pub fn reproduce(
@@ -115,6 +175,7 @@ pub fn reproduce(
     base: &str,
     path: &Path,
     thp: ThpMode,
+    device: Option<DeviceKind>,
     accel: hmmlab_harness::machine::Accel,
 ) -> String {
     let abs = |p: &Path| crate::paths::absolute(p).display().to_string();
@@ -136,12 +197,12 @@ pub fn reproduce(
     for f in &args.kernel.fragments {
         v.extend(["--config-fragment".into(), abs(f)]);
     }
-    v.extend([
-        "--thp".into(),
-        thp.as_str().into(),
-        "--accel".into(),
-        accel.as_str().into(),
-    ]);
+    v.extend(["--thp".into(), thp.as_str().into()]);
+    // Device-private memory is the default (`--device`).
+    if let Some(d @ DeviceKind::Coherent) = device {
+        v.extend(["--device".into(), d.as_str().into()]);
+    }
+    v.extend(["--accel".into(), accel.as_str().into()]);
     for a in &args.append {
         v.extend(["--append".into(), a.clone()]);
     }
@@ -195,13 +256,85 @@ mod tests {
                 &format!("description = \"d\"\n[requires]\nkernel = \">=6.13\"\n{BODY}"),
             ),
         ];
-        let (run, skipped) = expand(&s, &[ThpMode::Madvise, ThpMode::Always], &facts);
+        let (run, skipped) = expand(
+            &s,
+            &[ThpMode::Madvise, ThpMode::Always],
+            &[DeviceKind::Private],
+            &facts,
+        );
         let names: Vec<&str> = run.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, vec!["free@madvise", "free@always", "pinned@never"]);
         assert!(run.iter().all(|i| i.scenario.thp == Some(i.thp)));
         let sk: Vec<&str> = skipped.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(sk, vec!["later@madvise", "later@always"]);
         assert!(skipped[0].reason.contains("6.13"), "{}", skipped[0].reason);
+    }
+
+    #[test]
+    fn expands_per_device_unless_pinned() {
+        let facts = KernelFacts::from_dotconfig("7.3.4", "");
+        let s = vec![
+            loaded("free", &format!("description = \"d\"\n{BODY}")),
+            loaded(
+                "coh",
+                &format!("description = \"d\"\ndevice = \"coherent\"\n{BODY}"),
+            ),
+        ];
+        let names = |devices: &[DeviceKind]| -> Vec<(String, Option<DeviceKind>)> {
+            let (run, _) = expand(&s, &[ThpMode::Madvise], devices, &facts);
+            assert!(run.iter().all(|i| i.scenario.device == i.device));
+            run.into_iter().map(|i| (i.name, i.device)).collect()
+        };
+        use DeviceKind::*;
+        assert_eq!(
+            names(&DeviceKind::ALL),
+            vec![
+                ("free@madvise".to_string(), Some(Private)),
+                ("free@madvise@coherent".to_string(), Some(Coherent)),
+                ("coh@madvise@coherent".to_string(), Some(Coherent)),
+            ]
+        );
+        // A scenario pinned to a device the run does not use is left out.
+        assert_eq!(
+            names(&[Private]),
+            vec![("free@madvise".to_string(), Some(Private))]
+        );
+    }
+
+    #[test]
+    fn a_known_failure_of_one_thp_mode_goes_only_to_that_instance() {
+        let facts = KernelFacts::from_dotconfig("6.12.117", "");
+        let s = vec![loaded(
+            "kst",
+            "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+             [[kselftest.known_failure]]\ncase = \"a.always\"\nthp = \"always\"\nbecause = \"x\"\n\
+             [[kselftest.known_failure]]\ncase = \"a.any\"\nbecause = \"y\"\n",
+        )];
+        let (run, _) = expand(
+            &s,
+            &[ThpMode::Madvise, ThpMode::Always],
+            &[DeviceKind::Private],
+            &facts,
+        );
+        let cases: Vec<(String, Vec<String>)> = run
+            .iter()
+            .map(|i| {
+                let ks = i.scenario.kselftest.as_ref().unwrap();
+                assert!(ks.known_failure.iter().all(|f| f.thp.is_none()));
+                let names = ks.known_failure.iter().filter_map(|f| f.case.clone());
+                (i.name.clone(), names.collect())
+            })
+            .collect();
+        assert_eq!(
+            cases,
+            vec![
+                ("kst@madvise".to_string(), vec!["a.any".to_string()]),
+                (
+                    "kst@always".to_string(),
+                    vec!["a.always".to_string(), "a.any".to_string()]
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -214,10 +347,15 @@ mod tests {
                 "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n",
             ),
         ];
-        let (mut run, mut skipped) = expand(&s, &[ThpMode::Madvise, ThpMode::Always], &facts);
-        assert_eq!(run.len(), 4);
+        let (mut run, mut skipped) = expand(
+            &s,
+            &[ThpMode::Madvise, ThpMode::Always],
+            &DeviceKind::ALL,
+            &facts,
+        );
+        assert_eq!(run.len(), 6, "a kselftest is not on the device axis");
         skip_unbuilt(&mut run, &mut skipped, "other", "x");
-        assert_eq!(run.len(), 4);
+        assert_eq!(run.len(), 6);
         skip_unbuilt(
             &mut run,
             &mut skipped,
@@ -225,7 +363,15 @@ mod tests {
             "hmm-tests did not build",
         );
         let names: Vec<&str> = run.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(names, vec!["steps@madvise", "steps@always"]);
+        assert_eq!(
+            names,
+            vec![
+                "steps@madvise",
+                "steps@madvise@coherent",
+                "steps@always",
+                "steps@always@coherent"
+            ]
+        );
         let sk: Vec<(&str, &str)> = skipped
             .iter()
             .map(|i| (i.name.as_str(), i.reason.as_str()))

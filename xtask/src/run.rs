@@ -19,7 +19,7 @@ use hmmlab_harness::runner::RunConfig;
 use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
 use hmmlab_proto::plan::{Mode, PlannedScenario, PLAN_PATH};
-use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Outcome;
 use hmmlab_proto::{Plan, Record};
 
@@ -234,7 +234,12 @@ fn execute(
     engine: &mut Engine,
     run_dir: &Path,
 ) -> Result<RunEnd> {
-    let plan = plan_stage(crate::plan::modes(&args.thp), inputs, k)?;
+    let plan = plan_stage(
+        crate::plan::modes(&args.thp),
+        &crate::plan::devices(&args.device),
+        inputs,
+        k,
+    )?;
     let boot = boot_stage(args, &inputs.machine, k, guest, &plan, run_dir)?;
     engine.plan(
         boot.planned(args, k, &plan.instances),
@@ -271,11 +276,17 @@ pub struct RunPlan {
     pub skipped: Vec<crate::plan::Skipped>,
 }
 
-pub fn plan_stage(modes: Vec<ThpMode>, inputs: &Inputs, k: &Kernel) -> Result<RunPlan> {
+pub fn plan_stage(
+    modes: Vec<ThpMode>,
+    devices: &[DeviceKind],
+    inputs: &Inputs,
+    k: &Kernel,
+) -> Result<RunPlan> {
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
-    let (mut instances, mut skipped) = crate::plan::expand(&inputs.scenarios, &modes, &facts);
+    let (mut instances, mut skipped) =
+        crate::plan::expand(&inputs.scenarios, &modes, devices, &facts);
     if let Some(why) = &k.hmm_tests_error {
         crate::plan::skip_unbuilt(&mut instances, &mut skipped, "hmm-tests", why);
     }
@@ -288,11 +299,12 @@ pub fn plan_stage(modes: Vec<ThpMode>, inputs: &Inputs, k: &Kernel) -> Result<Ru
 
 /// What the guest driver reads: the instances, in order, and its own
 /// per-scenario limit.
-pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64) -> Plan {
+pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64, machine: &Machine) -> Plan {
     Plan {
         default_thp: plan.modes[0],
         scenario_timeout_ms,
         mode: Mode::Run,
+        devices: machine.devices.clone(),
         scenarios: plan
             .instances
             .iter()
@@ -328,7 +340,7 @@ pub fn boot_stage(
         let secs = args
             .scenario_timeout
             .unwrap_or(machine.accel(accel).scenario_timeout_s);
-        guest_plan(plan, (secs * 1000.0) as u64)
+        guest_plan(plan, (secs * 1000.0) as u64, machine)
     };
     let initrd = run_dir.join("initramfs.cpio");
     write_image(&initrd, guest, k, &guest_plan(Accel::Tcg))?;
@@ -398,8 +410,15 @@ impl BootSetup {
                     &i.base,
                     &i.path,
                     i.thp,
+                    i.device,
                     self.boot.accel,
                 ),
+                known: i
+                    .scenario
+                    .kselftest
+                    .as_ref()
+                    .map(|k| k.known_failure.clone())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -420,6 +439,7 @@ impl BootSetup {
                     &s.base,
                     &s.path,
                     s.thp,
+                    s.device,
                     self.boot.accel,
                 );
                 ScenarioResult {

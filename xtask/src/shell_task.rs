@@ -9,7 +9,7 @@ use hmmlab_harness::machine::{Accel, Machine};
 use hmmlab_harness::qemu::{self, Boot};
 use std::path::Path;
 
-use hmmlab_proto::scenario::ThpMode;
+use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Plan;
 
 use crate::cli::{AccelChoice, ShellArgs};
@@ -49,7 +49,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         kernel: crate::kernel::Request::from_args(&a.kernel)?,
     };
     let (k, guest) = run::prepare(&inputs)?;
-    let plan = run::plan_stage(vec![ThpMode::Madvise], &inputs, &k)?;
+    let plan = run::plan_stage(vec![ThpMode::Madvise], &DeviceKind::ALL, &inputs, &k)?;
     let dir = tempfile::Builder::new().prefix("hmmlab-shell-").tempdir()?;
     let initrd = dir.path().join("initramfs.cpio");
     image::write_initramfs(
@@ -57,7 +57,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         &entries(
             &guest,
             &k,
-            &run::guest_plan(&plan, SHELL_SCENARIO_TIMEOUT_MS),
+            &run::guest_plan(&plan, SHELL_SCENARIO_TIMEOUT_MS, &inputs.machine),
         )?,
     )?;
     let boot = Boot {

@@ -31,6 +31,11 @@ pub struct Plan {
     /// What the guest does: run the scenarios, or only say hello (accel probe).
     #[serde(default)]
     pub mode: Mode,
+    /// The `/dev` nodes the guest must find before it runs anything (the
+    /// machine file's `devices`): one missing is the run's error, never a
+    /// scenario skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     pub scenarios: Vec<PlannedScenario>,
 }
 

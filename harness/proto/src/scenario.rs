@@ -26,9 +26,11 @@ pub struct Scenario {
     /// Guest-side timeout for this scenario; the run's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
-    /// Which device file to use: `/dev/hmm_dmirror<N>` (default 0).
-    #[serde(default)]
-    pub device: u32,
+    /// The device memory the scenario migrates to. Absent: the scenario runs
+    /// once per device kind of the run (`--device`), like the THP mode; the
+    /// host pins it in every instance it sends the guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Mapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,6 +57,42 @@ pub struct When {
     /// or `CONFIG_X=value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// The instance's device memory (`private` or `coherent`); only in a
+    /// step variant's `when` (a scenario for one kind pins `device`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceKind>,
+}
+
+/// lib/test_hmm's two kinds of device memory (`zone_device_type`), two
+/// devices each: MEMORY_DEVICE_PRIVATE (`/dev/hmm_dmirror0`, `1`), which the
+/// CPU cannot map, so a CPU access faults the page back to system memory;
+/// MEMORY_DEVICE_COHERENT (`/dev/hmm_dmirror2`, `3`, only when test_hmm is
+/// given `spm_addr_dev0/1`), which the CPU maps and reads in place.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    Private,
+    Coherent,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 2] = [DeviceKind::Private, DeviceKind::Coherent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Private => "private",
+            DeviceKind::Coherent => "coherent",
+        }
+    }
+
+    /// The minor of the first of test_hmm's two devices of this kind
+    /// (lib/test_hmm.c, hmm_dmirror_init(): two private, then two coherent).
+    pub fn first_minor(self) -> u32 {
+        match self {
+            DeviceKind::Private => 0,
+            DeviceKind::Coherent => 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -244,6 +282,34 @@ pub struct Kselftest {
     pub binary: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// How this selftest is known to fail on some kernels for a reason
+    /// that is not a regression of the code under test (a defect of the
+    /// test or of test_hmm), each citing the kernel code. Resolved on the
+    /// host against the kernel; each one that applies must occur.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_failure: Vec<KnownFailure>,
+}
+
+/// One `[[kselftest.known_failure]]`: a case that fails, or a console
+/// complaint the kernel prints, on the kernels `when` names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KnownFailure {
+    /// The case's full name, e.g. `hmm.hmm_device_coherent.migrate_anon_huge_err`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// Text of a console WARNING: found in its `WARNING:` line or in the
+    /// line before it (the message WARN() prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<String>,
+    /// The kernels it applies to; every kernel when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    /// The THP mode it applies to; every mode when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<ThpMode>,
+    /// Why, citing the kernel code.
+    pub because: String,
 }
 
 /// The data pattern: every 64-bit word of a written page holds
@@ -264,7 +330,7 @@ mod tests {
             kind: Kind::Steps,
             thp: Some(ThpMode::Madvise),
             timeout_ms: None,
-            device: 0,
+            device: Some(DeviceKind::Coherent),
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages: 16,

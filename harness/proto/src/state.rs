@@ -1,5 +1,7 @@
 //! Per-page states reported by `HMM_DMIRROR_SNAPSHOT` (lib/test_hmm_uapi.h),
-//! written in scenario files as names joined by `+`, e.g. `dev-private-local+write`.
+//! written in scenario files as names joined by `+`, e.g. `dev-private-local+write`,
+//! or with a device-neutral name, `dev-local+write`, that each instance
+//! resolves to its own kind of device memory ([`for_device`]).
 //!
 //! The values are the same from 6.1 to 7.3: 7.x's device-private THP
 //! (migrated whole, one PMD) is no new value but the old bits combined.
@@ -25,6 +27,29 @@ pub const STATE_NAMES: &[(&str, u8)] = &[
     ("error", 0xFF),
 ];
 
+/// Device-neutral names for the memory of the instance's own kind of
+/// device, which the host resolves per instance before the guest sees the
+/// scenario (neutral, on device-private memory, on device-coherent memory).
+pub const NEUTRAL_NAMES: &[(&str, &str, &str)] = &[
+    ("dev-local", "dev-private-local", "dev-coherent-local"),
+    ("dev-remote", "dev-private-remote", "dev-coherent-remote"),
+];
+
+/// `text` with its device-neutral names replaced by those of device-private
+/// memory, or of device-coherent memory when `coherent`.
+pub fn for_device(text: &str, coherent: bool) -> String {
+    text.split('+')
+        .map(|part| {
+            let p = part.trim();
+            match NEUTRAL_NAMES.iter().find(|(n, _, _)| *n == p) {
+                Some((_, private, coh)) => if coherent { *coh } else { *private }.to_string(),
+                None => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 /// The state a snapshot `expect` gives to pages it deliberately leaves
 /// unchecked: every page of a snapshot is named, by a state or by this.
 pub const ANY: &str = "any";
@@ -45,7 +70,11 @@ pub fn parse_state(text: &str) -> Result<u8, String> {
         match STATE_NAMES.iter().find(|(n, _)| *n == part) {
             Some((_, v)) => value |= v,
             None => {
-                let names: Vec<&str> = STATE_NAMES.iter().map(|(n, _)| *n).collect();
+                let names: Vec<&str> = STATE_NAMES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(NEUTRAL_NAMES.iter().map(|(n, _, _)| *n))
+                    .collect();
                 return Err(format!(
                     "unknown page state `{part}`; known states: {} (combine with `+`)",
                     names.join(", ")
@@ -108,6 +137,17 @@ mod tests {
         assert_eq!(parse_state("dev-private-local+write+pmd").unwrap(), 0x26);
         assert_eq!(state_name(0x26), "dev-private-local+write+pmd");
         assert_eq!(state_name(0x25), "dev-private-local+read+pmd");
+        // Device-neutral names, resolved per instance.
+        assert_eq!(
+            for_device("dev-local+write+pmd", false),
+            "dev-private-local+write+pmd"
+        );
+        assert_eq!(
+            for_device("dev-local+read", true),
+            "dev-coherent-local+read"
+        );
+        assert_eq!(for_device("write", true), "write");
+        assert!(parse_state("dev-local").unwrap_err().contains("dev-local"));
         assert!(parse_state("dev-private+write")
             .unwrap_err()
             .contains("dev-private"));

@@ -138,6 +138,7 @@ exclusive: Test terminated by assertion",
                     Some("never reported: the output ends after case 3"),
                 ),
             ],
+            known_failures: vec![],
             reproduce: "cargo xtask run-scenarios".into(),
         }
     }

@@ -154,6 +154,10 @@ pub struct ScenarioResult {
     /// Per-case results of a selftest, parsed from its TAP output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cases: Vec<CaseResult>,
+    /// The known failures of a selftest that occurred (declared in its
+    /// file, so they did not fail it), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_failures: Vec<String>,
     /// One line that reruns just this scenario on the same kernel.
     pub reproduce: String,
 }
@@ -187,6 +191,7 @@ impl ScenarioResult {
             output: vec![],
             console_findings: vec![],
             cases: vec![],
+            known_failures: vec![],
             reproduce: reproduce.to_string(),
         }
     }

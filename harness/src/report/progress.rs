@@ -62,12 +62,17 @@ fn line(ev: &RunEvent) -> Option<String> {
         }
         RunEvent::QmpEvent { at, name } => format!("{} QMP event {name}", t(at)),
         RunEvent::ConsoleFinding(f) => format!(
-            "console:{}: {:?}{}",
+            "console:{}: {:?}{}{}",
             f.line,
             f.kind,
             f.scenario
                 .as_ref()
                 .map(|s| format!(" during {s}"))
+                .unwrap_or_default(),
+            // A WARNING's own message is the line before it.
+            Some(f.before.trim())
+                .filter(|b| f.kind == crate::console::FindingKind::Warning && !b.is_empty())
+                .map(|b| format!(": {b}"))
                 .unwrap_or_default()
         ),
         RunEvent::InfraError { message } => format!("infrastructure error: {message}"),

@@ -148,6 +148,23 @@ pub fn render(r: &RunReport) -> String {
             Skips::describe(&skips.cases)
         );
     }
+    let known: Vec<String> = r
+        .scenarios
+        .iter()
+        .flat_map(|sc| {
+            sc.known_failures
+                .iter()
+                .map(move |k| format!("  {}: {k}", sc.name))
+        })
+        .collect();
+    if !known.is_empty() {
+        let _ = writeln!(
+            s,
+            "known failures, declared with their reason in the scenario files (not counted as \
+             failures; an entry that stops occurring fails its scenario):\n{}",
+            known.join("\n")
+        );
+    }
     if !skips.is_empty() && !r.fail_on_skip {
         let _ = writeln!(
             s,
@@ -193,6 +210,7 @@ mod tests {
             output: vec![],
             console_findings: vec![],
             cases: vec![],
+            known_failures: vec![],
             reproduce: String::new(),
         };
         let plain = sc.clone();

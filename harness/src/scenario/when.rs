@@ -16,7 +16,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use hmmlab_proto::scenario::{Scenario, When};
+use hmmlab_proto::scenario::{DeviceKind, Scenario, When};
+use hmmlab_proto::state::for_device;
 
 /// What is known about the kernel under test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -276,16 +277,21 @@ pub fn unmet(when: &When, k: &KernelFacts) -> Vec<String> {
     out
 }
 
-/// Do all the conditions `when` gives hold for `k`?
-pub fn matches(when: &When, k: &KernelFacts) -> bool {
-    unmet(when, k).is_empty()
+/// Do all the conditions `when` gives hold for `k` and an instance on
+/// `device` (a `device` condition never holds without a device)?
+pub fn matches(when: &When, k: &KernelFacts, device: Option<DeviceKind>) -> bool {
+    unmet(when, k).is_empty() && when.device.is_none_or(|d| Some(d) == device)
 }
 
-/// `s` for kernel `k`: `Err(reason)` when its `requires` does not hold (the
-/// scenario is then a skip with that reason); otherwise a copy with each
-/// step's first matching variant applied, no variants left and no
-/// `requires`.
-pub fn resolve(s: &Scenario, k: &KernelFacts) -> Result<Scenario, String> {
+/// `s` for kernel `k` and device memory `device`: `Err(reason)` when its
+/// `requires` does not hold (the scenario is then a skip with that reason);
+/// otherwise a copy with each step's first matching variant applied, no
+/// variants left, no `requires`, and `device` set to the one given.
+pub fn resolve(
+    s: &Scenario,
+    k: &KernelFacts,
+    device: Option<DeviceKind>,
+) -> Result<Scenario, String> {
     if let Some(req) = &s.requires {
         let why = unmet(req, k);
         if !why.is_empty() {
@@ -294,9 +300,17 @@ pub fn resolve(s: &Scenario, k: &KernelFacts) -> Result<Scenario, String> {
     }
     let mut out = s.clone();
     out.requires = None;
+    if let Some(ks) = &mut out.kselftest {
+        ks.known_failure
+            .retain(|f| f.when.as_ref().is_none_or(|w| matches(w, k, None)));
+        for f in &mut ks.known_failure {
+            f.when = None;
+        }
+    }
+    out.device = device;
     for step in &mut out.step {
         let variants = std::mem::take(&mut step.variant);
-        if let Some(v) = variants.into_iter().find(|v| matches(&v.when, k)) {
+        if let Some(v) = variants.into_iter().find(|v| matches(&v.when, k, device)) {
             if v.expect_cpages.is_some() {
                 step.expect_cpages = v.expect_cpages;
             }
@@ -309,6 +323,10 @@ pub fn resolve(s: &Scenario, k: &KernelFacts) -> Result<Scenario, String> {
             if let Some(e) = v.expect {
                 step.expect = e;
             }
+        }
+        let coherent = device == Some(DeviceKind::Coherent);
+        for e in &mut step.expect {
+            e.state = for_device(&e.state, coherent);
         }
     }
     Ok(out)
@@ -334,8 +352,10 @@ mod tests {
             &When {
                 kernel: Some(cond.into()),
                 config: None,
+                device: None,
             },
             &facts(release),
+            None,
         )
     }
 
@@ -344,8 +364,10 @@ mod tests {
             &When {
                 kernel: None,
                 config: Some(cond.into()),
+                device: None,
             },
             &facts("6.12.117"),
+            None,
         )
     }
 
@@ -494,15 +516,16 @@ mod tests {
         let w = When {
             kernel: Some(">=6.10".into()),
             config: Some("CONFIG_TEST_HMM".into()),
+            device: None,
         };
-        assert!(matches(&w, &facts("6.12.117")));
-        assert!(!matches(&w, &facts("6.9.1")));
+        assert!(matches(&w, &facts("6.12.117"), None));
+        assert!(!matches(&w, &facts("6.9.1"), None));
         let w = When {
             config: Some("CONFIG_ABSENT".into()),
             ..w
         };
-        assert!(!matches(&w, &facts("6.12.117")));
-        assert!(matches(&When::default(), &facts("6.12.117")));
+        assert!(!matches(&w, &facts("6.12.117"), None));
+        assert!(matches(&When::default(), &facts("6.12.117"), None));
     }
 
     fn scenario(requires: Option<When>, variants: Vec<Variant>) -> Scenario {
@@ -520,6 +543,7 @@ mod tests {
             when: When {
                 kernel: Some(kernel.into()),
                 config: None,
+                device: None,
             },
             expect_cpages: None,
             expect_faults: None,
@@ -544,10 +568,12 @@ mod tests {
                     Some(When {
                         kernel: kernel.map(Into::into),
                         config: config.map(Into::into),
+                        device: None,
                     }),
                     vec![],
                 ),
                 &k,
+                None,
             )
         };
         assert_eq!(
@@ -586,19 +612,19 @@ mod tests {
         c.expect = Some(expect("read"));
         c.expect_errno = Some(22);
         let s = scenario(None, vec![a, b, c]);
-        let r = resolve(&s, &facts("6.12.117")).unwrap();
+        let r = resolve(&s, &facts("6.12.117"), None).unwrap();
         assert!(r.step.iter().all(|st| st.variant.is_empty()));
         assert_eq!(r.step[1].expect, expect("write"));
         assert_eq!(r.step[1].expect_cpages, Some(7));
         assert_eq!(r.step[1].expect_errno, None, "only the first match applies");
         // Fields a variant does not give keep the step's values.
         assert_eq!(r.step[0], s.step[0]);
-        let r = resolve(&s, &facts("6.6.60")).unwrap();
+        let r = resolve(&s, &facts("6.6.60"), None).unwrap();
         assert_eq!(r.step[1].expect, expect("read"));
         assert_eq!(r.step[1].expect_errno, Some(22));
         assert_eq!(r.step[1].expect_cpages, None);
         // No variant matches: the step as written.
-        let r = resolve(&s, &facts("5.15.1")).unwrap();
+        let r = resolve(&s, &facts("5.15.1"), None).unwrap();
         assert_eq!(r.step[1].expect, expect("none"));
         let base = Step {
             variant: vec![],
@@ -606,5 +632,30 @@ mod tests {
         };
         assert_eq!(r.step[1], base);
         assert_eq!(base.op, Op::Snapshot);
+    }
+
+    #[test]
+    fn device_variants_hold_only_for_their_device() {
+        let mut a = variant(">=6.1");
+        a.when.device = Some(DeviceKind::Coherent);
+        a.expect = Some(expect("dev-coherent-local+write"));
+        let s = scenario(None, vec![a]);
+        let k = facts("6.12.117");
+        let r = resolve(&s, &k, Some(DeviceKind::Coherent)).unwrap();
+        assert_eq!(r.step[1].expect, expect("dev-coherent-local+write"));
+        assert_eq!(r.device, Some(DeviceKind::Coherent));
+        // Device-neutral state names resolve to the instance's device.
+        let mut b = variant(">=6.1");
+        b.expect = Some(expect("dev-local+write"));
+        let s2 = scenario(None, vec![b]);
+        let r = resolve(&s2, &k, Some(DeviceKind::Coherent)).unwrap();
+        assert_eq!(r.step[1].expect, expect("dev-coherent-local+write"));
+        let r = resolve(&s2, &k, None).unwrap();
+        assert_eq!(r.step[1].expect, expect("dev-private-local+write"));
+        for other in [Some(DeviceKind::Private), None] {
+            let r = resolve(&s, &k, other).unwrap();
+            assert_eq!(r.step[1].expect, expect("none"), "{other:?}");
+            assert_eq!(r.device, other);
+        }
     }
 }

@@ -46,6 +46,33 @@ fn kselftest_binary_is_plain_name() {
 }
 
 #[test]
+fn known_failures_name_something_say_why_and_have_valid_conditions() {
+    let head = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n";
+    let d = one(&format!(
+        "{head}[[kselftest.known_failure]]\nbecause = \"why\"\n"
+    ));
+    assert_at(&d, 5, 1, "names neither a `case` nor a `console`");
+    let d = one(&format!(
+        "{head}[[kselftest.known_failure]]\ncase = \"a.b.c\"\nbecause = \" \"\n"
+    ));
+    assert_at(&d, 7, 11, "needs a `because`");
+    let d = one(&format!(
+        "{head}[[kselftest.known_failure]]\ncase = \"a.b.c\"\nwhen = {{ kernel = \">=x\" }}\nbecause = \"y\"\n"
+    ));
+    assert!(d.message.contains("invalid kernel condition `>=x`"), "{d}");
+    assert_eq!(d.line, 7, "{d}");
+    let d = one(&format!(
+        "{head}[[kselftest.known_failure]]\ncase = \"a.b.c\"\nwhen = {{ device = \"coherent\" }}\nbecause = \"y\"\n"
+    ));
+    assert!(d.message.contains("cannot name a device"), "{d}");
+    let ok = format!(
+        "{head}[[kselftest.known_failure]]\nconsole = \"Conflicting mapping\"\n\
+         when = {{ kernel = \">=7.2\" }}\nbecause = \"lib/test_hmm.c\"\n"
+    );
+    super::super::parse_str(std::path::Path::new("t.toml"), &ok).unwrap();
+}
+
+#[test]
 fn mapping_size_limits() {
     for bad in ["0", "262145"] {
         let text = OK.replace("pages = 16", &format!("pages = {bad}"));

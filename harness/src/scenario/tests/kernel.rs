@@ -100,7 +100,12 @@ fn variant_fields_follow_the_step_rules() {
     assert!(ds[1].hint.as_ref().unwrap().contains("8 page(s)"));
     assert_at(&ds[2], 19, 9, "`[4, 12]` lies outside the step's pages");
     assert_at(&ds[3], 20, 9, "invalid page state `dev-private`");
-    assert_at(&ds[4], 22, 8, "`when` has neither `kernel` nor `config`");
+    assert_at(
+        &ds[4],
+        22,
+        8,
+        "`when` has none of `kernel`, `config`, `device`",
+    );
     assert!(ds[4].hint.as_ref().unwrap().contains("always applies"));
     assert_at(
         &ds[5],
@@ -154,12 +159,45 @@ fn variants_resolve_after_validation() {
     );
     let s = parse_str(Path::new("t.toml"), &text).unwrap();
     let k = KernelFacts::from_dotconfig("6.12.117", "CONFIG_TEST_HMM=m\n");
-    let r = resolve(&s, &k).unwrap();
+    let r = resolve(&s, &k, None).unwrap();
     assert_eq!(
         (r.step[1].expect_cpages, r.step[1].expect_errno),
         (Some(8), Some(0))
     );
     assert!(r.step[1].variant.is_empty());
+}
+
+#[test]
+fn known_failures_resolve_to_those_of_the_kernel() {
+    use crate::scenario::when::{resolve, KernelFacts};
+    let text = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+                [[kselftest.known_failure]]\ncase = \"a.new\"\nwhen = { kernel = \">=7.2\" }\nbecause = \"x\"\n\
+                [[kselftest.known_failure]]\ncase = \"a.any\"\nbecause = \"y\"\n";
+    let s = parse_str(Path::new("t.toml"), text).unwrap();
+    let names = |release: &str| -> Vec<String> {
+        let r = resolve(&s, &KernelFacts::from_dotconfig(release, ""), None).unwrap();
+        let ks = r.kselftest.unwrap();
+        assert!(ks.known_failure.iter().all(|f| f.when.is_none()));
+        ks.known_failure
+            .into_iter()
+            .filter_map(|f| f.case)
+            .collect()
+    };
+    assert_eq!(names("7.3.4"), vec!["a.new", "a.any"]);
+    assert_eq!(names("6.12.117"), vec!["a.any"]);
+}
+
+#[test]
+fn device_conditions_only_where_they_can_hold() {
+    let d = one(&with_top("[requires]\ndevice = \"coherent\"\n"));
+    assert!(d.message.contains("[requires] cannot name a device"), "{d}");
+    let pinned = format!(
+        "device = \"private\"\n{OK}[[step]]\nop = \"snapshot\"\n[[step.expect]]\npages = [0, 16]\nstate = \"none\"\n\
+         [[step.variant]]\nwhen = {{ device = \"coherent\" }}\nexpect = [{{ pages = [0, 16], state = \"dev-local\" }}]\n"
+    );
+    let d = one(&pinned);
+    assert!(d.message.contains("never applies"), "{d}");
+    loads(&pinned.replace("device = \"private\"\n", ""));
 }
 
 #[test]

@@ -27,22 +27,80 @@ fn conditions(cx: &Ctx<'_, '_>) -> Vec<(Vec<Seg>, &'static str, When)> {
             ));
         }
     }
+    if let Some(ks) = &cx.s.kselftest {
+        for (i, f) in ks.known_failure.iter().enumerate() {
+            if let Some(w) = &f.when {
+                out.push((
+                    key_path!["kselftest", "known_failure", i, "when"],
+                    "`when`",
+                    w.clone(),
+                ));
+            }
+        }
+    }
     out
 }
 
 pub(super) fn check_conditions(cx: &mut Ctx<'_, '_>) {
     for (at, what, w) in conditions(cx) {
-        if w.kernel.is_none() && w.config.is_none() {
-            let hint = if at.len() == 1 {
+        let known = matches!(&at[0], Seg::Key(k) if k == "kselftest");
+        if known && w.device.is_some() {
+            let mut p = at.clone();
+            p.push(Seg::from("device"));
+            cx.at_value(
+                p,
+                "a known failure's `when` cannot name a device: a selftest is not on the \
+                 device axis, it picks its devices itself"
+                    .to_string(),
+                Some("name the case of the device's fixture variant in `case`".into()),
+            );
+            continue;
+        }
+        if at.len() == 1 && w.device.is_some() {
+            let mut p = at.clone();
+            p.push(Seg::from("device"));
+            cx.at_value(
+                p,
+                "[requires] cannot name a device: a scenario that applies to one kind of \
+                 device memory would be a skip on the other"
+                    .to_string(),
+                Some("pin it instead: `device = \"private\"` at the top of the file".into()),
+            );
+            continue;
+        }
+        if let (Some(pinned), Some(d)) = (cx.s.device, w.device) {
+            if pinned != d {
+                let mut p = at.clone();
+                p.push(Seg::from("device"));
+                cx.at_value(
+                    p,
+                    format!(
+                        "this variant never applies: the scenario runs only on `device = \"{}\"`",
+                        pinned.as_str()
+                    ),
+                    Some("remove the variant, or the scenario's `device`".into()),
+                );
+            }
+        }
+        if w.kernel.is_none() && w.config.is_none() && w.device.is_none() {
+            let top = at.len() == 1;
+            let hint = if top {
                 "a condition with no fields always holds; give `kernel = \">=6.13\"` and/or \
                  `config = \"CONFIG_X\"`, or remove [requires]"
+            } else if known {
+                "a `when` with no fields always holds; give `kernel` and/or `config`, or \
+                 remove `when` to mean every kernel"
             } else {
-                "a variant whose `when` has no fields always applies; give `kernel` and/or \
-                 `config`, or move its fields into the step"
+                "a variant whose `when` has no fields always applies; give `kernel`, \
+                 `config` and/or `device`, or move its fields into the step"
             };
             cx.at_value(
                 at,
-                format!("{what} has neither `kernel` nor `config`"),
+                if top {
+                    format!("{what} has neither `kernel` nor `config`")
+                } else {
+                    format!("{what} has none of `kernel`, `config`, `device`")
+                },
                 Some(hint.to_string()),
             );
             continue;

@@ -84,6 +84,27 @@ pub(super) fn check_kselftest_binary(cx: &mut Ctx<'_, '_>) {
         let msg = format!("`binary = {b:?}` is not a plain file name");
         cx.at_value(key_path!["kselftest", "binary"], msg, Some(hint));
     }
+    for (i, f) in k.known_failure.iter().enumerate() {
+        let blank = |t: &Option<String>| t.as_deref().is_none_or(|t| t.trim().is_empty());
+        if blank(&f.case) && blank(&f.console) {
+            let hint = "give `case = \"fixture.variant.test\"` (the name the selftest reports) \
+                        and/or `console = \"text of the WARNING\"`"
+                .to_string();
+            let msg = "a known failure names neither a `case` nor a `console` text".to_string();
+            cx.at_value(key_path!["kselftest", "known_failure", i], msg, Some(hint));
+        }
+        if f.because.trim().is_empty() {
+            let hint = "say why it is not a regression, citing the kernel code \
+                        (file and function)"
+                .to_string();
+            let msg = "a known failure needs a `because`".to_string();
+            cx.at_value(
+                key_path!["kselftest", "known_failure", i, "because"],
+                msg,
+                Some(hint),
+            );
+        }
+    }
 }
 
 pub(super) fn check_mapping_size(cx: &mut Ctx<'_, '_>) {

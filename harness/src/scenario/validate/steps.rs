@@ -4,7 +4,7 @@
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, StateExpect, Touch};
-use hmmlab_proto::state::{parse_expected, ANY};
+use hmmlab_proto::state::{for_device, parse_expected, ANY};
 use toml::de::DeValue;
 
 use super::{Ctx, ITERATIONS};
@@ -593,7 +593,7 @@ pub(super) fn check_snapshot_asserts(cx: &mut Ctx<'_, '_>) {
 pub(super) fn check_states(cx: &mut Ctx<'_, '_>) {
     for e in expectations(cx.s) {
         for (j, x) in e.expect.unwrap_or_default().iter().enumerate() {
-            if let Err(why) = parse_expected(&x.state) {
+            if let Err(why) = parse_expected(&for_device(&x.state, false)) {
                 let msg = format!("invalid page state `{}`", x.state);
                 cx.at_value(e.path(key_path!["expect", j, "state"]), msg, Some(why));
             }
