@@ -844,6 +844,7 @@ mod tests {
             case: case.map(Into::into),
             console: console.map(Into::into),
             when: None,
+            thp: None,
             because: "lib/test_hmm.c: one chunk\nmore".into(),
         }
     }
