@@ -47,13 +47,7 @@ pub fn thp(c: ThpChoice) -> ThpMode {
 
 /// The run's THP modes, in the order given, without repeats.
 pub fn modes(choices: &[ThpChoice]) -> Vec<ThpMode> {
-    let mut out: Vec<ThpMode> = Vec::new();
-    for m in choices.iter().copied().map(thp) {
-        if !out.contains(&m) {
-            out.push(m);
-        }
-    }
-    out
+    first_of_each(choices.iter().copied().map(thp))
 }
 
 pub fn device(c: DeviceChoice) -> DeviceKind {
@@ -65,10 +59,15 @@ pub fn device(c: DeviceChoice) -> DeviceKind {
 
 /// The run's kinds of device memory, in the order given, without repeats.
 pub fn devices(choices: &[DeviceChoice]) -> Vec<DeviceKind> {
-    let mut out: Vec<DeviceKind> = Vec::new();
-    for d in choices.iter().copied().map(device) {
-        if !out.contains(&d) {
-            out.push(d);
+    first_of_each(choices.iter().copied().map(device))
+}
+
+/// The items in order, each only the first time it comes.
+fn first_of_each<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for x in items {
+        if !out.contains(&x) {
+            out.push(x);
         }
     }
     out
