@@ -878,6 +878,7 @@ mod tests {
             console_findings: vec![],
             cases: vec![],
             known_failures: vec![],
+            not_applicable: false,
             reproduce: String::new(),
         }
     }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hmmlab_harness::scenario::when::{resolve, KernelFacts};
+use hmmlab_harness::scenario::when::{resolve, version_excludes, KernelFacts};
 use hmmlab_harness::scenario::LoadedScenario;
 use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Scenario;
@@ -35,6 +35,9 @@ pub struct Skipped {
     pub thp: ThpMode,
     pub device: Option<DeviceKind>,
     pub reason: String,
+    /// The scenario's `[requires] kernel` excludes this kernel's version:
+    /// it does not apply here (`when::version_excludes`), which is not a skip.
+    pub not_applicable: bool,
 }
 
 pub fn thp(c: ThpChoice) -> ThpMode {
@@ -122,6 +125,11 @@ pub fn expand(
                         thp: m,
                         device: d,
                         reason,
+                        not_applicable: s
+                            .scenario
+                            .requires
+                            .as_ref()
+                            .is_some_and(|r| version_excludes(r, facts)),
                     }),
                 }
             }
@@ -161,6 +169,7 @@ pub fn skip_unbuilt(run: &mut Vec<Instance>, skipped: &mut Vec<Skipped>, binary:
         thp: i.thp,
         device: i.device,
         reason: why.to_string(),
+        not_applicable: false,
     }));
 }
 
@@ -254,6 +263,10 @@ mod tests {
                 "later",
                 &format!("description = \"d\"\n[requires]\nkernel = \">=6.13\"\n{BODY}"),
             ),
+            loaded(
+                "needs-b",
+                &format!("description = \"d\"\n[requires]\nconfig = \"CONFIG_B\"\n{BODY}"),
+            ),
         ];
         let (run, skipped) = expand(
             &s,
@@ -265,8 +278,19 @@ mod tests {
         assert_eq!(names, vec!["free@madvise", "free@always", "pinned@never"]);
         assert!(run.iter().all(|i| i.scenario.thp == Some(i.thp)));
         let sk: Vec<&str> = skipped.iter().map(|i| i.name.as_str()).collect();
-        assert_eq!(sk, vec!["later@madvise", "later@always"]);
+        assert_eq!(
+            sk,
+            vec![
+                "later@madvise",
+                "later@always",
+                "needs-b@madvise",
+                "needs-b@always"
+            ]
+        );
         assert!(skipped[0].reason.contains("6.13"), "{}", skipped[0].reason);
+        // A kernel that is too old: not applicable; a config not set: a skip.
+        let na: Vec<bool> = skipped.iter().map(|i| i.not_applicable).collect();
+        assert_eq!(na, vec![true, true, false, false]);
     }
 
     #[test]

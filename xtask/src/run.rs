@@ -444,6 +444,7 @@ impl BootSetup {
                 );
                 ScenarioResult {
                     message: Some(s.reason.clone()),
+                    not_applicable: s.not_applicable,
                     ..ScenarioResult::new(&s.name, Outcome::Skip, Some(s.thp), &line)
                 }
             })

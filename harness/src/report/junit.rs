@@ -28,6 +28,9 @@ pub fn render(r: &RunReport) -> Result<String> {
             }
             desc.push_str(&format!("reproduce: {}\n", sc.reproduce));
             status(sc.outcome, sc.message.clone(), Some(desc))
+        } else if sc.not_applicable {
+            let why = sc.message.as_deref().unwrap_or("no reason given");
+            status(sc.outcome, Some(format!("not applicable: {why}")), None)
         } else {
             status(sc.outcome, sc.message.clone(), None)
         };
@@ -117,6 +120,7 @@ mod tests {
             steps: vec![],
             output: vec![],
             console_findings: vec![],
+            not_applicable: false,
             cases: vec![
                 case("t.open_close", Outcome::Pass, None),
                 case(

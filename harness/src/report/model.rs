@@ -100,7 +100,7 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Skipped instances and selftest cases, per reason (at the end).
-    #[serde(default, skip_serializing_if = "Skips::is_empty")]
+    #[serde(default, skip_serializing_if = "Skips::is_none")]
     pub skips: Skips,
     /// `--fail-on-skip`: every skip was made a failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -158,6 +158,10 @@ pub struct ScenarioResult {
     /// file, so they did not fail it), one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_failures: Vec<String>,
+    /// A skip because the scenario's `[requires] kernel` excludes this
+    /// kernel's version: counted apart, never a failure of --fail-on-skip.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_applicable: bool,
     /// One line that reruns just this scenario on the same kernel.
     pub reproduce: String,
 }
@@ -192,6 +196,7 @@ impl ScenarioResult {
             console_findings: vec![],
             cases: vec![],
             known_failures: vec![],
+            not_applicable: false,
             reproduce: reproduce.to_string(),
         }
     }

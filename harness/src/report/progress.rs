@@ -28,11 +28,14 @@ fn line(ev: &RunEvent) -> Option<String> {
     Some(match ev {
         RunEvent::RunStarted(s) => format!("run {}: {}", s.run_id, s.run_dir.display()),
         RunEvent::KernelReady(k) => format!("kernel: {} {} (build {})", k.source, k.release, k.key),
-        RunEvent::Planned { planned, skipped } => format!(
-            "plan: {} scenario instance(s) to run, {} skipped here",
-            planned.len(),
-            skipped.len()
-        ),
+        RunEvent::Planned { planned, skipped } => {
+            let na = skipped.iter().filter(|s| s.not_applicable).count();
+            format!(
+                "plan: {} scenario instance(s) to run, {} skipped here, {na} not applicable",
+                planned.len(),
+                skipped.len() - na
+            )
+        }
         RunEvent::VmStarted(v) => format!(
             "accel: {} ({})\nRunning with: $ {}\n[  0.00s] QEMU started (pid {})",
             v.accel, v.accel_reason, v.qemu_command, v.pid

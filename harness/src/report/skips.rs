@@ -15,6 +15,10 @@ pub struct Skips {
     pub instances: BTreeMap<String, usize>,
     /// Skipped cases of selftests (hmm-tests) that ran: reason → count.
     pub cases: BTreeMap<String, usize>,
+    /// Instances whose `[requires] kernel` excludes this kernel: reason →
+    /// count. Not skips: what they test is not in this kernel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_applicable: BTreeMap<String, usize>,
 }
 
 impl Skips {
@@ -22,9 +26,12 @@ impl Skips {
         let mut s = Skips::default();
         for sc in scenarios {
             if sc.outcome == Outcome::Skip {
-                *s.instances
-                    .entry(reason(sc.message.as_deref()))
-                    .or_default() += 1;
+                let to = if sc.not_applicable {
+                    &mut s.not_applicable
+                } else {
+                    &mut s.instances
+                };
+                *to.entry(reason(sc.message.as_deref())).or_default() += 1;
             }
             for c in sc.cases.iter().filter(|c| c.outcome == Outcome::Skip) {
                 *s.cases.entry(reason(c.reason.as_deref())).or_default() += 1;
@@ -33,8 +40,14 @@ impl Skips {
         s
     }
 
+    /// No skip (instances that do not apply are not skips).
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty() && self.cases.is_empty()
+    }
+
+    /// Nothing to say: no skip and nothing that did not apply.
+    pub fn is_none(&self) -> bool {
+        self.is_empty() && self.not_applicable.is_empty()
     }
 
     /// `41 (38 DEVICE_COHERENT not available; 2 Not enough huge pages; …)`,
@@ -58,10 +71,14 @@ fn reason(text: Option<&str>) -> String {
 }
 
 /// `--fail-on-skip`: every skipped instance fails, and so does every
-/// selftest that skipped a case, with what was skipped and why.
+/// selftest that skipped a case, with what was skipped and why. An instance
+/// that does not apply to this kernel's version stays as it is.
 pub fn fail_skips(scenarios: &mut [ScenarioResult]) {
     for sc in scenarios {
         let skipped_cases = Skips::of(std::slice::from_ref(sc)).cases;
+        if sc.outcome == Outcome::Skip && sc.not_applicable {
+            continue;
+        }
         if sc.outcome == Outcome::Skip {
             sc.outcome = Outcome::Fail;
             sc.message = Some(format!(
@@ -136,5 +153,22 @@ mod tests {
         );
         assert_eq!(v[1].outcome, Outcome::Fail);
         assert_eq!(v[2].outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn an_instance_that_does_not_apply_is_counted_apart_and_never_failed() {
+        let mut na = ScenarioResult::for_tests("fail-alloc@madvise", Outcome::Skip);
+        na.message = Some("requires kernel >=7.2 (this is 6.12.117)".into());
+        na.not_applicable = true;
+        let s = Skips::of(std::slice::from_ref(&na));
+        assert!(s.is_empty() && !s.is_none(), "{s:?}");
+        assert_eq!(
+            s.not_applicable["requires kernel >=7.2 (this is 6.12.117)"],
+            1
+        );
+        let mut v = vec![na, ScenarioResult::for_tests("a@madvise", Outcome::Skip)];
+        fail_skips(&mut v);
+        assert_eq!(v[0].outcome, Outcome::Skip);
+        assert_eq!(v[1].outcome, Outcome::Fail);
     }
 }

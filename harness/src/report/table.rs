@@ -122,7 +122,9 @@ pub fn render(r: &RunReport) -> String {
         let _ = writeln!(s, "{}", line.trim_end());
     }
     use hmmlab_proto::Outcome::*;
-    let _ = writeln!(
+    let skips = Skips::of(&r.scenarios);
+    let not_applicable: usize = skips.not_applicable.values().sum();
+    let _ = write!(
         s,
         "{} passed, {} failed ({} fail, {} timeout, {} crashed, {} error), {} skipped",
         r.count(Pass),
@@ -131,9 +133,13 @@ pub fn render(r: &RunReport) -> String {
         r.count(Timeout),
         r.count(Crashed),
         r.count(Error),
-        r.count(Skip)
+        r.count(Skip) - not_applicable
     );
-    let skips = Skips::of(&r.scenarios);
+    let _ = if not_applicable > 0 {
+        writeln!(s, ", {not_applicable} not applicable to this kernel")
+    } else {
+        writeln!(s)
+    };
     if !skips.instances.is_empty() {
         let _ = writeln!(
             s,
@@ -146,6 +152,13 @@ pub fn render(r: &RunReport) -> String {
             s,
             "skipped selftest cases: {}",
             Skips::describe(&skips.cases)
+        );
+    }
+    if !skips.not_applicable.is_empty() {
+        let _ = writeln!(
+            s,
+            "not applicable (the scenario needs a newer or older kernel; not a skip): {}",
+            Skips::describe(&skips.not_applicable)
         );
     }
     let known: Vec<String> = r
@@ -211,6 +224,7 @@ mod tests {
             console_findings: vec![],
             cases: vec![],
             known_failures: vec![],
+            not_applicable: false,
             reproduce: String::new(),
         };
         let plain = sc.clone();
@@ -232,5 +246,27 @@ mod tests {
             "{text}"
         );
         assert!(lines[2].ends_with("2.5ms               -"), "{text}");
+    }
+
+    #[test]
+    fn instances_that_do_not_apply_are_not_counted_as_skips() {
+        let mut na = ScenarioResult::for_tests("fail-alloc-pages@madvise", Outcome::Skip);
+        na.message = Some("requires kernel >=7.2 (this is 6.12.117)".into());
+        na.not_applicable = true;
+        let mut sk = ScenarioResult::for_tests("uffd@madvise", Outcome::Skip);
+        sk.message = Some("requires CONFIG_USERFAULTFD (not set in this kernel)".into());
+        let text = render(&RunReport::for_tests(vec![na, sk]));
+        assert!(
+            text.contains("1 skipped, 1 not applicable to this kernel\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not applicable (the scenario needs a newer or older kernel; not a skip): 1 (1 requires kernel >=7.2 (this is 6.12.117))"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skipped instances: 1 (1 requires CONFIG_USERFAULTFD"),
+            "{text}"
+        );
     }
 }

@@ -277,6 +277,25 @@ pub fn unmet(when: &When, k: &KernelFacts) -> Vec<String> {
     out
 }
 
+/// Is `when` unmet only because of the kernel's version? Then the scenario
+/// tests something this kernel does not have (an ioctl, a code path that
+/// came later): it does not apply here, which is not a skip. A config
+/// condition that does not hold is a skip: the build could turn it on.
+pub fn version_excludes(when: &When, k: &KernelFacts) -> bool {
+    let version_unmet = match (
+        when.kernel.as_deref().map(parse_kernel),
+        release_version(&k.release),
+    ) {
+        (Some(Ok(req)), Some(v)) => !req.holds_for(v),
+        _ => false,
+    };
+    let config_holds = when
+        .config
+        .as_deref()
+        .is_none_or(|c| parse_config(c).is_ok_and(|c| c.holds_for(k)));
+    version_unmet && config_holds
+}
+
 /// Do all the conditions `when` gives hold for `k` and an instance on
 /// `device` (a `device` condition never holds without a device)?
 pub fn matches(when: &When, k: &KernelFacts, device: Option<DeviceKind>) -> bool {
@@ -599,6 +618,28 @@ mod tests {
         );
         let ok = req(Some("6.12"), Some("CONFIG_TEST_HMM")).unwrap();
         assert_eq!(ok.requires, None);
+    }
+
+    #[test]
+    fn only_a_version_that_does_not_hold_makes_a_scenario_not_apply() {
+        let k = facts("6.12.117");
+        let w = |kernel: Option<&str>, config: Option<&str>| When {
+            kernel: kernel.map(Into::into),
+            config: config.map(Into::into),
+            device: None,
+        };
+        assert!(version_excludes(&w(Some(">=7.2"), None), &k));
+        assert!(version_excludes(
+            &w(Some(">=7.2"), Some("CONFIG_TEST_HMM")),
+            &k
+        ));
+        // Met, or unmet for a reason the build can change: not excluded.
+        assert!(!version_excludes(&w(Some(">=6.12"), None), &k));
+        assert!(!version_excludes(&w(None, Some("CONFIG_X")), &k));
+        assert!(!version_excludes(&w(Some(">=7.2"), Some("CONFIG_X")), &k));
+        // A version that cannot be read or a bad condition is not a reason.
+        assert!(!version_excludes(&w(Some(">=7.2"), None), &facts("weird")));
+        assert!(!version_excludes(&w(Some(">=x"), None), &k));
     }
 
     #[test]
