@@ -192,7 +192,12 @@ fn row(out: &mut String, n: u32, line: Option<&Line>, text: &str) {
             (
                 "taken",
                 "+",
-                format!("branch {i}: taken {} times, by {}", b.taken, who.join(", ")),
+                format!(
+                    "branch {i}: taken {} time{}, by {}",
+                    b.taken,
+                    if b.taken == 1 { "" } else { "s" },
+                    who.join(", ")
+                ),
             )
         };
         let _ = write!(
