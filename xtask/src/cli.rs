@@ -54,6 +54,10 @@ pub enum Task {
     /// Compare two result sets scenario by scenario: new failures, fixes, skips,
     /// missing scenarios, and timing changes beyond run-to-run noise.
     Compare(CompareArgs),
+    /// Coverage reports from gcov counters: coverage.info (lcov),
+    /// coverage.json, an HTML page per file, a table per function on stdout.
+    #[command(hide = true)]
+    CoverageReport(CoverageReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -340,4 +344,30 @@ pub struct BisectStepArgs {
     pub scenario: String,
     #[command(flatten)]
     pub step: StepOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageReportArgs {
+    /// The build tree with the .gcno files (the kernel's objtree).
+    #[arg(long, value_name = "DIR")]
+    pub build: Option<PathBuf>,
+    /// The source tree the objects were compiled from.
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// One scenario instance's counters: DIR holds its .gcda files laid out
+    /// like the build tree (repeatable; a NAME given twice adds up).
+    #[arg(long = "gcda", value_name = "NAME=DIR")]
+    pub gcda: Vec<String>,
+    /// The coverage.json of an earlier report, merged in (repeatable).
+    #[arg(long = "add", value_name = "FILE")]
+    pub add: Vec<PathBuf>,
+    /// Where coverage.info, coverage.json and html/ are written.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The gcov of the compiler that built the objects (e.g. gcov-14).
+    #[arg(long, default_value = "gcov", value_name = "PROGRAM")]
+    pub gcov: String,
+    /// Also report the headers whose inline functions the objects contain.
+    #[arg(long)]
+    pub all_files: bool,
 }

@@ -6,6 +6,7 @@ mod bench;
 mod bisect;
 mod cli;
 mod compare;
+mod coverage;
 mod deps;
 mod fail;
 mod guest;

@@ -23,6 +23,7 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::BisectStep(a) => crate::bisect::step(&a),
         Task::Deps(a) => crate::deps::ensure(&[], a.check).map(|_| exit::OK),
         Task::Sources(a) => crate::sources::sources(&a),
+        Task::CoverageReport(a) => crate::coverage::coverage_report(&a),
     }
 }
 
@@ -94,9 +95,14 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 
 fn test_task(a: &TestArgs) -> Result<i32> {
     // Everything the tests use: `cargo xtask shell` needs busybox, the
-    // KTAP check runs the kernel's own kunit.py parser.
+    // KTAP check runs the kernel's own kunit.py parser, the coverage tests
+    // have lcov's genhtml read the tracefile.
     crate::deps::ensure(
-        &["busybox-static".to_string(), "python3".to_string()],
+        &[
+            "busybox-static".to_string(),
+            "python3".to_string(),
+            "lcov".to_string(),
+        ],
         false,
     )?;
     // Build the default kernel up front, with progress, so the tests share it.

@@ -1,0 +1,107 @@
+//! `cargo xtask coverage-report`: counters in, every report format out.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use hmmlab_harness::exit;
+use hmmlab_harness::report::write::write_atomic;
+
+use super::gcov::ReadOptions;
+use super::model::Coverage;
+use super::read::{read_all, Instance};
+use super::{html, lcov, table};
+use crate::cli::CoverageReportArgs;
+use crate::fail::bad_input;
+
+pub fn coverage_report(a: &CoverageReportArgs) -> Result<i32> {
+    let instances = a
+        .gcda
+        .iter()
+        .map(|spec| parse_instance(spec))
+        .collect::<Result<Vec<_>>>()?;
+    if instances.is_empty() && a.add.is_empty() {
+        return Err(bad_input(
+            "nothing to report: give --gcda NAME=DIR or --add FILE",
+        ));
+    }
+    let mut cov = Coverage::default();
+    if !instances.is_empty() {
+        let build = a
+            .build
+            .as_deref()
+            .ok_or_else(|| bad_input("--gcda needs --build DIR, the tree with the .gcno files"))?;
+        let opts = ReadOptions {
+            source: crate::paths::absolute(&a.source),
+            gcov: a.gcov.clone(),
+            all_files: a.all_files,
+        };
+        cov = read_all(build, &instances, &opts)?;
+    }
+    let mut earlier = Vec::new();
+    for file in &a.add {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        earlier.push(
+            serde_json::from_str::<Coverage>(&text)
+                .map_err(|e| bad_input(format!("{}: not a coverage.json: {e}", file.display())))?,
+        );
+    }
+    let cov = Coverage::merged(std::iter::once(&cov).chain(&earlier));
+    write(&cov, &crate::paths::absolute(&a.source), &a.out)?;
+    print!("{}", table::render(&cov));
+    eprintln!(
+        "coverage of {} scenario instance(s): {}/coverage.info, coverage.json, html/index.html",
+        cov.scenarios().len(),
+        a.out.display()
+    );
+    Ok(exit::OK)
+}
+
+/// `NAME=DIR`.
+fn parse_instance(spec: &str) -> Result<Instance> {
+    match spec.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok(Instance {
+            name: name.to_string(),
+            gcda_dir: PathBuf::from(dir),
+        }),
+        _ => Err(bad_input(format!(
+            "--gcda {spec}: expected NAME=DIR (e.g. empty-anon@madvise=results/x/gcov/empty-anon@madvise)"
+        ))),
+    }
+}
+
+/// Write coverage.info, coverage.json and html/ into `out`.
+pub fn write(cov: &Coverage, source: &Path, out: &Path) -> Result<()> {
+    let pages = out.join("html");
+    std::fs::create_dir_all(&pages).with_context(|| format!("creating {}", pages.display()))?;
+    write_atomic(
+        &out.join("coverage.info"),
+        lcov::render(cov, "", source).as_bytes(),
+    )?;
+    write_atomic(&out.join("coverage.json"), &serde_json::to_vec_pretty(cov)?)?;
+    write_atomic(&pages.join("index.html"), html::index(cov).as_bytes())?;
+    for (key, file) in &cov.files {
+        let text = std::fs::read(source.join(key))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let page = html::file_page(key, file, text.as_deref());
+        write_atomic(&pages.join(html::page_name(key)), page.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_specs() {
+        let i = parse_instance("empty-anon@madvise=/tmp/g").unwrap();
+        assert_eq!(i.name, "empty-anon@madvise");
+        assert_eq!(i.gcda_dir, PathBuf::from("/tmp/g"));
+        for bad in ["x", "=dir", "name="] {
+            let e = parse_instance(bad).unwrap_err();
+            assert_eq!(crate::fail::exit_code(&e), exit::BAD_INPUT, "{bad}");
+        }
+    }
+}
