@@ -227,14 +227,15 @@ pub fn leaks(baseline: &Sample, now: &Sample) -> Vec<Leak> {
 
 /// Compare with `baseline` until nothing leaks or [`SETTLE_MS`] passed:
 /// pages freed through RCU or a per-CPU batch come back a little later.
-pub fn settle(baseline: &Sample) -> Result<Vec<Leak>, String> {
+/// Returns the leaks and the last sample.
+pub fn settle(baseline: &Sample) -> Result<(Vec<Leak>, Sample), String> {
     let deadline = monotonic_ns() + SETTLE_MS * 1_000_000;
     let mut nap = Duration::from_millis(1);
     loop {
         let now = sample()?;
         let leaks = leaks(baseline, &now);
         if leaks.is_empty() || monotonic_ns() >= deadline {
-            return Ok(leaks);
+            return Ok((leaks, now));
         }
 
         sleep(nap);

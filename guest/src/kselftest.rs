@@ -121,6 +121,7 @@ mod tests {
             binary: "no-such-selftest".into(),
             args: vec![],
             known_failure: vec![],
+            exclude: vec![],
         };
         assert_eq!(run("x", Some(&spec), &results).outcome, Outcome::Error);
     }

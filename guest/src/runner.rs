@@ -45,9 +45,18 @@ pub fn run_plan(plan: &Plan, results: &Results) {
     };
     let first = locked.clone().and_then(|()| balance::sample());
     let kmemleak = kmemleak::start();
+    // The counters a clean scenario came back to are the next one's
+    // baseline: nothing but PID 1 (taken off) runs in between.
+    let mut baseline = first.clone().ok();
     for planned in &plan.scenarios {
         match &held {
-            None => held = run_scenario(plan, planned, results, &locked),
+            None => {
+                let start = match baseline.take() {
+                    Some(b) => Ok(b),
+                    None => locked.clone().and_then(|()| balance::sample()),
+                };
+                (held, baseline) = run_scenario(plan, planned, results, start);
+            }
             Some(why) => not_run(plan, planned, results, why),
         }
     }
@@ -94,7 +103,7 @@ pub const END_OF_RUN: &str = "end of run";
 /// no baseline could be read: every scenario already failed saying why).
 fn end_of_run(first: Result<Sample, String>) -> Option<Record> {
     let leaks = match first.and_then(|b| balance::settle(&b)) {
-        Ok(leaks) => leaks,
+        Ok((leaks, _)) => leaks,
         Err(_) => return None,
     };
     if leaks.is_empty() {
@@ -111,14 +120,15 @@ fn end_of_run(first: Result<Sample, String>) -> Option<Record> {
     })
 }
 
-/// Run one scenario and report it; `Some(why)` when device memory stayed
-/// held after it, so that no further scenario can run.
+/// Run one scenario from the counters `baseline` and report it; `Some(why)`
+/// when device memory stayed held after it, so that no further scenario can
+/// run, and the counters it came back to when it was clean.
 fn run_scenario(
     plan: &Plan,
     planned: &PlannedScenario,
     results: &Results,
-    locked: &Result<(), String>,
-) -> Option<String> {
+    baseline: Result<Sample, String>,
+) -> (Option<String>, Option<Sample>) {
     let scenario = &planned.scenario;
     let thp = scenario.thp.unwrap_or(plan.default_thp);
     let timeout_ms = scenario.timeout_ms.unwrap_or(plan.scenario_timeout_ms);
@@ -129,12 +139,11 @@ fn run_scenario(
     });
     let marked = crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();
-    let baseline = locked.clone().and_then(|()| balance::sample());
     let mut verdict = match thp_set.and(marked) {
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
-    let (after, held) = after_scenario(baseline);
+    let (after, held, clean) = after_scenario(baseline);
     if let Some(problem) = after {
         verdict = with_problem(verdict, problem);
     }
@@ -149,22 +158,25 @@ fn run_scenario(
         duration_ns: monotonic_ns() - start,
         message: verdict.message,
     });
-    held
+    (held, clean)
 }
 
 /// The checks after a scenario: release the device memory, then compare
-/// the counters with `baseline`. Returns what is wrong, if anything, and
-/// `Some(why)` when the device memory stayed held.
-fn after_scenario(baseline: Result<Sample, String>) -> (Option<String>, Option<String>) {
+/// the counters with `baseline`. Returns what is wrong, if anything,
+/// `Some(why)` when the device memory stayed held, and the counters it
+/// came back to when nothing leaked.
+fn after_scenario(
+    baseline: Result<Sample, String>,
+) -> (Option<String>, Option<String>, Option<Sample>) {
     match release_all() {
         Released::Done => {}
-        Released::Failed(why) => return (Some(format!("after the scenario: {why}")), None),
-        Released::Stuck(why) => return (Some(format!("leak: {why}")), Some(why)),
+        Released::Failed(why) => return (Some(format!("after the scenario: {why}")), None, None),
+        Released::Stuck(why) => return (Some(format!("leak: {why}")), Some(why), None),
     }
     let checked = baseline.and_then(|b| balance::settle(&b));
     match checked {
-        Ok(leaks) if leaks.is_empty() => (None, None),
-        Ok(leaks) => {
+        Ok((leaks, now)) if leaks.is_empty() => (None, None, Some(now)),
+        Ok((leaks, _)) => {
             let list: Vec<String> = leaks.iter().map(|l| l.to_string()).collect();
             (
                 Some(format!(
@@ -172,10 +184,12 @@ fn after_scenario(baseline: Result<Sample, String>) -> (Option<String>, Option<S
                     list.join("; ")
                 )),
                 None,
+                None,
             )
         }
         Err(e) => (
             Some(format!("the checks after the scenario could not run: {e}")),
+            None,
             None,
         ),
     }

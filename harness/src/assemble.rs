@@ -23,6 +23,8 @@ pub struct Planned {
     pub reproduce: String,
     /// The selftest's known failures that apply to this kernel.
     pub known: Vec<KnownFailure>,
+    /// What the selftest was told not to run, one line each with why.
+    pub excluded: Vec<String>,
 }
 
 /// Builds the results record by record, as the guest reports them: a
@@ -200,7 +202,10 @@ pub fn outside_results(findings: &[Finding]) -> Vec<ScenarioResult> {
 
 /// A planned scenario before anything is heard of it.
 fn crashed(p: &Planned) -> ScenarioResult {
-    ScenarioResult::new(&p.name, Outcome::Crashed, Some(p.thp), &p.reproduce)
+    ScenarioResult {
+        known_failures: p.excluded.clone(),
+        ..ScenarioResult::new(&p.name, Outcome::Crashed, Some(p.thp), &p.reproduce)
+    }
 }
 
 /// The outcome of a scenario that never reported its end.
@@ -466,6 +471,7 @@ mod tests {
                 thp: ThpMode::Madvise,
                 reproduce: format!("repro {n}"),
                 known: vec![],
+                excluded: vec![],
             })
             .collect()
     }
@@ -868,6 +874,25 @@ mod tests {
             message: Some(guest.1.to_string()).filter(|m| !m.is_empty()),
         });
         assemble(&p, &recs, &End::Done, findings).remove(0)
+    }
+
+    #[test]
+    fn exclusions_are_listed_with_the_result_whatever_its_outcome() {
+        for (outcome, end) in [(Outcome::Pass, true), (Outcome::Crashed, false)] {
+            let mut p = planned(&["k"]);
+            p[0].excluded = vec!["variant v not run (-V v): why".into()];
+            let mut recs = vec![start("k")];
+            if end {
+                recs.push(Record::ScenarioEnd {
+                    name: "k".into(),
+                    outcome,
+                    duration_ns: 10,
+                    message: None,
+                });
+            }
+            let r = assemble(&p, &recs, &End::Done, &[]).remove(0);
+            assert_eq!(r.known_failures, vec!["variant v not run (-V v): why"]);
+        }
     }
 
     fn warning(before: &str, first: &str) -> Finding {

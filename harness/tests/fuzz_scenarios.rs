@@ -980,6 +980,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
             binary: rng.pick(&["hmm-tests", "a.b", "x y", "..."]).to_string(),
             args: (0..rng.below(3)).map(|_| gen_text(rng, 8)).collect(),
             known_failure: vec![],
+            exclude: vec![],
         });
         return s;
     }
@@ -1235,6 +1236,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
                 .to_string(),
             args: vec![],
             known_failure: vec![],
+            exclude: vec![],
         });
     }
     if rng.chance(1, 8) {
@@ -1419,6 +1421,7 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
                     .to_string(),
                 args: vec![],
                 known_failure: vec![],
+                exclude: vec![],
             })
         }
         4..=8 => {

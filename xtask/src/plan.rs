@@ -138,14 +138,20 @@ pub fn expand(
     (run, skipped)
 }
 
-/// A resolved scenario as it runs in THP mode `m`: the mode set, and only
-/// the known failures of that mode.
+/// A resolved scenario as it runs in THP mode `m`: the mode set, only the
+/// known failures and exclusions of that mode, and the exclusions passed
+/// to the selftest as its arguments.
 fn in_mode(mut s: Scenario, m: ThpMode) -> Scenario {
     s.thp = Some(m);
     if let Some(ks) = &mut s.kselftest {
         ks.known_failure.retain(|f| f.thp.is_none_or(|t| t == m));
         for f in &mut ks.known_failure {
             f.thp = None;
+        }
+        ks.exclude.retain(|x| x.thp.is_none_or(|t| t == m));
+        for x in &mut ks.exclude {
+            x.thp = None;
+            ks.args.extend(x.args());
         }
     }
     s
@@ -322,6 +328,41 @@ mod tests {
             names(&[Private]),
             vec![("free@madvise".to_string(), Some(Private))]
         );
+    }
+
+    #[test]
+    fn exclusions_of_the_kernel_and_mode_become_the_selftests_arguments() {
+        let s = vec![loaded(
+            "kst",
+            "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+             args = [\"-T\", \"bench\"]\n\
+             [[kselftest.exclude]]\nvariant = \"coh\"\nthp = \"always\"\nwhen = { kernel = \">=7.2\" }\nbecause = \"x\"\n\
+             [[kselftest.exclude]]\ntest = \"excl\"\nbecause = \"y\"\n",
+        )];
+        let args = |release: &str| -> Vec<(String, Vec<String>)> {
+            let facts = KernelFacts::from_dotconfig(release, "");
+            let modes = [ThpMode::Madvise, ThpMode::Always];
+            let (run, _) = expand(&s, &modes, &[DeviceKind::Private], &facts);
+            run.iter()
+                .map(|i| {
+                    let ks = i.scenario.kselftest.as_ref().unwrap();
+                    assert!(ks.exclude.iter().all(|x| x.thp.is_none() && x.when.is_none()));
+                    (i.name.clone(), ks.args.clone())
+                })
+                .collect()
+        };
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            args("7.3.4"),
+            vec![
+                ("kst@madvise".into(), v(&["-T", "bench", "-T", "excl"])),
+                (
+                    "kst@always".into(),
+                    v(&["-T", "bench", "-V", "coh", "-T", "excl"])
+                ),
+            ]
+        );
+        assert_eq!(args("6.12.118")[1].1, v(&["-T", "bench", "-T", "excl"]));
     }
 
     #[test]

@@ -419,6 +419,16 @@ impl BootSetup {
                     .as_ref()
                     .map(|k| k.known_failure.clone())
                     .unwrap_or_default(),
+                excluded: i
+                    .scenario
+                    .kselftest
+                    .iter()
+                    .flat_map(|k| &k.exclude)
+                    .map(|x| {
+                        let because = x.because.lines().next().unwrap_or("").trim();
+                        format!("{} not run ({}): {because}", x.what(), x.args().join(" "))
+                    })
+                    .collect(),
             })
             .collect()
     }

@@ -288,6 +288,55 @@ pub struct Kselftest {
     /// host against the kernel; each one that applies must occur.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_failure: Vec<KnownFailure>,
+    /// Cases the selftest is told not to run (its harness's `-V variant` or
+    /// `-T test`) on the kernels and THP mode given, because they cannot
+    /// complete for a reason outside the code under test (test_hmm
+    /// crashing, say), each citing the kernel code. Listed with the result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Exclusion>,
+}
+
+/// One `[[kselftest.exclude]]`: a fixture variant or a test not run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    /// A fixture variant, e.g. `hmm_device_coherent` (`-V`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// A test of every fixture, e.g. `benchmark_thp_migration` (`-T`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// The kernels it applies to; every kernel when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    /// The THP mode it applies to; every mode when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<ThpMode>,
+    /// Why, citing the kernel code.
+    pub because: String,
+}
+
+impl Exclusion {
+    /// The selftest harness's arguments for it (kselftest_harness.h).
+    pub fn args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(x) = &self.variant {
+            v.extend(["-V".to_string(), x.clone()]);
+        }
+        if let Some(t) = &self.test {
+            v.extend(["-T".to_string(), t.clone()]);
+        }
+        v
+    }
+
+    /// `variant hmm_device_coherent`, `test exclusive`.
+    pub fn what(&self) -> String {
+        match (&self.variant, &self.test) {
+            (Some(v), _) => format!("variant {v}"),
+            (None, Some(t)) => format!("test {t}"),
+            (None, None) => "nothing".into(),
+        }
+    }
 }
 
 /// One `[[kselftest.known_failure]]`: a case that fails, or a console

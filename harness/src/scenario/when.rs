@@ -325,6 +325,11 @@ pub fn resolve(
         for f in &mut ks.known_failure {
             f.when = None;
         }
+        ks.exclude
+            .retain(|x| x.when.as_ref().is_none_or(|w| matches(w, k, None)));
+        for x in &mut ks.exclude {
+            x.when = None;
+        }
     }
     out.device = device;
     for step in &mut out.step {

@@ -73,6 +73,33 @@ fn known_failures_name_something_say_why_and_have_valid_conditions() {
 }
 
 #[test]
+fn exclusions_name_one_variant_or_test_and_say_why() {
+    let head = "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n";
+    for body in [
+        "because = \"why\"\n",
+        "variant = \"a\"\ntest = \"b\"\nbecause = \"why\"\n",
+        "variant = \"-x\"\nbecause = \"why\"\n",
+        "test = \"two words\"\nbecause = \"why\"\n",
+    ] {
+        let d = one(&format!("{head}[[kselftest.exclude]]\n{body}"));
+        assert_at(&d, 5, 1, "exactly one `variant` or `test`");
+    }
+    let d = one(&format!(
+        "{head}[[kselftest.exclude]]\nvariant = \"hmm_device_coherent\"\nbecause = \"\"\n"
+    ));
+    assert_at(&d, 7, 11, "an exclusion needs a `because`");
+    let d = one(&format!(
+        "{head}[[kselftest.exclude]]\ntest = \"t\"\nwhen = {{ device = \"private\" }}\nbecause = \"y\"\n"
+    ));
+    assert!(d.message.contains("cannot name a device"), "{d}");
+    let ok = format!(
+        "{head}[[kselftest.exclude]]\nvariant = \"hmm_device_coherent\"\nthp = \"always\"\n\
+         when = {{ kernel = \">=7.2\" }}\nbecause = \"lib/test_hmm.c\"\n"
+    );
+    super::super::parse_str(std::path::Path::new("t.toml"), &ok).unwrap();
+}
+
+#[test]
 fn mapping_size_limits() {
     for bad in ["0", "262145"] {
         let text = OK.replace("pages = 16", &format!("pages = {bad}"));

@@ -37,6 +37,15 @@ fn conditions(cx: &Ctx<'_, '_>) -> Vec<(Vec<Seg>, &'static str, When)> {
                 ));
             }
         }
+        for (i, x) in ks.exclude.iter().enumerate() {
+            if let Some(w) = &x.when {
+                out.push((
+                    key_path!["kselftest", "exclude", i, "when"],
+                    "`when`",
+                    w.clone(),
+                ));
+            }
+        }
     }
     out
 }
@@ -49,10 +58,10 @@ pub(super) fn check_conditions(cx: &mut Ctx<'_, '_>) {
             p.push(Seg::from("device"));
             cx.at_value(
                 p,
-                "a known failure's `when` cannot name a device: a selftest is not on the \
+                "a selftest's `when` cannot name a device: a selftest is not on the \
                  device axis, it picks its devices itself"
                     .to_string(),
-                Some("name the case of the device's fixture variant in `case`".into()),
+                Some("name the device's fixture variant (`case`, or `variant` of an exclusion)".into()),
             );
             continue;
         }

@@ -107,6 +107,35 @@ pub(super) fn check_kselftest_binary(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// Each `[[kselftest.exclude]]` names one variant or one test, as a plain
+/// name the harness matches, and says why.
+pub(super) fn check_kselftest_exclusions(cx: &mut Ctx<'_, '_>) {
+    let Some(k) = &cx.s.kselftest else { return };
+    for (i, x) in k.exclude.iter().enumerate() {
+        let names: Vec<&str> = [&x.variant, &x.test]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let plain = |n: &str| {
+            !n.is_empty() && !n.starts_with('-') && !n.chars().any(char::is_whitespace)
+        };
+        if names.len() != 1 || !plain(names[0]) {
+            let hint = "give one of `variant = \"hmm_device_coherent\"` (a fixture variant,                         the selftest's -V) or `test = \"exclusive\"` (a test of every fixture,                         its -T), as the selftest names them"
+                .to_string();
+            let msg = "an exclusion names exactly one `variant` or `test`, a plain name".to_string();
+            cx.at_value(key_path!["kselftest", "exclude", i], msg, Some(hint));
+        }
+        if x.because.trim().is_empty() {
+            let hint = "say why these cases cannot run, citing the kernel code \
+                        (file and function)"
+                .to_string();
+            let msg = "an exclusion needs a `because`".to_string();
+            cx.at_value(key_path!["kselftest", "exclude", i, "because"], msg, Some(hint));
+        }
+    }
+}
+
 pub(super) fn check_mapping_size(cx: &mut Ctx<'_, '_>) {
     let Some(m) = &cx.s.mapping else { return };
     if m.pages == 0 || m.pages > MAX_PAGES {

@@ -29,6 +29,7 @@ const CHECKS: &[Check] = &[
     check_timeout,
     check_kind_sections,
     check_kselftest_binary,
+    check_kselftest_exclusions,
     check_mapping_size,
     check_alignment,
     check_hugepage,
