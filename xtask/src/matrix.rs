@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{KernelArgs, ThpChoice};
+use crate::cli::{ConfigBase, KernelArgs, ThpChoice};
 use crate::fail::bad_input;
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,9 @@ pub struct KernelEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigEntry {
+    /// What the fragments are merged over: `tinyconfig` (the default) or `debian`.
+    #[serde(default)]
+    pub base: ConfigBase,
     #[serde(default)]
     pub fragments: Vec<PathBuf>,
 }
@@ -146,6 +149,7 @@ pub fn expand(m: &MatrixFile, base: &Path) -> std::result::Result<Vec<Cell>, Str
                         patches: ke.patches.iter().map(|p| base.join(p)).collect(),
                         series: None,
                         fragments: ce.fragments.iter().map(|p| base.join(p)).collect(),
+                        config_base: ce.base,
                         jobs: None,
                     },
                 });

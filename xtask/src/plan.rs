@@ -14,7 +14,7 @@ use hmmlab_harness::scenario::LoadedScenario;
 use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Scenario;
 
-use crate::cli::{DeviceChoice, RunArgs, ThpChoice};
+use crate::cli::{ConfigBase, DeviceChoice, RunArgs, ThpChoice};
 use crate::shell::quote_argv;
 
 pub struct Instance {
@@ -204,6 +204,10 @@ pub fn reproduce(
     }
     for f in &args.kernel.fragments {
         v.extend(["--config-fragment".into(), abs(f)]);
+    }
+    // tinyconfig is the default (`--config-base`).
+    if args.kernel.config_base == ConfigBase::Debian {
+        v.extend(["--config-base".into(), "debian".into()]);
     }
     v.extend(["--thp".into(), thp.as_str().into()]);
     // Device-private memory is the default (`--device`).

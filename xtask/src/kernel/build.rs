@@ -9,11 +9,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, Setting};
+use super::distro::{self, DebianConfig};
 use super::key::{short_hash, KeyBuilder};
 use super::patch::{self, Patch};
 use super::selftest;
 use super::source::{self, Source};
-use crate::cli::KernelArgs;
+use crate::cli::{ConfigBase, KernelArgs};
 use crate::shell::Cmd;
 use hmmlab_harness::identity as verify;
 
@@ -27,6 +28,8 @@ pub struct Request {
     pub source: Source,
     pub patches: Vec<Patch>,
     pub fragments: Vec<PathBuf>,
+    /// What the fragments are merged over.
+    pub base: ConfigBase,
     pub jobs: usize,
 }
 
@@ -37,6 +40,7 @@ impl Request {
             source: Source::parse(&a.kernel)?,
             patches: patch::collect(a.series.as_deref(), &a.patches)?,
             fragments: config::fragment_files(&repo, &a.fragments)?,
+            base: a.config_base,
             jobs: a.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -58,6 +62,10 @@ pub struct Kernel {
     pub release: String,
     pub patches: Vec<String>,
     pub fragments: Vec<String>,
+    /// The configuration the fragments were merged over, when it is not
+    /// tinyconfig (`debian: config.amd64_none_amd64 of linux-config-7.3 …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_base: Option<String>,
     /// Short hash of the final .config.
     pub config_hash: String,
     pub compiler: String,
@@ -112,7 +120,8 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let cache = crate::paths::cache_root();
     let identity = req.source.identity()?;
     let compiler = compiler_version()?;
-    let (key, settings) = build_key(req, &identity, &compiler)?;
+    let base = Base::resolve(req, &identity)?;
+    let (key, settings) = build_key(req, &identity, &compiler, &base)?;
 
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
@@ -134,7 +143,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let obj = obj_dir(&req.source, &tree, &build_dir, &key);
     fs::create_dir_all(&obj)?;
 
-    configure(&tree, &obj, &req.fragments, &settings, &log)?;
+    configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
     let config_text = fs::read(obj.join(".config")).context("reading the final .config")?;
     let reuse = make_bzimage(req, &tree, &obj, &cache, &build_dir, &log)?;
     let release = kernel_release(&tree, &obj)?;
@@ -155,6 +164,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        config_base: base.describe(),
         config_hash: short_hash(&config_text),
         compiler,
         tree,
@@ -188,9 +198,88 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     Ok(k)
 }
 
+/// A configured kernel that was not built (`cargo xtask kernel --config-only`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Configured {
+    pub key: String,
+    pub source: String,
+    pub identity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_base: Option<String>,
+    pub fragments: Vec<String>,
+    /// The final .config.
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Configure the kernel a build of `req` would compile, in the object
+/// directory of its key, and compile nothing: the .config, checked as a
+/// build checks it.
+pub fn configure_only(req: &Request) -> Result<Configured> {
+    let cache = crate::paths::cache_root();
+    let identity = req.source.identity()?;
+    let compiler = compiler_version()?;
+    let base = Base::resolve(req, &identity)?;
+    let (key, settings) = build_key(req, &identity, &compiler, &base)?;
+    let build_dir = cache.join("build").join(&key);
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
+    let _lock = lock_dir(&build_dir)?;
+    let log = build_dir.join("config.log");
+    File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
+    let obj = obj_dir(&req.source, &tree, &build_dir, &key);
+    fs::create_dir_all(&obj).with_context(|| format!("creating {}", obj.display()))?;
+    configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
+    Ok(Configured {
+        key,
+        source: req.source.describe(),
+        identity,
+        config_base: base.describe(),
+        fragments: req
+            .fragments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        config: obj.join(".config"),
+        log,
+    })
+}
+
+/// What the fragments of a build are merged over, resolved.
+enum Base {
+    Tinyconfig,
+    Debian(DebianConfig),
+}
+
+impl Base {
+    fn resolve(req: &Request, identity: &str) -> Result<Base> {
+        Ok(match req.base {
+            ConfigBase::Tinyconfig => Base::Tinyconfig,
+            ConfigBase::Debian => {
+                Base::Debian(distro::for_identity(identity, &req.source.describe())?)
+            }
+        })
+    }
+
+    /// For the build record; None for tinyconfig, whose records never said.
+    fn describe(&self) -> Option<String> {
+        match self {
+            Base::Tinyconfig => None,
+            Base::Debian(d) => Some(d.describe()),
+        }
+    }
+}
+
 /// The cache key of a build (stage version, arch, source identity,
-/// compiler, each patch, each fragment) and the fragments' settings.
-fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, Vec<Setting>)> {
+/// compiler, each patch, each fragment, and a base other than tinyconfig)
+/// and the fragments' settings. A tinyconfig build adds nothing for its
+/// base, so its key is the one it had before there was a choice.
+fn build_key(
+    req: &Request,
+    identity: &str,
+    compiler: &str,
+    base: &Base,
+) -> Result<(String, Vec<Setting>)> {
     let mut settings: Vec<Setting> = Vec::new();
     let mut key = KeyBuilder::default();
     key.add("stage", STAGE_VERSION.as_bytes());
@@ -207,6 +296,12 @@ fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, V
             .with_context(|| format!("reading config fragment {}", f.display()))?;
         settings.extend(config::parse_fragment(f, &text)?);
         key.add("fragment", text.as_bytes());
+    }
+    match base {
+        Base::Tinyconfig => {}
+        // The configuration itself, as the build starts from it: another
+        // Debian revision with the same settings shares the build.
+        Base::Debian(d) => key.add("config-base debian", d.text.as_bytes()),
     }
     Ok((key.finish(), settings))
 }
@@ -482,16 +577,36 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     Ok(src)
 }
 
+/// The base configuration, the fragments merged over it, `olddefconfig`,
+/// then the checks: every fragment symbol kept its value, and a Debian
+/// base kept modules off.
 fn configure(
     tree: &Path,
     obj: &Path,
+    base: &Base,
     fragments: &[PathBuf],
     settings: &[Setting],
     log: &Path,
 ) -> Result<()> {
     let t = tree.to_string_lossy().to_string();
     let o = format!("O={}", obj.display());
-    Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(log, "make tinyconfig", |_| None)?;
+    match base {
+        Base::Tinyconfig => Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(
+            log,
+            "make tinyconfig",
+            |_| None,
+        )?,
+        Base::Debian(d) => {
+            let dotconfig = obj.join(".config");
+            fs::write(&dotconfig, &d.text)
+                .with_context(|| format!("writing {}", dotconfig.display()))?;
+            eprintln!(
+                "kernel: config base: {} ({})",
+                d.describe(),
+                d.from.display()
+            );
+        }
+    }
     let mut merge = vec![
         tree.join("scripts/kconfig/merge_config.sh")
             .to_string_lossy()
@@ -521,6 +636,19 @@ fn configure(
             dropped.len(),
             dropped.join("\n")
         )));
+    }
+    if let Base::Debian(d) = base {
+        let left = distro::module_problems(&final_config);
+        if !left.is_empty() {
+            return Err(crate::fail::bad_input(format!(
+                "the configuration from {} {} still has modules after `make olddefconfig` \
+                 ({}); nothing was compiled. A fragment that sets CONFIG_MODULES=y or a \
+                 symbol to `m` does this: set it to `y` or leave it out",
+                d.package,
+                d.version,
+                left.join(", ")
+            )));
+        }
     }
     Ok(())
 }
