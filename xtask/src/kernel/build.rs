@@ -212,9 +212,10 @@ pub struct Configured {
     pub log: PathBuf,
 }
 
-/// Configure the kernel a build of `req` would compile, in the object
-/// directory of its key, and compile nothing: the .config, checked as a
-/// build checks it.
+/// Configure the kernel a build of `req` would compile and compile
+/// nothing: the .config, checked as a build checks it. It is made in a
+/// directory of its own (`<build>/config-only`), so a build's object
+/// directory, and the timestamps make goes by, are never touched.
 pub fn configure_only(req: &Request) -> Result<Configured> {
     let cache = crate::paths::cache_root();
     let identity = req.source.identity()?;
@@ -227,7 +228,7 @@ pub fn configure_only(req: &Request) -> Result<Configured> {
     let log = build_dir.join("config.log");
     File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
-    let obj = obj_dir(&req.source, &tree, &build_dir, &key);
+    let obj = build_dir.join("config-only");
     fs::create_dir_all(&obj).with_context(|| format!("creating {}", obj.display()))?;
     configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
     Ok(Configured {
@@ -712,6 +713,78 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(fragment_text: &str, dir: &Path) -> Request {
+        let frag = dir.join("hmm.config");
+        fs::write(&frag, fragment_text).unwrap();
+        Request {
+            source: Source::Debian("7.3".into()),
+            patches: vec![],
+            fragments: vec![frag],
+            base: ConfigBase::Tinyconfig,
+            jobs: 2,
+        }
+    }
+
+    fn debian(text: &str, from: &str) -> Base {
+        Base::Debian(DebianConfig {
+            package: "linux-config-7.3".into(),
+            version: "7.3.4-1~bpo13+1".into(),
+            from: PathBuf::from(from),
+            text: text.into(),
+        })
+    }
+
+    const ID: &str = "debian:linux-source-7.3=7.3.4-1~bpo13+1";
+    const CC: &str = "gcc (Debian 12.2.0-14+deb12u1) 12.2.0";
+
+    #[test]
+    fn a_tinyconfig_key_is_the_key_it_had_before_there_was_a_choice_of_base() {
+        let d = tempfile::tempdir().unwrap();
+        let req = request("CONFIG_TEST_HMM=y\n", d.path());
+        let (tiny, settings) = build_key(&req, ID, CC, &Base::Tinyconfig).unwrap();
+        assert_eq!(settings.len(), 1);
+        // The parts, in order, that made every key before config bases:
+        // cache entries built then are still found.
+        let mut old = KeyBuilder::default();
+        old.add("stage", STAGE_VERSION.as_bytes());
+        old.add("arch", ARCH.as_bytes());
+        old.add("source", ID.as_bytes());
+        old.add("compiler", CC.as_bytes());
+        old.add("fragment", b"CONFIG_TEST_HMM=y\n");
+        assert_eq!(tiny, old.finish());
+        // Pinned, so a change to how any part is hashed fails here too (the
+        // same recipe gave a 7.3 build made before config bases its key).
+        assert_eq!(tiny, "6dc249f25c9a145ad12e");
+    }
+
+    #[test]
+    fn a_debian_base_is_another_build_and_its_content_is_in_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let req = request("CONFIG_TEST_HMM=y\n", d.path());
+        let key = |base: &Base| build_key(&req, ID, CC, base).unwrap().0;
+        let tiny = key(&Base::Tinyconfig);
+        let a = key(&debian("# CONFIG_MODULES is not set\n", "/p/a.deb"));
+        assert_ne!(a, tiny);
+        // Another configuration is another build; the same one read from
+        // elsewhere (the host's installed file, the pool) is the same build.
+        assert_ne!(
+            a,
+            key(&debian(
+                "# CONFIG_MODULES is not set\nCONFIG_X=y\n",
+                "/p/a.deb"
+            ))
+        );
+        assert_eq!(
+            a,
+            key(&debian("# CONFIG_MODULES is not set\n", "/usr/src/x.xz"))
+        );
+        assert_eq!(
+            debian("", "/p/a.deb").describe().unwrap(),
+            "debian: config.amd64_none_amd64 of linux-config-7.3 7.3.4-1~bpo13+1, modules off"
+        );
+        assert_eq!(Base::Tinyconfig.describe(), None);
+    }
 
     #[test]
     fn progress_lines() {
