@@ -89,7 +89,9 @@ pub struct KernelArgs {
     /// smallest kernel; images/configs/ adds what hmmlab needs) or `debian`
     /// (Debian's own configuration of the series, from its
     /// linux-config-SERIES package of the same version as the source, with
-    /// modules off; needs a `debian:SERIES` kernel).
+    /// modules off; needs a `debian:SERIES` kernel). The `distro` matrix
+    /// cells add images/configs/variants/distro.config, which turns off
+    /// debug info.
     #[arg(long, value_enum, default_value = "tinyconfig", value_name = "BASE")]
     pub config_base: ConfigBase,
     /// Parallel make jobs (default: number of CPUs).
