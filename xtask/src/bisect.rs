@@ -157,6 +157,7 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
             patches: vec![],
             series: None,
             fragments: a.step.fragments.clone(),
+            config_base: Default::default(),
             jobs: None,
         },
         scenarios: vec![a.scenario.clone()],

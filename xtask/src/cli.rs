@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 
 /// The kernel `run-scenarios` and the tests use when none is named.
 pub const DEFAULT_KERNEL: &str = "debian:7.3";
@@ -19,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Task {
     /// Build (or find in the cache) the kernel and its hmm-tests selftest.
-    Kernel(KernelArgs),
+    Kernel(KernelTaskArgs),
     /// Build the static guest driver against a kernel tree's uapi header.
     Guest(KernelArgs),
     /// Build everything and run scenarios in one VM boot; results go to results/<run-id>/.
@@ -88,9 +89,40 @@ pub struct KernelArgs {
     /// Extra config fragment merged after images/configs/*.config (repeatable).
     #[arg(long = "config-fragment", value_name = "FILE")]
     pub fragments: Vec<PathBuf>,
+    /// The configuration the fragments are merged over: `tinyconfig` (the
+    /// smallest kernel; images/configs/ adds what hmmlab needs) or `debian`
+    /// (Debian's own configuration of the series, from its
+    /// linux-config-SERIES package of the same version as the source, with
+    /// modules off; needs a `debian:SERIES` kernel). The `distro` matrix
+    /// cells add images/configs/variants/distro.config, which turns off
+    /// debug info.
+    #[arg(long, value_enum, default_value = "tinyconfig", value_name = "BASE")]
+    pub config_base: ConfigBase,
     /// Parallel make jobs (default: number of CPUs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+}
+
+/// What a kernel build's configuration starts from, before the fragments.
+#[derive(Debug, Clone, Copy, Default, ValueEnum, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigBase {
+    /// `make tinyconfig`.
+    #[default]
+    Tinyconfig,
+    /// Debian's config.amd64_none_amd64 of the kernel's series and version, modules off.
+    Debian,
+}
+
+#[derive(Debug, Args)]
+pub struct KernelTaskArgs {
+    #[command(flatten)]
+    pub kernel: KernelArgs,
+    /// Only configure (base, fragments, olddefconfig and the check that every
+    /// fragment symbol kept its value) and print where the .config is;
+    /// nothing is compiled.
+    #[arg(long)]
+    pub config_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

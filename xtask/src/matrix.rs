@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{KernelArgs, ThpChoice};
+use crate::cli::{ConfigBase, KernelArgs, ThpChoice};
 use crate::fail::bad_input;
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,9 @@ pub struct KernelEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigEntry {
+    /// What the fragments are merged over: `tinyconfig` (the default) or `debian`.
+    #[serde(default)]
+    pub base: ConfigBase,
     #[serde(default)]
     pub fragments: Vec<PathBuf>,
 }
@@ -146,6 +149,7 @@ pub fn expand(m: &MatrixFile, base: &Path) -> std::result::Result<Vec<Cell>, Str
                         patches: ke.patches.iter().map(|p| base.join(p)).collect(),
                         series: None,
                         fragments: ce.fragments.iter().map(|p| base.join(p)).collect(),
+                        config_base: ce.base,
                         jobs: None,
                     },
                 });
@@ -212,6 +216,59 @@ mod tests {
         // A kernel the file defines but [cells] leaves out is still a cell.
         let c = find(&default_path(), "7.2-debug-always").unwrap();
         assert_eq!(c.kernel_args.kernel, "debian:7.2");
+    }
+
+    #[test]
+    fn the_distro_config_is_a_cell_by_name_but_not_in_the_default_matrix() {
+        let cells = load(&default_path()).unwrap();
+        assert!(cells.iter().all(|c| c.config != "distro"));
+        assert!(cells
+            .iter()
+            .all(|c| c.kernel_args.config_base == ConfigBase::Tinyconfig));
+        let c = find(&default_path(), "7.3-distro-madvise").unwrap();
+        assert_eq!(c.kernel_args.kernel, "debian:7.3");
+        assert_eq!(c.kernel_args.config_base, ConfigBase::Debian);
+        assert_eq!(c.thp, ThpChoice::Madvise);
+        assert_eq!(c.build_name(), "7.3-distro");
+        assert_eq!(c.kernel_args.fragments.len(), 1);
+        assert!(c.kernel_args.fragments[0].ends_with("images/configs/variants/distro.config"));
+        assert!(c.kernel_args.fragments[0].is_file());
+        let e = find(&default_path(), "7.3-distro-sometimes")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("7.3-distro-madvise") && e.contains("6.12-base-always"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_config_base_names_the_line_and_the_choices() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("matrix.toml");
+        std::fs::write(
+            &p,
+            "[kernel.\"7.3\"]\nsource = \"debian:7.3\"\n\n[config.distro]\nbase = \"fedora\"\n\
+             [cells]\nkernels = [\"7.3\"]\nconfigs = [\"distro\"]\nthp = [\"always\"]\n",
+        )
+        .unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{}:5:8", p.display()))
+                && e.contains("fedora")
+                && e.contains("tinyconfig")
+                && e.contains("debian"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "[kernel.\"7.3\"]\nsource = \"debian:7.3\"\n\n[config.distro]\nbase = \"debian\"\n\
+             [cells]\nkernels = [\"7.3\"]\nconfigs = [\"distro\"]\nthp = [\"always\"]\n",
+        )
+        .unwrap();
+        let cells = load(&p).unwrap();
+        assert_eq!(cells[0].name, "7.3-distro-always");
+        assert_eq!(cells[0].kernel_args.config_base, ConfigBase::Debian);
     }
 
     #[test]

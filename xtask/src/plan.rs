@@ -14,7 +14,7 @@ use hmmlab_harness::scenario::LoadedScenario;
 use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Scenario;
 
-use crate::cli::{DeviceChoice, RunArgs, ThpChoice};
+use crate::cli::{ConfigBase, DeviceChoice, RunArgs, ThpChoice};
 use crate::shell::quote_argv;
 
 pub struct Instance {
@@ -211,6 +211,10 @@ pub fn reproduce(
     for f in &args.kernel.fragments {
         v.extend(["--config-fragment".into(), abs(f)]);
     }
+    // tinyconfig is the default (`--config-base`).
+    if args.kernel.config_base == ConfigBase::Debian {
+        v.extend(["--config-base".into(), "debian".into()]);
+    }
     v.extend(["--thp".into(), thp.as_str().into()]);
     // Device-private memory is the default (`--device`).
     if let Some(d @ DeviceKind::Coherent) = device {
@@ -243,6 +247,39 @@ pub fn reproduce(
 mod tests {
     use super::*;
     use hmmlab_harness::scenario::parse_str;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        use clap::Parser;
+        let mut all = vec!["cargo xtask", "run-scenarios"];
+        all.extend_from_slice(argv);
+        match crate::cli::Cli::try_parse_from(all).unwrap().task {
+            crate::cli::Task::RunScenarios(a) => *a,
+            t => panic!("{t:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reproduce_line_keeps_a_debian_config_base() {
+        let line = |args: &RunArgs| {
+            reproduce(
+                args,
+                "debian:linux-source-7.3=7.3.4-1~bpo13+1",
+                "empty-anon",
+                Path::new("scenarios/empty-anon.toml"),
+                ThpMode::Madvise,
+                None,
+                hmmlab_harness::machine::Accel::Tcg,
+            )
+        };
+        let distro = line(&run_args(&["--config-base", "debian"]));
+        assert!(
+            distro.contains("--kernel 'debian:7.3=7.3.4-1~bpo13+1'")
+                && distro.contains("--config-base debian --thp madvise"),
+            "{distro}"
+        );
+        // tinyconfig is the default, and the lines made before say nothing.
+        assert!(!line(&run_args(&[])).contains("--config-base"));
+    }
 
     fn loaded(name: &str, text: &str) -> LoadedScenario {
         let path = PathBuf::from(format!("/s/{name}.toml"));

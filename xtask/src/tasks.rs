@@ -3,7 +3,7 @@
 use anyhow::Result;
 use hmmlab_harness::{console, exit, scenario};
 
-use crate::cli::{CheckArgs, KernelArgs, ParseArgs, Task, TestArgs};
+use crate::cli::{CheckArgs, KernelArgs, KernelTaskArgs, ParseArgs, Task, TestArgs};
 use crate::kernel;
 use crate::shell::Cmd;
 
@@ -27,9 +27,14 @@ pub fn dispatch(task: Task) -> Result<i32> {
     }
 }
 
-fn kernel_task(a: &KernelArgs) -> Result<i32> {
-    let req = kernel::Request::from_args(a)?;
+fn kernel_task(a: &KernelTaskArgs) -> Result<i32> {
+    let req = kernel::Request::from_args(&a.kernel)?;
     crate::deps::ensure(&[], false)?;
+    if a.config_only {
+        let c = kernel::build::configure_only(&req)?;
+        println!("{}", serde_json::to_string_pretty(&c)?);
+        return Ok(exit::OK);
+    }
     let k = kernel::ensure(&req)?;
     println!("{}", serde_json::to_string_pretty(&k)?);
     Ok(exit::OK)
@@ -112,6 +117,7 @@ fn test_task(a: &TestArgs) -> Result<i32> {
         patches: vec![],
         series: None,
         fragments: vec![],
+        config_base: Default::default(),
         jobs: None,
     };
     kernel::ensure(&kernel::Request::from_args(&defaults)?)?;

@@ -185,27 +185,84 @@ impl Archive {
         v
     }
 
-    fn deb_path(&self, pkg: &str, version: &str) -> PathBuf {
-        // apt-get download names the file so; an epoch's `:` becomes `%3a`.
-        self.pool()
-            .join(format!("{pkg}_{}_all.deb", version.replace(':', "%3a")))
+    /// The downloaded `pkg` at `version`, if it is in the pool: apt-get
+    /// download names it `<pkg>_<version>_<arch>.deb` (`all` for the source
+    /// packages, `amd64` for linux-config-*), an epoch's `:` as `%3a`.
+    fn deb_path(&self, pkg: &str, version: &str) -> Option<PathBuf> {
+        fs::read_dir(self.pool())
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(deb_name)
+                    .is_some_and(|(n, v)| n == pkg && v == version)
+            })
     }
 
     /// Versions of `pkg` already downloaded, newest first.
     pub fn fetched(&self, pkg: &str) -> Vec<String> {
-        let prefix = format!("{pkg}_");
         let mut v: Vec<String> = fs::read_dir(self.pool())
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().to_string();
-                let ver = n.strip_prefix(&prefix)?.strip_suffix("_all.deb")?;
-                Some(ver.replace("%3a", ":"))
+                let (name, ver) = deb_name(&n)?;
+                (name == pkg).then_some(ver)
             })
             .collect();
         sort_newest_first(&mut v, |s| s);
         v
+    }
+
+    /// The suites the private sources list names (`trixie-backports`…),
+    /// once each, in its order.
+    pub fn suites(&self) -> Vec<String> {
+        let list = fs::read_to_string(self.root.join("sources.list")).unwrap_or_default();
+        let mut out: Vec<String> = vec![];
+        for l in list.lines().filter(|l| l.starts_with("deb ")) {
+            let words: Vec<&str> = l
+                .split_whitespace()
+                .filter(|w| !w.starts_with('['))
+                .collect();
+            // deb URI SUITE COMPONENT…
+            if let Some(s) = words.get(2) {
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether some suite carries `pkg` at exactly `version`: Ok(()) if so
+    /// (or it is already downloaded), else the versions the suites do
+    /// carry. The package lists are refreshed once when they are missing
+    /// or do not have it.
+    pub fn carries(&self, pkg: &str, version: &str) -> Result<Result<(), Vec<Available>>> {
+        if self.deb_path(pkg, version).is_some() {
+            return Ok(Ok(()));
+        }
+        let _lock = self.lock()?;
+        self.prepare()?;
+        let mut refreshed = false;
+        if !self.has_lists() {
+            self.update_locked()?;
+            refreshed = true;
+        }
+        loop {
+            let avail = self.available(pkg)?;
+            if avail.iter().any(|a| a.version == version) {
+                return Ok(Ok(()));
+            }
+            if refreshed {
+                return Ok(Err(avail));
+            }
+            self.update_locked()?;
+            refreshed = true;
+        }
     }
 
     /// The version of `pkg` to use: `pin`, or the newest already downloaded,
@@ -214,7 +271,7 @@ impl Archive {
     /// a package is downloaded no run touches the network again.
     pub fn resolve(&self, spec: &str, pkg: &str, pin: Option<&str>) -> Result<String> {
         if let Some(pin) = pin {
-            if self.deb_path(pkg, pin).is_file() {
+            if self.deb_path(pkg, pin).is_some() {
                 return Ok(pin.to_string());
             }
         } else if let Some(v) = self.fetched(pkg).into_iter().next() {
@@ -275,12 +332,11 @@ impl Archive {
 
     /// The downloaded package file, downloading it first when needed.
     pub fn fetch(&self, pkg: &str, version: &str) -> Result<PathBuf> {
-        let deb = self.deb_path(pkg, version);
-        if deb.is_file() {
+        if let Some(deb) = self.deb_path(pkg, version) {
             return Ok(deb);
         }
         let _lock = self.lock()?;
-        if deb.is_file() {
+        if let Some(deb) = self.deb_path(pkg, version) {
             return Ok(deb);
         }
         self.prepare()?;
@@ -308,6 +364,10 @@ impl Archive {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
             .with_context(|| format!("apt-get download {target} left no .deb"))?;
+        let name = got
+            .file_name()
+            .context("a downloaded package has no name")?;
+        let deb = self.pool().join(name);
         fs::rename(&got, &deb)
             .with_context(|| format!("moving {} to {}", got.display(), deb.display()))?;
         eprintln!(
@@ -334,6 +394,53 @@ pub fn extract_deb_tarball(deb: &Path, pkg: &str, dest: &Path) -> Result<()> {
         .run()
         .with_context(|| format!("extracting {member} from {}", deb.display()))?;
     Ok(())
+}
+
+/// Extract one file of a package (`./usr/src/…`) to memory, decompressed
+/// with `xz -dc` when its name ends in `.xz`, without unpacking the package
+/// to disk. A member the package does not have is an error that lists the
+/// files it does have under the same directory.
+pub fn extract_deb_member(deb: &Path, member: &str) -> Result<Vec<u8>> {
+    let files = duct::cmd!("dpkg-deb", "--fsys-tarfile", deb)
+        .pipe(duct::cmd!("tar", "-t"))
+        .stderr_capture()
+        .read()
+        .with_context(|| format!("listing {}", deb.display()))?;
+    if !files.lines().any(|l| l == member) {
+        let dir = member.rsplit_once('/').map(|(d, _)| d).unwrap_or(".");
+        let there: Vec<&str> = files
+            .lines()
+            .filter(|l| l.starts_with(dir) && !l.ends_with('/'))
+            .collect();
+        bail!(
+            "{} has no {member}; under {dir} it has: {}",
+            deb.display(),
+            if there.is_empty() {
+                "nothing".to_string()
+            } else {
+                there.join(", ")
+            }
+        );
+    }
+    let mut cmd =
+        duct::cmd!("dpkg-deb", "--fsys-tarfile", deb).pipe(duct::cmd!("tar", "-xO", member));
+    if member.ends_with(".xz") {
+        cmd = cmd.pipe(duct::cmd!("xz", "-dc"));
+    }
+    cmd.stderr_capture()
+        .stdout_capture()
+        .run()
+        .map(|o| o.stdout)
+        .with_context(|| format!("extracting {member} from {}", deb.display()))
+}
+
+/// `linux-config-7.3_7.3.4-1~bpo13+1_amd64.deb` → (package, version).
+fn deb_name(file: &str) -> Option<(String, String)> {
+    let stem = file.strip_suffix(".deb")?;
+    let mut parts = stem.splitn(3, '_');
+    let (name, version, arch) = (parts.next()?, parts.next()?, parts.next()?);
+    (!name.is_empty() && !version.is_empty() && !arch.is_empty())
+        .then(|| (name.to_string(), version.replace("%3a", ":")))
 }
 
 fn is_root() -> bool {
@@ -688,6 +795,26 @@ mod tests {
         sort_newest_first(&mut v, |a| &a.version);
         let order: Vec<&str> = v.iter().map(|a| a.version.as_str()).collect();
         assert_eq!(order, ["7.3.10-1", "7.3.4-1~bpo13+1", "7.3~rc7-1~exp1"]);
+    }
+
+    #[test]
+    fn downloaded_package_names_of_any_architecture() {
+        assert_eq!(
+            deb_name("linux-config-7.3_7.3.4-1~bpo13+1_amd64.deb"),
+            Some(("linux-config-7.3".into(), "7.3.4-1~bpo13+1".into()))
+        );
+        assert_eq!(
+            deb_name("linux-source-6.12_1%3a6.12.117-1_all.deb"),
+            Some(("linux-source-6.12".into(), "1:6.12.117-1".into()))
+        );
+        for bad in [
+            "linux-source-6.12_6.12.117-1.deb",
+            "x.deb",
+            "a_b_c.tar",
+            "_1_all.deb",
+        ] {
+            assert_eq!(deb_name(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -9,11 +9,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, Setting};
+use super::distro::{self, DebianConfig};
 use super::key::{short_hash, KeyBuilder};
 use super::patch::{self, Patch};
 use super::selftest;
 use super::source::{self, Source};
-use crate::cli::KernelArgs;
+use crate::cli::{ConfigBase, KernelArgs};
 use crate::shell::Cmd;
 use hmmlab_harness::identity as verify;
 
@@ -27,6 +28,8 @@ pub struct Request {
     pub source: Source,
     pub patches: Vec<Patch>,
     pub fragments: Vec<PathBuf>,
+    /// What the fragments are merged over.
+    pub base: ConfigBase,
     pub jobs: usize,
 }
 
@@ -37,6 +40,7 @@ impl Request {
             source: Source::parse(&a.kernel)?,
             patches: patch::collect(a.series.as_deref(), &a.patches)?,
             fragments: config::fragment_files(&repo, &a.fragments)?,
+            base: a.config_base,
             jobs: a.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -58,6 +62,10 @@ pub struct Kernel {
     pub release: String,
     pub patches: Vec<String>,
     pub fragments: Vec<String>,
+    /// The configuration the fragments were merged over, when it is not
+    /// tinyconfig (`debian: config.amd64_none_amd64 of linux-config-7.3 …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_base: Option<String>,
     /// Short hash of the final .config.
     pub config_hash: String,
     pub compiler: String,
@@ -112,7 +120,8 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let cache = crate::paths::cache_root();
     let identity = req.source.identity()?;
     let compiler = compiler_version()?;
-    let (key, settings) = build_key(req, &identity, &compiler)?;
+    let base = Base::resolve(req, &identity)?;
+    let (key, settings) = build_key(req, &identity, &compiler, &base)?;
 
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
@@ -134,7 +143,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let obj = obj_dir(&req.source, &tree, &build_dir, &key);
     fs::create_dir_all(&obj)?;
 
-    configure(&tree, &obj, &req.fragments, &settings, &log)?;
+    configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
     let config_text = fs::read(obj.join(".config")).context("reading the final .config")?;
     let reuse = make_bzimage(req, &tree, &obj, &cache, &build_dir, &log)?;
     let release = kernel_release(&tree, &obj)?;
@@ -155,6 +164,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        config_base: base.describe(),
         config_hash: short_hash(&config_text),
         compiler,
         tree,
@@ -188,9 +198,89 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     Ok(k)
 }
 
+/// A configured kernel that was not built (`cargo xtask kernel --config-only`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Configured {
+    pub key: String,
+    pub source: String,
+    pub identity: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_base: Option<String>,
+    pub fragments: Vec<String>,
+    /// The final .config.
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Configure the kernel a build of `req` would compile and compile
+/// nothing: the .config, checked as a build checks it. It is made in a
+/// directory of its own (`<build>/config-only`), so a build's object
+/// directory, and the timestamps make goes by, are never touched.
+pub fn configure_only(req: &Request) -> Result<Configured> {
+    let cache = crate::paths::cache_root();
+    let identity = req.source.identity()?;
+    let compiler = compiler_version()?;
+    let base = Base::resolve(req, &identity)?;
+    let (key, settings) = build_key(req, &identity, &compiler, &base)?;
+    let build_dir = cache.join("build").join(&key);
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
+    let _lock = lock_dir(&build_dir)?;
+    let log = build_dir.join("config.log");
+    File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
+    let obj = build_dir.join("config-only");
+    fs::create_dir_all(&obj).with_context(|| format!("creating {}", obj.display()))?;
+    configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
+    Ok(Configured {
+        key,
+        source: req.source.describe(),
+        identity,
+        config_base: base.describe(),
+        fragments: req
+            .fragments
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        config: obj.join(".config"),
+        log,
+    })
+}
+
+/// What the fragments of a build are merged over, resolved.
+enum Base {
+    Tinyconfig,
+    Debian(DebianConfig),
+}
+
+impl Base {
+    fn resolve(req: &Request, identity: &str) -> Result<Base> {
+        Ok(match req.base {
+            ConfigBase::Tinyconfig => Base::Tinyconfig,
+            ConfigBase::Debian => {
+                Base::Debian(distro::for_identity(identity, &req.source.describe())?)
+            }
+        })
+    }
+
+    /// For the build record; None for tinyconfig, whose records never said.
+    fn describe(&self) -> Option<String> {
+        match self {
+            Base::Tinyconfig => None,
+            Base::Debian(d) => Some(d.describe()),
+        }
+    }
+}
+
 /// The cache key of a build (stage version, arch, source identity,
-/// compiler, each patch, each fragment) and the fragments' settings.
-fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, Vec<Setting>)> {
+/// compiler, each patch, each fragment, and a base other than tinyconfig)
+/// and the fragments' settings. A tinyconfig build adds nothing for its
+/// base, so its key is the one it had before there was a choice.
+fn build_key(
+    req: &Request,
+    identity: &str,
+    compiler: &str,
+    base: &Base,
+) -> Result<(String, Vec<Setting>)> {
     let mut settings: Vec<Setting> = Vec::new();
     let mut key = KeyBuilder::default();
     key.add("stage", STAGE_VERSION.as_bytes());
@@ -207,6 +297,12 @@ fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, V
             .with_context(|| format!("reading config fragment {}", f.display()))?;
         settings.extend(config::parse_fragment(f, &text)?);
         key.add("fragment", text.as_bytes());
+    }
+    match base {
+        Base::Tinyconfig => {}
+        // The configuration itself, as the build starts from it: another
+        // Debian revision with the same settings shares the build.
+        Base::Debian(d) => key.add("config-base debian", d.text.as_bytes()),
     }
     Ok((key.finish(), settings))
 }
@@ -482,16 +578,36 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     Ok(src)
 }
 
+/// The base configuration, the fragments merged over it, `olddefconfig`,
+/// then the checks: every fragment symbol kept its value, and a Debian
+/// base kept modules off.
 fn configure(
     tree: &Path,
     obj: &Path,
+    base: &Base,
     fragments: &[PathBuf],
     settings: &[Setting],
     log: &Path,
 ) -> Result<()> {
     let t = tree.to_string_lossy().to_string();
     let o = format!("O={}", obj.display());
-    Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(log, "make tinyconfig", |_| None)?;
+    match base {
+        Base::Tinyconfig => Cmd::new(&["make", "-C", &t, &o, "tinyconfig"]).run_logged(
+            log,
+            "make tinyconfig",
+            |_| None,
+        )?,
+        Base::Debian(d) => {
+            let dotconfig = obj.join(".config");
+            fs::write(&dotconfig, &d.text)
+                .with_context(|| format!("writing {}", dotconfig.display()))?;
+            eprintln!(
+                "kernel: config base: {} ({})",
+                d.describe(),
+                d.from.display()
+            );
+        }
+    }
     let mut merge = vec![
         tree.join("scripts/kconfig/merge_config.sh")
             .to_string_lossy()
@@ -521,6 +637,19 @@ fn configure(
             dropped.len(),
             dropped.join("\n")
         )));
+    }
+    if let Base::Debian(d) = base {
+        let left = distro::module_problems(&final_config);
+        if !left.is_empty() {
+            return Err(crate::fail::bad_input(format!(
+                "the configuration from {} {} still has modules after `make olddefconfig` \
+                 ({}); nothing was compiled. A fragment that sets CONFIG_MODULES=y or a \
+                 symbol to `m` does this: set it to `y` or leave it out",
+                d.package,
+                d.version,
+                left.join(", ")
+            )));
+        }
     }
     Ok(())
 }
@@ -584,6 +713,78 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(fragment_text: &str, dir: &Path) -> Request {
+        let frag = dir.join("hmm.config");
+        fs::write(&frag, fragment_text).unwrap();
+        Request {
+            source: Source::Debian("7.3".into()),
+            patches: vec![],
+            fragments: vec![frag],
+            base: ConfigBase::Tinyconfig,
+            jobs: 2,
+        }
+    }
+
+    fn debian(text: &str, from: &str) -> Base {
+        Base::Debian(DebianConfig {
+            package: "linux-config-7.3".into(),
+            version: "7.3.4-1~bpo13+1".into(),
+            from: PathBuf::from(from),
+            text: text.into(),
+        })
+    }
+
+    const ID: &str = "debian:linux-source-7.3=7.3.4-1~bpo13+1";
+    const CC: &str = "gcc (Debian 12.2.0-14+deb12u1) 12.2.0";
+
+    #[test]
+    fn a_tinyconfig_key_is_the_key_it_had_before_there_was_a_choice_of_base() {
+        let d = tempfile::tempdir().unwrap();
+        let req = request("CONFIG_TEST_HMM=y\n", d.path());
+        let (tiny, settings) = build_key(&req, ID, CC, &Base::Tinyconfig).unwrap();
+        assert_eq!(settings.len(), 1);
+        // The parts, in order, that made every key before config bases:
+        // cache entries built then are still found.
+        let mut old = KeyBuilder::default();
+        old.add("stage", STAGE_VERSION.as_bytes());
+        old.add("arch", ARCH.as_bytes());
+        old.add("source", ID.as_bytes());
+        old.add("compiler", CC.as_bytes());
+        old.add("fragment", b"CONFIG_TEST_HMM=y\n");
+        assert_eq!(tiny, old.finish());
+        // Pinned, so a change to how any part is hashed fails here too (the
+        // same recipe gave a 7.3 build made before config bases its key).
+        assert_eq!(tiny, "6dc249f25c9a145ad12e");
+    }
+
+    #[test]
+    fn a_debian_base_is_another_build_and_its_content_is_in_the_key() {
+        let d = tempfile::tempdir().unwrap();
+        let req = request("CONFIG_TEST_HMM=y\n", d.path());
+        let key = |base: &Base| build_key(&req, ID, CC, base).unwrap().0;
+        let tiny = key(&Base::Tinyconfig);
+        let a = key(&debian("# CONFIG_MODULES is not set\n", "/p/a.deb"));
+        assert_ne!(a, tiny);
+        // Another configuration is another build; the same one read from
+        // elsewhere (the host's installed file, the pool) is the same build.
+        assert_ne!(
+            a,
+            key(&debian(
+                "# CONFIG_MODULES is not set\nCONFIG_X=y\n",
+                "/p/a.deb"
+            ))
+        );
+        assert_eq!(
+            a,
+            key(&debian("# CONFIG_MODULES is not set\n", "/usr/src/x.xz"))
+        );
+        assert_eq!(
+            debian("", "/p/a.deb").describe().unwrap(),
+            "debian: config.amd64_none_amd64 of linux-config-7.3 7.3.4-1~bpo13+1, modules off"
+        );
+        assert_eq!(Base::Tinyconfig.describe(), None);
+    }
 
     #[test]
     fn progress_lines() {

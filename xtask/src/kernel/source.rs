@@ -272,7 +272,7 @@ fn is_series(v: &str) -> bool {
 }
 
 /// The version of `pkg` installed on the host, if it is.
-fn host_installed(pkg: &str) -> Option<String> {
+pub(crate) fn host_installed(pkg: &str) -> Option<String> {
     let out = Cmd::new(&["dpkg-query", "-W", "-f=${db:Status-Abbrev} ${Version}", pkg])
         .output()
         .ok()?;
