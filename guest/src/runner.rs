@@ -143,7 +143,9 @@ fn run_scenario(
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
+    let checks_start = monotonic_ns();
     let (after, held, clean) = after_scenario(baseline);
+    let checks_ns = monotonic_ns() - checks_start;
     if let Some(problem) = after {
         verdict = with_problem(verdict, problem);
     }
@@ -156,6 +158,7 @@ fn run_scenario(
         name: planned.name.clone(),
         outcome: verdict.outcome,
         duration_ns: monotonic_ns() - start,
+        checks_ns,
         message: verdict.message,
     });
     (held, clean)
@@ -221,6 +224,7 @@ fn not_run(plan: &Plan, planned: &PlannedScenario, results: &Results, why: &str)
         name: planned.name.clone(),
         outcome: Outcome::Error,
         duration_ns: 0,
+        checks_ns: 0,
         message: Some(format!(
             "not run: test_hmm's device memory is still held ({why})"
         )),

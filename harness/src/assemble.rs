@@ -101,6 +101,7 @@ impl Assembler {
                 name,
                 outcome,
                 duration_ns,
+                checks_ns,
                 message,
             } => {
                 let i = self.idx(name)?;
@@ -108,6 +109,7 @@ impl Assembler {
                 let r = &mut self.out[i];
                 r.outcome = *outcome;
                 r.duration_ns = *duration_ns;
+                r.checks_ns = *checks_ns;
                 r.message = message.clone().or_else(|| first_step_failure(&r.steps));
                 apply_cases(r, &self.planned[i].known);
                 return Some(&self.out[i]);
@@ -486,6 +488,7 @@ mod tests {
             name: n.into(),
             outcome: o,
             duration_ns: 10,
+            checks_ns: 0,
             message: None,
         }
     }
@@ -639,6 +642,7 @@ mod tests {
                 name: "k".into(),
                 outcome: o,
                 duration_ns: 10,
+                checks_ns: 0,
                 message: Some(m.to_string()).filter(|m| !m.is_empty()),
             });
         }
@@ -871,9 +875,26 @@ mod tests {
             name: "k".into(),
             outcome: guest.0,
             duration_ns: 10,
+            checks_ns: 0,
             message: Some(guest.1.to_string()).filter(|m| !m.is_empty()),
         });
         assemble(&p, &recs, &End::Done, findings).remove(0)
+    }
+
+    #[test]
+    fn the_time_of_the_checks_after_a_scenario_is_kept() {
+        let recs = vec![
+            start("a"),
+            Record::ScenarioEnd {
+                name: "a".into(),
+                outcome: Outcome::Pass,
+                duration_ns: 10,
+                checks_ns: 7,
+                message: None,
+            },
+        ];
+        let r = assemble(&planned(&["a"]), &recs, &End::Done, &[]).remove(0);
+        assert_eq!((r.duration_ns, r.checks_ns), (10, 7));
     }
 
     #[test]
@@ -887,6 +908,7 @@ mod tests {
                     name: "k".into(),
                     outcome,
                     duration_ns: 10,
+                    checks_ns: 0,
                     message: None,
                 });
             }

@@ -870,6 +870,7 @@ mod tests {
             thp: serde_json::from_value(serde_json::json!(name.rsplit('@').next().unwrap()))
                 .unwrap(),
             duration_ns: (duration_ms * 1e6) as u64,
+            checks_ns: 0,
             message: outcome
                 .is_failure()
                 .then(|| "step 1 (migrate-to-device): cpages: expected 127, got 128".into()),

@@ -30,6 +30,7 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
         bail!("the warm-up run failed ({st}); fix that first");
     }
     let (mut wall, mut boot, mut first, mut vm) = (vec![], vec![], vec![], vec![]);
+    let (mut checks, mut without) = (vec![], vec![]);
     for i in 0..a.runs {
         let dir = results.path().join(format!("run-{i}"));
         let mut args = vec!["run-scenarios".to_string()];
@@ -43,16 +44,20 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
             .next()
             .context("no run directory")?
             .path();
-        let timing = hmmlab_harness::report::load(&run_dir)?.timing;
+        let report = hmmlab_harness::report::load(&run_dir)?;
+        let timing = report.timing;
         let s = |v: Option<f64>| v.unwrap_or(f64::NAN) / 1e3;
+        let checked = checks_s(&report.scenarios);
         eprintln!(
-            "bench: run {}: exit {:?}, wall {secs:.2}s, guest up {:.2}s, first scenario {:.2}s, VM {:.2}s",
+            "bench: run {}: exit {:?}, wall {secs:.2}s, guest up {:.2}s, first scenario {:.2}s, VM {:.2}s, checks {checked:.2}s",
             i + 1,
             out.status.code(),
             s(timing.boot_ms),
             s(timing.first_scenario_ms),
             s(timing.vm_ms)
         );
+        checks.push(checked);
+        without.push(secs - checked);
         wall.push(secs);
         boot.push(s(timing.boot_ms));
         first.push(s(timing.first_scenario_ms));
@@ -72,11 +77,19 @@ pub fn bench(a: &BenchArgs) -> Result<i32> {
         ("QEMU start -> guest driver up", &mut boot),
         ("QEMU start -> first scenario", &mut first),
         ("QEMU start -> QEMU gone", &mut vm),
+        ("checks after the scenarios", &mut checks),
+        ("wall less those checks", &mut without),
     ] {
         let (med, min, max) = stats(v);
         println!("{name:<34} {med:>8.2} {min:>8.2} {max:>8.2}");
     }
     Ok(exit::OK)
+}
+
+/// Seconds PID 1 spent on the checks after the scenarios (device memory
+/// released, counters compared): what a run without them would not spend.
+pub fn checks_s(scenarios: &[hmmlab_harness::report::ScenarioResult]) -> f64 {
+    scenarios.iter().map(|s| s.checks_ns as f64).sum::<f64>() / 1e9
 }
 
 /// (median, min, max); the median of an even count is the mean of the middle two.

@@ -383,7 +383,10 @@ mod tests {
             run.iter()
                 .map(|i| {
                     let ks = i.scenario.kselftest.as_ref().unwrap();
-                    assert!(ks.exclude.iter().all(|x| x.thp.is_none() && x.when.is_none()));
+                    assert!(ks
+                        .exclude
+                        .iter()
+                        .all(|x| x.thp.is_none() && x.when.is_none()));
                     (i.name.clone(), ks.args.clone())
                 })
                 .collect()

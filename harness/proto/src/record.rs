@@ -81,6 +81,10 @@ pub enum Record {
         name: String,
         outcome: Outcome,
         duration_ns: u64,
+        /// Of `duration_ns`, the checks after the scenario: the release of
+        /// test_hmm's device memory and the counters (0 when none ran).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        checks_ns: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
@@ -97,6 +101,10 @@ pub enum Record {
     Fatal { message: String },
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +115,7 @@ mod tests {
             name: "a".into(),
             outcome: Outcome::Pass,
             duration_ns: 5,
+            checks_ns: 0,
             message: None,
         };
         let s = serde_json::to_string(&r).unwrap();

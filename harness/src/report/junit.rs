@@ -116,6 +116,7 @@ mod tests {
             outcome: Outcome::Fail,
             thp: Some(hmmlab_proto::scenario::ThpMode::Always),
             duration_ns: 1_000_000,
+            checks_ns: 0,
             message: Some("1 of 4 cases failed: t.exclusive".into()),
             steps: vec![],
             output: vec![],

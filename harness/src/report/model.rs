@@ -134,6 +134,10 @@ pub struct Timing {
     pub crash_to_end_ms: Option<f64>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioResult {
     pub name: String,
@@ -144,6 +148,10 @@ pub struct ScenarioResult {
     pub thp: Option<ThpMode>,
     /// Guest-measured duration.
     pub duration_ns: u64,
+    /// Of `duration_ns`, the checks after the scenario (device memory
+    /// released, counters compared).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checks_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub steps: Vec<StepResult>,
@@ -190,6 +198,7 @@ impl ScenarioResult {
             outcome,
             thp,
             duration_ns: 0,
+            checks_ns: 0,
             message: None,
             steps: vec![],
             output: vec![],

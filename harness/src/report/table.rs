@@ -218,6 +218,7 @@ mod tests {
             outcome: Outcome::Pass,
             thp: Some(hmmlab_proto::scenario::ThpMode::Madvise),
             duration_ns: 2_500_000,
+            checks_ns: 0,
             message: None,
             steps: vec![],
             output: vec![],

@@ -61,7 +61,10 @@ pub(super) fn check_conditions(cx: &mut Ctx<'_, '_>) {
                 "a selftest's `when` cannot name a device: a selftest is not on the \
                  device axis, it picks its devices itself"
                     .to_string(),
-                Some("name the device's fixture variant (`case`, or `variant` of an exclusion)".into()),
+                Some(
+                    "name the device's fixture variant (`case`, or `variant` of an exclusion)"
+                        .into(),
+                ),
             );
             continue;
         }

@@ -117,13 +117,13 @@ pub(super) fn check_kselftest_exclusions(cx: &mut Ctx<'_, '_>) {
             .flatten()
             .map(String::as_str)
             .collect();
-        let plain = |n: &str| {
-            !n.is_empty() && !n.starts_with('-') && !n.chars().any(char::is_whitespace)
-        };
+        let plain =
+            |n: &str| !n.is_empty() && !n.starts_with('-') && !n.chars().any(char::is_whitespace);
         if names.len() != 1 || !plain(names[0]) {
             let hint = "give one of `variant = \"hmm_device_coherent\"` (a fixture variant,                         the selftest's -V) or `test = \"exclusive\"` (a test of every fixture,                         its -T), as the selftest names them"
                 .to_string();
-            let msg = "an exclusion names exactly one `variant` or `test`, a plain name".to_string();
+            let msg =
+                "an exclusion names exactly one `variant` or `test`, a plain name".to_string();
             cx.at_value(key_path!["kselftest", "exclude", i], msg, Some(hint));
         }
         if x.because.trim().is_empty() {
@@ -131,7 +131,11 @@ pub(super) fn check_kselftest_exclusions(cx: &mut Ctx<'_, '_>) {
                         (file and function)"
                 .to_string();
             let msg = "an exclusion needs a `because`".to_string();
-            cx.at_value(key_path!["kselftest", "exclude", i, "because"], msg, Some(hint));
+            cx.at_value(
+                key_path!["kselftest", "exclude", i, "because"],
+                msg,
+                Some(hint),
+            );
         }
     }
 }
