@@ -79,6 +79,16 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
         76,
         "every hmm-tests case is reported"
     );
+    // Under THP always the device-coherent variants are excluded on 7.2+
+    // (scenarios/hmm-tests.toml says why), and the result says so.
+    let always = run.scenario("hmm-tests@always");
+    assert_eq!(always["cases"].as_array().unwrap().len(), 38, "{always}");
+    let listed = always["known_failures"].to_string();
+    assert!(
+        listed.contains("variant hmm_device_coherent not run (-V hmm_device_coherent)")
+            && listed.contains("variant hmm2_device_coherent not run"),
+        "{always}"
+    );
     assert!(no_qemu_left(&run));
 }
 
