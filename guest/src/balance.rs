@@ -16,14 +16,20 @@ use hmmlab_proto::plan::SETTLE_MS;
 use crate::system::monotonic_ns;
 
 const VMSTAT: &str = "/proc/vmstat";
-const SELF_STATUS: &str = "/proc/self/status";
+/// PID 1's own anonymous pages, counted by walking its page tables
+/// (fs/proc/task_mmu.c, show_smaps_rollup()): exact on every kernel, unlike
+/// /proc/self/status's RssAnon, which 6.1 takes from per-task counters
+/// folded into the mm only every 64 faults (SPLIT_RSS_COUNTING,
+/// TASK_RSS_EVENTS_THRESH) and 6.2+ from per-CPU counters read without
+/// folding (get_mm_counter()), so a few pages off either way.
+const SELF_STATUS: &str = "/proc/self/smaps_rollup";
 const STAT_REFRESH: &str = "/proc/sys/vm/stat_refresh";
 const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
 
 /// Lock PID 1's memory, now and to come, so that its pages sit on the
 /// unevictable LRU list and not on the anonymous ones the checks watch: a
 /// page PID 1 faults in while the counters are read would otherwise wait
-/// in a CPU's LRU batch, counted by RssAnon and on no list yet. A forked
+/// in a CPU's LRU batch, counted by nr_anon_pages and on no list yet. A forked
 /// scenario process does not inherit the lock (mlockall(2)).
 pub fn lock_pid1() -> Result<(), String> {
     // SAFETY: plain syscall.
@@ -49,8 +55,8 @@ pub struct Counter {
     pub name: &'static str,
     /// The /proc/vmstat counters added up.
     parts: &'static [&'static str],
-    /// The field of PID 1's own /proc/self/status (in kB) taken off: PID 1
-    /// keeps running, and its own memory is no scenario's.
+    /// The field of PID 1's own /proc/self/smaps_rollup (in kB) taken off:
+    /// PID 1 keeps running, and its own memory is no scenario's.
     minus_pid1: Option<&'static str>,
     tolerance: i64,
 }
@@ -67,7 +73,7 @@ pub const COUNTERS: &[Counter] = &[
     Counter {
         name: "nr_anon_pages",
         parts: &["nr_anon_pages"],
-        minus_pid1: Some("RssAnon"),
+        minus_pid1: Some("Anonymous"),
         tolerance: 0,
     },
     Counter {
@@ -181,7 +187,7 @@ fn value(raw: &[(String, i64)], status: &str, c: &Counter) -> Result<i64, String
     Ok(sum(raw, c)? - own)
 }
 
-/// A `Field:   1234 kB` line of /proc/self/status, in pages.
+/// A `Field:   1234 kB` line of /proc/self/smaps_rollup, in pages.
 fn status_pages(status: &str, field: &str) -> Result<i64, String> {
     let kb = status
         .lines()
@@ -247,7 +253,7 @@ pub fn settle(baseline: &Sample) -> Result<(Vec<Leak>, Sample), String> {
 mod tests {
     use super::*;
 
-    const STATUS: &str = "Name:\thmmlab-guest\nRssAnon:\t      8 kB\nVmPTE:\t      4 kB\n";
+    const STATUS: &str = "00400000-7ffff000 ---p 00000000 00:00 0    [rollup]\nRss:       40 kB\nAnonymous:         8 kB\nSwap:    0 kB\n";
 
     fn sample_of(text: &str) -> Sample {
         let raw = parse_vmstat(text);
@@ -292,7 +298,7 @@ mod tests {
         assert_eq!(value(&raw, STATUS, &COUNTERS[0]), Ok(10));
         assert_eq!(value(&raw, STATUS, &COUNTERS[2]), Ok(15));
         let e = value(&raw, "Name: x\n", &COUNTERS[0]).unwrap_err();
-        assert!(e.contains("no RssAnon"), "{e}");
+        assert!(e.contains("no Anonymous"), "{e}");
     }
 
     #[test]

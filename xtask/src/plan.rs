@@ -153,6 +153,13 @@ fn in_mode(mut s: Scenario, m: ThpMode) -> Scenario {
             x.thp = None;
             ks.args.extend(x.args());
         }
+        // A known failure of a case that is not run cannot occur.
+        let excluded = ks.exclude.clone();
+        ks.known_failure.retain(|f| {
+            f.case
+                .as_deref()
+                .is_none_or(|c| !excluded.iter().any(|x| x.covers(c)))
+        });
     }
     s
 }
@@ -403,6 +410,25 @@ mod tests {
             ]
         );
         assert_eq!(args("6.12.118")[1].1, v(&["-T", "bench", "-T", "excl"]));
+    }
+
+    #[test]
+    fn a_known_failure_of_an_excluded_case_is_dropped() {
+        let s = vec![loaded(
+            "kst",
+            "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+             [[kselftest.exclude]]\ntest = \"excl\"\nwhen = { kernel = \"6.1\" }\nbecause = \"x\"\n\
+             [[kselftest.known_failure]]\ncase = \"f.v.excl\"\nbecause = \"y\"\n\
+             [[kselftest.known_failure]]\ncase = \"f.v.other\"\nbecause = \"z\"\n",
+        )];
+        let known = |release: &str| -> Vec<String> {
+            let facts = KernelFacts::from_dotconfig(release, "");
+            let (run, _) = expand(&s, &[ThpMode::Madvise], &[DeviceKind::Private], &facts);
+            let ks = run[0].scenario.kselftest.as_ref().unwrap();
+            ks.known_failure.iter().filter_map(|f| f.case.clone()).collect()
+        };
+        assert_eq!(known("6.1.192"), vec!["f.v.other"]);
+        assert_eq!(known("6.12.118"), vec!["f.v.excl", "f.v.other"]);
     }
 
     #[test]

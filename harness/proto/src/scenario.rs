@@ -329,6 +329,18 @@ impl Exclusion {
         v
     }
 
+    /// Does it keep case `fixture.variant.test` from running?
+    pub fn covers(&self, case: &str) -> bool {
+        let parts: Vec<&str> = case.split('.').collect();
+        let (variant, test) = match parts.as_slice() {
+            [_, v, t] => (Some(*v), *t),
+            [_, t] => (None, *t),
+            _ => return false,
+        };
+        self.variant.as_deref().is_some_and(|x| Some(x) == variant)
+            || self.test.as_deref() == Some(test)
+    }
+
     /// `variant hmm_device_coherent`, `test exclusive`.
     pub fn what(&self) -> String {
         match (&self.variant, &self.test) {
