@@ -51,13 +51,13 @@ fn the_whole_default_suite_passes_on_the_6_12_lts() {
     }
     // Every case of hmm-tests runs in both THP modes, none skipped; under
     // always the six exclusive* cases are known failures before 6.15.
-    for mode in ["madvise", "always"] {
-        let hmm = run.scenario(&format!("hmm-tests@{mode}"));
+    for name in ["hmm-tests@madvise", "hmm-tests-thp-always@always"] {
+        let hmm = run.scenario(name);
         let cases = hmm["cases"].as_array().expect("cases");
         assert_eq!(cases.len(), 58, "{hmm}");
         assert!(cases.iter().all(|c| c["outcome"] == "pass"), "{hmm}");
     }
-    let always = run.scenario("hmm-tests@always");
+    let always = run.scenario("hmm-tests-thp-always@always");
     assert_eq!(
         always["known_failures"].as_array().map(Vec::len),
         Some(6),

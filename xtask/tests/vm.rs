@@ -81,7 +81,7 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
     );
     // Under THP always the device-coherent variants are excluded on 7.2+
     // (scenarios/hmm-tests.toml says why), and the result says so.
-    let always = run.scenario("hmm-tests@always");
+    let always = run.scenario("hmm-tests-thp-always@always");
     assert_eq!(always["cases"].as_array().unwrap().len(), 38, "{always}");
     let listed = always["known_failures"].to_string();
     assert!(
