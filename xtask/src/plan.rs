@@ -425,7 +425,10 @@ mod tests {
             let facts = KernelFacts::from_dotconfig(release, "");
             let (run, _) = expand(&s, &[ThpMode::Madvise], &[DeviceKind::Private], &facts);
             let ks = run[0].scenario.kselftest.as_ref().unwrap();
-            ks.known_failure.iter().filter_map(|f| f.case.clone()).collect()
+            ks.known_failure
+                .iter()
+                .filter_map(|f| f.case.clone())
+                .collect()
         };
         assert_eq!(known("6.1.192"), vec!["f.v.other"]);
         assert_eq!(known("6.12.118"), vec!["f.v.excl", "f.v.other"]);
