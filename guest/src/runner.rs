@@ -20,6 +20,7 @@ use hmmlab_proto::{Outcome, Plan, Record};
 
 use crate::balance::{self, Sample};
 use crate::child::{self, Exit, Verdict};
+use crate::coverage::Counters;
 use crate::kmemleak;
 use crate::release::{release_all, Released};
 use crate::results::Results;
@@ -32,7 +33,7 @@ const KILL_GRACE_MS: u64 = 5_000;
 /// Longest sleep between checks on the scenario process.
 const MAX_NAP: Duration = Duration::from_millis(1);
 
-pub fn run_plan(plan: &Plan, results: &Results) {
+pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
     let names = plan.scenarios.iter().map(|s| s.name.clone()).collect();
     results.emit(&Record::Plan { scenarios: names });
     balance::quiet_drop_caches();
@@ -47,7 +48,7 @@ pub fn run_plan(plan: &Plan, results: &Results) {
     let kmemleak = kmemleak::start();
     for planned in &plan.scenarios {
         match &held {
-            None => held = run_scenario(plan, planned, results, &locked),
+            None => held = run_scenario(plan, planned, results, &locked, counters),
             Some(why) => not_run(plan, planned, results, why),
         }
     }
@@ -113,11 +114,21 @@ fn end_of_run(first: Result<Sample, String>) -> Option<Record> {
 
 /// Run one scenario and report it; `Some(why)` when device memory stayed
 /// held after it, so that no further scenario can run.
+///
+/// In a coverage run the counters are zeroed just before the scenario
+/// process starts and sent after its end is reported: what they count is
+/// the scenario and the checks after it, the release of the device memory
+/// it left behind included (that eviction runs `migrate_device_range()`
+/// and the rest of the device-to-system path, and happens because the
+/// scenario left pages there). Sending them after the end record keeps
+/// the copy out of the scenario's duration and its host timeout; nothing
+/// between the two runs code of the covered files.
 fn run_scenario(
     plan: &Plan,
     planned: &PlannedScenario,
     results: &Results,
     locked: &Result<(), String>,
+    counters: Option<&Counters>,
 ) -> Option<String> {
     let scenario = &planned.scenario;
     let thp = scenario.thp.unwrap_or(plan.default_thp);
@@ -130,6 +141,7 @@ fn run_scenario(
     let marked = crate::kmsg::scenario_start(&planned.name);
     let start = monotonic_ns();
     let baseline = locked.clone().and_then(|()| balance::sample());
+    let counting = counters.is_some_and(|c| c.reset(&planned.name));
     let mut verdict = match thp_set.and(marked) {
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
@@ -149,6 +161,9 @@ fn run_scenario(
         duration_ns: monotonic_ns() - start,
         message: verdict.message,
     });
+    if let Some(c) = counters.filter(|_| counting) {
+        c.send(&planned.name);
+    }
     held
 }
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, Setting};
+use super::cover;
 use super::key::{short_hash, KeyBuilder};
 use super::patch::{self, Patch};
 use super::selftest;
@@ -27,6 +28,9 @@ pub struct Request {
     pub source: Source,
     pub patches: Vec<Patch>,
     pub fragments: Vec<PathBuf>,
+    /// A coverage build: the source files compiled with gcov counters
+    /// (`cover`); empty for every other build.
+    pub cover: Vec<String>,
     pub jobs: usize,
 }
 
@@ -37,12 +41,25 @@ impl Request {
             source: Source::parse(&a.kernel)?,
             patches: patch::collect(a.series.as_deref(), &a.patches)?,
             fragments: config::fragment_files(&repo, &a.fragments)?,
+            cover: vec![],
             jobs: a.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2)
             }),
         })
+    }
+
+    /// The coverage build of this request: the `coverage` config variant
+    /// over its fragments, and gcov counters in `cover::DEFAULT_COVER`
+    /// and each of `extra` (`--cover`).
+    pub fn with_coverage(mut self, extra: &[String]) -> Result<Request> {
+        self.cover = cover::files(extra)?;
+        let fragment = crate::paths::repo_root().join(cover::FRAGMENT);
+        if !self.fragments.contains(&fragment) {
+            self.fragments.push(fragment);
+        }
+        Ok(self)
     }
 }
 
@@ -58,6 +75,10 @@ pub struct Kernel {
     pub release: String,
     pub patches: Vec<String>,
     pub fragments: Vec<String>,
+    /// A coverage build: the source files compiled with gcov counters,
+    /// whose `.gcno` files are in `obj_dir`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<String>,
     /// Short hash of the final .config.
     pub config_hash: String,
     pub compiler: String,
@@ -155,6 +176,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        cover: req.cover.clone(),
         config_hash: short_hash(&config_text),
         compiler,
         tree,
@@ -177,7 +199,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             k.build_log.display()
         );
     }
-    k.patched_files = patched_files(&k.tree, &req.patches)?;
+    k.patched_files = patched_files(&k.tree, &req.patches, &req.cover)?;
     check_image(&mut k, &build_dir)?;
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
     drop(lock);
@@ -189,7 +211,8 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
 }
 
 /// The cache key of a build (stage version, arch, source identity,
-/// compiler, each patch, each fragment) and the fragments' settings.
+/// compiler, each patch, each fragment, the covered files of a coverage
+/// build) and the fragments' settings.
 fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, Vec<Setting>)> {
     let mut settings: Vec<Setting> = Vec::new();
     let mut key = KeyBuilder::default();
@@ -207,6 +230,10 @@ fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, V
             .with_context(|| format!("reading config fragment {}", f.display()))?;
         settings.extend(config::parse_fragment(f, &text)?);
         key.add("fragment", text.as_bytes());
+    }
+    // Only a coverage build has this part: every other key stays as it was.
+    if !req.cover.is_empty() {
+        key.add("cover", req.cover.join("\n").as_bytes());
     }
     Ok((key.finish(), settings))
 }
@@ -385,8 +412,9 @@ fn check_image(k: &mut Kernel, build_dir: &Path) -> Result<()> {
     }
 }
 
-/// The SHA-256 of each file the patches change, in the patched tree.
-fn patched_files(tree: &Path, patches: &[Patch]) -> Result<Vec<PatchedFile>> {
+/// The SHA-256 of each file the patches (and a coverage build's Makefile
+/// lines) change, in the tree that was built.
+fn patched_files(tree: &Path, patches: &[Patch], covered: &[String]) -> Result<Vec<PatchedFile>> {
     let mut out: Vec<PatchedFile> = Vec::new();
     for p in patches {
         let text = fs::read_to_string(&p.path)
@@ -399,6 +427,21 @@ fn patched_files(tree: &Path, patches: &[Patch]) -> Result<Vec<PatchedFile>> {
                 .ok()
                 .map(|b| verify::sha256_hex(&b));
             out.push(PatchedFile { path, sha256 });
+        }
+    }
+    for dir in cover::makefile_lines(covered).into_keys() {
+        for name in ["Kbuild", "Makefile"] {
+            let path = dir.join(name);
+            if let Ok(b) = fs::read(tree.join(&path)) {
+                let path = path.display().to_string();
+                if !out.iter().any(|f| f.path == path) {
+                    out.push(PatchedFile {
+                        path,
+                        sha256: Some(verify::sha256_hex(&b)),
+                    });
+                }
+                break;
+            }
         }
     }
     Ok(out)
@@ -455,13 +498,15 @@ fn obj_dir(source: &Source, tree: &Path, build_dir: &Path, key: &str) -> PathBuf
     }
 }
 
-/// The tree to build from: pristine when there are no patches, else a
-/// private copy (under the build directory) with the patches applied.
+/// The tree to build from: pristine when there are no patches and no
+/// covered files, else a private copy (under the build directory) with the
+/// patches applied, then a coverage build's Makefile lines added.
 fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -> Result<PathBuf> {
     let pristine = req.source.pristine_tree(cache, identity)?;
-    if req.patches.is_empty() {
+    if req.patches.is_empty() && req.cover.is_empty() {
         return Ok(pristine);
     }
+    cover::check_sources(&pristine, &req.cover)?;
     let name = pristine.file_name().context("source tree has no name")?;
     let src = build_dir.join("src").join(name);
     let ok = build_dir.join("src.ok");
@@ -474,7 +519,18 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     }
     eprintln!("  copying the source for patching …");
     source::copy_tree(&pristine, &src, req.source.owned())?;
-    if let Err(e) = patch::apply_all(&src, &req.patches) {
+    let changed = patch::apply_all(&src, &req.patches).and_then(|()| {
+        let files = cover::instrument(&src, &req.cover)?;
+        if !files.is_empty() {
+            eprintln!(
+                "  gcov counters for {}: {}",
+                req.cover.join(", "),
+                files.join(", ")
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = changed {
         let _ = fs::remove_dir_all(&src);
         return Err(e);
     }
