@@ -134,6 +134,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let identity = req.source.identity()?;
     let compiler = compiler_version()?;
     let (key, settings) = build_key(req, &identity, &compiler)?;
+    if !req.cover.is_empty() {
+        // Before anything is made for this key: a file that is not there is
+        // the user's to fix.
+        cover::check_sources(&req.source.pristine_tree(&cache, &identity)?, &req.cover)?;
+    }
 
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
@@ -506,7 +511,6 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     if req.patches.is_empty() && req.cover.is_empty() {
         return Ok(pristine);
     }
-    cover::check_sources(&pristine, &req.cover)?;
     let name = pristine.file_name().context("source tree has no name")?;
     let src = build_dir.join("src").join(name);
     let ok = build_dir.join("src.ok");
