@@ -238,7 +238,7 @@ fn build_key(req: &Request, identity: &str, compiler: &str) -> Result<(String, V
     }
     // Only a coverage build has this part: every other key stays as it was.
     if !req.cover.is_empty() {
-        key.add("cover", req.cover.join("\n").as_bytes());
+        key.add(cover::KEY_PART, req.cover.join("\n").as_bytes());
     }
     Ok((key.finish(), settings))
 }

@@ -20,6 +20,9 @@ use crate::fail::bad_input;
 pub const DEFAULT_COVER: &str = "mm/migrate_device.c";
 /// The config variant that turns gcov on, relative to the repository.
 pub const FRAGMENT: &str = "images/configs/variants/coverage.config";
+/// The build key's part for the covered files; a new name when the way
+/// the Makefile lines are written changes.
+pub const KEY_PART: &str = "cover-1";
 /// Marks the lines this module adds to a Makefile.
 const MARK: &str = "# hmmlab: coverage build, gcov counters for";
 
