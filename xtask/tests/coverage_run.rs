@@ -111,9 +111,27 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
         hole[0]
     );
 
+    // The counters are zeroed before each scenario: zero-page, which ran
+    // after empty-one-page and has no hole in its range, is not credited
+    // with empty-one-page's hole path.
+    let hole_fn = &file["functions"]["migrate_vma_collect_hole"];
+    assert_eq!(
+        scenarios_of(hole_fn),
+        ["empty-one-page@madvise"],
+        "{hole_fn}"
+    );
+
     // zero-page ran the code under test (it is not a vacuous "not hit")...
     let setup = &file["functions"]["migrate_vma_setup"];
     assert!(scenarios_of(setup).contains(&"zero-page@never"), "{setup}");
+    // ...including the release after it, which evicts every device chunk
+    // through migrate_device_range(): counted as the scenario's.
+    let range = &file["functions"]["migrate_device_range"];
+    assert_eq!(
+        scenarios_of(range),
+        ["empty-one-page@madvise", "zero-page@never"],
+        "{range}"
+    );
     // ...but no line that splits a THP: migrate_vma_split_unmapped_folio()
     // and the split_folio() calls (migrate_vma_split_folio(),
     // migrate_vma_collect_huge_pmd()).
