@@ -8,7 +8,8 @@
 //!
 //! Started any other way it refuses (exit status 2), unless given
 //! `--not-init [PLAN]`: then it runs PLAN (default: the plan path above)
-//! without mounting anything or powering off, with the records on stdout.
+//! without mounting anything or powering off, with the records on stdout
+//! (and a coverage plan's counters in `hmmlab-coverage.bin`).
 //! That needs root and test_hmm loaded, and it leaves the machine's THP
 //! mode (/sys/kernel/mm/transparent_hugepage/enabled) as the last scenario
 //! set it. A `hang-guest` step stops it for good, as it would PID 1: end it
@@ -17,6 +18,7 @@
 mod abi;
 mod balance;
 mod child;
+mod coverage;
 mod dmirror;
 mod init;
 mod kmemleak;
@@ -36,11 +38,12 @@ mod system;
 mod uapi_header;
 mod uffd;
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 use std::process::exit;
 
+use hmmlab_proto::coverage::{COVERAGE_TTY, GCOV_DIR};
 use hmmlab_proto::plan::{Mode, PLAN_PATH, RESULTS_TTY};
 use hmmlab_proto::{Plan, Record};
 
@@ -89,7 +92,10 @@ fn run_as_init(started_ns: u64) -> ! {
         }
     };
     install_fatal_panic_hook(&results);
-    if let Err(message) = mounted.and_then(|()| drive(&results, started_ns, Path::new(PLAN_PATH))) {
+    let coverage_tty = || results::open_raw_tty(COVERAGE_TTY);
+    let driven =
+        mounted.and_then(|()| drive(&results, started_ns, Path::new(PLAN_PATH), &coverage_tty));
+    if let Err(message) = driven {
         finish(&results, &Record::Fatal { message });
     }
     results.drain();
@@ -128,7 +134,10 @@ fn run_by_hand(started_ns: u64, plan: &Path) -> i32 {
             return 1;
         }
     };
-    match drive(&results, started_ns, plan) {
+    let coverage_file = || {
+        File::create(BY_HAND_COVERAGE).map_err(|e| format!("cannot create {BY_HAND_COVERAGE}: {e}"))
+    };
+    match drive(&results, started_ns, plan, &coverage_file) {
         Ok(()) => 0,
         Err(message) => {
             results.emit(&Record::Fatal { message });
@@ -137,8 +146,18 @@ fn run_by_hand(started_ns: u64, plan: &Path) -> i32 {
     }
 }
 
-/// Hello, then the plan (unless only probing).
-fn drive(results: &Results, started_ns: u64, plan_path: &Path) -> Result<(), String> {
+/// Where a run by hand writes a coverage plan's counters (as frames).
+const BY_HAND_COVERAGE: &str = "hmmlab-coverage.bin";
+
+/// Hello, then the plan (unless only probing). A coverage plan's counters
+/// go to what `coverage_out` opens; if it cannot, the scenarios run all
+/// the same and the console says why the host gets no counters.
+fn drive(
+    results: &Results,
+    started_ns: u64,
+    plan_path: &Path,
+    coverage_out: &dyn Fn() -> Result<File, String>,
+) -> Result<(), String> {
     results.emit(&Record::Hello {
         kernel_release: system::kernel_release(),
         uptime_ns: started_ns,
@@ -151,7 +170,17 @@ fn drive(results: &Results, started_ns: u64, plan_path: &Path) -> Result<(), Str
         return Ok(());
     }
     check_devices(&plan.devices, &system::dmirror_devices())?;
-    runner::run_plan(&plan, results);
+    let counters = plan.coverage.as_ref().and_then(|c| match coverage_out() {
+        Ok(out) => Some(coverage::Counters::new(c, Path::new(GCOV_DIR), out)),
+        Err(e) => {
+            eprintln!("hmmlab-guest: coverage: no counters will be sent: {e}");
+            None
+        }
+    });
+    runner::run_plan(&plan, results, counters.as_ref());
+    if let Some(c) = &counters {
+        c.drain();
+    }
     Ok(())
 }
 

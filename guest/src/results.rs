@@ -19,16 +19,9 @@ pub struct Results {
 impl Results {
     /// Open a serial tty for writing and put it in raw mode.
     pub fn open_tty(path: &str) -> Result<Results, String> {
-        // O_NOCTTY: PID 1 must not acquire the results port as its
-        // controlling terminal. O_CLOEXEC (set by std): selftest binaries
-        // never write to it directly.
-        let out = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| format!("cannot open results tty {path}: {e}"))?;
-        make_raw(&out).map_err(|e| format!("cannot put {path} in raw mode: {e}"))?;
-        Ok(Results { out })
+        Ok(Results {
+            out: open_raw_tty(path).map_err(|e| format!("results tty: {e}"))?,
+        })
     }
 
     /// Records on a standard stream (by-hand runs, or the console when the
@@ -72,6 +65,21 @@ impl Results {
         line.push(b'\n');
         (&self.out).write_all(&line)
     }
+}
+
+/// Open a serial tty for writing, in raw mode: no `\r` added, every byte
+/// as written (the coverage channel sends binary files on it too).
+pub fn open_raw_tty(path: &str) -> Result<File, String> {
+    // O_NOCTTY: PID 1 must not acquire the port as its controlling
+    // terminal. O_CLOEXEC (set by std): selftest binaries never write to
+    // it directly.
+    let out = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot open {path}: {e}"))?;
+    make_raw(&out).map_err(|e| format!("cannot put {path} in raw mode: {e}"))?;
+    Ok(out)
 }
 
 fn make_raw(tty: &File) -> io::Result<()> {

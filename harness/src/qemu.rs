@@ -13,6 +13,9 @@ pub struct Boot {
     pub initrd: PathBuf,
     pub console_log: PathBuf,
     pub results_log: PathBuf,
+    /// A coverage run: the guest's gcov counters, on a third serial port
+    /// (`hmmlab_proto::coverage`).
+    pub coverage_log: Option<PathBuf>,
     pub qmp_socket: PathBuf,
     /// Extra kernel command-line words.
     pub append: Vec<String>,
@@ -66,9 +69,20 @@ pub fn argv(m: &Machine, b: &Boot) -> Vec<String> {
         format!("file,id=results,path={}", s(&b.results_log)),
         "-serial".into(),
         "chardev:results".into(),
+    ];
+    if let Some(log) = &b.coverage_log {
+        // Third serial port: a coverage run's counters, binary frames.
+        v.extend([
+            "-chardev".into(),
+            format!("file,id=coverage,path={}", s(log)),
+            "-serial".into(),
+            "chardev:coverage".into(),
+        ]);
+    }
+    v.extend([
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", s(&b.qmp_socket)),
-    ];
+    ]);
     v.extend(m.extra_args.iter().cloned());
     v
 }
@@ -91,6 +105,7 @@ mod tests {
             initrd: "/r/initramfs.cpio".into(),
             console_log: "/r/console.log".into(),
             results_log: "/r/results.jsonl".into(),
+            coverage_log: None,
             qmp_socket: "/s/qmp.sock".into(),
             append: vec!["panic_on_warn=1".into()],
             interactive: false,
@@ -112,5 +127,29 @@ mod tests {
             .map(|w| &w[1])
             .collect();
         assert_eq!(serials, vec!["chardev:console", "chardev:results"]);
+
+        // A coverage run: the counters on a third port (the guest's ttyS2).
+        let b = Boot {
+            coverage_log: Some("/r/coverage.bin".into()),
+            ..b
+        };
+        let a = argv(&m, &b);
+        let serials: Vec<&String> = a
+            .windows(2)
+            .filter(|w| w[0] == "-serial")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(
+            serials,
+            vec!["chardev:console", "chardev:results", "chardev:coverage"]
+        );
+        assert!(a
+            .join(" ")
+            .contains("file,id=coverage,path=/r/coverage.bin"));
+        assert_eq!(
+            hmmlab_proto::coverage::COVERAGE_TTY,
+            "/dev/ttyS2",
+            "the third -serial is the guest's ttyS2"
+        );
     }
 }

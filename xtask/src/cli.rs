@@ -25,6 +25,11 @@ pub enum Task {
     Guest(KernelArgs),
     /// Build everything and run scenarios in one VM boot; results go to results/<run-id>/.
     RunScenarios(Box<RunArgs>),
+    /// `run-scenarios --coverage`: the default kernel and suite (unless
+    /// told otherwise), built with gcov counters in mm/migrate_device.c
+    /// (and --cover FILES); per scenario instance, the lines and branches
+    /// it ran, in results/<run-id>/coverage/.
+    Coverage(Box<RunArgs>),
     /// Parse a saved console log and classify it (no VM needed).
     Parse(ParseArgs),
     /// Check the scenario files and report every problem (no VM needed).
@@ -219,6 +224,44 @@ pub struct RunArgs {
     /// Extra kernel command-line words (e.g. panic_on_warn=1).
     #[arg(long = "append", value_name = "WORDS")]
     pub append: Vec<String>,
+    #[command(flatten)]
+    pub coverage: CoverageArgs,
+}
+
+/// Coverage of the code under test, per scenario instance.
+#[derive(Debug, Args, Clone)]
+pub struct CoverageArgs {
+    /// Build the kernel with gcov counters in mm/migrate_device.c (the
+    /// `coverage` config variant, a build of its own) and write, per
+    /// scenario instance, the lines and branches it ran to
+    /// results/<run-id>/coverage/: coverage.info (lcov), coverage.json,
+    /// html/index.html, and a table per function on stdout.
+    #[arg(long)]
+    pub coverage: bool,
+    /// More source files to count, besides mm/migrate_device.c (paths from
+    /// the top of the kernel tree, comma-separated or repeated, e.g.
+    /// mm/migrate.c,lib/test_hmm.c). Implies --coverage.
+    #[arg(long, value_delimiter = ',', value_name = "FILES")]
+    pub cover: Vec<String>,
+    /// The gcov of the compiler that builds the kernel (e.g. gcov-12).
+    #[arg(long, default_value = "gcov", value_name = "PROGRAM")]
+    pub gcov: String,
+}
+
+impl Default for CoverageArgs {
+    fn default() -> CoverageArgs {
+        CoverageArgs {
+            coverage: false,
+            cover: vec![],
+            gcov: "gcov".into(),
+        }
+    }
+}
+
+impl CoverageArgs {
+    pub fn on(&self) -> bool {
+        self.coverage || !self.cover.is_empty()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ use hmmlab_harness::report::{
 use hmmlab_harness::runner::RunConfig;
 use hmmlab_harness::scenario::when::KernelFacts;
 use hmmlab_harness::scenario::{self, LoadedScenario};
+use hmmlab_proto::coverage::CoveragePlan;
 use hmmlab_proto::plan::{Mode, PlannedScenario, PLAN_PATH};
 use hmmlab_proto::scenario::{DeviceKind, ThpMode};
 use hmmlab_proto::Outcome;
@@ -97,11 +98,17 @@ pub fn run_scenarios(args: &RunArgs) -> Result<i32> {
 /// refused before anything is made); the kernel and the guest (a build
 /// that fails is not a run: it has no run directory); then the run
 /// directory and its reporters; then plan, boot, the VM, the end. Once the
-/// run directory exists, every way the run ends writes every format.
+/// run directory exists, every way the run ends writes every format. A
+/// coverage run then reports the counters; its scenarios pass or fail as
+/// in any run, and a coverage report that cannot be made is an
+/// infrastructure error only when nothing failed.
 fn run_once(args: &RunArgs) -> Result<i32> {
     let args = &with_cell(args)?;
     let inputs = inputs(args)?;
     let (k, guest) = prepare(&inputs)?;
+    if args.coverage.on() {
+        crate::coverage::check_ready(&k, &args.coverage.gcov)?;
+    }
     let (mut engine, run_dir) = open_run(args)?;
     engine.emit(RunEvent::KernelReady(Box::new(built_kernel(&k)?)));
     let end = match execute(args, &inputs, &k, &guest, &mut engine, &run_dir) {
@@ -117,6 +124,21 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         }
     };
     let report = engine.finish(end)?;
+    let counted = matches!(report.status, RunStatus::Finished);
+    let code = run_code(&report, &run_dir);
+    if args.coverage.on() && counted {
+        if let Err(e) = crate::coverage::run_report(&run_dir, &k, &args.coverage.gcov) {
+            if matches!(code, Ok(exit::OK)) {
+                return Err(e);
+            }
+            eprintln!("error: {e:#}");
+        }
+    }
+    code
+}
+
+/// The exit code of a run that ended: its status, then its results.
+fn run_code(report: &report::RunReport, run_dir: &Path) -> Result<i32> {
     match report.status {
         RunStatus::InfraError => Err(anyhow::anyhow!(
             "{}\nrun {}: no result is counted; the guest's records are kept in {}",
@@ -161,7 +183,10 @@ pub fn inputs(args: &RunArgs) -> Result<Inputs> {
     if let Some(n) = args.smp {
         machine.smp = n.max(1);
     }
-    let kernel = kernel::Request::from_args(&args.kernel)?;
+    let mut kernel = kernel::Request::from_args(&args.kernel)?;
+    if args.coverage.on() {
+        kernel = kernel.with_coverage(&args.coverage.cover)?;
+    }
     Ok(Inputs {
         scenarios,
         machine,
@@ -272,6 +297,8 @@ pub fn built_kernel(k: &Kernel) -> Result<BuiltKernel> {
 /// the THP modes.
 pub struct RunPlan {
     pub modes: Vec<ThpMode>,
+    /// A coverage build's counters, which the guest sends after each instance.
+    pub coverage: Option<CoveragePlan>,
     pub instances: Vec<crate::plan::Instance>,
     pub skipped: Vec<crate::plan::Skipped>,
 }
@@ -292,6 +319,10 @@ pub fn plan_stage(
     }
     Ok(RunPlan {
         modes,
+        coverage: (!k.cover.is_empty()).then(|| CoveragePlan {
+            objtree: k.obj_dir.display().to_string(),
+            gcda: kernel::cover::gcda_names(&k.cover),
+        }),
         instances,
         skipped,
     })
@@ -305,6 +336,7 @@ pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64, machine: &Machine) -
         scenario_timeout_ms,
         mode: Mode::Run,
         devices: machine.devices.clone(),
+        coverage: plan.coverage.clone(),
         scenarios: plan
             .instances
             .iter()
@@ -348,12 +380,21 @@ pub fn boot_stage(
         .prefix("hmmlab-")
         .tempdir()
         .context("creating a private socket directory")?;
+    let coverage_log = match &plan.coverage {
+        Some(_) => {
+            let dir = run_dir.join(crate::coverage::DIR);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(dir.join(crate::coverage::STREAM))
+        }
+        None => None,
+    };
     let mut boot = Boot {
         accel: Accel::Tcg,
         kernel: k.obj_dir.join(&machine.kernel_image),
         initrd: initrd.clone(),
         console_log: run_dir.join("console.log"),
         results_log: run_dir.join("results.jsonl"),
+        coverage_log,
         qmp_socket: private.path().join("qmp.sock"),
         append: kernel_append(args),
         interactive: false,
@@ -368,6 +409,7 @@ pub fn boot_stage(
         write_image(&probe_img, guest, k, &probe)?;
         Ok(Boot {
             initrd: probe_img,
+            coverage_log: None,
             ..boot.clone()
         })
     })?;

@@ -70,6 +70,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         initrd,
         console_log: dir.path().join("console.log"),
         results_log: dir.path().join("results.jsonl"),
+        coverage_log: None,
         qmp_socket: dir.path().join("qmp.sock"),
         append: a.append.clone(),
         interactive: true,

@@ -12,6 +12,10 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Kernel(a) => kernel_task(&a),
         Task::Guest(a) => guest_task(&a),
         Task::RunScenarios(a) => crate::run::run_scenarios(&a),
+        Task::Coverage(mut a) => {
+            a.coverage.coverage = true;
+            crate::run::run_scenarios(&a)
+        }
         Task::Parse(a) => parse_task(&a),
         Task::Check(a) => check_task(&a),
         Task::Test(a) => test_task(&a),

@@ -6,7 +6,10 @@
 //! * [`record`]: what the guest reports back, one JSON object per line, on a
 //!   serial port of its own (never mixed with the kernel console).
 //! * [`state`]: names of the per-page states `HMM_DMIRROR_SNAPSHOT` reports.
+//! * [`coverage`]: each scenario instance's gcov counters, framed on a
+//!   serial port of their own (a coverage run only).
 
+pub mod coverage;
 pub mod op;
 pub mod plan;
 pub mod record;

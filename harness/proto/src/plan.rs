@@ -36,6 +36,9 @@ pub struct Plan {
     /// scenario skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// A coverage run: which gcov counters to send after each scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::coverage::CoveragePlan>,
     pub scenarios: Vec<PlannedScenario>,
 }
 

@@ -1,8 +1,11 @@
 //! Coverage reports from gcov counters: read each scenario instance's
 //! `.gcda` files with the host `gcov` (`read`, `gcov`, `version`,
 //! `sources`), merge them (`model`), write lcov, JSON, HTML and the table
-//! (`lcov`, `html`, `table`, `report`).
+//! (`lcov`, `html`, `table`, `report`). `collect` is a coverage run's
+//! side: the build checked before the boot, the guest's counters unpacked
+//! per instance after it, then the report.
 
+mod collect;
 mod gcov;
 mod html;
 mod lcov;
@@ -16,14 +19,5 @@ mod version;
 #[cfg(test)]
 mod tests;
 
-pub use report::coverage_report;
-
-// The layer's interface for the tasks that collect counters
-// (`run-scenarios --coverage`): read, merge, write.
-#[allow(unused_imports)]
-pub use {
-    gcov::ReadOptions,
-    model::{Branch, Coverage, FileCoverage, Function, Line, Scenarios, Summary},
-    read::{read_all, Instance},
-    report::write,
-};
+pub use collect::{check_ready, report as run_report, DIR, STREAM};
+pub use report::{coverage_report, write};

@@ -139,7 +139,7 @@ fn options(f: &Fixture) -> ReadOptions {
     }
 }
 
-fn names(s: &super::Scenarios) -> Vec<&str> {
+fn names(s: &super::model::Scenarios) -> Vec<&str> {
     s.iter().map(String::as_str).collect()
 }
 

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, Setting};
+use super::cover;
 use super::distro::{self, DebianConfig};
 use super::key::{short_hash, KeyBuilder};
 use super::patch::{self, Patch};
@@ -30,6 +31,9 @@ pub struct Request {
     pub fragments: Vec<PathBuf>,
     /// What the fragments are merged over.
     pub base: ConfigBase,
+    /// A coverage build: the source files compiled with gcov counters
+    /// (`cover`); empty for every other build.
+    pub cover: Vec<String>,
     pub jobs: usize,
 }
 
@@ -41,12 +45,25 @@ impl Request {
             patches: patch::collect(a.series.as_deref(), &a.patches)?,
             fragments: config::fragment_files(&repo, &a.fragments)?,
             base: a.config_base,
+            cover: vec![],
             jobs: a.jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2)
             }),
         })
+    }
+
+    /// The coverage build of this request: the `coverage` config variant
+    /// over its fragments, and gcov counters in `cover::DEFAULT_COVER`
+    /// and each of `extra` (`--cover`).
+    pub fn with_coverage(mut self, extra: &[String]) -> Result<Request> {
+        self.cover = cover::files(extra)?;
+        let fragment = crate::paths::repo_root().join(cover::FRAGMENT);
+        if !self.fragments.contains(&fragment) {
+            self.fragments.push(fragment);
+        }
+        Ok(self)
     }
 }
 
@@ -66,6 +83,10 @@ pub struct Kernel {
     /// tinyconfig (`debian: config.amd64_none_amd64 of linux-config-7.3 …`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_base: Option<String>,
+    /// A coverage build: the source files compiled with gcov counters,
+    /// whose `.gcno` files are in `obj_dir`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<String>,
     /// Short hash of the final .config.
     pub config_hash: String,
     pub compiler: String,
@@ -122,6 +143,11 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let compiler = compiler_version()?;
     let base = Base::resolve(req, &identity)?;
     let (key, settings) = build_key(req, &identity, &compiler, &base)?;
+    if !req.cover.is_empty() {
+        // Before anything is made for this key: a file that is not there is
+        // the user's to fix.
+        cover::check_sources(&req.source.pristine_tree(&cache, &identity)?, &req.cover)?;
+    }
 
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
@@ -165,6 +191,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             .map(|p| p.display().to_string())
             .collect(),
         config_base: base.describe(),
+        cover: req.cover.clone(),
         config_hash: short_hash(&config_text),
         compiler,
         tree,
@@ -187,7 +214,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             k.build_log.display()
         );
     }
-    k.patched_files = patched_files(&k.tree, &req.patches)?;
+    k.patched_files = patched_files(&k.tree, &req.patches, &req.cover)?;
     check_image(&mut k, &build_dir)?;
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
     drop(lock);
@@ -272,9 +299,10 @@ impl Base {
 }
 
 /// The cache key of a build (stage version, arch, source identity,
-/// compiler, each patch, each fragment, and a base other than tinyconfig)
-/// and the fragments' settings. A tinyconfig build adds nothing for its
-/// base, so its key is the one it had before there was a choice.
+/// compiler, each patch, each fragment, a base other than tinyconfig,
+/// the covered files of a coverage build) and the fragments' settings. A
+/// tinyconfig build without covered files adds nothing for either, so its
+/// key is the one it had before there was a choice.
 fn build_key(
     req: &Request,
     identity: &str,
@@ -303,6 +331,10 @@ fn build_key(
         // The configuration itself, as the build starts from it: another
         // Debian revision with the same settings shares the build.
         Base::Debian(d) => key.add("config-base debian", d.text.as_bytes()),
+    }
+    // Only a coverage build has this part: every other key stays as it was.
+    if !req.cover.is_empty() {
+        key.add(cover::KEY_PART, req.cover.join("\n").as_bytes());
     }
     Ok((key.finish(), settings))
 }
@@ -481,8 +513,9 @@ fn check_image(k: &mut Kernel, build_dir: &Path) -> Result<()> {
     }
 }
 
-/// The SHA-256 of each file the patches change, in the patched tree.
-fn patched_files(tree: &Path, patches: &[Patch]) -> Result<Vec<PatchedFile>> {
+/// The SHA-256 of each file the patches (and a coverage build's Makefile
+/// lines) change, in the tree that was built.
+fn patched_files(tree: &Path, patches: &[Patch], covered: &[String]) -> Result<Vec<PatchedFile>> {
     let mut out: Vec<PatchedFile> = Vec::new();
     for p in patches {
         let text = fs::read_to_string(&p.path)
@@ -495,6 +528,21 @@ fn patched_files(tree: &Path, patches: &[Patch]) -> Result<Vec<PatchedFile>> {
                 .ok()
                 .map(|b| verify::sha256_hex(&b));
             out.push(PatchedFile { path, sha256 });
+        }
+    }
+    for dir in cover::makefile_lines(covered).into_keys() {
+        for name in ["Kbuild", "Makefile"] {
+            let path = dir.join(name);
+            if let Ok(b) = fs::read(tree.join(&path)) {
+                let path = path.display().to_string();
+                if !out.iter().any(|f| f.path == path) {
+                    out.push(PatchedFile {
+                        path,
+                        sha256: Some(verify::sha256_hex(&b)),
+                    });
+                }
+                break;
+            }
         }
     }
     Ok(out)
@@ -551,11 +599,12 @@ fn obj_dir(source: &Source, tree: &Path, build_dir: &Path, key: &str) -> PathBuf
     }
 }
 
-/// The tree to build from: pristine when there are no patches, else a
-/// private copy (under the build directory) with the patches applied.
+/// The tree to build from: pristine when there are no patches and no
+/// covered files, else a private copy (under the build directory) with the
+/// patches applied, then a coverage build's Makefile lines added.
 fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -> Result<PathBuf> {
     let pristine = req.source.pristine_tree(cache, identity)?;
-    if req.patches.is_empty() {
+    if req.patches.is_empty() && req.cover.is_empty() {
         return Ok(pristine);
     }
     let name = pristine.file_name().context("source tree has no name")?;
@@ -570,7 +619,18 @@ fn prepare_tree(req: &Request, cache: &Path, identity: &str, build_dir: &Path) -
     }
     eprintln!("  copying the source for patching …");
     source::copy_tree(&pristine, &src, req.source.owned())?;
-    if let Err(e) = patch::apply_all(&src, &req.patches) {
+    let changed = patch::apply_all(&src, &req.patches).and_then(|()| {
+        let files = cover::instrument(&src, &req.cover)?;
+        if !files.is_empty() {
+            eprintln!(
+                "  gcov counters for {}: {}",
+                req.cover.join(", "),
+                files.join(", ")
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = changed {
         let _ = fs::remove_dir_all(&src);
         return Err(e);
     }
@@ -722,6 +782,7 @@ mod tests {
             patches: vec![],
             fragments: vec![frag],
             base: ConfigBase::Tinyconfig,
+            cover: vec![],
             jobs: 2,
         }
     }

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod build;
 pub mod cc;
 pub mod config;
+pub mod cover;
 pub mod distro;
 pub mod key;
 pub mod patch;

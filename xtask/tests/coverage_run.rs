@@ -1,0 +1,198 @@
+//! End to end: a coverage run on the default kernel (Debian 7.3, its
+//! coverage build built once and cached), real QEMU, real gcov counters,
+//! each scenario instance's lines attributed to it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+/// The line numbers of `file` (in `tree`) whose text, trimmed, is `text`.
+fn lines_reading(tree: &Path, file: &str, text: &str) -> Vec<u32> {
+    let src = std::fs::read_to_string(tree.join(file)).unwrap();
+    src.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == text)
+        .map(|(i, _)| i as u32 + 1)
+        .collect()
+}
+
+fn scenarios_of(line: &Value) -> Vec<&str> {
+    line["scenarios"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no scenarios in {line}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
+    // empty-one-page migrates one never-touched page: no page table there,
+    // so the walk takes migrate_vma_collect_hole()'s per-page path.
+    // zero-page (THP never) migrates read-faulted zero pages: no THP
+    // anywhere, so nothing of it splits one.
+    let run = xtask(&[
+        "run-scenarios",
+        "--coverage",
+        "-s",
+        "empty-one-page",
+        "-s",
+        "zero-page",
+        "--thp",
+        "madvise",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let j = run.json();
+    assert_eq!(j["status"], "finished");
+    assert_eq!(run.scenario("empty-one-page@madvise")["outcome"], "pass");
+    assert_eq!(run.scenario("zero-page@never")["outcome"], "pass");
+    assert_eq!(
+        j["kernel"]["cover"],
+        serde_json::json!(["mm/migrate_device.c"]),
+        "{}",
+        j["kernel"]
+    );
+    let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
+    let dir = run.run_dir.as_ref().unwrap().join("coverage");
+    for f in [
+        "coverage.info",
+        "coverage.json",
+        "html/index.html",
+        "counters.bin",
+        "gcda/empty-one-page@madvise/mm/migrate_device.gcda",
+        "gcda/zero-page@never/mm/migrate_device.gcda",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing from {}", dir.display());
+    }
+    assert!(
+        !dir.join("problems.txt").exists(),
+        "{}",
+        std::fs::read_to_string(dir.join("problems.txt")).unwrap_or_default()
+    );
+    // The table on stdout, migrate_vma_* first.
+    assert!(
+        run.stdout.contains("migrate_vma_collect_hole"),
+        "{}",
+        run.stdout
+    );
+    let cov: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
+    let file = &cov["files"]["mm/migrate_device.c"];
+    let line = |n: u32| &file["lines"][n.to_string()];
+
+    // The hole path: the per-page loop's first assignment (the compound
+    // one reads `MIGRATE_PFN_MIGRATE |`).
+    let hole = lines_reading(
+        &tree,
+        "mm/migrate_device.c",
+        "migrate->src[migrate->npages] = MIGRATE_PFN_MIGRATE;",
+    );
+    let hole: Vec<u32> = hole
+        .into_iter()
+        .filter(|n| {
+            line(*n)["functions"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "migrate_vma_collect_hole"))
+        })
+        .collect();
+    assert_eq!(
+        hole.len(),
+        1,
+        "the hole loop's line in migrate_vma_collect_hole"
+    );
+    let l = line(hole[0]);
+    assert!(l["count"].as_u64().unwrap() >= 1, "line {}: {l}", hole[0]);
+    assert!(
+        scenarios_of(l).contains(&"empty-one-page@madvise"),
+        "line {}: {l}",
+        hole[0]
+    );
+
+    // The counters are zeroed before each scenario: zero-page, which ran
+    // after empty-one-page and has no hole in its range, is not credited
+    // with empty-one-page's hole path.
+    let hole_fn = &file["functions"]["migrate_vma_collect_hole"];
+    assert_eq!(
+        scenarios_of(hole_fn),
+        ["empty-one-page@madvise"],
+        "{hole_fn}"
+    );
+
+    // zero-page ran the code under test (it is not a vacuous "not hit")...
+    let setup = &file["functions"]["migrate_vma_setup"];
+    assert!(scenarios_of(setup).contains(&"zero-page@never"), "{setup}");
+    // ...including the release after it, which evicts every device chunk
+    // through migrate_device_range(): counted as the scenario's.
+    let range = &file["functions"]["migrate_device_range"];
+    assert_eq!(
+        scenarios_of(range),
+        ["empty-one-page@madvise", "zero-page@never"],
+        "{range}"
+    );
+    // ...but no line that splits a THP: migrate_vma_split_unmapped_folio()
+    // and the split_folio() calls (migrate_vma_split_folio(),
+    // migrate_vma_collect_huge_pmd()).
+    let mut split: Vec<u32> = file["lines"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| {
+            l["functions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "migrate_vma_split_unmapped_folio")
+        })
+        .map(|(n, _)| n.parse().unwrap())
+        .collect();
+    assert!(
+        split.len() >= 5,
+        "migrate_vma_split_unmapped_folio's lines: {split:?}"
+    );
+    split.extend(lines_reading(
+        &tree,
+        "mm/migrate_device.c",
+        "ret = split_folio(folio);",
+    ));
+    for n in split {
+        let l = line(n);
+        assert!(l.is_object(), "line {n} has code");
+        assert!(
+            !scenarios_of(l).contains(&"zero-page@never"),
+            "line {n} (a THP split) credited to zero-page@never: {l}"
+        );
+    }
+
+    // The lcov tracefile names the file and has line records.
+    let info = std::fs::read_to_string(dir.join("coverage.info")).unwrap();
+    assert!(info.contains("SF:") && info.contains("migrate_device.c") && info.contains("\nDA:"));
+    assert!(no_qemu_left(&run));
+}
+
+#[test]
+fn a_file_to_cover_that_is_not_in_the_tree_is_refused_before_any_build() {
+    let run = xtask(&[
+        "run-scenarios",
+        "--cover",
+        "mm/no_such_file.c",
+        "-s",
+        "empty-one-page",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.explain());
+    assert!(
+        run.stderr.contains("mm/no_such_file.c") && run.stderr.contains("no such file"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.run_dir.is_none(), "no run directory for refused input");
+    let run = xtask(&["coverage", "--cover", "migrate.c", "-s", "empty-one-page"]);
+    assert_eq!(run.code, 2, "{}", run.explain());
+    assert!(
+        run.stderr.contains("--cover migrate.c") && run.stderr.contains("mm/migrate.c"),
+        "{}",
+        run.stderr
+    );
+}
