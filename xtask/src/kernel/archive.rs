@@ -245,6 +245,19 @@ impl Archive {
         if self.deb_path(pkg, version).is_some() {
             return Ok(Ok(()));
         }
+        self.find_refreshing(pkg, |avail| {
+            avail.iter().any(|a| a.version == version).then_some(())
+        })
+    }
+
+    /// `pick` from what the suites carry of `pkg`, with the package lists
+    /// refreshed once when they are missing or `pick` finds nothing in
+    /// them; else what they carry.
+    fn find_refreshing<T>(
+        &self,
+        pkg: &str,
+        pick: impl Fn(&[Available]) -> Option<T>,
+    ) -> Result<Result<T, Vec<Available>>> {
         let _lock = self.lock()?;
         self.prepare()?;
         let mut refreshed = false;
@@ -254,8 +267,8 @@ impl Archive {
         }
         loop {
             let avail = self.available(pkg)?;
-            if avail.iter().any(|a| a.version == version) {
-                return Ok(Ok(()));
+            if let Some(found) = pick(&avail) {
+                return Ok(Ok(found));
             }
             if refreshed {
                 return Ok(Err(avail));
@@ -277,28 +290,14 @@ impl Archive {
         } else if let Some(v) = self.fetched(pkg).into_iter().next() {
             return Ok(v);
         }
-        let _lock = self.lock()?;
-        self.prepare()?;
-        let mut refreshed = false;
-        if !self.has_lists() {
-            self.update_locked()?;
-            refreshed = true;
-        }
-        loop {
-            let avail = self.available(pkg)?;
-            let found = match pin {
+        let found = self.find_refreshing(pkg, |avail| {
+            match pin {
                 Some(pin) => avail.iter().find(|a| a.version == pin),
                 None => avail.first(),
-            };
-            if let Some(a) = found {
-                return Ok(a.version.clone());
             }
-            if refreshed {
-                return Err(bad_input(self.not_found(spec, pkg, pin, &avail)));
-            }
-            self.update_locked()?;
-            refreshed = true;
-        }
+            .map(|a| a.version.clone())
+        })?;
+        found.map_err(|avail| bad_input(self.not_found(spec, pkg, pin, &avail)))
     }
 
     fn not_found(&self, spec: &str, pkg: &str, pin: Option<&str>, avail: &[Available]) -> String {
