@@ -329,6 +329,12 @@ pub struct MatrixArgs {
     /// Where the matrix directory is created.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results_dir: PathBuf,
+    /// Every cell runs with --coverage (its own build of each kernel, with
+    /// counters); then the cells of each source of the covered files are
+    /// merged into coverage/<kernel>/, and the kernels compared function by
+    /// function in coverage/summary.txt.
+    #[command(flatten)]
+    pub coverage: CoverageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -427,8 +433,8 @@ pub struct CoverageReportArgs {
     #[arg(long, value_name = "DIR")]
     pub build: Option<PathBuf>,
     /// The source tree the objects were compiled from.
-    #[arg(long, value_name = "DIR")]
-    pub source: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "compare")]
+    pub source: Option<PathBuf>,
     /// One scenario instance's counters: DIR holds its .gcda files laid out
     /// like the build tree (repeatable; a NAME given twice adds up).
     #[arg(long = "gcda", value_name = "NAME=DIR")]
@@ -437,8 +443,14 @@ pub struct CoverageReportArgs {
     #[arg(long = "add", value_name = "FILE")]
     pub add: Vec<PathBuf>,
     /// Where coverage.info, coverage.json and html/ are written.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "compare")]
+    pub out: Option<PathBuf>,
+    /// Only print, side by side, the per-function table of several reports
+    /// (NAME=coverage.json, repeatable; e.g. two kernels, or the default
+    /// suite against hmm-tests alone). Functions are matched by name, so
+    /// reports of different sources compare.
+    #[arg(long, value_name = "NAME=FILE", conflicts_with_all = ["gcda", "add", "build"])]
+    pub compare: Vec<String>,
     /// The gcov of the compiler that built the objects (e.g. gcov-14).
     #[arg(long, default_value = "gcov", value_name = "PROGRAM")]
     pub gcov: String,

@@ -2,7 +2,7 @@
 //! once, then run the cells, up to N at once, each as its own
 //! `run-scenarios --cell NAME` process, and print a cells × scenarios table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let started = Instant::now();
-    let builds = build_kernels(&cells)?;
+    let (builds, kernels) = build_kernels(&cells, a)?;
     let build_time = started.elapsed();
 
     let results = crate::paths::absolute(&a.results_dir);
@@ -49,6 +49,13 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     let table = table(&cells, &dir);
     print!("{table}");
     std::fs::write(dir.join("table.txt"), &table)?;
+    let mut coverage_failed = false;
+    if a.coverage.on() && !interrupt::requested() {
+        if let Err(e) = crate::coverage::merge_cells(&cells, &kernels, &dir) {
+            eprintln!("matrix: coverage: {e:#}");
+            coverage_failed = true;
+        }
+    }
     println!(
         "\nmatrix: {} cells; kernels ready in {:.1}s, runs took {:.1}s with {jobs} at once; results in {}",
         cells.len(),
@@ -62,6 +69,7 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     let worst = codes
         .values()
         .map(|c| c.unwrap_or(exit::INFRA))
+        .chain(coverage_failed.then_some(exit::INFRA))
         .max()
         .unwrap_or(exit::OK);
     Ok(match worst {
@@ -72,19 +80,27 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
 }
 
 /// Each distinct kernel and config of the cells, built once with all cores
-/// (or found in the cache); one line per build.
-fn build_kernels(cells: &[Cell]) -> Result<String> {
+/// (or found in the cache); one line per build, and each build by name.
+fn build_kernels(
+    cells: &[Cell],
+    a: &MatrixArgs,
+) -> Result<(String, BTreeMap<String, crate::kernel::Kernel>)> {
     crate::deps::ensure(&[], false)?;
-    let mut built = BTreeSet::new();
+    let mut kernels = BTreeMap::new();
     let mut builds = String::new();
     for c in cells {
-        if built.insert(c.build_name()) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = kernels.entry(c.build_name()) {
             eprintln!("matrix: kernel for {} …", c.build_name());
-            let k = crate::kernel::ensure(&crate::kernel::Request::from_args(&c.kernel_args)?)?;
+            let mut req = crate::kernel::Request::from_args(&c.kernel_args)?;
+            if a.coverage.on() {
+                req = req.with_coverage(&a.coverage.cover)?;
+            }
+            let k = crate::kernel::ensure(&req)?;
             builds.push_str(&build_line(&c.build_name(), &k));
+            slot.insert(k);
         }
     }
-    Ok(builds)
+    Ok((builds, kernels))
 }
 
 /// Run the cells as `run-scenarios --cell` processes, `jobs` at once, into
@@ -201,6 +217,12 @@ fn spawn_cell(
     if let Some(n) = smp {
         cmd.args(["--smp", &n.to_string()]);
     }
+    if a.coverage.on() {
+        cmd.args(["--coverage", "--gcov", &a.coverage.gcov]);
+        if !a.coverage.cover.is_empty() {
+            cmd.args(["--cover", &a.coverage.cover.join(",")]);
+        }
+    }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -285,7 +307,7 @@ fn table(cells: &[Cell], dir: &Path) -> String {
 }
 
 /// The run a cell made: the one run directory in its folder.
-fn cell_run(cell_dir: &Path) -> Result<hmmlab_harness::report::RunReport> {
+pub fn cell_run(cell_dir: &Path) -> Result<hmmlab_harness::report::RunReport> {
     let runs = hmmlab_harness::report::load::run_dirs(cell_dir);
     let run = runs
         .first()

@@ -237,6 +237,15 @@ pub fn reproduce(
     if args.fail_on_skip {
         v.push("--fail-on-skip".into());
     }
+    // A coverage build is another kernel: the line rebuilds that one.
+    if !args.coverage.cover.is_empty() {
+        v.extend(["--cover".into(), args.coverage.cover.join(",")]);
+    } else if args.coverage.coverage {
+        v.push("--coverage".into());
+    }
+    if args.coverage.on() && args.coverage.gcov != "gcov" {
+        v.extend(["--gcov".into(), args.coverage.gcov.clone()]);
+    }
     if args.scenario_files.iter().any(|f| abs(f) == abs(path)) {
         v.extend(["--scenario-file".into(), abs(path)]);
     } else {
@@ -286,6 +295,38 @@ mod tests {
         );
         // tinyconfig is the default, and the lines made before say nothing.
         assert!(!line(&run_args(&[])).contains("--config-base"));
+    }
+
+    #[test]
+    fn a_reproduce_line_rebuilds_a_coverage_kernel() {
+        let line = |argv: &[&str]| {
+            reproduce(
+                &run_args(argv),
+                "debian:linux-source-7.3=7.3.4-1~bpo13+1",
+                "empty-anon",
+                Path::new("scenarios/empty-anon.toml"),
+                ThpMode::Madvise,
+                None,
+                hmmlab_harness::machine::Accel::Tcg,
+            )
+        };
+        assert!(line(&["--coverage"]).contains(" --coverage "));
+        let more = line(&[
+            "--cover",
+            "mm/migrate.c,lib/test_hmm.c",
+            "--gcov",
+            "gcov-12",
+        ]);
+        assert!(
+            more.contains(" --cover mm/migrate.c,lib/test_hmm.c --gcov gcov-12 ")
+                && !more.contains("--coverage"),
+            "{more}"
+        );
+        let plain = line(&[]);
+        assert!(
+            !plain.contains("--cover") && !plain.contains("--gcov"),
+            "{plain}"
+        );
     }
 
     fn loaded(name: &str, text: &str) -> LoadedScenario {

@@ -105,12 +105,14 @@ fn check_task(a: &CheckArgs) -> Result<i32> {
 fn test_task(a: &TestArgs) -> Result<i32> {
     // Everything the tests use: `cargo xtask shell` needs busybox, the
     // KTAP check runs the kernel's own kunit.py parser, the coverage tests
-    // have lcov's genhtml read the tracefile.
+    // have lcov's genhtml read the tracefile and check the HTML pages in a
+    // headless Chromium.
     crate::deps::ensure(
         &[
             "busybox-static".to_string(),
             "python3".to_string(),
             "lcov".to_string(),
+            "chromium".to_string(),
         ],
         false,
     )?;

@@ -219,3 +219,77 @@ pub fn assert_ktap_reads_back(run_dir: &Path) {
         assert_eq!(case["status"], verdict, "{name}: {case}");
     }
 }
+
+/// Open `page` in headless Chromium with `script` appended (it runs after
+/// the page is parsed and styled) and return what the script left in
+/// `probe` (a global it sets to a JSON-serialisable value). The page is
+/// copied next to itself so its relative links still work. Chromium is
+/// Debian's `chromium` package, which `cargo xtask test` installs.
+pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
+    let copy = page.with_extension("probe.html");
+    let mut html = std::fs::read_to_string(page).unwrap();
+    html.push_str(&format!(
+        "\n<script>\nlet probe = null;\ntry {{\n{script}\n}} catch (e) {{ probe = {{error: String(e)}}; }}\n\
+         const out = document.createElement('pre'); out.id = 'hmmlab-probe';\n\
+         out.textContent = JSON.stringify(probe); document.body.appendChild(out);\n</script>\n"
+    ));
+    std::fs::write(&copy, html).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", copy.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start chromium ({e}): this test needs Debian's chromium package (cargo xtask test installs it)")
+        });
+    let pid = child.id();
+    // A page that hangs the browser fails the test instead of hanging it.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            // SAFETY: kill(2) on the child this test spawned; it is not
+            // reaped until wait_with_output below returns, which is after.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let _ = std::fs::remove_file(&copy);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"hmmlab-probe\">").unwrap_or_else(|| {
+        panic!(
+            "chromium ({}) returned no probe for {}:\n{}",
+            out.status,
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + "<pre id=\"hmmlab-probe\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let text = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v.get("error").is_none(),
+        "the probe failed in the page: {v}"
+    );
+    v
+}

@@ -151,6 +151,91 @@ fn counters_to_every_format() {
     );
     let info = std::fs::read_to_string(d.join("twice/coverage.info")).unwrap();
     assert!(info.contains(&format!("\nDA:{big},2\n")), "{info}");
+
+    // The report names the source it counted, by its SHA-256.
+    let sum = must(
+        Command::new("sha256sum").arg(d.join("src/prog.c")),
+        "sha256sum",
+    );
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(
+        json["files"]["prog.c"]["source_sha256"],
+        sum.split_whitespace().next().unwrap()
+    );
+
+    // The same counters read against another source of the file (another
+    // kernel's, say): its lines are not these lines, so the two reports do
+    // not merge, and they compare function by function instead.
+    std::fs::create_dir_all(d.join("src2")).unwrap();
+    std::fs::write(d.join("src2/prog.c"), format!("{PROGRAM}/* changed */\n")).unwrap();
+    let other = xtask(
+        &[
+            "coverage-report",
+            "--build",
+            "obj",
+            "--source",
+            "src2",
+            "--gcda",
+            "small@madvise=gcda/small@madvise",
+            "--out",
+            "other",
+        ],
+        d,
+    );
+    assert!(
+        other.status.success(),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    let refused = xtask(
+        &[
+            "coverage-report",
+            "--source",
+            "src",
+            "--add",
+            "report/coverage.json",
+            "--add",
+            "other/coverage.json",
+            "--out",
+            "mixed",
+        ],
+        d,
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("different sources of prog.c") && stderr.contains("--compare"),
+        "{stderr}"
+    );
+    assert!(!d.join("mixed/coverage.json").exists());
+    let compared = xtask(
+        &[
+            "coverage-report",
+            "--compare",
+            "both=report/coverage.json",
+            "--compare",
+            "small=other/coverage.json",
+        ],
+        d,
+    );
+    let text = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        compared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("migrate_vma_pages"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .split_whitespace()
+        .collect();
+    // Both instances ran all four lines; the small one missed `return n * 2`.
+    assert_eq!(
+        row[1..],
+        ["4/4", "100.0%", "2/2", "3/4", "75.0%", "1/2"],
+        "{text}"
+    );
 }
 
 #[test]

@@ -169,6 +169,124 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
     // The lcov tracefile names the file and has line records.
     let info = std::fs::read_to_string(dir.join("coverage.info")).unwrap();
     assert!(info.contains("SF:") && info.contains("migrate_device.c") && info.contains("\nDA:"));
+
+    // The HTML view, as a browser shows it: a row per line with code, marked
+    // missed or run as coverage.json says, the marks in distinct colours,
+    // the hole line listing the scenario that ran it; the index links to it.
+    let (mut missed, mut ran) = (0, 0);
+    for l in file["lines"].as_object().unwrap().values() {
+        if l["count"].as_u64().unwrap() == 0 {
+            missed += 1;
+        } else {
+            ran += 1;
+        }
+    }
+    let page = browser_probe(
+        &dir.join("html/mm_migrate_device.c.html"),
+        &format!(
+            "const q = s => document.querySelectorAll(s).length;
+             const bg = s => getComputedStyle(document.querySelector(s)).backgroundColor;
+             const hole = document.getElementById('L{}');
+             probe = {{ miss: q('tr.miss'), ran: q('tr.hit') + q('tr.part'),
+                       colours: [bg('tr.miss td.code'), bg('tr.hit td.code'), bg('tr.part td.code')],
+                       hole_class: hole.className, hole_who: hole.querySelector('.who').textContent }};",
+            hole[0]
+        ),
+    );
+    assert_eq!(page["miss"], missed, "{page}");
+    assert_eq!(page["ran"], ran, "{page}");
+    let colours: Vec<&str> = page["colours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        !colours.contains(&"rgba(0, 0, 0, 0)")
+            && colours[0] != colours[1]
+            && colours[1] != colours[2]
+            && colours[0] != colours[2],
+        "missed, run and partly run lines look alike: {colours:?}"
+    );
+    assert_ne!(page["hole_class"], "miss", "{page}");
+    assert!(
+        page["hole_who"]
+            .as_str()
+            .unwrap()
+            .contains("empty-one-page@madvise"),
+        "{page}"
+    );
+    let index = browser_probe(
+        &dir.join("html/index.html"),
+        "probe = [...document.querySelectorAll('a')].map(a => a.href);",
+    );
+    assert!(
+        index.as_array().unwrap().iter().any(|h| h
+            .as_str()
+            .unwrap()
+            .ends_with("/html/mm_migrate_device.c.html")),
+        "{index}"
+    );
+    assert!(no_qemu_left(&run));
+}
+
+#[test]
+fn a_matrix_merges_the_cells_of_one_source_and_compares_kernels() {
+    // Two cells of the default kernel (THP madvise and always), one
+    // coverage build shared with the test above.
+    let run = xtask(&[
+        "matrix",
+        "-f",
+        "7.3-base",
+        "--jobs",
+        "1",
+        "--coverage",
+        "-s",
+        "empty-one-page",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let matrix_dir = run.run_dir.as_ref().unwrap();
+    let cell = run_json(&first_run_dir(&matrix_dir.join("7.3-base-madvise")).unwrap());
+    assert_eq!(
+        cell["kernel"]["cover"],
+        serde_json::json!(["mm/migrate_device.c"])
+    );
+    let release = cell["kernel"]["release"].as_str().unwrap();
+    // Each cell made its own report...
+    for c in ["7.3-base-madvise", "7.3-base-always"] {
+        let r = first_run_dir(&matrix_dir.join(c)).unwrap();
+        assert!(r.join("coverage/coverage.json").is_file(), "{c}");
+    }
+    // ...and the two, one source, are merged into the kernel's report.
+    let merged = matrix_dir.join("coverage").join(release);
+    let cov: Value =
+        serde_json::from_slice(&std::fs::read(merged.join("coverage.json")).unwrap()).unwrap();
+    let hole = &cov["files"]["mm/migrate_device.c"]["functions"]["migrate_vma_collect_hole"];
+    assert_eq!(
+        scenarios_of(hole),
+        ["empty-one-page@always", "empty-one-page@madvise"],
+        "{hole}"
+    );
+    for f in [
+        "coverage.info",
+        "html/index.html",
+        "html/mm_migrate_device.c.html",
+    ] {
+        assert!(merged.join(f).is_file(), "{f}");
+    }
+    let summary = std::fs::read_to_string(matrix_dir.join("coverage/summary.txt")).unwrap();
+    assert!(
+        summary.contains(&format!(
+            "{release}: cells 7.3-base-madvise, 7.3-base-always"
+        )),
+        "{summary}"
+    );
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("migrate_vma_collect_hole"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(!row.contains(" 0/"), "the hole path ran: {row}");
+    assert!(run.stdout.contains(&summary), "{}", run.stdout);
     assert!(no_qemu_left(&run));
 }
 

@@ -163,6 +163,7 @@ fn file_coverage(scenario: &str, f: DocFile) -> FileCoverage {
             )]
             .into(),
             lines: Default::default(),
+            source_sha256: None,
         });
     }
     // A line can come more than once: once per function when several

@@ -5,6 +5,7 @@
 //! side: the build checked before the boot, the guest's counters unpacked
 //! per instance after it, then the report.
 
+mod cells;
 mod collect;
 mod gcov;
 mod html;
@@ -19,5 +20,6 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+pub use cells::merge_cells;
 pub use collect::{check_ready, report as run_report, DIR, STREAM};
 pub use report::{coverage_report, write};

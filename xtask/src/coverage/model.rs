@@ -22,6 +22,12 @@ pub struct Coverage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileCoverage {
+    /// The SHA-256 of the source text the counters were read against: two
+    /// reports merge only where it is the same (line 200 of one kernel's
+    /// file is not line 200 of another's). Absent in reports made before it
+    /// existed, and where the source could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
     /// Keyed by name (a C translation unit has one function of each name).
     pub functions: BTreeMap<String, Function>,
     /// Keyed by line number; only lines with code.
@@ -76,6 +82,18 @@ impl Coverage {
         }
     }
 
+    /// The first file whose source differs between `self` and `other`, when
+    /// both know it: such reports must not be merged line by line.
+    pub fn source_mismatch(&self, other: &Coverage) -> Option<String> {
+        self.files.iter().find_map(|(path, mine)| {
+            let theirs = other.files.get(path)?;
+            match (&mine.source_sha256, &theirs.source_sha256) {
+                (Some(a), Some(b)) if a != b => Some(path.clone()),
+                _ => None,
+            }
+        })
+    }
+
     /// The merge of all of `parts`.
     pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Coverage>) -> Coverage {
         let mut all = Coverage::default();
@@ -102,6 +120,12 @@ impl Coverage {
 
 impl FileCoverage {
     pub fn merge(&mut self, other: &FileCoverage) {
+        // Callers merge only files of one source (`Coverage::source_mismatch`);
+        // the smaller digest keeps the merge order-free all the same.
+        self.source_sha256 = match (self.source_sha256.take(), &other.source_sha256) {
+            (Some(a), Some(b)) => Some(a.min(b.clone())),
+            (a, b) => a.or_else(|| b.clone()),
+        };
         for (name, f) in &other.functions {
             match self.functions.get_mut(name) {
                 Some(mine) => mine.merge(f),

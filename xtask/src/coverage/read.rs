@@ -56,6 +56,11 @@ pub fn read_all(build: &Path, instances: &[Instance], opts: &ReadOptions) -> Res
         }
         all.merge(&gcov::read(&inst.name, &objects, opts)?);
     }
+    for (key, file) in &mut all.files {
+        file.source_sha256 = std::fs::read(opts.source.join(key))
+            .ok()
+            .map(|text| crate::kernel::key::hex_sha256(&text));
+    }
     Ok(all)
 }
 

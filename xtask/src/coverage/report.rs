@@ -14,6 +14,28 @@ use crate::cli::CoverageReportArgs;
 use crate::fail::bad_input;
 
 pub fn coverage_report(a: &CoverageReportArgs) -> Result<i32> {
+    if !a.compare.is_empty() {
+        let mut columns = Vec::new();
+        for spec in &a.compare {
+            let (name, file) = spec
+                .split_once('=')
+                .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+                .ok_or_else(|| {
+                    bad_input(format!(
+                        "--compare {spec}: expected NAME=FILE (e.g. 7.3=results/x/coverage/coverage.json)"
+                    ))
+                })?;
+            columns.push((name.to_string(), load(Path::new(file))?));
+        }
+        let refs: Vec<(String, &Coverage)> = columns.iter().map(|(n, c)| (n.clone(), c)).collect();
+        print!("{}", table::side_by_side(&refs));
+        return Ok(exit::OK);
+    }
+    let (Some(source), Some(out)) = (&a.source, &a.out) else {
+        return Err(bad_input(
+            "--source DIR and --out DIR are needed unless --compare is given",
+        ));
+    };
     let instances = a
         .gcda
         .iter()
@@ -31,30 +53,47 @@ pub fn coverage_report(a: &CoverageReportArgs) -> Result<i32> {
             .as_deref()
             .ok_or_else(|| bad_input("--gcda needs --build DIR, the tree with the .gcno files"))?;
         let opts = ReadOptions {
-            source: crate::paths::absolute(&a.source),
+            source: crate::paths::absolute(source),
             gcov: a.gcov.clone(),
             all_files: a.all_files,
         };
         cov = read_all(build, &instances, &opts)?;
     }
-    let mut earlier = Vec::new();
-    for file in &a.add {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        earlier.push(
-            serde_json::from_str::<Coverage>(&text)
-                .map_err(|e| bad_input(format!("{}: not a coverage.json: {e}", file.display())))?,
-        );
+    let earlier = a.add.iter().map(|f| load(f)).collect::<Result<Vec<_>>>()?;
+    let parts: Vec<(&str, &Coverage)> = std::iter::once(("the counters", &cov))
+        .chain(
+            a.add
+                .iter()
+                .zip(&earlier)
+                .map(|(f, c)| (f.to_str().unwrap_or("?"), c)),
+        )
+        .collect();
+    for (i, (name, c)) in parts.iter().enumerate() {
+        for (other, o) in &parts[..i] {
+            if let Some(file) = c.source_mismatch(o) {
+                return Err(bad_input(format!(
+                    "{name} and {other} count different sources of {file} (another kernel or patch):                      their lines cannot be merged; report them apart, or compare them with --compare"
+                )));
+            }
+        }
     }
-    let cov = Coverage::merged(std::iter::once(&cov).chain(&earlier));
-    write(&cov, &crate::paths::absolute(&a.source), &a.out)?;
+    let cov = Coverage::merged(parts.iter().map(|(_, c)| *c));
+    write(&cov, &crate::paths::absolute(source), out)?;
     print!("{}", table::render(&cov));
     eprintln!(
         "coverage of {} scenario instance(s): {}/coverage.info, coverage.json, html/index.html",
         cov.scenarios().len(),
-        a.out.display()
+        out.display()
     );
     Ok(exit::OK)
+}
+
+/// A report's coverage.json.
+pub fn load(file: &Path) -> Result<Coverage> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str::<Coverage>(&text)
+        .map_err(|e| bad_input(format!("{}: not a coverage.json: {e}", file.display())))
 }
 
 /// `NAME=DIR`.

@@ -57,6 +57,89 @@ pub fn render(cov: &Coverage) -> String {
     out
 }
 
+/// Several reports side by side (kernels, or one suite against another):
+/// per file, one row per function that any of them has, and per report
+/// its lines and branches (`-` where that report's file has no such
+/// function). Functions are matched by name, so reports of different
+/// sources of a file compare well where their lines could not be merged.
+pub fn side_by_side(columns: &[(String, &Coverage)]) -> String {
+    let mut out = String::new();
+    let mut keys: Vec<&String> = columns.iter().flat_map(|(_, c)| c.files.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let files: Vec<Option<&FileCoverage>> =
+            columns.iter().map(|(_, c)| c.files.get(key)).collect();
+        // Row order: the entry points first, each part in the first
+        // report's order, then what only later ones have.
+        let mut names: Vec<&str> = Vec::new();
+        for file in files.iter().flatten() {
+            for name in order(file) {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort_by_key(|name| !FIRST.iter().any(|p| name.starts_with(p)));
+        let width = names
+            .iter()
+            .map(|n| n.len())
+            .chain([key.len(), "total".len()])
+            .max()
+            .unwrap_or(0);
+        let cell = |s: Option<Summary>| match s {
+            Some(s) => format!(
+                "{:>9} {:>5.1}%  {:>9}",
+                format!("{}/{}", s.lines_hit, s.lines),
+                percent(s.lines_hit, s.lines),
+                format!("{}/{}", s.branches_taken, s.branches)
+            ),
+            None => format!("{:>9} {:>6}  {:>9}", "-", "", ""),
+        };
+        let cw = cell(Some(Summary::default())).len();
+        let _ = write!(out, "{key:<width$}");
+        for (name, _) in columns {
+            let _ = write!(out, "  {:>cw$}", truncate(name, cw));
+        }
+        let _ = write!(out, "\n{:<width$}", "");
+        for _ in columns {
+            let _ = write!(out, "  {:>cw$}", "lines       branches");
+        }
+        out.push('\n');
+        for name in names.iter().copied().chain(["total"]) {
+            let _ = write!(out, "{name:<width$}");
+            for f in &files {
+                let s = f.and_then(|f| {
+                    if name == "total" {
+                        Some(f.summary())
+                    } else {
+                        f.functions
+                            .contains_key(name)
+                            .then(|| f.function_summary(name))
+                    }
+                });
+                let _ = write!(out, "  {}", cell(s));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `s` cut to `n` characters from its end (column names are long run paths).
+fn truncate(s: &str, n: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= n {
+        s.to_string()
+    } else {
+        format!(
+            "…{}",
+            chars[chars.len() - n + 1..].iter().collect::<String>()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::model::Function;
@@ -108,6 +191,96 @@ mod tests {
                 "collect_one",
                 "total",
                 ""
+            ]
+        );
+    }
+
+    fn file_with(functions: &[(&str, u32, &[u64])]) -> FileCoverage {
+        let mut file = FileCoverage::default();
+        let mut n = 0;
+        for (name, start, counts) in functions {
+            file.functions.insert(
+                name.to_string(),
+                Function {
+                    start_line: *start,
+                    end_line: start + counts.len() as u32,
+                    count: counts.iter().sum(),
+                    scenarios: Default::default(),
+                },
+            );
+            for c in *counts {
+                n += 1;
+                file.lines.insert(
+                    start + n,
+                    super::super::model::Line {
+                        count: *c,
+                        functions: [name.to_string()].into(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        file
+    }
+
+    #[test]
+    fn side_by_side_matches_functions_by_name() {
+        // Two sources of one file: `migrate_vma_setup` starts on other lines,
+        // `migrate_device_pfns` exists in the second only.
+        let a = Coverage {
+            files: [(
+                "mm/x.c".to_string(),
+                file_with(&[("migrate_vma_setup", 10, &[1, 0]), ("helper", 30, &[2])]),
+            )]
+            .into(),
+        };
+        let b = Coverage {
+            files: [(
+                "mm/x.c".to_string(),
+                file_with(&[
+                    ("migrate_vma_setup", 40, &[1, 1, 1]),
+                    ("migrate_device_pfns", 50, &[0]),
+                    ("helper", 5, &[0]),
+                ]),
+            )]
+            .into(),
+        };
+        let text = side_by_side(&[("7.3.4".into(), &a), ("6.12.118".into(), &b)]);
+        let row = |name: &str| -> Vec<String> {
+            text.lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("no row {name} in\n{text}"))
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        assert!(text.lines().next().unwrap().contains("7.3.4"), "{text}");
+        assert!(text.lines().next().unwrap().contains("6.12.118"), "{text}");
+        assert_eq!(
+            row("migrate_vma_setup")[1..],
+            ["1/2", "50.0%", "0/0", "3/3", "100.0%", "0/0"]
+        );
+        assert_eq!(row("migrate_device_pfns")[1..], ["-", "0/1", "0.0%", "0/0"]);
+        assert_eq!(
+            row("helper")[1..],
+            ["1/1", "100.0%", "0/0", "0/1", "0.0%", "0/0"]
+        );
+        assert_eq!(
+            row("total")[1..],
+            ["2/3", "66.7%", "0/0", "3/5", "60.0%", "0/0"]
+        );
+        let names: Vec<&str> = text
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "migrate_vma_setup",
+                "migrate_device_pfns",
+                "helper",
+                "total"
             ]
         );
     }
