@@ -204,7 +204,11 @@ impl<'a> Ctx<'a> {
         } else {
             (cond, false)
         };
-        if inner.kind() == "comma_expression" || inner.kind() == "compound_statement" {
+        // `while (0)`, `while (1)`: negated, a loop that never ends or never runs.
+        if matches!(
+            inner.kind(),
+            "comma_expression" | "compound_statement" | "number_literal" | "true" | "false"
+        ) {
             return;
         }
         let whole = self.negated(inner, in_parens);
@@ -281,6 +285,9 @@ impl<'a> Ctx<'a> {
             return;
         }
         let Some(parent) = n.parent() else { return };
+        if in_statement_expression(parent) {
+            return; // its last statement is its value
+        }
         let in_block = matches!(
             parent.kind(),
             "compound_statement"
@@ -395,6 +402,13 @@ impl<'a> Ctx<'a> {
         let mut blocks = vec![];
         blocks_of(body, &mut blocks);
         for b in blocks {
+            // A switch's body starts with a case label; a statement
+            // expression's last statement is its value.
+            if b.parent().is_some_and(|p| p.kind() == "switch_statement")
+                || in_statement_expression(b)
+            {
+                continue;
+            }
             let mut c = b.walk();
             let first = b.named_children(&mut c).find(|s| {
                 !matches!(
@@ -470,6 +484,14 @@ fn skipped(n: Node) -> bool {
                 | "alignof_expression"
                 | "offsetof_expression"
         )
+}
+
+/// `block` is the body of a GNU statement expression `({ … })`.
+fn in_statement_expression(block: Node) -> bool {
+    block.kind() == "compound_statement"
+        && block
+            .parent()
+            .is_some_and(|p| p.kind() == "parenthesized_expression")
 }
 
 /// Inside a `case` label's value, where a changed constant could repeat

@@ -347,3 +347,38 @@ fn mutate_line_ranges_parse_and_bad_ones_are_refused() {
         assert_eq!(crate::fail::exit_code(&e), 2, "{bad}");
     }
 }
+
+#[test]
+fn mutate_skips_constant_loop_conditions_switch_bodies_and_statement_expressions() {
+    let src = "\
+void f(int a)
+{
+	do {
+		g(a);
+	} while (0);
+	switch (a) {
+	case 1:
+		g(1);
+		break;
+	}
+	a = ({ int t = h(); t; });
+}
+";
+    assert!(mutated(src, Operator::NegateCond).is_empty());
+    assert_eq!(
+        mutated(src, Operator::EarlyReturn),
+        vec![
+            with(src, "\tdo {", "\treturn;\n\tdo {"),
+            with(src, "\t\tg(a);", "\t\treturn;\n\t\tg(a);"),
+        ]
+    );
+    assert_eq!(
+        mutated(src, Operator::DeleteStmt),
+        vec![
+            with(src, "\t\tg(a);", "\t\t;"),
+            with(src, "\t\tg(1);", "\t\t;"),
+            with(src, "\t\tbreak;", "\t\t;"),
+            with(src, "a = ({ int t = h(); t; });", ";"),
+        ]
+    );
+}
