@@ -267,7 +267,7 @@ impl<'a> Ctx<'a> {
         let what = format!(
             "`{}` → `{swapped}` in `{}`",
             self.text(op),
-            squash(self.text(n), 80)
+            squash(&code(n, self.src), 80)
         );
         self.push_range(
             kind,
@@ -321,7 +321,7 @@ impl<'a> Ctx<'a> {
                 squash(&String::from_utf8_lossy(s), 70)
             })
             .unwrap_or_default();
-        let what = format!("{head} {} → {head} {{}}", squash(self.text(body), 60));
+        let what = format!("{head} {} → {head} {{}}", squash(&code(body, self.src), 60));
         self.push_range(
             Operator::DeleteIfBody,
             body.start_byte(),
@@ -437,7 +437,7 @@ impl<'a> Ctx<'a> {
             let indent = &self.src[line_start..start];
             let what = Some(format!(
                 "insert `{stmt}` before `{}`",
-                squash(first_line(self.text(first)), 70)
+                squash(first_line(&code(first, self.src)), 70)
             ));
             let (at, text) = if indent.iter().all(|b| *b == b' ' || *b == b'\t') {
                 let indent = String::from_utf8_lossy(indent);
@@ -576,6 +576,30 @@ pub fn squash(s: &str, max: usize) -> String {
     }
     let head: String = one.chars().take(max.saturating_sub(1)).collect();
     format!("{}…", head.trim_end())
+}
+
+/// The text of `n` without its comments.
+fn code(n: Node, src: &[u8]) -> String {
+    fn cut(n: Node, out: &mut Vec<(usize, usize)>) {
+        if n.kind() == "comment" {
+            out.push((n.start_byte(), n.end_byte()));
+            return;
+        }
+        let mut c = n.walk();
+        for child in n.children(&mut c) {
+            cut(child, out);
+        }
+    }
+    let mut comments = vec![];
+    cut(n, &mut comments);
+    let mut text = Vec::new();
+    let mut at = n.start_byte();
+    for (s, e) in comments {
+        text.extend_from_slice(&src[at..s]);
+        at = e;
+    }
+    text.extend_from_slice(&src[at..n.end_byte()]);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 fn first_line(s: &str) -> &str {
