@@ -59,6 +59,7 @@ pub struct Function {
 /// What one file yields.
 #[derive(Debug)]
 pub struct FileMutants {
+    pub file: String,
     pub functions: Vec<Function>,
     pub mutants: Vec<Mutant>,
 }
@@ -124,7 +125,11 @@ pub fn mutants(file: &str, source: &str) -> Result<FileMutants> {
             mutants.push(mutant(file, source, &name, line, index, e));
         }
     }
-    Ok(FileMutants { functions, mutants })
+    Ok(FileMutants {
+        file: file.to_string(),
+        functions,
+        mutants,
+    })
 }
 
 fn mutant(file: &str, source: &str, function: &str, line: usize, index: usize, e: Edit) -> Mutant {

@@ -219,7 +219,22 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
     } else {
         sel.operators.clone()
     };
-    let summary = summary(&all, &ops);
+    // Every function the selection names or meets, a function without
+    // mutants too.
+    let mut functions = vec![];
+    for fm in &files {
+        for f in &fm.functions {
+            let key = format!("{}:{}", fm.file, f.name);
+            let named = sel.functions.is_empty() || sel.functions.contains(&f.name);
+            let met = sel
+                .lines
+                .is_none_or(|l| f.first_line <= l.last && l.first <= f.last_line);
+            if named && met && !functions.contains(&key) {
+                functions.push(key);
+            }
+        }
+    }
+    let summary = summary(&all, &ops, &functions);
     if a.json {
         print!("{out}");
         eprint!("{summary}");
@@ -229,18 +244,16 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// Counts per operator (each of `ops`, none left out for having none)
-/// and per function.
-pub fn summary(all: &[&Mutant], ops: &[Operator]) -> String {
+/// Counts per operator (each of `ops`) and per function (each of
+/// `functions`, `file:name`), none left out for having no mutant.
+pub fn summary(all: &[&Mutant], ops: &[Operator], functions: &[String]) -> String {
     let mut by_op: BTreeMap<Operator, usize> = BTreeMap::new();
-    let mut by_fn: Vec<(String, usize)> = vec![];
+    let mut by_fn: BTreeMap<String, usize> = BTreeMap::new();
     for m in all {
         *by_op.entry(m.operator).or_default() += 1;
-        let key = format!("{}:{}", m.file, m.function);
-        match by_fn.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n += 1,
-            None => by_fn.push((key, 1)),
-        }
+        *by_fn
+            .entry(format!("{}:{}", m.file, m.function))
+            .or_default() += 1;
     }
     let mut s = format!("\n{} mutants\n\nby operator:\n", all.len());
     for op in ops {
@@ -248,8 +261,9 @@ pub fn summary(all: &[&Mutant], ops: &[Operator]) -> String {
         s.push_str(&format!("  {:<22}{n:>6}\n", op.name()));
     }
     s.push_str("\nby function:\n");
-    let w = by_fn.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
-    for (f, n) in &by_fn {
+    let w = functions.iter().map(|k| k.len()).max().unwrap_or(0) + 2;
+    for f in functions {
+        let n = by_fn.get(f).copied().unwrap_or(0);
         s.push_str(&format!("  {f:<w$}{n:>6}\n"));
     }
     s

@@ -515,13 +515,17 @@ fn in_constant_only_context(n: Node) -> bool {
     false
 }
 
-/// `MIGRATE_PFN_MIGRATE`, `HPAGE_PMD_NR`: an ALL_CAPS name with a letter,
-/// not NULL and not a config symbol (IS_ENABLED() pastes it).
+/// `MIGRATE_PFN_MIGRATE`, `HPAGE_PMD_NR`, `__GFP_ZERO`: an ALL_CAPS name
+/// with a letter, not NULL, not a compiler name (`__LINE__`) and not a
+/// config symbol (IS_ENABLED() pastes it).
 pub fn is_flag_name(t: &str) -> bool {
-    t.len() >= 2
-        && t.starts_with(|c: char| c.is_ascii_uppercase())
-        && t.chars()
+    let name = t.trim_start_matches('_');
+    name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !(t.starts_with("__") && t.ends_with("__"))
         && t != "NULL"
         && !t.starts_with("CONFIG_")
 }

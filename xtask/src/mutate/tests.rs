@@ -382,3 +382,28 @@ void f(int a)
         ]
     );
 }
+
+#[test]
+fn mutate_flag_names_may_start_with_underscores_but_not_be_compiler_names() {
+    use super::ops::is_flag_name;
+    for yes in [
+        "MIGRATE_PFN_MIGRATE",
+        "HPAGE_PMD_NR",
+        "__GFP_NOWARN",
+        "VM_WRITE",
+        "E2BIG",
+    ] {
+        assert!(is_flag_name(yes), "{yes}");
+    }
+    for no in [
+        "NULL",
+        "__LINE__",
+        "CONFIG_TRANSPARENT_HUGEPAGE",
+        "X",
+        "__",
+        "folio",
+        "Foo",
+    ] {
+        assert!(!is_flag_name(no), "{no}");
+    }
+}
