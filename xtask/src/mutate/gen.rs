@@ -216,7 +216,8 @@ fn function_name(def: Node, src: &[u8]) -> Option<String> {
 /// `goto` to its error or out label; else none.
 fn early_exit(def: Node, body: Node, src: &[u8]) -> Option<EarlyExit> {
     let (_, pointer) = function_declarator(def)?;
-    let ty = def.child_by_field_name("type")?.utf8_text(src).ok()?;
+    let ty = return_type(def, src)?;
+    let ty = ty.as_str();
     if ty == "void" && !pointer {
         return Some(EarlyExit::Return);
     }
@@ -248,6 +249,31 @@ fn early_exit(def: Node, body: Node, src: &[u8]) -> Option<EarlyExit> {
         .filter_map(|(l, at)| rank(&l).map(|r| (r, at, l)))
         .min()
         .map(|(_, at, label)| EarlyExit::Goto { label, at })
+}
+
+/// The return type as written, without storage classes and attributes:
+/// `static __always_inline int f(…)` (which tree-sitter reads as type
+/// `__always_inline` and an ERROR) is `int`, `int __init f(void)` too.
+fn return_type(def: Node, src: &[u8]) -> Option<String> {
+    let d = def.child_by_field_name("declarator")?;
+    let head = std::str::from_utf8(&src[def.start_byte()..d.start_byte()]).ok()?;
+    let words: Vec<&str> = head
+        .split_whitespace()
+        .filter(|w| {
+            !w.starts_with("__")
+                && !matches!(
+                    *w,
+                    "static"
+                        | "extern"
+                        | "inline"
+                        | "noinline"
+                        | "notrace"
+                        | "asmlinkage"
+                        | "noinstr"
+                )
+        })
+        .collect();
+    Some(words.join(" "))
 }
 
 /// The `-EXXX` values returned (in order) and the labels, with their byte.

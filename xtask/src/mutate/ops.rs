@@ -147,7 +147,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn walk(&mut self, n: Node) {
-        if skipped(n) {
+        // A statement tree-sitter could not read whole is most likely a
+        // macro (`list_for_each_entry(pos, head, member) {`, whose
+        // arguments may be names, not values): left alone.
+        if skipped(n) || (n.kind() == "expression_statement" && n.has_error()) {
             return;
         }
         self.node(n);
@@ -411,17 +414,11 @@ impl<'a> Ctx<'a> {
             }
             let mut c = b.walk();
             let first = b.named_children(&mut c).find(|s| {
-                !matches!(
-                    s.kind(),
-                    "declaration"
-                        | "comment"
-                        | "preproc_def"
-                        | "preproc_function_def"
-                        | "preproc_call"
-                ) && !s.kind().starts_with("preproc_")
+                !matches!(s.kind(), "declaration" | "comment" | "ERROR")
+                    && !s.kind().starts_with("preproc_")
             });
             let Some(first) = first else { continue };
-            if first.has_error() || self.text(first) == stmt {
+            if self.text(first) == stmt {
                 continue;
             }
             if let EarlyExit::Goto { at, .. } = exit {
@@ -439,7 +436,14 @@ impl<'a> Ctx<'a> {
                 "insert `{stmt}` before `{}`",
                 squash(first_line(&code(first, self.src)), 70)
             ));
-            let (at, text) = if indent.iter().all(|b| *b == b' ' || *b == b'\t') {
+            let own_line = indent.iter().all(|b| *b == b' ' || *b == b'\t');
+            // A statement tree-sitter could not read whole (a macro such as
+            // `list_for_each_entry(…) {`) gets a line of its own before it,
+            // never a change inside its line.
+            if first.has_error() && !own_line {
+                continue;
+            }
+            let (at, text) = if own_line {
                 let indent = String::from_utf8_lossy(indent);
                 (line_start, format!("{indent}{stmt}\n"))
             } else {

@@ -407,3 +407,55 @@ fn mutate_flag_names_may_start_with_underscores_but_not_be_compiler_names() {
         assert!(!is_flag_name(no), "{no}");
     }
 }
+
+#[test]
+fn mutate_kernel_function_shapes_attributes_and_iterator_macros() {
+    let src = "\
+static __always_inline int a_fn(int a)
+{
+	if (a)
+		return -EINVAL;
+	return 0;
+}
+
+int __init b_fn(void)
+{
+	return h(-ENOMEM);
+}
+
+static noinline void c_fn(struct list_head *head)
+{
+	struct page *p;
+
+	list_for_each_entry(p, head, LRU) {
+		put_page(p);
+	}
+}
+
+static void d_fn(spinlock_t *ptl) __releases(ptl)
+{
+	spin_unlock(ptl);
+}
+";
+    let fm = mutants("mm/t.c", src).unwrap();
+    let names: Vec<&str> = fm.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["a_fn", "b_fn", "c_fn", "d_fn"]);
+    assert_eq!(
+        mutated(src, Operator::EarlyReturn),
+        vec![
+            with(src, "\tif (a)", "\treturn -EINVAL;\n\tif (a)"),
+            with(src, "\tlist_for", "\treturn;\n\tlist_for"),
+            with(src, "\t\tput_page(p);", "\t\treturn;\n\t\tput_page(p);"),
+            with(src, "\tspin_unlock(ptl);", "\treturn;\n\tspin_unlock(ptl);"),
+        ]
+    );
+    // The iterator macro's own arguments are not touched; its body is.
+    assert!(fm.mutants.iter().all(|m| !m.original.contains("LRU")));
+    assert_eq!(
+        mutated(src, Operator::DeleteStmt),
+        vec![
+            with(src, "put_page(p);", ";"),
+            with(src, "spin_unlock(ptl);", ";"),
+        ]
+    );
+}
