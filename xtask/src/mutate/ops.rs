@@ -18,7 +18,8 @@ pub enum Operator {
     /// `<` and `<=` swapped, `>` and `>=` swapped.
     RelationalBoundary,
     /// A statement replaced by `;`: a call (lock/unlock, put/get, flush …),
-    /// an assignment, a counter update, a goto, a break or a continue.
+    /// an assignment, a counter update, a goto, a break, a continue or a
+    /// `return;`.
     DeleteStmt,
     /// The body of an if (or of its else) replaced by `{}`.
     DeleteIfBody,
@@ -187,6 +188,8 @@ impl<'a> Ctx<'a> {
             | "goto_statement"
             | "break_statement"
             | "continue_statement" => self.delete_statement(n),
+            // `return;` (a void function's early exit), never a value's.
+            "return_statement" if n.named_child_count() == 0 => self.delete_statement(n),
             "number_literal" => self.integer_literal(n),
             "identifier" => self.flag(n),
             _ => {}
@@ -313,8 +316,10 @@ impl<'a> Ctx<'a> {
         if body.has_error() || body.is_missing() {
             return;
         }
-        if body.kind() == "compound_statement" && body.named_child_count() == 0 {
-            return;
+        if (body.kind() == "compound_statement" && body.named_child_count() == 0)
+            || self.text(body) == ";"
+        {
+            return; // nothing to delete
         }
         // `if (cond) <body>` or `else <body>`, before → after.
         let head = body

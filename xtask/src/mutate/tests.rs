@@ -113,6 +113,13 @@ void f(struct s *p, int n)
 	for (;;)
 		break;
 	put(p);
+	if (n)
+		;
+	else
+		return;
+	while (n--) {
+		return;
+	}
 out:
 	spin_unlock(&p->lock);
 }
@@ -124,12 +131,16 @@ out:
             with(src, "p->count++;", ";"),
             with(src, "\t\tbreak;", "\t\t;"),
             with(src, "put(p);", ";"),
+            with(src, "{\n\t\treturn;", "{\n\t\t;"),
             with(src, "out:\n\tspin_unlock(&p->lock);", "out:\n\t;"),
         ]
     );
     assert_eq!(
         mutated(src, Operator::DeleteIfBody),
-        vec![with(src, "\t\tgoto out;", "\t\t{}")]
+        vec![
+            with(src, "\t\tgoto out;", "\t\t{}"),
+            with(src, "else\n\t\treturn;", "else\n\t\t{}"),
+        ]
     );
 }
 
