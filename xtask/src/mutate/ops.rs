@@ -155,9 +155,17 @@ impl<'a> Ctx<'a> {
             return;
         }
         self.node(n);
+        // A preprocessor condition (`#if A && B`) chooses the configuration,
+        // not the code's behaviour: only its branches are walked.
+        let condition = match n.kind() {
+            "preproc_if" | "preproc_elif" => n.child_by_field_name("condition"),
+            _ => None,
+        };
         let mut c = n.walk();
         for child in n.children(&mut c) {
-            self.walk(child);
+            if Some(child) != condition {
+                self.walk(child);
+            }
         }
     }
 
