@@ -34,6 +34,11 @@ pub struct Mutant {
     pub mutated: String,
     /// `patch -p1` applies it at the top of the tree.
     pub diff: String,
+    /// The preprocessor conditions the change is under, outermost first
+    /// (`#ifdef CONFIG_ARCH_ENABLE_THP_MIGRATION`, `#else of #ifdef …`):
+    /// a build whose configuration leaves them false does not compile it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub under: Vec<String>,
 }
 
 impl Mutant {
@@ -122,7 +127,10 @@ pub fn mutants(file: &str, source: &str) -> Result<FileMutants> {
             let k = seen.entry((name.clone(), line, e.op)).or_insert(0);
             let index = *k;
             *k += 1;
-            mutants.push(mutant(file, source, &name, line, index, e));
+            let under = conditions(tree.root_node(), e.at, src);
+            let mut m = mutant(file, source, &name, line, index, e);
+            m.under = under;
+            mutants.push(m);
         }
     }
     Ok(FileMutants {
@@ -147,6 +155,7 @@ fn mutant(file: &str, source: &str, function: &str, line: usize, index: usize, e
         original,
         mutated: e.text,
         diff: String::new(),
+        under: vec![],
     };
     let new = m.apply(source);
     m.description = e.what.unwrap_or_else(|| describe(source, &new, &m));
@@ -165,6 +174,38 @@ fn describe(old: &str, new: &str, m: &Mutant) -> String {
         squash(&old[ls..le_old], 100),
         squash(&new[ls..le_new], 100)
     )
+}
+
+/// The preprocessor conditions byte `at` is under, outermost first.
+fn conditions(root: Node, at: usize, src: &[u8]) -> Vec<String> {
+    let head = |n: Node| {
+        let t = n.utf8_text(src).unwrap_or("");
+        squash(t.lines().next().unwrap_or(""), 80)
+    };
+    let mut out = vec![];
+    let Some(mut child) = root.descendant_for_byte_range(at, at) else {
+        return out;
+    };
+    while let Some(p) = child.parent() {
+        match p.kind() {
+            "preproc_if" | "preproc_ifdef" | "preproc_elif" | "preproc_elifdef" => {
+                let in_alternative = p.child_by_field_name("alternative") == Some(child);
+                if !in_alternative {
+                    out.push(head(p));
+                } else if child.kind() == "preproc_else" {
+                    out.push(format!("#else of {}", head(p)));
+                } else {
+                    // An #elif: it says its own condition; the ones before
+                    // it are false.
+                    out.push(format!("not {}", head(p)));
+                }
+            }
+            _ => {}
+        }
+        child = p;
+    }
+    out.reverse();
+    out
 }
 
 fn line_of(src: &[u8], byte: usize) -> usize {

@@ -208,7 +208,11 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
             out.push('\n');
             continue;
         }
-        out.push_str(&format!("{}  {}\n", m.id, m.description));
+        out.push_str(&format!("{}  {}", m.id, m.description));
+        if !m.under.is_empty() {
+            out.push_str(&format!("  [under {}]", m.under.join(", ")));
+        }
+        out.push('\n');
         if a.diff {
             out.push_str(&m.diff);
             out.push('\n');

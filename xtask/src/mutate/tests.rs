@@ -473,3 +473,52 @@ static void d_fn(spinlock_t *ptl) __releases(ptl)
         ]
     );
 }
+
+#[test]
+fn mutate_records_the_preprocessor_conditions_a_mutant_is_under() {
+    let src = "\
+#ifdef CONFIG_A
+static void f(int a)
+{
+	g(a);
+#if B > 1
+	g(1);
+#elif C
+	g(2);
+#else
+	g(3);
+#endif
+}
+#else
+static void f(int a)
+{
+	h(a);
+}
+#endif
+void k(void)
+{
+	g(0);
+}
+";
+    let fm = mutants("t.c", src).unwrap();
+    let under = |needle: &str| -> Vec<String> {
+        fm.mutants
+            .iter()
+            .find(|m| m.operator == Operator::DeleteStmt && m.original == needle)
+            .unwrap_or_else(|| panic!("no deletion of {needle}"))
+            .under
+            .clone()
+    };
+    assert_eq!(under("g(a);"), ["#ifdef CONFIG_A"]);
+    assert_eq!(under("g(1);"), ["#ifdef CONFIG_A", "#if B > 1"]);
+    assert_eq!(
+        under("g(2);"),
+        ["#ifdef CONFIG_A", "not #if B > 1", "#elif C"]
+    );
+    assert_eq!(
+        under("g(3);"),
+        ["#ifdef CONFIG_A", "not #if B > 1", "#else of #elif C"]
+    );
+    assert_eq!(under("h(a);"), ["#else of #ifdef CONFIG_A"]);
+    assert!(under("g(0);").is_empty());
+}
