@@ -151,7 +151,10 @@ impl<'a> Ctx<'a> {
         // A statement tree-sitter could not read whole is most likely a
         // macro (`list_for_each_entry(pos, head, member) {`, whose
         // arguments may be names, not values): left alone.
-        if skipped(n) || (n.kind() == "expression_statement" && n.has_error()) {
+        if skipped(n)
+            || (n.kind() == "expression_statement" && n.has_error())
+            || compile_time_assertion(n, self.src)
+        {
             return;
         }
         self.node(n);
@@ -501,6 +504,26 @@ fn skipped(n: Node) -> bool {
                 | "alignof_expression"
                 | "offsetof_expression"
         )
+}
+
+/// `BUILD_BUG_ON(…)`, `static_assert(…)` (or its statement): checked by
+/// the compiler, so changed it either stops the build or changes nothing.
+fn compile_time_assertion(n: Node, src: &[u8]) -> bool {
+    let call = match n.kind() {
+        "expression_statement" => match n.named_child(0) {
+            Some(c) => c,
+            None => return false,
+        },
+        _ => n,
+    };
+    if call.kind() != "call_expression" {
+        return false;
+    }
+    let name = call
+        .child_by_field_name("function")
+        .and_then(|f| f.utf8_text(src).ok())
+        .unwrap_or("");
+    name.starts_with("BUILD_BUG") || matches!(name, "static_assert" | "_Static_assert")
 }
 
 /// `block` is the body of a GNU statement expression `({ … })`.

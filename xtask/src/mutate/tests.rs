@@ -522,3 +522,25 @@ void k(void)
     assert_eq!(under("h(a);"), ["#else of #ifdef CONFIG_A"]);
     assert!(under("g(0);").is_empty());
 }
+
+#[test]
+fn mutate_leaves_compile_time_assertions_alone() {
+    let src = "\
+void f(struct s *p)
+{
+	BUILD_BUG_ON(FLAG_W > 4 && 1);
+	BUILD_BUG_ON_MSG(!FLAG_V, \"v\");
+	static_assert(sizeof(*p) < 64);
+	g(FLAG_U);
+}
+";
+    let fm = mutants("t.c", src).unwrap();
+    assert!(!fm.mutants.is_empty());
+    for m in &fm.mutants {
+        assert!(
+            m.line == 6 || m.operator == Operator::EarlyReturn,
+            "{}",
+            m.id
+        );
+    }
+}
