@@ -117,6 +117,7 @@ pub fn mutants(file: &str, source: &str) -> Result<FileMutants> {
         let mut ctx = Ctx {
             src,
             exit: early_exit(def, body, src),
+            returns_pointer: function_declarator(def).is_some_and(|(_, pointer)| pointer),
             out: vec![],
         };
         ctx.body(body);

@@ -105,6 +105,9 @@ impl EarlyExit {
 pub struct Ctx<'a> {
     pub src: &'a [u8],
     pub exit: Option<EarlyExit>,
+    /// The function returns a pointer: its `return 0;` is a null pointer,
+    /// which no complement replaces.
+    pub returns_pointer: bool,
     pub out: Vec<Edit>,
 }
 
@@ -357,7 +360,9 @@ impl<'a> Ctx<'a> {
         if lower.contains('.') || (!hex && (lower.contains('e') || lower.contains('p'))) {
             return; // a floating constant
         }
-        if in_constant_only_context(n) {
+        if in_constant_only_context(n)
+            || (self.returns_pointer && n.parent().is_some_and(|p| p.kind() == "return_statement"))
+        {
             return;
         }
         let digits = lower.trim_end_matches(['u', 'l']);

@@ -544,3 +544,12 @@ void f(struct s *p)
         );
     }
 }
+
+#[test]
+fn mutate_a_pointer_functions_return_0_is_a_null_pointer_and_stays() {
+    let src = "struct page *f(int a)\n{\n\tif (a)\n\t\treturn 0;\n\treturn g(1);\n}\n";
+    assert_eq!(
+        mutated(src, Operator::ComplementConst),
+        vec![with(src, "g(1)", "g(~1)")]
+    );
+}
