@@ -64,6 +64,10 @@ pub enum Task {
     /// coverage.json, an HTML page per file, a table per function on stdout.
     #[command(hide = true)]
     CoverageReport(CoverageReportArgs),
+    /// Mutants of the code under test: small plausible changes of
+    /// mm/migrate_device.c (or --file), made from its C syntax tree, each a
+    /// unified diff `patch -p1` applies. `--list` lists them; nothing is built.
+    Mutate(MutateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -457,4 +461,40 @@ pub struct CoverageReportArgs {
     /// Also report the headers whose inline functions the objects contain.
     #[arg(long)]
     pub all_files: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// List the mutants: one line each (id and description), then counts
+    /// per operator and per function.
+    #[arg(long)]
+    pub list: bool,
+    /// Kernel source whose tree is mutated (as for run-scenarios; a Debian
+    /// package is fetched and extracted into the cache, nothing is built).
+    #[arg(long, default_value = DEFAULT_KERNEL, value_name = "SOURCE", conflicts_with = "tree")]
+    pub kernel: String,
+    /// An extracted kernel source tree to mutate instead of --kernel's.
+    #[arg(long, value_name = "DIR")]
+    pub tree: Option<PathBuf>,
+    /// A C file of the tree, relative to its top (repeatable; default
+    /// mm/migrate_device.c).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+    /// Only mutants in this function (repeatable).
+    #[arg(long = "function", value_name = "NAME")]
+    pub functions: Vec<String>,
+    /// Only mutants on these lines of the file: FIRST-LAST, inclusive.
+    #[arg(long, value_name = "A-B")]
+    pub lines: Option<String>,
+    /// Only mutants of this operator (repeatable).
+    #[arg(long = "operator", value_enum, value_name = "NAME")]
+    pub operators: Vec<crate::mutate::Operator>,
+    /// Print each mutant's diff under its line.
+    #[arg(long)]
+    pub diff: bool,
+    /// One JSON record per mutant on stdout (id, file, function, line,
+    /// operator, index, description, original and mutated text, diff); the
+    /// counts go to stderr.
+    #[arg(long, conflicts_with = "diff")]
+    pub json: bool,
 }

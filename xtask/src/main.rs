@@ -14,6 +14,7 @@ mod image;
 mod kernel;
 mod matrix;
 mod matrix_run;
+mod mutate;
 mod paths;
 mod plan;
 mod preflight;

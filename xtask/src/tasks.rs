@@ -28,6 +28,7 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Deps(a) => crate::deps::ensure(&[], a.check).map(|_| exit::OK),
         Task::Sources(a) => crate::sources::sources(&a),
         Task::CoverageReport(a) => crate::coverage::coverage_report(&a),
+        Task::Mutate(a) => crate::mutate::mutate(&a),
     }
 }
 

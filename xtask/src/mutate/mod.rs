@@ -1,0 +1,274 @@
+//! `cargo xtask mutate`: mutants of the code under test (by default every
+//! function of mm/migrate_device.c), generated from its C syntax tree
+//! (tree-sitter's C grammar), each a unified diff that `patch -p1` applies
+//! to the kernel tree. `--list` lists them; nothing is built or booted.
+
+pub mod diff;
+pub mod gen;
+pub mod ops;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+use hmmlab_harness::exit;
+
+use crate::cli::MutateArgs;
+use crate::fail::bad_input;
+use crate::kernel::source::Source;
+
+pub use gen::{FileMutants, Mutant};
+pub use ops::Operator;
+
+/// The file mutated when no `--file` is given.
+pub const DEFAULT_FILE: &str = "mm/migrate_device.c";
+
+/// `--lines A-B`: 1-based, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lines {
+    pub first: usize,
+    pub last: usize,
+}
+
+impl Lines {
+    pub fn parse(s: &str) -> Result<Lines> {
+        let bad = || {
+            bad_input(format!(
+                "--lines {s}: not a line range; give FIRST-LAST, 1-based and inclusive, \
+                 e.g. --lines 245-510 (or one line: --lines 312)"
+            ))
+        };
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let first: usize = a.trim().parse().map_err(|_| bad())?;
+        let last: usize = b.trim().parse().map_err(|_| bad())?;
+        if first == 0 || last < first {
+            return Err(bad());
+        }
+        Ok(Lines { first, last })
+    }
+
+    fn contains(&self, line: usize) -> bool {
+        (self.first..=self.last).contains(&line)
+    }
+}
+
+/// What to mutate and which mutants to keep.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub files: Vec<String>,
+    pub functions: Vec<String>,
+    pub lines: Option<Lines>,
+    pub operators: Vec<Operator>,
+}
+
+/// A file given with `--file`: relative to the top of the tree, inside it.
+fn checked_file(tree: &Path, file: &str) -> Result<String> {
+    let p = Path::new(file);
+    let inside = p
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if file.is_empty() || !inside {
+        return Err(bad_input(format!(
+            "--file {file}: give a path relative to the top of the kernel tree, \
+             e.g. --file {DEFAULT_FILE}"
+        )));
+    }
+    if !tree.join(p).is_file() {
+        return Err(bad_input(format!(
+            "--file {file}: no such file in {}; give a C file of that tree, relative to its \
+             top, e.g. --file {DEFAULT_FILE}",
+            tree.display()
+        )));
+    }
+    if p.extension().and_then(|e| e.to_str()) != Some("c") {
+        return Err(bad_input(format!(
+            "--file {file}: not a C source file (.c); mutants are made from function \
+             definitions, e.g. --file {DEFAULT_FILE}"
+        )));
+    }
+    let norm: PathBuf = p
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    Ok(norm.to_string_lossy().into_owned())
+}
+
+/// Every mutant the selection keeps, file by file. Ids are made before
+/// the filters apply, so a narrower selection gives the same ids.
+pub fn generate(tree: &Path, sel: &Selection) -> Result<Vec<FileMutants>> {
+    let files = if sel.files.is_empty() {
+        vec![DEFAULT_FILE.to_string()]
+    } else {
+        sel.files.clone()
+    };
+    let mut out = vec![];
+    let mut seen_files = vec![];
+    for f in &files {
+        let f = checked_file(tree, f)?;
+        if seen_files.contains(&f) {
+            continue;
+        }
+        seen_files.push(f.clone());
+        let path = tree.join(&f);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let source = String::from_utf8(bytes)
+            .map_err(|_| bad_input(format!("--file {f}: {} is not UTF-8 text", path.display())))?;
+        out.push(gen::mutants(&f, &source)?);
+    }
+    for name in &sel.functions {
+        if !out
+            .iter()
+            .any(|fm| fm.functions.iter().any(|f| &f.name == name))
+        {
+            let mut known: Vec<&str> = out
+                .iter()
+                .flat_map(|fm| fm.functions.iter().map(|f| f.name.as_str()))
+                .collect();
+            known.dedup();
+            return Err(bad_input(format!(
+                "--function {name}: no function of that name is defined in {}; give one of: {}",
+                seen_files.join(", "),
+                known.join(", ")
+            )));
+        }
+    }
+    for fm in &mut out {
+        fm.mutants.retain(|m| {
+            (sel.functions.is_empty() || sel.functions.contains(&m.function))
+                && sel.lines.is_none_or(|l| l.contains(m.line))
+                && (sel.operators.is_empty() || sel.operators.contains(&m.operator))
+        });
+    }
+    if let Some(l) = sel.lines {
+        let longest = out
+            .iter()
+            .flat_map(|fm| fm.functions.iter().map(|f| f.last_line))
+            .max()
+            .unwrap_or(0);
+        if out.iter().all(|fm| {
+            !fm.functions
+                .iter()
+                .any(|f| f.first_line <= l.last && l.first <= f.last_line)
+        }) {
+            return Err(bad_input(format!(
+                "--lines {}-{}: no function of {} is on those lines (the last function ends at \
+                 line {longest}); give a range that meets a function",
+                l.first,
+                l.last,
+                seen_files.join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The tree to mutate: `--tree DIR`, else the `--kernel` source's
+/// extracted tree (fetched into the cache as a build would).
+fn tree_of(a: &MutateArgs) -> Result<PathBuf> {
+    if let Some(t) = &a.tree {
+        let t = crate::paths::absolute(t);
+        if !t.is_dir() {
+            return Err(bad_input(format!(
+                "--tree {}: not a directory; give the top of a kernel source tree",
+                t.display()
+            )));
+        }
+        return Ok(t);
+    }
+    let source = Source::parse_tree(&a.kernel)?;
+    let identity = source.identity()?;
+    eprintln!("mutate: source {identity}");
+    source.pristine_tree(&crate::paths::cache_root(), &identity)
+}
+
+/// `cargo xtask mutate`.
+pub fn mutate(a: &MutateArgs) -> Result<i32> {
+    if !a.list {
+        return Err(bad_input(
+            "mutate: only --list is implemented: add --list to list the mutants \
+             (with --diff for their diffs, --json for JSON records)",
+        ));
+    }
+    let sel = Selection {
+        files: a.files.clone(),
+        functions: a.functions.clone(),
+        lines: a.lines.as_deref().map(Lines::parse).transpose()?,
+        operators: a.operators.clone(),
+    };
+    let tree = tree_of(a)?;
+    eprintln!("mutate: tree {}", tree.display());
+    let files = generate(&tree, &sel)?;
+    let all: Vec<&Mutant> = files.iter().flat_map(|f| &f.mutants).collect();
+    let mut out = String::new();
+    for m in &all {
+        if a.json {
+            out.push_str(&serde_json::to_string(m)?);
+            out.push('\n');
+            continue;
+        }
+        out.push_str(&format!("{}  {}", m.id, m.description));
+        if !m.under.is_empty() {
+            out.push_str(&format!("  [under {}]", m.under.join(", ")));
+        }
+        out.push('\n');
+        if a.diff {
+            out.push_str(&m.diff);
+            out.push('\n');
+        }
+    }
+    let ops = if sel.operators.is_empty() {
+        Operator::ALL.to_vec()
+    } else {
+        sel.operators.clone()
+    };
+    // Every function the selection names or meets, a function without
+    // mutants too.
+    let mut functions = vec![];
+    for fm in &files {
+        for f in &fm.functions {
+            let key = format!("{}:{}", fm.file, f.name);
+            let named = sel.functions.is_empty() || sel.functions.contains(&f.name);
+            let met = sel
+                .lines
+                .is_none_or(|l| f.first_line <= l.last && l.first <= f.last_line);
+            if named && met && !functions.contains(&key) {
+                functions.push(key);
+            }
+        }
+    }
+    let summary = summary(&all, &ops, &functions);
+    if a.json {
+        print!("{out}");
+        eprint!("{summary}");
+    } else {
+        print!("{out}{summary}");
+    }
+    Ok(exit::OK)
+}
+
+/// Counts per operator (each of `ops`) and per function (each of
+/// `functions`, `file:name`), none left out for having no mutant.
+pub fn summary(all: &[&Mutant], ops: &[Operator], functions: &[String]) -> String {
+    let mut by_op: BTreeMap<Operator, usize> = BTreeMap::new();
+    let mut by_fn: BTreeMap<String, usize> = BTreeMap::new();
+    for m in all {
+        *by_op.entry(m.operator).or_default() += 1;
+        *by_fn
+            .entry(format!("{}:{}", m.file, m.function))
+            .or_default() += 1;
+    }
+    let mut s = format!("\n{} mutants\n\nby operator:\n", all.len());
+    for op in ops {
+        let n = by_op.get(op).copied().unwrap_or(0);
+        s.push_str(&format!("  {:<22}{n:>6}\n", op.name()));
+    }
+    s.push_str("\nby function:\n");
+    let w = functions.iter().map(|k| k.len()).max().unwrap_or(0) + 2;
+    for f in functions {
+        let n = by_fn.get(f).copied().unwrap_or(0);
+        s.push_str(&format!("  {f:<w$}{n:>6}\n"));
+    }
+    s
+}
