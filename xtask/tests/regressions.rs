@@ -4,7 +4,9 @@
 //! suite runs on it, and exactly the scenarios that pin down the broken
 //! behaviour fail, in every THP mode they run in, while all others pass or
 //! are not applicable (the 7.x-only scenarios on 6.12). Both hmm-tests
-//! scenarios (THP madvise and always) fail wherever one does.
+//! scenarios (THP madvise and always) fail wherever one does, but for
+//! `7.3/device-pmd-ignores-select-private`: only hmm-tests under THP always
+//! migrates to the device over a device THP.
 
 mod common;
 
@@ -247,5 +249,23 @@ fn no_split_fallback_7_3() {
         K73,
         "7.3/no-split-fallback",
         &["fail-alloc-thp", "hmm-tests", "hmm-tests-thp-always"],
+    );
+}
+
+#[test]
+fn huge_pmd_ignores_select_system_7_3() {
+    check(
+        K73,
+        "7.3/huge-pmd-ignores-select-system",
+        &["system-pages-to-system"],
+    );
+}
+
+#[test]
+fn device_pmd_ignores_select_private_7_3() {
+    check(
+        K73,
+        "7.3/device-pmd-ignores-select-private",
+        &["hmm-tests-thp-always", "thp-device-migrate-again"],
     );
 }
