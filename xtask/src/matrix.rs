@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::cli::{ConfigBase, KernelArgs, ThpChoice};
+use crate::cli::{ConfigBase, DeviceChoice, KernelArgs, ThpChoice};
 use crate::fail::bad_input;
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,10 @@ pub struct KernelEntry {
     pub source: String,
     #[serde(default)]
     pub patches: Vec<PathBuf>,
+    /// The kinds of device memory its cells run on (`--device`); empty:
+    /// run-scenarios' default.
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +56,8 @@ pub struct Cell {
     pub kernel: String,
     pub config: String,
     pub thp: ThpChoice,
+    /// What `--device` would say (empty: its default).
+    pub devices: Vec<DeviceChoice>,
     /// What `--kernel`, `--patch` and `--config-fragment` would say.
     pub kernel_args: KernelArgs,
 }
@@ -121,6 +127,17 @@ pub fn expand(m: &MatrixFile, base: &Path) -> std::result::Result<Vec<Cell>, Str
                 keys(&m.kernel)
             )
         })?;
+        let devices = ke
+            .devices
+            .iter()
+            .map(|d| match d.as_str() {
+                "private" => Ok(DeviceChoice::Private),
+                "coherent" => Ok(DeviceChoice::Coherent),
+                _ => Err(format!(
+                    "kernel.\"{k}\".devices: unknown kind of device memory `{d}`; use private or coherent"
+                )),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         for c in &m.cells.configs {
             let ce = m.config.get(c).ok_or_else(|| {
                 format!(
@@ -144,6 +161,7 @@ pub fn expand(m: &MatrixFile, base: &Path) -> std::result::Result<Vec<Cell>, Str
                     kernel: k.clone(),
                     config: c.clone(),
                     thp,
+                    devices: devices.clone(),
                     kernel_args: KernelArgs {
                         kernel: ke.source.clone(),
                         patches: ke.patches.iter().map(|p| base.join(p)).collect(),
@@ -283,5 +301,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("6.12-base-madvise"), "{e}");
+    }
+
+    #[test]
+    fn a_kernel_names_the_device_memory_its_cells_run_on() {
+        let text = |devices: &str| {
+            format!(
+                "[kernel.a]\nsource = \"debian:6.12\"\n{devices}\n[config.base]\n[cells]\nkernels = [\"a\"]\nconfigs = [\"base\"]\nthp = [\"always\"]\n"
+            )
+        };
+        let m: MatrixFile = toml::from_str(&text("devices = [\"private\", \"coherent\"]")).unwrap();
+        let cells = expand(&m, Path::new(".")).unwrap();
+        assert_eq!(
+            cells[0].devices,
+            [DeviceChoice::Private, DeviceChoice::Coherent]
+        );
+        let m: MatrixFile = toml::from_str(&text("")).unwrap();
+        assert!(expand(&m, Path::new(".")).unwrap()[0].devices.is_empty());
+        let m: MatrixFile = toml::from_str(&text("devices = [\"cxl\"]")).unwrap();
+        let e = expand(&m, Path::new(".")).unwrap_err();
+        assert!(
+            e.contains("kernel.\"a\".devices") && e.contains("`cxl`"),
+            "{e}"
+        );
     }
 }

@@ -155,7 +155,7 @@ fn run_code(report: &report::RunReport, run_dir: &Path) -> Result<i32> {
 }
 
 /// `--cell NAME`: the matrix cell's kernel and THP mode replace the
-/// arguments'.
+/// arguments', and its kernel's device memory kinds when it names any.
 fn with_cell(args: &RunArgs) -> Result<RunArgs> {
     let Some(name) = &args.cell else {
         return Ok(args.clone());
@@ -164,6 +164,11 @@ fn with_cell(args: &RunArgs) -> Result<RunArgs> {
     Ok(RunArgs {
         kernel: c.kernel_args,
         thp: vec![c.thp],
+        device: if c.devices.is_empty() {
+            args.device.clone()
+        } else {
+            c.devices
+        },
         ..args.clone()
     })
 }

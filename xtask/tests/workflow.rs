@@ -179,6 +179,12 @@ fn the_cell_jobs_step_runs_a_cell_and_leaves_the_junit_the_report_step_reads() {
         "{}",
         junits[0]
     );
+    // matrix.toml runs 6.12's cells on both kinds of device memory.
+    assert!(
+        junits[0].contains("empty-anon@madvise@coherent"),
+        "{}",
+        junits[0]
+    );
     // 6.12 predates what some scenarios test: they are listed as not
     // applicable, and --fail-on-skip left them alone.
     assert!(
