@@ -649,15 +649,19 @@ pub fn when(t: SystemTime) -> String {
 pub fn task(a: &CacheArgs) -> Result<i32> {
     let cache = crate::paths::cache_root();
     match &a.action {
-        None | Some(CacheAction::List) => list(&cache),
+        None | Some(CacheAction::List) => list(&cache, a.json),
         Some(CacheAction::Prune(p)) => prune(&cache, p),
         Some(CacheAction::Remove { key }) => remove(&cache, key),
     }
 }
 
-fn list(cache: &Path) -> Result<i32> {
+fn list(cache: &Path, json: bool) -> Result<i32> {
     let max = max_size()?;
     let scan = scan(cache)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&scan, max))?);
+        return Ok(exit::OK);
+    }
     let mut builds: Vec<&Build> = scan.builds.iter().collect();
     builds.sort_by_key(|b| std::cmp::Reverse(b.last_used));
     println!(
@@ -707,6 +711,43 @@ fn list(cache: &Path) -> Result<i32> {
         human(max)
     );
     Ok(exit::OK)
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn to_json(scan: &Scan, max: u64) -> serde_json::Value {
+    let a = scan.areas;
+    serde_json::json!({
+        "builds": scan.builds.iter().map(|b| serde_json::json!({
+            "key": b.key,
+            "source": b.source(),
+            "summary": b.summary(),
+            "state": format!("{:?}", b.state),
+            "bytes": b.bytes,
+            "last_used": secs(b.last_used),
+            "in_use": b.in_use,
+            "dir": b.dir,
+            "objs": b.objs,
+        })).collect::<Vec<_>>(),
+        "sources": scan.sources.iter().map(|s| serde_json::json!({
+            "dir": s.dir,
+            "name": s.name,
+            "bytes": s.bytes,
+            "builds": s.builds,
+            "last_used": secs(s.last_used),
+        })).collect::<Vec<_>>(),
+        "areas": {
+            "sources": a.sources,
+            "builds": a.builds,
+            "ccache": a.ccache,
+            "packages": a.packages,
+            "other": a.other,
+        },
+        "total": a.total(),
+        "max": max,
+    })
 }
 
 fn prune(cache: &Path, p: &PruneArgs) -> Result<i32> {
@@ -954,6 +995,57 @@ mod tests {
             ]
         );
         assert!(p.still_over);
+    }
+
+    /// The stamp the integration test (tests/cache.rs) fabricates builds
+    /// from is what `kernel::ensure` writes: a `Kernel`, serialized.
+    #[test]
+    fn the_cache_test_s_stamp_is_what_a_build_writes() {
+        use crate::kernel::build::{PatchedFile, Reuse};
+        let c = "/CACHE";
+        let obj = format!("{c}/build/KEY/src/obj/KEY");
+        let k = Kernel {
+            key: "KEY".into(),
+            source: "debian:7.3".into(),
+            identity: "debian:linux-source-7.3=7.3.4-1~bpo13+1".into(),
+            release: "7.3.4".into(),
+            patches: vec!["/repo/patches/examples/7.3/skip-holes.patch".into()],
+            fragments: vec!["/repo/images/configs/hmm.config".into()],
+            config_base: None,
+            cover: vec![],
+            config_hash: "9cc8a448bb625a01".into(),
+            compiler: "gcc (Debian 12.2.0-14+deb12u1) 12.2.0".into(),
+            tree: format!("{c}/build/KEY/src/linux-source-7.3").into(),
+            bzimage: format!("{obj}/arch/x86/boot/bzImage").into(),
+            obj_dir: obj.into(),
+            hmm_tests: format!("{c}/build/KEY/hmm-tests").into(),
+            hmm_tests_error: None,
+            build_log: format!("{c}/build/KEY/build.log").into(),
+            build_seconds: 61.5,
+            reuse: Some(Reuse {
+                reused: 1116,
+                compiled: 1,
+            }),
+            cached: false,
+            banner: "Linux version 7.3.4 (root@vm) #1 SMP PREEMPT".into(),
+            image_check: hmmlab_harness::identity::ImageCheck {
+                banner: "Linux version 7.3.4 (root@vm) #1 SMP PREEMPT".into(),
+                compression: "xz".into(),
+                bzimage_sha256: "00".repeat(32),
+            },
+            patched_files: vec![PatchedFile {
+                path: "mm/migrate_device.c".into(),
+                sha256: Some("11".repeat(32)),
+            }],
+        };
+        let fixture = crate::paths::repo_root().join("xtask/tests/fixtures/cache/stamp.json");
+        let want = serde_json::to_string_pretty(&k).unwrap() + "\n";
+        let have = fs::read_to_string(&fixture).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is not what a build writes now; make it:\n{want}",
+            fixture.display()
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub enum Task {
 
 #[derive(Debug, Args)]
 pub struct CacheArgs {
+    /// List as JSON (sizes in bytes, times in seconds since 1970).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub action: Option<CacheAction>,
 }
