@@ -35,7 +35,7 @@ use crate::kernel::build::Kernel;
 /// here: four extracted trees (6.1, 6.12, 7.2, 7.3) are 6.8 GB, the fetched
 /// packages 1.0 GB, ccache at most `CCACHE_MAX`, and a tinyconfig build
 /// about 170 MB (its objects 141 MB, a patched copy's directories 26 MB): 30
-/// GiB leaves room for about 100 builds besides.
+/// GiB leaves room for about 120 builds besides.
 pub const DEFAULT_MAX: u64 = 30 << 30;
 pub const MAX_ENV: &str = "HMMLAB_CACHE_MAX";
 /// ccache's own limit (`CCACHE_MAXSIZE` of every kernel compile): twice what
