@@ -117,10 +117,7 @@ pub fn after_build(keep: &str) {
         Err(e) => return eprintln!("cache: warning: {e:#}"),
     };
     let t = std::time::Instant::now();
-    let done = scan(&cache).and_then(|scan| {
-        let plan = plan(&scan, Some(max), None, &[keep]);
-        execute(&cache, &scan, &plan, false)
-    });
+    let done = enforce(&cache, max, keep);
     match done {
         Ok(freed) if freed.removed > 0 => eprintln!(
             "cache: {} over its limit {}: removed {} (least recently used), freed {} in {:.1}s",
@@ -139,6 +136,14 @@ pub fn after_build(keep: &str) {
         Ok(_) => {}
         Err(e) => eprintln!("cache: warning: could not check the cache's size: {e:#}"),
     }
+}
+
+/// Remove least recently used builds (never `keep`, never one in use), then
+/// unused source trees, until `cache` is at most `max`.
+pub fn enforce(cache: &Path, max: u64, keep: &str) -> Result<Freed> {
+    let scan = scan(cache)?;
+    let plan = plan(&scan, Some(max), None, &[keep]);
+    execute(cache, &scan, &plan, false)
 }
 
 /// What a build directory holds.
@@ -1046,6 +1051,49 @@ mod tests {
             "{} is not what a build writes now; make it:\n{want}",
             fixture.display()
         );
+    }
+
+    /// A build directory as far as the cache cares: some bytes, last used
+    /// `days` ago (no stamp: the LRU order is the same).
+    fn fake_build(cache: &Path, key: &str, days: u64) -> PathBuf {
+        let dir = cache.join("build").join(key);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("obj"), vec![7u8; 256 << 10]).unwrap();
+        let f = File::create(dir.join(LAST_USED)).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(days * 86400))
+            .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_build_this_process_uses_is_in_use_and_never_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let used = fake_build(d.path(), "used", 9);
+        fake_build(d.path(), "old", 5);
+        fake_build(d.path(), "new", 1);
+        mark_used(&used).unwrap();
+        // mark_used is a use: now.
+        let age = SystemTime::now()
+            .duration_since(mtime(&used.join(LAST_USED)).unwrap())
+            .unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "{age:?}");
+        let s = scan(d.path()).unwrap();
+        let in_use: Vec<(&str, bool)> = s
+            .builds
+            .iter()
+            .map(|b| (b.key.as_str(), b.in_use))
+            .collect();
+        assert_eq!(in_use, [("new", false), ("old", false), ("used", true)]);
+        let b = s.builds.iter().find(|b| b.key == "used").unwrap();
+        assert!(!remove_build(d.path(), b).unwrap());
+        assert!(used.is_dir());
+        // The limit after a build: "new" was just made, "used" is in use,
+        // so only "old" can go.
+        let freed = enforce(d.path(), 0, "new").unwrap();
+        assert_eq!(freed.removed, 1);
+        assert!(freed.still_over);
+        assert!(!d.path().join("build/old").exists());
+        assert!(d.path().join("build/new").is_dir() && used.is_dir());
     }
 
     #[test]
