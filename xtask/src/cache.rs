@@ -239,6 +239,7 @@ pub struct SourceTree {
     pub bytes: u64,
     /// Builds that use it: built from it, or hard-linked from it.
     pub builds: Vec<String>,
+    /// The last use of its builds; without builds, when it was extracted.
     pub last_used: SystemTime,
 }
 
@@ -434,6 +435,10 @@ pub fn scan(cache: &Path) -> Result<Scan> {
         }
         for s in sources.iter_mut() {
             if refs.iter().any(|r| r.starts_with(&s.dir)) {
+                // Its builds' last use, not when it was extracted.
+                if s.builds.is_empty() {
+                    s.last_used = b.last_used;
+                }
                 s.builds.push(b.key.clone());
                 s.last_used = s.last_used.max(b.last_used);
             }
@@ -463,39 +468,56 @@ pub struct Plan {
     pub still_over: bool,
 }
 
-/// Builds to remove, least recently used first, until the cache is at most
-/// `max` (if given), and every build unused for longer than `older_than`
-/// (if given); never one in use or in `keep`. Builds a run would not reuse
-/// (objects gone, no stamp) go before the rest. Then the source trees no
-/// remaining build uses: those whose last build goes with this plan, and,
-/// while still over `max`, any other, least recently used first.
+/// What to remove: every build unused since `older_than` (if given), and
+/// the source trees that leaves unused; then, while the cache is over `max`
+/// (if given), builds and unused source trees, least recently used first.
+/// Builds a run would not reuse (objects gone, no stamp) go before anything
+/// else. Never a build in use or in `keep`, never a source tree a remaining
+/// build uses (built from it, or linked from it). A source tree's last use
+/// is its builds' last.
 pub fn plan(scan: &Scan, max: Option<u64>, older_than: Option<SystemTime>, keep: &[&str]) -> Plan {
     let mut total = scan.areas.total();
     let over = |total: u64| max.is_some_and(|m| total > m);
-    let mut order: Vec<&Build> = scan
+    let mut builds: Vec<&Build> = scan
         .builds
         .iter()
         .filter(|b| !b.in_use && !keep.contains(&b.key.as_str()))
         .collect();
-    order.sort_by_key(|b| (b.useful(), b.last_used, b.key.clone()));
+    builds.sort_by_key(|b| (b.useful(), b.last_used, b.key.clone()));
+    let mut sources: Vec<&SourceTree> = scan.sources.iter().collect();
+    sources.sort_by_key(|s| (s.last_used, s.dir.clone()));
     let mut out = Plan::default();
-    for b in order {
-        let old = older_than.is_some_and(|t| b.last_used < t);
-        if old || over(total) {
+    let unused = |s: &SourceTree, out: &Plan| {
+        !out.sources.contains(&s.dir) && s.builds.iter().all(|k| out.builds.contains(k))
+    };
+
+    if let Some(t) = older_than {
+        for b in builds.iter().filter(|b| b.last_used < t) {
             out.builds.push(b.key.clone());
             total -= b.bytes;
         }
+        for s in &sources {
+            if unused(s, &out) && s.last_used < t {
+                out.sources.push(s.dir.clone());
+                total -= s.bytes;
+            }
+        }
     }
-    let gone: HashSet<&str> = out.builds.iter().map(String::as_str).collect();
-    let mut unused: Vec<&SourceTree> = scan
-        .sources
-        .iter()
-        .filter(|s| s.builds.iter().all(|k| gone.contains(k.as_str())))
-        .collect();
-    unused.sort_by_key(|s| (s.last_used, s.dir.clone()));
-    for s in unused {
-        let left_by_plan = !s.builds.is_empty();
-        if left_by_plan || over(total) {
+    while over(total) {
+        let build = builds.iter().find(|b| !out.builds.contains(&b.key));
+        let source = sources.iter().find(|s| unused(s, &out));
+        let take_build = match (build, source) {
+            (Some(b), Some(s)) => !b.useful() || b.last_used <= s.last_used,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if take_build {
+            let b = build.expect("chosen");
+            out.builds.push(b.key.clone());
+            total -= b.bytes;
+        } else {
+            let s = source.expect("chosen");
             out.sources.push(s.dir.clone());
             total -= s.bytes;
         }
@@ -983,12 +1005,12 @@ mod tests {
             ],
             0,
         );
-        // Over by little: the oldest build, and its source goes with it.
+        // Over by little: the least recently used thing, an unused tree.
         let p = plan(&s, Some(4150), None, &[]);
-        assert_eq!(p.builds, ["a"]);
-        assert_eq!(p.sources, [PathBuf::from("/c/src/used-by-a")]);
-        // Still over after every build: unused trees, oldest first; never b's
-        // tree while b is kept.
+        assert_eq!(p.builds, Vec::<String>::new());
+        assert_eq!(p.sources, [PathBuf::from("/c/src/unused-old")]);
+        // More: a's tree is unused once a is gone, and older than the
+        // other unused one; b's tree stays while b is kept.
         let p = plan(&s, Some(1000), None, &["b"]);
         assert_eq!(p.builds, ["a"]);
         assert_eq!(
@@ -999,7 +1021,20 @@ mod tests {
                 PathBuf::from("/c/src/unused-new")
             ]
         );
+        assert_eq!(p.after, 1100);
         assert!(p.still_over);
+        // By age: the old build, the tree it leaves unused, the old unused
+        // tree; not the recent unused one.
+        let week = SystemTime::now() - Duration::from_secs(7 * 86400);
+        let p = plan(&s, None, Some(week), &[]);
+        assert_eq!(p.builds, ["a"]);
+        assert_eq!(
+            p.sources,
+            [
+                PathBuf::from("/c/src/unused-old"),
+                PathBuf::from("/c/src/used-by-a")
+            ]
+        );
     }
 
     /// The stamp the integration test (tests/cache.rs) fabricates builds

@@ -251,10 +251,18 @@ fn prune_removes_least_recently_used_first_and_never_one_in_use() {
     let l = list(&cache);
     let size = |k: &str| entry(&l, k)["bytes"].as_u64().unwrap();
     let total = l["total"].as_u64().unwrap();
-    // One byte less than the cache without the least recently used build:
-    // that one (10 days) goes, the one in use (8 days) stays, the next
-    // (6 days) goes, and then the cache is under the limit.
-    let max = total - size("e612pristine10d00000") - 1;
+    let src612 = l["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "linux-source-6.12")
+        .unwrap()["bytes"]
+        .as_u64()
+        .unwrap();
+    // One byte less than the cache without the least recently used build
+    // and the tree only it used: those go (10 days), the build in use (8
+    // days) stays, the next (6 days) goes, and the cache is under the limit.
+    let max = total - size("e612pristine10d00000") - src612 - 1;
     let max_arg = max.to_string();
 
     let o = xtask(
@@ -285,6 +293,11 @@ fn prune_removes_least_recently_used_first_and_never_one_in_use() {
     assert_eq!(
         removed,
         ["e612pristine10d00000", "c73patched6d00000000"],
+        "{}",
+        explain(&o)
+    );
+    assert!(
+        err.contains("cache: removed source tree") && err.contains("linux-source-6.12"),
         "{}",
         explain(&o)
     );
