@@ -146,6 +146,37 @@ pub fn enforce(cache: &Path, max: u64, keep: &str) -> Result<Freed> {
     execute(cache, &scan, &plan, false)
 }
 
+/// Remove the builds of trees under `dir` (a finished bisection's clone,
+/// removed with their objects): a run could never use them again. Only the
+/// stamps are read, nothing is walked.
+pub fn forget_builds_of(cache: &Path, dir: &Path) {
+    for d in subdirs(&cache.join("build")) {
+        let stamp: Option<Kernel> = fs::read(d.join("stamp.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let Some(k) = stamp.filter(|k| k.tree.starts_with(dir)) else {
+            continue;
+        };
+        let b = Build {
+            key: name_of(&d),
+            dir: d,
+            objs: vec![],
+            stamp: None,
+            state: State::ObjectsGone,
+            bytes: 0,
+            last_used: UNIX_EPOCH,
+            in_use: false,
+        };
+        if let Err(e) = remove_build(cache, &b) {
+            eprintln!(
+                "cache: warning: removing build {} of {}: {e:#}",
+                k.key,
+                dir.display()
+            );
+        }
+    }
+}
+
 /// What a build directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -1129,6 +1160,32 @@ mod tests {
         assert!(freed.still_over);
         assert!(!d.path().join("build/old").exists());
         assert!(d.path().join("build/new").is_dir() && used.is_dir());
+    }
+
+    #[test]
+    fn a_finished_bisection_s_builds_are_forgotten() {
+        let d = tempfile::tempdir().unwrap();
+        let work = d.path().join("bisect/bisect-1");
+        for (key, tree) in [
+            ("step1", work.join("linux")),
+            ("step2", work.join("linux")),
+            ("other", d.path().join("src/abc/linux-source-7.3")),
+        ] {
+            let dir = fake_build(d.path(), key, 1);
+            let stamp = serde_json::json!({
+                "key": key, "source": "path:x", "identity": "path:x@1+clean",
+                "release": "6.12.0", "patches": [], "fragments": [],
+                "config_hash": "", "compiler": "", "tree": tree,
+                "obj_dir": tree.parent().unwrap().join("obj").join(key),
+                "bzimage": "/nonexistent", "hmm_tests": "/nonexistent",
+                "build_log": "/nonexistent", "build_seconds": 1.0,
+            });
+            fs::write(dir.join("stamp.json"), stamp.to_string()).unwrap();
+        }
+        forget_builds_of(d.path(), &work);
+        assert!(!d.path().join("build/step1").exists());
+        assert!(!d.path().join("build/step2").exists());
+        assert!(d.path().join("build/other/stamp.json").is_file());
     }
 
     #[test]
