@@ -634,8 +634,9 @@ fn building(cache: &Path) -> Option<String> {
         .map(|p| name_of(&p.with_extension("")))
 }
 
-/// Remove one build: its stamp first (a half-removed build is never taken
-/// for a cached one), then its objects, then its directory. False when it
+/// Remove one build: its stamp and `src.ok` first (a half-removed build is
+/// never taken for a cached one, nor its half-removed copy for a whole
+/// one), then its objects, then its directory. False when it
 /// is in use. Its lock file stays: a process may be waiting on it.
 fn remove_build(cache: &Path, b: &Build) -> Result<bool> {
     let lock_path = cache.join("build").join(format!("{}.lock", b.key));
@@ -655,8 +656,12 @@ fn remove_build(cache: &Path, b: &Build) -> Result<bool> {
         }
         _ => Ok(()),
     };
-    let stamp = b.dir.join("stamp.json");
-    gone(fs::remove_file(&stamp), &stamp)?;
+    // First what says the rest is whole: the stamp, and a patched copy's
+    // `src.ok`.
+    for f in ["stamp.json", "src.ok"] {
+        let p = b.dir.join(f);
+        gone(fs::remove_file(&p), &p)?;
+    }
     for o in &b.objs {
         gone(fs::remove_dir_all(o), o)?;
     }

@@ -154,6 +154,9 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let lock = lock_dir(&build_dir)?;
+    // Again under the lock: the cache's limit may have removed the build
+    // while this process waited for it (crate::cache).
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let stamp = build_dir.join("stamp.json");
     if let Some(k) = cached(req, &identity, &stamp, &build_dir, started)? {
         crate::cache::mark_used(&build_dir)?;
@@ -258,6 +261,7 @@ pub fn configure_only(req: &Request) -> Result<Configured> {
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let _lock = lock_dir(&build_dir)?;
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let log = build_dir.join("config.log");
     File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
