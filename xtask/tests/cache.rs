@@ -325,8 +325,11 @@ fn prune_removes_least_recently_used_first_and_never_one_in_use() {
         .join("build/b73patched8d00000000/src/obj/b73patched8d00000000/arch/x86/boot/bzImage")
         .is_file());
 
-    // Nothing is small enough: everything but the build in use goes, then
-    // 7.3's tree stays because that build links it.
+    // Nothing is small enough: everything but the builds in use goes (one
+    // used by a run, one being built: its build lock is held), and 7.3's
+    // tree stays because they use it.
+    let building = File::create(cache.join("build/d73patched1d00000000.lock")).unwrap();
+    building.lock().unwrap();
     let o = xtask(&cache, &["cache", "prune", "--max-size", "0"]);
     assert_eq!(o.status.code(), Some(0), "{}", explain(&o));
     assert!(
@@ -341,7 +344,12 @@ fn prune_removes_least_recently_used_first_and_never_one_in_use() {
         .iter()
         .map(|b| b["key"].as_str().unwrap())
         .collect();
-    assert_eq!(keys, ["b73patched8d00000000"], "{l:#}");
+    assert_eq!(
+        keys,
+        ["b73patched8d00000000", "d73patched1d00000000"],
+        "{l:#}"
+    );
+    assert_eq!(entry(&l, "d73patched1d00000000")["in_use"], true);
     assert!(src_dir(&cache, ID_73).join("linux-source-7.3").is_dir());
 }
 
