@@ -56,6 +56,8 @@ pub fn bisect(a: &BisectArgs) -> Result<i32> {
     eprintln!("bisect: private clone of {d} in {c}");
     let result = run_bisection(a, &dir, &good, &bad, &clone, &out, &log);
     let _ = std::fs::remove_dir_all(&work);
+    // The steps' builds were of the clone, whose objects went with it.
+    crate::cache::forget_builds_of(&crate::paths::cache_root(), &work);
     let (first, subject) =
         result.with_context(|| format!("bisecting {d}; log: {}", log.display()))?;
     let summary = serde_json::json!({

@@ -68,6 +68,44 @@ pub enum Task {
     /// mm/migrate_device.c (or --file), made from its C syntax tree, each a
     /// unified diff `patch -p1` applies. `--list` lists them; nothing is built.
     Mutate(MutateArgs),
+    /// The kernel build cache: every build with its source, configuration,
+    /// disk use and last use, and the disk use per area (`cache`); `cache
+    /// prune` removes least recently used builds, `cache remove KEY` one.
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// List as JSON (sizes in bytes, times in seconds since 1970).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<CacheAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List the cache (the default).
+    List,
+    /// Remove builds, least recently used first, never one a running
+    /// process uses; then the source trees no build refers to any more.
+    Prune(PruneArgs),
+    /// Remove one build (its key, or a unique prefix of it).
+    Remove { key: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove until the cache is at most this size (`30G`, `500M`; binary
+    /// units). Without it and without --older-than: $HMMLAB_CACHE_MAX, else 30G.
+    #[arg(long)]
+    pub max_size: Option<String>,
+    /// Remove every build not used for this many days.
+    #[arg(long)]
+    pub older_than: Option<f64>,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

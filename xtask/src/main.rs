@@ -4,6 +4,7 @@
 mod accel;
 mod bench;
 mod bisect;
+mod cache;
 mod cli;
 mod compare;
 mod coverage;

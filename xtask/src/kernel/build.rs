@@ -139,6 +139,8 @@ impl Kernel {
 pub fn ensure(req: &Request) -> Result<Kernel> {
     let started = Instant::now();
     let cache = crate::paths::cache_root();
+    // A limit that is not a size is bad input before anything is built.
+    crate::cache::max_size()?;
     let identity = req.source.identity()?;
     let compiler = compiler_version()?;
     let base = Base::resolve(req, &identity)?;
@@ -152,8 +154,12 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let lock = lock_dir(&build_dir)?;
+    // Again under the lock: the cache's limit may have removed the build
+    // while this process waited for it (crate::cache).
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let stamp = build_dir.join("stamp.json");
     if let Some(k) = cached(req, &identity, &stamp, &build_dir, started)? {
+        crate::cache::mark_used(&build_dir)?;
         return Ok(k);
     }
 
@@ -217,7 +223,10 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
     k.patched_files = patched_files(&k.tree, &req.patches, &req.cover)?;
     check_image(&mut k, &build_dir)?;
     write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
+    crate::cache::mark_used(&build_dir)?;
     drop(lock);
+    // In use by this process from here on, so never removed by this.
+    crate::cache::after_build(&key);
     eprintln!(
         "kernel: {} {} ready in {:.0}s",
         k.source, k.release, k.build_seconds
@@ -252,6 +261,7 @@ pub fn configure_only(req: &Request) -> Result<Configured> {
     let build_dir = cache.join("build").join(&key);
     fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let _lock = lock_dir(&build_dir)?;
+    fs::create_dir_all(&build_dir).with_context(|| format!("creating {}", build_dir.display()))?;
     let log = build_dir.join("config.log");
     File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
@@ -444,6 +454,8 @@ fn ccache_env(cache: &Path, stats_log: &Path) -> Vec<(String, String)> {
         ("CCACHE_DEPEND".into(), "1".into()),
         ("CCACHE_INODECACHE".into(), "1".into()),
         ("CCACHE_NOCOMPRESS".into(), "1".into()),
+        // Its own limit, inside the cache's (see crate::cache::CCACHE_MAX).
+        ("CCACHE_MAXSIZE".into(), crate::cache::CCACHE_MAX.into()),
         // Per-build counters, so a build says how much it reused.
         ("CCACHE_STATSLOG".into(), path(stats_log)),
     ]
