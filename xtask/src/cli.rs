@@ -486,6 +486,11 @@ pub struct MutateArgs {
     /// directory), skipping the mutants its mutants.jsonl already records.
     #[arg(long, value_name = "DIR", requires = "check")]
     pub resume: Option<PathBuf>,
+    /// With --check: also check a hand-written mutant, a unified diff of one
+    /// selected file (`patch -p1` at the top of the tree; repeatable). Its
+    /// id is FILE:FUNCTION:LINE:patch:NAME, NAME the patch's file stem.
+    #[arg(long = "mutant-patch", value_name = "FILE", requires = "check")]
+    pub mutant_patches: Vec<PathBuf>,
     /// With --check: where the results/mutate-<id> directory is created.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results_dir: PathBuf,

@@ -610,77 +610,96 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         .append(true)
         .open(&jsonl)
         .with_context(|| format!("opening {}", jsonl.display()))?;
-    let total: usize = files.iter().map(|f| f.mutants.len()).sum();
-    eprintln!(
-        "mutate: {total} mutants, {} already checked; results in {}",
-        done.len(),
-        dir.display()
-    );
-    let mut n = 0;
+    let mut candidates: Vec<Candidate> = vec![];
     for fm in &files {
-        let recipe = &recipes[&fm.file];
         let text = &sources[&fm.file];
-        let original = &header.baseline[&fm.file];
-        let cov = coverage.as_ref().and_then(|c| c.files.get(&fm.file));
         for m in &fm.mutants {
-            n += 1;
-            if done.contains(&m.id) {
-                continue;
-            }
-            if hmmlab_harness::interrupt::requested() {
-                eprintln!(
-                    "mutate: interrupted; resume with --resume {}",
-                    dir.display()
-                );
-                break;
-            }
-            let compiled = recipe.compile(&compiled_text(text, m), work.path())?;
-            let (object, error) = match compiled.object {
-                Ok(bytes) => (Some(code_hash(&bytes)?), vec![]),
-                Err(e) => (None, e),
-            };
-            let last_line = m.line + text[m.start..m.end].matches('\n').count();
-            let reach = reach(cov, &m.function, m.line, last_line);
-            let (verdict, duplicate_of) = classify(object.as_deref(), original, &earlier, reach);
-            if let Some(o) = &object {
-                earlier.entry(o.clone()).or_insert_with(|| m.id.clone());
-            }
-            let r = Record {
+            candidates.push(Candidate {
                 id: m.id.clone(),
                 file: m.file.clone(),
                 function: m.function.clone(),
                 line: m.line,
+                last_line: m.line + text[m.start..m.end].matches('\n').count(),
                 operator: m.operator.name().to_string(),
-                verdict,
-                duplicate_of,
-                error,
-                coverage: reach,
-                object,
-                compile_seconds: (compiled.seconds * 1000.0).round() / 1000.0,
                 under: m.under.clone(),
-            };
-            let mut line = serde_json::to_string(&r)?;
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
-            out.flush()?;
-            eprintln!(
-                "[{n}/{total}] {:<10} {:.2}s  {}{}",
-                r.verdict.name(),
-                r.compile_seconds,
-                r.id,
-                r.duplicate_of
-                    .as_deref()
-                    .map(|d| format!(" (= {d})"))
-                    .unwrap_or_default()
-            );
-            records.push(r);
+                text: Text::Generated(m),
+            });
         }
     }
+    for p in &a.mutant_patches {
+        candidates.push(patch_candidate(p, &files, &sources)?);
+    }
+    let total = candidates.len();
+    eprintln!(
+        "mutate: {total} mutants, {} already checked; results in {}",
+        candidates.iter().filter(|c| done.contains(&c.id)).count(),
+        dir.display()
+    );
+    for (n, c) in candidates.iter().enumerate() {
+        if done.contains(&c.id) {
+            continue;
+        }
+        if hmmlab_harness::interrupt::requested() {
+            eprintln!(
+                "mutate: interrupted; resume with --resume {}",
+                dir.display()
+            );
+            break;
+        }
+        let source = &sources[&c.file];
+        let text = match &c.text {
+            Text::Generated(m) => compiled_text(source, m),
+            Text::Patched(t) => t.clone(),
+        };
+        let compiled = recipes[&c.file].compile(&text, work.path())?;
+        let (object, error) = match compiled.object {
+            Ok(bytes) => (Some(code_hash(&bytes)?), vec![]),
+            Err(e) => (None, e),
+        };
+        let cov = coverage.as_ref().and_then(|cv| cv.files.get(&c.file));
+        let reach = reach(cov, &c.function, c.line, c.last_line);
+        let (verdict, duplicate_of) = classify(
+            object.as_deref(),
+            &header.baseline[&c.file],
+            &earlier,
+            reach,
+        );
+        if let Some(o) = &object {
+            earlier.entry(o.clone()).or_insert_with(|| c.id.clone());
+        }
+        let r = Record {
+            id: c.id.clone(),
+            file: c.file.clone(),
+            function: c.function.clone(),
+            line: c.line,
+            operator: c.operator.clone(),
+            verdict,
+            duplicate_of,
+            error,
+            coverage: reach,
+            object,
+            compile_seconds: (compiled.seconds * 1000.0).round() / 1000.0,
+            under: c.under.clone(),
+        };
+        let mut line = serde_json::to_string(&r)?;
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+        out.flush()?;
+        eprintln!(
+            "[{}/{total}] {:<10} {:.2}s  {}{}",
+            n + 1,
+            r.verdict.name(),
+            r.compile_seconds,
+            r.id,
+            r.duplicate_of
+                .as_deref()
+                .map(|d| format!(" (= {d})"))
+                .unwrap_or_default()
+        );
+        records.push(r);
+    }
     drop(out);
-    let ids: BTreeSet<&str> = files
-        .iter()
-        .flat_map(|f| f.mutants.iter().map(|m| m.id.as_str()))
-        .collect();
+    let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     let selected: Vec<Record> = records
         .into_iter()
         .filter(|r| ids.contains(r.id.as_str()))
@@ -689,7 +708,10 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
     for fm in &files {
         for f in &fm.functions {
             let key = format!("{}:{}", fm.file, f.name);
-            if fm.mutants.iter().any(|m| m.function == f.name) && !functions.contains(&key) {
+            let any = candidates
+                .iter()
+                .any(|c| c.file == fm.file && c.function == f.name);
+            if any && !functions.contains(&key) {
                 functions.push(key);
             }
         }
@@ -707,6 +729,114 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         return Ok(hmmlab_harness::exit::INTERRUPTED);
     }
     Ok(hmmlab_harness::exit::OK)
+}
+
+/// One mutant to check.
+struct Candidate<'a> {
+    id: String,
+    file: String,
+    function: String,
+    line: usize,
+    last_line: usize,
+    operator: String,
+    under: Vec<String>,
+    text: Text<'a>,
+}
+
+enum Text<'a> {
+    Generated(&'a Mutant),
+    /// A hand-written mutant (`--mutant-patch`): the whole patched file.
+    Patched(String),
+}
+
+/// The operator name of a hand-written mutant.
+pub const PATCH_OPERATOR: &str = "patch";
+
+/// A hand-written mutant: a patch (`patch -p1` at the top of the tree) of
+/// one selected file, applied to a scratch copy. Its id is
+/// `FILE:FUNCTION:LINE:patch:NAME` (NAME: the patch's file name without
+/// its extension), LINE its first changed line.
+fn patch_candidate<'a>(
+    path: &Path,
+    files: &[super::FileMutants],
+    sources: &BTreeMap<String, String>,
+) -> Result<Candidate<'a>> {
+    let bad = |why: String| {
+        bad_input(format!(
+            "--mutant-patch {}: {why}; give a unified diff of one file of the selection \
+             (`--- a/mm/migrate_device.c`, `+++ b/mm/migrate_device.c`)",
+            path.display()
+        ))
+    };
+    let diff = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let targets: BTreeSet<&str> = diff
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ b/"))
+        .map(|l| l.split('\t').next().unwrap_or(l).trim())
+        .collect();
+    let [file] = targets.into_iter().collect::<Vec<_>>()[..] else {
+        return Err(bad("it does not change exactly one file".into()));
+    };
+    let (Some(fm), Some(original)) = (files.iter().find(|f| f.file == file), sources.get(file))
+    else {
+        return Err(bad(format!("{file} is not a file of the selection")));
+    };
+    // The first changed line: the hunk's start plus its leading context.
+    let mut line = None;
+    let mut at = 0usize;
+    for l in diff.lines() {
+        if let Some(h) = l.strip_prefix("@@ -") {
+            at = h
+                .split([',', ' '])
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| bad(format!("bad hunk header {l}")))?;
+        } else if at > 0 && (l.starts_with('-') || l.starts_with('+')) {
+            line = Some(at);
+            break;
+        } else if at > 0 && l.starts_with(' ') {
+            at += 1;
+        }
+    }
+    let line = line.ok_or_else(|| bad("no hunk changes a line".into()))?;
+    let scratch = tempfile::tempdir()?;
+    let copy = scratch.path().join(file);
+    fs::create_dir_all(copy.parent().context("no directory")?)?;
+    fs::write(&copy, original)?;
+    let out = Command::new("patch")
+        .args(["-p1", "-s", "--no-backup-if-mismatch", "-d"])
+        .arg(scratch.path())
+        .arg("-i")
+        .arg(crate::paths::absolute(path))
+        .output()
+        .context("running patch (apt-get install patch)")?;
+    if !out.status.success() {
+        return Err(bad(format!(
+            "it does not apply to {file}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )));
+    }
+    let text = fs::read_to_string(&copy)?;
+    let function = fm
+        .functions
+        .iter()
+        .find(|f| f.first_line <= line && line <= f.last_line)
+        .map(|f| f.name.clone())
+        .unwrap_or_else(|| "-".into());
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Candidate {
+        id: format!("{file}:{function}:{line}:{PATCH_OPERATOR}:{name}"),
+        file: file.to_string(),
+        function,
+        line,
+        last_line: line,
+        operator: PATCH_OPERATOR.into(),
+        under: vec![],
+        text: Text::Patched(text),
+    })
 }
 
 /// The coverage must have counted this very source: line N of another
