@@ -505,14 +505,40 @@ pub struct CoverageReportArgs {
 pub struct MutateArgs {
     /// List the mutants: one line each (id and description), then counts
     /// per operator and per function.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     pub list: bool,
+    /// Cheap verdicts before any boot: compile only the mutated object of
+    /// each selected mutant against the kernel's cached, configured build
+    /// (--kernel, default config; built first if it is not cached) and
+    /// classify it: unviable (does not compile), equivalent (its code is the
+    /// original's), duplicate (its code is an earlier mutant's), uncovered
+    /// (no scenario ran its line, from --coverage-from) or pending (to be
+    /// booted). One JSON line per mutant in results/mutate-<id>/mutants.jsonl.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: a coverage.json (`cargo xtask coverage`) of this
+    /// kernel's source; mutants no scenario reached are `uncovered`.
+    #[arg(long, value_name = "FILE", requires = "check")]
+    pub coverage_from: Option<PathBuf>,
+    /// With --check: continue the check in DIR (a results/mutate-<id>
+    /// directory), skipping the mutants its mutants.jsonl already records.
+    #[arg(long, value_name = "DIR", requires = "check")]
+    pub resume: Option<PathBuf>,
+    /// With --check: also check a hand-written mutant, a unified diff of one
+    /// selected file (`patch -p1` at the top of the tree; repeatable). Its
+    /// id is FILE:FUNCTION:LINE:patch:NAME, NAME the patch's file stem.
+    #[arg(long = "mutant-patch", value_name = "FILE", requires = "check")]
+    pub mutant_patches: Vec<PathBuf>,
+    /// With --check: where the results/mutate-<id> directory is created.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
     /// Kernel source whose tree is mutated (as for run-scenarios; a Debian
     /// package is fetched and extracted into the cache, nothing is built).
     #[arg(long, default_value = DEFAULT_KERNEL, value_name = "SOURCE", conflicts_with = "tree")]
     pub kernel: String,
-    /// An extracted kernel source tree to mutate instead of --kernel's.
-    #[arg(long, value_name = "DIR")]
+    /// An extracted kernel source tree to mutate instead of --kernel's
+    /// (--list only: --check compiles against the kernel's own build).
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
     pub tree: Option<PathBuf>,
     /// A C file of the tree, relative to its top (repeatable; default
     /// mm/migrate_device.c).

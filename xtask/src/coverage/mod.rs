@@ -10,7 +10,7 @@ mod collect;
 mod gcov;
 mod html;
 mod lcov;
-mod model;
+pub mod model;
 mod read;
 mod report;
 mod sources;
@@ -22,4 +22,4 @@ mod tests;
 
 pub use cells::merge_cells;
 pub use collect::{check_ready, report as run_report, DIR, STREAM};
-pub use report::{coverage_report, write};
+pub use report::{coverage_report, load, write};

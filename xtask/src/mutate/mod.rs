@@ -3,6 +3,7 @@
 //! (tree-sitter's C grammar), each a unified diff that `patch -p1` applies
 //! to the kernel tree. `--list` lists them; nothing is built or booted.
 
+pub mod check;
 pub mod diff;
 pub mod gen;
 pub mod ops;
@@ -185,10 +186,11 @@ fn tree_of(a: &MutateArgs) -> Result<PathBuf> {
 
 /// `cargo xtask mutate`.
 pub fn mutate(a: &MutateArgs) -> Result<i32> {
-    if !a.list {
+    if !a.list && !a.check {
         return Err(bad_input(
-            "mutate: only --list is implemented: add --list to list the mutants \
-             (with --diff for their diffs, --json for JSON records)",
+            "mutate: say what to do: --list lists the mutants (with --diff for their diffs, \
+             --json for JSON records); --check compiles each one and gives the verdicts that \
+             need no boot",
         ));
     }
     let sel = Selection {
@@ -197,6 +199,9 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         lines: a.lines.as_deref().map(Lines::parse).transpose()?,
         operators: a.operators.clone(),
     };
+    if a.check {
+        return check::run(a, &sel);
+    }
     let tree = tree_of(a)?;
     eprintln!("mutate: tree {}", tree.display());
     let files = generate(&tree, &sel)?;

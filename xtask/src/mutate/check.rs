@@ -1,0 +1,1114 @@
+//! `cargo xtask mutate --check`: the verdicts that need no boot.
+//!
+//! Each selected mutant's object, and only that object, is compiled with
+//! the exact command kbuild used for it in the kernel's cached build (its
+//! `.<name>.o.cmd`), run in that object directory so its relative include
+//! paths and generated headers are the build's own. Only the output, the
+//! dependency file and the source path are redirected into a scratch
+//! directory; the cached tree and objects are only read. Compiling the
+//! unmutated file this way must give the build's own object back (checked
+//! before any mutant: `Recipe::check_baseline`).
+//!
+//! The verdicts, first match wins (`classify`):
+//! - `unviable`: the compile fails;
+//! - `equivalent`: the object's code is the original's (`code_hash`);
+//! - `duplicate`: the object's code is an earlier mutant's;
+//! - `uncovered`: no scenario ran the mutant's lines (`--coverage-from`);
+//! - `pending`: to be booted.
+//!
+//! Line numbers: a mutant that removes lines (`{ … }` becoming `{}`) would
+//! shift every later `__LINE__`, and with `CONFIG_DEBUG_BUGVERBOSE` each
+//! `WARN_ON`/`BUG_ON` records its line in `__bug_table`. The compiled text
+//! gets the removed line breaks back right after the mutated text
+//! (`compiled_text`), so the lines after it keep their numbers, and an
+//! object differs from the original's only where code or data does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{Mutant, Selection};
+use crate::coverage::model::{Coverage, FileCoverage};
+use crate::fail::bad_input;
+
+/// What a compile of a mutant says about it before any boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Unviable,
+    Equivalent,
+    Duplicate,
+    Uncovered,
+    Pending,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Unviable,
+        Verdict::Equivalent,
+        Verdict::Duplicate,
+        Verdict::Uncovered,
+        Verdict::Pending,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Unviable => "unviable",
+            Verdict::Equivalent => "equivalent",
+            Verdict::Duplicate => "duplicate",
+            Verdict::Uncovered => "uncovered",
+            Verdict::Pending => "pending",
+        }
+    }
+}
+
+/// Whether the scenarios ran a mutant's lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    Covered,
+    Uncovered,
+    /// No coverage was given (`--coverage-from`).
+    Unknown,
+}
+
+/// The verdict of one compiled mutant: `object` is its code hash, or None
+/// when it did not compile; `earlier` maps the code hash of each mutant
+/// checked before it to that mutant's id. The second value names the
+/// earlier mutant a duplicate repeats.
+pub fn classify(
+    object: Option<&str>,
+    original: &str,
+    earlier: &BTreeMap<String, String>,
+    reach: Reach,
+) -> (Verdict, Option<String>) {
+    let Some(object) = object else {
+        return (Verdict::Unviable, None);
+    };
+    if object == original {
+        return (Verdict::Equivalent, None);
+    }
+    if let Some(first) = earlier.get(object) {
+        return (Verdict::Duplicate, Some(first.clone()));
+    }
+    match reach {
+        Reach::Uncovered => (Verdict::Uncovered, None),
+        Reach::Covered | Reach::Unknown => (Verdict::Pending, None),
+    }
+}
+
+/// Did any scenario run lines `first..=last` of `function`? The lines gcov
+/// records code on decide; a span with none of them (a mutant on a line
+/// without code of its own) goes by whether the function ran at all.
+pub fn reach(cov: Option<&FileCoverage>, function: &str, first: usize, last: usize) -> Reach {
+    let Some(cov) = cov else {
+        return Reach::Unknown;
+    };
+    let lines: Vec<u64> = cov
+        .lines
+        .range(first as u32..=last as u32)
+        .map(|(_, l)| l.count)
+        .collect();
+    let ran = if lines.is_empty() {
+        cov.functions.get(function).is_some_and(|f| f.count > 0)
+    } else {
+        lines.iter().any(|&c| c > 0)
+    };
+    if ran {
+        Reach::Covered
+    } else {
+        Reach::Uncovered
+    }
+}
+
+/// The text that is compiled for `m`: the mutant applied, with the line
+/// breaks it removed put back right after the mutated text, so every
+/// later line keeps its number (see the module comment).
+pub fn compiled_text(source: &str, m: &Mutant) -> String {
+    let removed = source[m.start..m.end].matches('\n').count();
+    let kept = m.mutated.matches('\n').count();
+    let mut s = String::with_capacity(source.len() + removed);
+    s.push_str(&source[..m.start]);
+    s.push_str(&m.mutated);
+    for _ in kept..removed {
+        s.push('\n');
+    }
+    s.push_str(&source[m.end..]);
+    s
+}
+
+/// The identity of an object's code: SHA-256 over every section but the
+/// debug ones (`.debug_*` and their relocations) and `.comment`, each with
+/// its name, type, flags, sizes and links, and its bytes. Two objects with
+/// the same hash load the same code and data. hmmlab's configuration has
+/// no debug information, so there that is the whole object but the
+/// compiler's version string.
+pub fn code_hash(elf: &[u8]) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let u16_at = |o: usize| -> Result<u16> {
+        Ok(u16::from_le_bytes(
+            elf.get(o..o + 2).context("truncated ELF")?.try_into()?,
+        ))
+    };
+    let u32_at = |o: usize| -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            elf.get(o..o + 4).context("truncated ELF")?.try_into()?,
+        ))
+    };
+    let u64_at = |o: usize| -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            elf.get(o..o + 8).context("truncated ELF")?.try_into()?,
+        ))
+    };
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        bail!("not a 64-bit little-endian ELF object");
+    }
+    let shoff = u64_at(0x28)? as usize;
+    let shentsize = u16_at(0x3a)? as usize;
+    let shnum = u16_at(0x3c)? as usize;
+    let shstrndx = u16_at(0x3e)? as usize;
+    let header = |i: usize| shoff + i * shentsize;
+    let names_at = u64_at(header(shstrndx) + 24)? as usize;
+    let name_of = |off: usize| -> Result<&[u8]> {
+        let rest = elf.get(names_at + off..).context("truncated ELF")?;
+        Ok(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())])
+    };
+    let mut h = Sha256::new();
+    for i in 0..shnum {
+        let s = header(i);
+        let name = name_of(u32_at(s)? as usize)?;
+        if name.starts_with(b".debug") || name.starts_with(b".rela.debug") || name == b".comment" {
+            continue;
+        }
+        let kind = u32_at(s + 4)?;
+        let (offset, size) = (u64_at(s + 24)? as usize, u64_at(s + 32)? as usize);
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name);
+        h.update(kind.to_le_bytes());
+        h.update(elf.get(s + 8..s + 16).context("truncated ELF")?); // flags
+        h.update(elf.get(s + 32..s + 64).context("truncated ELF")?); // size, link, info, align, entsize
+        const SHT_NOBITS: u32 = 8;
+        if kind != SHT_NOBITS {
+            h.update(elf.get(offset..offset + size).context("truncated ELF")?);
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// How kbuild compiled one object of a build, ready to compile other text
+/// in its place.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// The object directory the command runs in.
+    pub obj_dir: PathBuf,
+    /// The file, relative to the top of the tree (`mm/migrate_device.c`).
+    pub file: String,
+    /// kbuild's argv: `out`, `dep` and `src` mark what is redirected.
+    argv: Vec<String>,
+    out: usize,
+    dep: Option<usize>,
+    src: usize,
+    /// The build's own object.
+    pub built_object: PathBuf,
+}
+
+/// The compiler hmmlab's kernel builds call instead of ccache's wrapper.
+fn real_cc() -> String {
+    std::env::var("HMMLAB_REAL_CC")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "gcc".into())
+}
+
+impl Recipe {
+    /// Read `<obj>/<dir>/.<name>.o.cmd`, the command kbuild saved for
+    /// `file`'s object.
+    pub fn of_build(obj_dir: &Path, tree: &Path, file: &str) -> Result<Recipe> {
+        let object = Path::new(file).with_extension("o");
+        let name = object
+            .file_name()
+            .context("no file name")?
+            .to_string_lossy();
+        let dir = object.parent().unwrap_or(Path::new(""));
+        let cmd_file = obj_dir.join(dir).join(format!(".{name}.cmd"));
+        let text = fs::read_to_string(&cmd_file).map_err(|_| {
+            bad_input(format!(
+                "--check: {file} is not compiled into this kernel (no {}); give a file the \
+                 kernel's configuration builds",
+                cmd_file.display()
+            ))
+        })?;
+        let object = object.to_string_lossy().into_owned();
+        let line = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("savedcmd_{object} := "))
+                    .or_else(|| l.strip_prefix(&format!("cmd_{object} := ")))
+            })
+            .with_context(|| format!("{}: no compile command in it", cmd_file.display()))?;
+        Self::parse(obj_dir, tree, file, line)
+            .with_context(|| format!("reading the compile command of {}", cmd_file.display()))
+    }
+
+    fn parse(obj_dir: &Path, tree: &Path, file: &str, line: &str) -> Result<Recipe> {
+        let mut argv = shlex::split(line).context("not a shell command line")?;
+        if argv
+            .first()
+            .is_some_and(|a| a.ends_with("/hmmlab-cc") || a == "ccache")
+        {
+            // Past ccache: a mutant's object is never worth keeping there.
+            if argv[0] == "ccache" {
+                argv.remove(0);
+            } else {
+                argv[0] = real_cc();
+            }
+        }
+        if argv.iter().any(|a| a == ";" || a == "&&" || a == "|") {
+            bail!("more than one command: {line}");
+        }
+        let wanted = fs::canonicalize(tree.join(file))
+            .with_context(|| format!("{} is not in {}", file, tree.display()))?;
+        let src = argv
+            .iter()
+            .position(|a| fs::canonicalize(obj_dir.join(a)).is_ok_and(|p| p == wanted))
+            .with_context(|| format!("the command does not compile {file}: {line}"))?;
+        let out = argv
+            .iter()
+            .position(|a| a == "-o")
+            .context("no -o in the command")?
+            + 1;
+        if out >= argv.len() {
+            bail!("-o without a file");
+        }
+        let built_object = obj_dir.join(&argv[out]);
+        let dep = argv
+            .iter()
+            .position(|a| a.starts_with("-Wp,-MMD,") || a.starts_with("-Wp,-MD,"));
+        // The mutated text is compiled from a scratch directory: its
+        // `__FILE__` must still read as the tree's (`mm/migrate_device.c`),
+        // and its `#include "…"` must find the file's own directory first.
+        let c = argv
+            .iter()
+            .position(|a| a == "-c")
+            .context("no -c in the command")?;
+        let own_dir = tree.join(file);
+        let own_dir = own_dir.parent().context("no directory")?;
+        argv.insert(c, format!("-iquote{}", own_dir.display()));
+        let shift = |i: usize| if i >= c { i + 1 } else { i };
+        let (src, out, dep) = (shift(src), shift(out), dep.map(shift));
+        Ok(Recipe {
+            obj_dir: obj_dir.to_path_buf(),
+            file: file.to_string(),
+            argv,
+            out,
+            dep,
+            src,
+            built_object,
+        })
+    }
+
+    /// Compile `text` in place of the file, in `work` (scratch): the
+    /// object's bytes, or the compiler's messages when it fails.
+    pub fn compile(&self, text: &str, work: &Path) -> Result<Compiled> {
+        let src_root = work.join("src");
+        let src = src_root.join(&self.file);
+        fs::create_dir_all(src.parent().context("no directory")?)?;
+        fs::write(&src, text).with_context(|| format!("writing {}", src.display()))?;
+        let out = work.join("mutant.o");
+        let _ = fs::remove_file(&out);
+        let mut argv = self.argv.clone();
+        argv[self.out] = out.to_string_lossy().into_owned();
+        argv[self.src] = src.to_string_lossy().into_owned();
+        if let Some(d) = self.dep {
+            argv[d] = format!("-Wp,-MMD,{}", work.join("mutant.d").display());
+        }
+        argv.insert(1, format!("-fmacro-prefix-map={}/=", src_root.display()));
+        let t = Instant::now();
+        let result = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&self.obj_dir)
+            .output()
+            .with_context(|| format!("running {}", argv[0]))?;
+        let seconds = t.elapsed().as_secs_f64();
+        if result.status.success() {
+            let bytes = fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+            Ok(Compiled {
+                seconds,
+                object: Ok(bytes),
+            })
+        } else {
+            let text = String::from_utf8_lossy(&result.stderr).into_owned();
+            Ok(Compiled {
+                seconds,
+                object: Err(first_errors(&text, &src_root)),
+            })
+        }
+    }
+
+    /// Compile the unmutated file this way: its code must be the build's
+    /// own object's, else this way of compiling is not the build's.
+    pub fn check_baseline(&self, text: &str, work: &Path) -> Result<(String, f64)> {
+        let c = self.compile(text, work)?;
+        let bytes = c.object.map_err(|e| {
+            anyhow::anyhow!(
+                "the unmutated {} does not compile this way:\n{}",
+                self.file,
+                e.join("\n")
+            )
+        })?;
+        let ours = code_hash(&bytes)?;
+        let built = fs::read(&self.built_object)
+            .with_context(|| format!("reading {}", self.built_object.display()))?;
+        if code_hash(&built)? != ours {
+            bail!(
+                "the unmutated {} compiled from the saved kbuild command is not the build's own \
+                 {}: the build changed since; rebuild it",
+                self.file,
+                self.built_object.display()
+            );
+        }
+        Ok((ours, c.seconds))
+    }
+}
+
+/// One compile: its time, and the object or the first error lines.
+pub struct Compiled {
+    pub seconds: f64,
+    pub object: std::result::Result<Vec<u8>, Vec<String>>,
+}
+
+/// The compiler's first error and the lines after it (at most 6), with the
+/// scratch path shortened to the tree's.
+pub fn first_errors(stderr: &str, src_root: &Path) -> Vec<String> {
+    let prefix = format!("{}/", src_root.display());
+    let lines: Vec<String> = stderr.lines().map(|l| l.replace(&prefix, "")).collect();
+    let at = lines.iter().position(|l| l.contains("error")).unwrap_or(0);
+    lines.into_iter().skip(at).take(6).collect()
+}
+
+/// One line of `mutants.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub file: String,
+    pub function: String,
+    pub line: usize,
+    pub operator: String,
+    pub verdict: Verdict,
+    /// A duplicate: the earlier mutant with the same code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+    /// Unviable: the compiler's first error lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
+    /// Whether a scenario ran the mutant's lines: covered, uncovered, or
+    /// unknown (no coverage given).
+    pub coverage: Reach,
+    /// The code hash of its object (`code_hash`), when it compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub compile_seconds: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub under: Vec<String>,
+}
+
+/// What a check directory is a check of (`check.json`); a resumed check
+/// must be of the same build and source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub kernel_key: String,
+    pub source: String,
+    pub release: String,
+    pub tree: PathBuf,
+    pub obj_dir: PathBuf,
+    /// Each checked file and the code hash of its unmutated object.
+    pub baseline: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_from: Option<PathBuf>,
+}
+
+/// The records already in `mutants.jsonl` (a torn last line is dropped:
+/// its mutant is checked again).
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(vec![]);
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .collect())
+}
+
+/// Counts per verdict, then per function, and the compile times.
+pub fn summary(records: &[Record], functions: &[String], coverage_given: bool) -> String {
+    let mut by_verdict: BTreeMap<Verdict, usize> = BTreeMap::new();
+    let mut by_fn: BTreeMap<String, BTreeMap<Verdict, usize>> = BTreeMap::new();
+    for r in records {
+        *by_verdict.entry(r.verdict).or_default() += 1;
+        *by_fn
+            .entry(format!("{}:{}", r.file, r.function))
+            .or_default()
+            .entry(r.verdict)
+            .or_default() += 1;
+    }
+    let all = records.len();
+    let mut s = format!("\n{all} mutants checked\n\nby verdict:\n");
+    for v in Verdict::ALL {
+        let n = by_verdict.get(&v).copied().unwrap_or(0);
+        let pct = if all == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / all as f64
+        };
+        s.push_str(&format!("  {:<12}{n:>6}  {pct:5.1}%\n", v.name()));
+    }
+    if !coverage_given {
+        s.push_str("  uncovered: unknown (no coverage given; --coverage-from FILE)\n");
+    }
+    s.push_str("\nby function:");
+    let w = functions.iter().map(|k| k.len()).max().unwrap_or(0) + 2;
+    s.push_str(&format!("\n  {:<w$}{:>6}", "", "all"));
+    for v in Verdict::ALL {
+        s.push_str(&format!("{:>12}", v.name()));
+    }
+    s.push('\n');
+    for f in functions {
+        let counts = by_fn.get(f).cloned().unwrap_or_default();
+        let total: usize = counts.values().sum();
+        s.push_str(&format!("  {f:<w$}{total:>6}"));
+        for v in Verdict::ALL {
+            s.push_str(&format!("{:>12}", counts.get(&v).copied().unwrap_or(0)));
+        }
+        s.push('\n');
+    }
+    let mut secs: Vec<f64> = records.iter().map(|r| r.compile_seconds).collect();
+    secs.sort_by(f64::total_cmp);
+    if let Some(&max) = secs.last() {
+        s.push_str(&format!(
+            "\ncompile seconds per mutant: median {:.2}, min {:.2}, max {max:.2}, total {:.0}\n",
+            secs[secs.len() / 2],
+            secs[0],
+            secs.iter().sum::<f64>()
+        ));
+    }
+    s
+}
+
+/// `cargo xtask mutate --check`.
+pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
+    use crate::kernel::{self, build::Request, config, source::Source};
+    let repo = crate::paths::repo_root();
+    let req = Request {
+        source: Source::parse(&a.kernel)?,
+        patches: vec![],
+        fragments: config::fragment_files(&repo, &[])?,
+        base: crate::cli::ConfigBase::Tinyconfig,
+        cover: vec![],
+        jobs: 2,
+    };
+    let k = kernel::ensure(&req)?;
+    eprintln!(
+        "mutate: checking against {} {} (objects {})",
+        k.source,
+        k.release,
+        k.obj_dir.display()
+    );
+    let files = super::generate(&k.tree, sel)?;
+    let coverage: Option<Coverage> = a
+        .coverage_from
+        .as_deref()
+        .map(crate::coverage::load)
+        .transpose()?;
+
+    let dir = match &a.resume {
+        Some(d) => {
+            let d = crate::paths::absolute(d);
+            if !d.join("check.json").is_file() {
+                return Err(bad_input(format!(
+                    "--resume {}: no check.json there; give a results/mutate-<id> directory \
+                     that `mutate --check` made",
+                    d.display()
+                )));
+            }
+            d
+        }
+        None => {
+            let d = crate::paths::absolute(&a.results_dir)
+                .join(format!("mutate-{}", crate::run::new_run_id()));
+            fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            d
+        }
+    };
+    let work = tempfile::Builder::new()
+        .prefix("work-")
+        .tempdir_in(&dir)
+        .context("creating the scratch directory")?;
+
+    // Each file's recipe, checked to rebuild the build's own object.
+    let mut recipes = BTreeMap::new();
+    let mut baseline = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    for fm in &files {
+        let text = fs::read_to_string(k.tree.join(&fm.file))?;
+        let recipe = Recipe::of_build(&k.obj_dir, &k.tree, &fm.file)?;
+        let (hash, secs) = recipe.check_baseline(&text, work.path())?;
+        eprintln!(
+            "mutate: {} compiled unmutated in {secs:.2}s: the build's own object",
+            fm.file
+        );
+        if let Some(cov) = &coverage {
+            check_coverage_source(cov, &fm.file, &text, a.coverage_from.as_deref().unwrap())?;
+        }
+        baseline.insert(fm.file.clone(), hash);
+        recipes.insert(fm.file.clone(), recipe);
+        sources.insert(fm.file.clone(), text);
+    }
+    let header = Header {
+        kernel_key: k.key.clone(),
+        source: k.source.clone(),
+        release: k.release.clone(),
+        tree: k.tree.clone(),
+        obj_dir: k.obj_dir.clone(),
+        baseline,
+        coverage_from: a.coverage_from.clone(),
+    };
+    let header_path = dir.join("check.json");
+    if a.resume.is_some() {
+        let old: Header = serde_json::from_slice(&fs::read(&header_path)?)
+            .with_context(|| format!("reading {}", header_path.display()))?;
+        if old.kernel_key != header.kernel_key || old.baseline != header.baseline {
+            return Err(bad_input(format!(
+                "--resume {}: that check was of kernel build {} ({}), this one is {}; resume \
+                 it with the same --kernel",
+                dir.display(),
+                old.kernel_key,
+                old.source,
+                header.kernel_key
+            )));
+        }
+    } else {
+        crate::kernel::build::write_atomic(&header_path, &serde_json::to_vec_pretty(&header)?)?;
+    }
+
+    let jsonl = dir.join("mutants.jsonl");
+    let mut records = read_records(&jsonl)?;
+    let done: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
+    let mut earlier: BTreeMap<String, String> = BTreeMap::new();
+    for r in &records {
+        if let Some(o) = &r.object {
+            earlier.entry(o.clone()).or_insert_with(|| r.id.clone());
+        }
+    }
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&jsonl)
+        .with_context(|| format!("opening {}", jsonl.display()))?;
+    let mut candidates: Vec<Candidate> = vec![];
+    for fm in &files {
+        let text = &sources[&fm.file];
+        for m in &fm.mutants {
+            candidates.push(Candidate {
+                id: m.id.clone(),
+                file: m.file.clone(),
+                function: m.function.clone(),
+                line: m.line,
+                last_line: m.line + text[m.start..m.end].matches('\n').count(),
+                operator: m.operator.name().to_string(),
+                under: m.under.clone(),
+                text: Text::Generated(m),
+            });
+        }
+    }
+    for p in &a.mutant_patches {
+        candidates.push(patch_candidate(p, &files, &sources)?);
+    }
+    let total = candidates.len();
+    eprintln!(
+        "mutate: {total} mutants, {} already checked; results in {}",
+        candidates.iter().filter(|c| done.contains(&c.id)).count(),
+        dir.display()
+    );
+    for (n, c) in candidates.iter().enumerate() {
+        if done.contains(&c.id) {
+            continue;
+        }
+        if hmmlab_harness::interrupt::requested() {
+            eprintln!(
+                "mutate: interrupted; resume with --resume {}",
+                dir.display()
+            );
+            break;
+        }
+        let source = &sources[&c.file];
+        let text = match &c.text {
+            Text::Generated(m) => compiled_text(source, m),
+            Text::Patched(t) => t.clone(),
+        };
+        let compiled = recipes[&c.file].compile(&text, work.path())?;
+        let (object, error) = match compiled.object {
+            Ok(bytes) => (Some(code_hash(&bytes)?), vec![]),
+            Err(e) => (None, e),
+        };
+        let cov = coverage.as_ref().and_then(|cv| cv.files.get(&c.file));
+        let reach = reach(cov, &c.function, c.line, c.last_line);
+        let (verdict, duplicate_of) = classify(
+            object.as_deref(),
+            &header.baseline[&c.file],
+            &earlier,
+            reach,
+        );
+        if let Some(o) = &object {
+            earlier.entry(o.clone()).or_insert_with(|| c.id.clone());
+        }
+        let r = Record {
+            id: c.id.clone(),
+            file: c.file.clone(),
+            function: c.function.clone(),
+            line: c.line,
+            operator: c.operator.clone(),
+            verdict,
+            duplicate_of,
+            error,
+            coverage: reach,
+            object,
+            compile_seconds: (compiled.seconds * 1000.0).round() / 1000.0,
+            under: c.under.clone(),
+        };
+        let mut line = serde_json::to_string(&r)?;
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+        out.flush()?;
+        eprintln!(
+            "[{}/{total}] {:<10} {:.2}s  {}{}",
+            n + 1,
+            r.verdict.name(),
+            r.compile_seconds,
+            r.id,
+            r.duplicate_of
+                .as_deref()
+                .map(|d| format!(" (= {d})"))
+                .unwrap_or_default()
+        );
+        records.push(r);
+    }
+    drop(out);
+    let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    let selected: Vec<Record> = records
+        .into_iter()
+        .filter(|r| ids.contains(r.id.as_str()))
+        .collect();
+    let mut functions = vec![];
+    for fm in &files {
+        for f in &fm.functions {
+            let key = format!("{}:{}", fm.file, f.name);
+            let any = candidates
+                .iter()
+                .any(|c| c.file == fm.file && c.function == f.name);
+            if any && !functions.contains(&key) {
+                functions.push(key);
+            }
+        }
+    }
+    print!("{}", summary(&selected, &functions, coverage.is_some()));
+    println!("results: {}", jsonl.display());
+    drop(File::open(&jsonl)?);
+    if selected.len() < ids.len() {
+        eprintln!(
+            "mutate: {} of {} checked; resume with --resume {}",
+            selected.len(),
+            ids.len(),
+            dir.display()
+        );
+        return Ok(hmmlab_harness::exit::INTERRUPTED);
+    }
+    Ok(hmmlab_harness::exit::OK)
+}
+
+/// One mutant to check.
+struct Candidate<'a> {
+    id: String,
+    file: String,
+    function: String,
+    line: usize,
+    last_line: usize,
+    operator: String,
+    under: Vec<String>,
+    text: Text<'a>,
+}
+
+enum Text<'a> {
+    Generated(&'a Mutant),
+    /// A hand-written mutant (`--mutant-patch`): the whole patched file.
+    Patched(String),
+}
+
+/// The operator name of a hand-written mutant.
+pub const PATCH_OPERATOR: &str = "patch";
+
+/// A hand-written mutant: a patch (`patch -p1` at the top of the tree) of
+/// one selected file, applied to a scratch copy. Its id is
+/// `FILE:FUNCTION:LINE:patch:NAME` (NAME: the patch's file name without
+/// its extension), LINE its first changed line.
+fn patch_candidate<'a>(
+    path: &Path,
+    files: &[super::FileMutants],
+    sources: &BTreeMap<String, String>,
+) -> Result<Candidate<'a>> {
+    let bad = |why: String| {
+        bad_input(format!(
+            "--mutant-patch {}: {why}; give a unified diff of one file of the selection \
+             (`--- a/mm/migrate_device.c`, `+++ b/mm/migrate_device.c`)",
+            path.display()
+        ))
+    };
+    let diff = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let targets: BTreeSet<&str> = diff
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ b/"))
+        .map(|l| l.split('\t').next().unwrap_or(l).trim())
+        .collect();
+    let [file] = targets.into_iter().collect::<Vec<_>>()[..] else {
+        return Err(bad("it does not change exactly one file".into()));
+    };
+    let (Some(fm), Some(original)) = (files.iter().find(|f| f.file == file), sources.get(file))
+    else {
+        return Err(bad(format!("{file} is not a file of the selection")));
+    };
+    // The first changed line: the hunk's start plus its leading context.
+    let mut line = None;
+    let mut at = 0usize;
+    for l in diff.lines() {
+        if let Some(h) = l.strip_prefix("@@ -") {
+            at = h
+                .split([',', ' '])
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| bad(format!("bad hunk header {l}")))?;
+        } else if at > 0 && (l.starts_with('-') || l.starts_with('+')) {
+            line = Some(at);
+            break;
+        } else if at > 0 && l.starts_with(' ') {
+            at += 1;
+        }
+    }
+    let line = line.ok_or_else(|| bad("no hunk changes a line".into()))?;
+    let scratch = tempfile::tempdir()?;
+    let copy = scratch.path().join(file);
+    fs::create_dir_all(copy.parent().context("no directory")?)?;
+    fs::write(&copy, original)?;
+    let out = Command::new("patch")
+        .args(["-p1", "-s", "--no-backup-if-mismatch", "-d"])
+        .arg(scratch.path())
+        .arg("-i")
+        .arg(crate::paths::absolute(path))
+        .output()
+        .context("running patch (apt-get install patch)")?;
+    if !out.status.success() {
+        return Err(bad(format!(
+            "it does not apply to {file}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )));
+    }
+    let text = fs::read_to_string(&copy)?;
+    let function = fm
+        .functions
+        .iter()
+        .find(|f| f.first_line <= line && line <= f.last_line)
+        .map(|f| f.name.clone())
+        .unwrap_or_else(|| "-".into());
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Candidate {
+        id: format!("{file}:{function}:{line}:{PATCH_OPERATOR}:{name}"),
+        file: file.to_string(),
+        function,
+        line,
+        last_line: line,
+        operator: PATCH_OPERATOR.into(),
+        under: vec![],
+        text: Text::Patched(text),
+    })
+}
+
+/// The coverage must have counted this very source: line N of another
+/// version of the file is another line.
+fn check_coverage_source(cov: &Coverage, file: &str, text: &str, from: &Path) -> Result<()> {
+    let Some(fc) = cov.files.get(file) else {
+        return Err(bad_input(format!(
+            "--coverage-from {}: it has no counts for {file}; give a coverage.json of a run \
+             that covered it (`cargo xtask coverage`)",
+            from.display()
+        )));
+    };
+    let ours = crate::kernel::key::hex_sha256(text.as_bytes());
+    match &fc.source_sha256 {
+        Some(theirs) if *theirs != ours => Err(bad_input(format!(
+            "--coverage-from {}: it counted another {file} (SHA-256 {theirs}) than this \
+             kernel's ({ours}); give a coverage.json of the same kernel source",
+            from.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coverage::model::{Function, Line};
+
+    fn earlier(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(h, id)| (h.to_string(), id.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_first_verdict_that_fits_wins() {
+        let e = earlier(&[
+            ("b", "f.c:g:3:zero-const:0"),
+            ("orig", "f.c:g:1:negate-cond:0"),
+        ]);
+        // Not compiling says everything.
+        assert_eq!(
+            classify(None, "orig", &e, Reach::Covered),
+            (Verdict::Unviable, None)
+        );
+        // The original's code: equivalent, even when an earlier mutant
+        // (equivalent too) had it, and whether or not it was reached.
+        assert_eq!(
+            classify(Some("orig"), "orig", &e, Reach::Uncovered),
+            (Verdict::Equivalent, None)
+        );
+        // An earlier mutant's code: a duplicate, naming it, reached or not.
+        assert_eq!(
+            classify(Some("b"), "orig", &e, Reach::Uncovered),
+            (Verdict::Duplicate, Some("f.c:g:3:zero-const:0".into()))
+        );
+        // New code: uncovered only when coverage says so.
+        assert_eq!(
+            classify(Some("c"), "orig", &e, Reach::Uncovered),
+            (Verdict::Uncovered, None)
+        );
+        assert_eq!(
+            classify(Some("c"), "orig", &e, Reach::Covered),
+            (Verdict::Pending, None)
+        );
+        assert_eq!(
+            classify(Some("c"), "orig", &e, Reach::Unknown),
+            (Verdict::Pending, None)
+        );
+    }
+
+    fn file_cov() -> FileCoverage {
+        let mut f = FileCoverage::default();
+        let line = |count| Line {
+            count,
+            ..Default::default()
+        };
+        f.lines.insert(10, line(5));
+        f.lines.insert(11, line(0));
+        f.lines.insert(13, line(0));
+        f.lines.insert(30, line(0));
+        let func = |count| Function {
+            start_line: 0,
+            end_line: 0,
+            count,
+            scenarios: Default::default(),
+        };
+        f.functions.insert("ran".into(), func(3));
+        f.functions.insert("never".into(), func(0));
+        f
+    }
+
+    #[test]
+    fn reach_goes_by_the_lines_with_code_then_by_the_function() {
+        let f = file_cov();
+        assert_eq!(reach(None, "ran", 10, 10), Reach::Unknown);
+        assert_eq!(reach(Some(&f), "ran", 10, 10), Reach::Covered);
+        assert_eq!(reach(Some(&f), "ran", 11, 11), Reach::Uncovered);
+        // Any line of the span that ran is enough.
+        assert_eq!(reach(Some(&f), "ran", 9, 11), Reach::Covered);
+        assert_eq!(reach(Some(&f), "ran", 11, 13), Reach::Uncovered);
+        // No line with code in the span: the function decides.
+        assert_eq!(reach(Some(&f), "ran", 20, 21), Reach::Covered);
+        assert_eq!(reach(Some(&f), "never", 20, 21), Reach::Uncovered);
+        assert_eq!(reach(Some(&f), "unknown", 20, 21), Reach::Uncovered);
+    }
+
+    fn mutant(source: &str, original: &str, mutated: &str) -> Mutant {
+        let start = source.find(original).unwrap();
+        Mutant {
+            id: "f.c:g:2:delete-if-body:0".into(),
+            file: "f.c".into(),
+            function: "g".into(),
+            line: 2,
+            operator: crate::mutate::Operator::DeleteIfBody,
+            index: 0,
+            description: String::new(),
+            start,
+            end: start + original.len(),
+            original: original.into(),
+            mutated: mutated.into(),
+            diff: String::new(),
+            under: vec![],
+        }
+    }
+
+    #[test]
+    fn a_mutant_that_removes_lines_is_compiled_with_every_later_line_where_it_was() {
+        let src = "void g(int x)\n{\n\tif (x) {\n\t\ta();\n\t\tb();\n\t}\n\tWARN_ON(x);\n}\n";
+        let m = mutant(src, "{\n\t\ta();\n\t\tb();\n\t}", "{}");
+        let text = compiled_text(src, &m);
+        assert_eq!(text.lines().count(), src.lines().count());
+        assert_eq!(text.lines().nth(6), Some("\tWARN_ON(x);"));
+        assert!(text.contains("if (x) {}\n\n\n\n\tWARN_ON"));
+        // The diff (and `apply`) stay the mutant's own text.
+        assert_eq!(m.apply(src).lines().count(), src.lines().count() - 3);
+        // A mutant within one line is compiled exactly as applied.
+        let one = mutant(src, "if (x)", "if (!x)");
+        assert_eq!(compiled_text(src, &one), one.apply(src));
+    }
+
+    /// `gcc -c` of `code` with `flags`; None without gcc.
+    fn object(code: &str, flags: &[&str]) -> Option<Vec<u8>> {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("t.c");
+        fs::write(&c, code).unwrap();
+        let o = d.path().join("t.o");
+        let st = Command::new("gcc")
+            .args(flags)
+            .arg("-c")
+            .arg(&c)
+            .arg("-o")
+            .arg(&o)
+            .status()
+            .ok()?;
+        assert!(st.success());
+        Some(fs::read(&o).unwrap())
+    }
+
+    #[test]
+    fn the_code_hash_sees_code_and_data_and_not_debug_information() {
+        let Some(plain) = object("int f(int x) { return x + 1; }\n", &["-O2"]) else {
+            eprintln!("no gcc: skipped");
+            return;
+        };
+        let h = code_hash(&plain).unwrap();
+        // Debug information is not code: the same code two lines further
+        // down has other line tables, and the same code hash.
+        let debug = object("int f(int x) { return x + 1; }\n", &["-O2", "-g"]).unwrap();
+        let moved = object("\n\nint f(int x) { return x + 1; }\n", &["-O2", "-g"]).unwrap();
+        assert_ne!(debug, moved);
+        assert_eq!(code_hash(&debug).unwrap(), code_hash(&moved).unwrap());
+        // Code the compiler folds to the same instructions is the same.
+        let folded = object("int f(int x) { return x + (3 & 1); }\n", &["-O2"]).unwrap();
+        assert_eq!(code_hash(&folded).unwrap(), h);
+        // Other code, other data: another hash.
+        let other = object("int f(int x) { return x + 2; }\n", &["-O2"]).unwrap();
+        assert_ne!(code_hash(&other).unwrap(), h);
+        let data = object(
+            "int f(int x) { return x + 1; }\nconst char s[] = \"a\";\n",
+            &["-O2"],
+        )
+        .unwrap();
+        assert_ne!(code_hash(&data).unwrap(), h);
+        assert!(code_hash(b"not an object").is_err());
+    }
+
+    #[test]
+    fn the_saved_kbuild_command_is_redirected_and_nothing_else_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("linux");
+        let obj = d.path().join("obj");
+        fs::create_dir_all(tree.join("mm")).unwrap();
+        fs::create_dir_all(obj.join("mm")).unwrap();
+        fs::write(tree.join("mm/m.c"), "int x;\n").unwrap();
+        let line = format!(
+            "/cache/bin/hmmlab-cc -Wp,-MMD,mm/.m.o.d -nostdinc -I{t}/include -I./include \
+             -fmacro-prefix-map={t}/= -DKBUILD_MODFILE='\"mm/m\"' -I{t}/mm -Imm -c -o mm/m.o {t}/mm/m.c",
+            t = tree.display()
+        );
+        fs::write(
+            obj.join("mm/.m.o.cmd"),
+            format!(
+                "savedcmd_mm/m.o := {line}\n\nsource_mm/m.o := {}/mm/m.c\n",
+                tree.display()
+            ),
+        )
+        .unwrap();
+        let r = Recipe::of_build(&obj, &tree, "mm/m.c").unwrap();
+        assert_eq!(r.built_object, obj.join("mm/m.o"));
+        assert_eq!(r.argv[0], real_cc());
+        assert_eq!(r.argv[r.out], "mm/m.o");
+        assert_eq!(r.argv[r.out - 1], "-o");
+        assert_eq!(r.argv[r.src], format!("{}/mm/m.c", tree.display()));
+        assert_eq!(r.argv[r.dep.unwrap()], "-Wp,-MMD,mm/.m.o.d");
+        assert!(r.argv.contains(&"-DKBUILD_MODFILE=\"mm/m\"".to_string()));
+        let iquote = r
+            .argv
+            .iter()
+            .position(|a| a.starts_with("-iquote"))
+            .unwrap();
+        assert_eq!(r.argv[iquote], format!("-iquote{}/mm", tree.display()));
+        assert_eq!(r.argv[iquote + 1], "-c");
+        // A file the build did not compile is the user's to fix.
+        let e = Recipe::of_build(&obj, &tree, "mm/other.c").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not compiled into this kernel"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_checked_again_and_the_summary_counts_every_verdict() {
+        let d = tempfile::tempdir().unwrap();
+        let r = |id: &str, f: &str, v: Verdict| Record {
+            id: id.into(),
+            file: "mm/m.c".into(),
+            function: f.into(),
+            line: 1,
+            operator: "negate-cond".into(),
+            verdict: v,
+            duplicate_of: None,
+            error: vec![],
+            coverage: Reach::Unknown,
+            object: None,
+            compile_seconds: 1.0,
+            under: vec![],
+        };
+        let a = r("a", "f", Verdict::Unviable);
+        let b = r("b", "g", Verdict::Pending);
+        let path = d.path().join("mutants.jsonl");
+        fs::write(
+            &path,
+            format!(
+                "{}\n{}\n{{\"id\":\"c\",\"fi",
+                serde_json::to_string(&a).unwrap(),
+                serde_json::to_string(&b).unwrap()
+            ),
+        )
+        .unwrap();
+        let got = read_records(&path).unwrap();
+        assert_eq!(got, vec![a, b]);
+        let s = summary(
+            &got,
+            &["mm/m.c:f".into(), "mm/m.c:g".into(), "mm/m.c:h".into()],
+            false,
+        );
+        assert!(s.contains("2 mutants checked"), "{s}");
+        assert!(s.contains("  unviable         1   50.0%"), "{s}");
+        assert!(s.contains("uncovered: unknown (no coverage given"), "{s}");
+        assert!(s.contains("mm/m.c:h       0"), "{s}");
+        assert!(s.contains("median 1.00"), "{s}");
+    }
+}
