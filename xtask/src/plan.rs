@@ -274,42 +274,33 @@ mod tests {
         }
     }
 
+    /// The reproduce line of empty-anon@madvise on 7.3.4, run with `argv`.
+    fn line(argv: &[&str]) -> String {
+        reproduce(
+            &run_args(argv),
+            "debian:linux-source-7.3=7.3.4-1~bpo13+1",
+            "empty-anon",
+            Path::new("scenarios/empty-anon.toml"),
+            ThpMode::Madvise,
+            None,
+            hmmlab_harness::machine::Accel::Tcg,
+        )
+    }
+
     #[test]
     fn a_reproduce_line_keeps_a_debian_config_base() {
-        let line = |args: &RunArgs| {
-            reproduce(
-                args,
-                "debian:linux-source-7.3=7.3.4-1~bpo13+1",
-                "empty-anon",
-                Path::new("scenarios/empty-anon.toml"),
-                ThpMode::Madvise,
-                None,
-                hmmlab_harness::machine::Accel::Tcg,
-            )
-        };
-        let distro = line(&run_args(&["--config-base", "debian"]));
+        let distro = line(&["--config-base", "debian"]);
         assert!(
             distro.contains("--kernel 'debian:7.3=7.3.4-1~bpo13+1'")
                 && distro.contains("--config-base debian --thp madvise"),
             "{distro}"
         );
         // tinyconfig is the default, and the lines made before say nothing.
-        assert!(!line(&run_args(&[])).contains("--config-base"));
+        assert!(!line(&[]).contains("--config-base"));
     }
 
     #[test]
     fn a_reproduce_line_rebuilds_a_coverage_kernel() {
-        let line = |argv: &[&str]| {
-            reproduce(
-                &run_args(argv),
-                "debian:linux-source-7.3=7.3.4-1~bpo13+1",
-                "empty-anon",
-                Path::new("scenarios/empty-anon.toml"),
-                ThpMode::Madvise,
-                None,
-                hmmlab_harness::machine::Accel::Tcg,
-            )
-        };
         assert!(line(&["--coverage"]).contains(" --coverage "));
         let more = line(&[
             "--cover",

@@ -652,23 +652,27 @@ fn host_facts() -> HostFacts {
     }
 }
 
-/// `YYYYmmdd-HHMMSS-<4 hex>` in UTC: sortable, unique per process.
-pub fn new_run_id() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
+/// Seconds since 1970-01-01 UTC as (year, month, day, seconds into the
+/// day): Howard Hinnant's days-to-civil algorithm.
+pub fn civil_utc(secs: u64) -> (i64, i64, i64, u64) {
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day, rem)
+}
+
+/// `YYYYmmdd-HHMMSS-<4 hex>` in UTC: sortable, unique per process.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let (y, m, d, rem) = civil_utc(now.as_secs());
     let tag = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xFFFF;
     format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{tag:04x}",
