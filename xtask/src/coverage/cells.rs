@@ -95,7 +95,6 @@ pub fn merge_cells(cells: &[Cell], kernels: &BTreeMap<String, Kernel>, dir: &Pat
 /// share at least one file.
 fn same_sources(a: &Coverage, b: &Coverage) -> bool {
     a.files.keys().any(|k| b.files.contains_key(k))
-        && a.source_mismatch(b).is_none()
         && a.files.iter().all(|(k, f)| {
             b.files
                 .get(k)
