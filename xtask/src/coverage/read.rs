@@ -59,7 +59,7 @@ pub fn read_all(build: &Path, instances: &[Instance], opts: &ReadOptions) -> Res
     for (key, file) in &mut all.files {
         file.source_sha256 = std::fs::read(opts.source.join(key))
             .ok()
-            .map(|text| crate::kernel::key::hex_sha256(&text));
+            .map(|text| hmmlab_harness::identity::sha256_hex(&text));
     }
     Ok(all)
 }

@@ -8,14 +8,6 @@ pub fn short_hash(bytes: &[u8]) -> String {
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Hex of the whole SHA-256: a content's identity.
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Accumulates named parts; the key changes when any part's name or content does.
 #[derive(Default)]
 pub struct KeyBuilder {

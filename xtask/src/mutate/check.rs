@@ -849,7 +849,7 @@ fn check_coverage_source(cov: &Coverage, file: &str, text: &str, from: &Path) ->
             from.display()
         )));
     };
-    let ours = crate::kernel::key::hex_sha256(text.as_bytes());
+    let ours = hmmlab_harness::identity::sha256_hex(text.as_bytes());
     match &fc.source_sha256 {
         Some(theirs) if *theirs != ours => Err(bad_input(format!(
             "--coverage-from {}: it counted another {file} (SHA-256 {theirs}) than this \
