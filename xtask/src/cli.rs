@@ -330,6 +330,20 @@ pub struct DepsArgs {
     /// Only check; never install.
     #[arg(long)]
     pub check: bool,
+    /// The check, then every pending mutant boots its own kernel (its
+    /// object linked into a copy of the build's objects, the image checked)
+    /// and the scenarios run on it: killed (a scenario failed; which, and
+    /// why), timeout, crashed, or survived. The unmutated kernel runs first
+    /// and must pass. Then the mutation score, per function.
+    #[arg(long, conflicts_with = "list")]
+    pub run: bool,
+    /// With --run: the scenarios run on each mutant (repeatable; default:
+    /// every scenario of the scenarios directory).
+    #[arg(long = "scenario", short = 's', value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// With --run: boot the uncovered mutants too.
+    #[arg(long)]
+    pub boot_uncovered: bool,
 }
 
 #[derive(Debug, Args)]
@@ -516,18 +530,32 @@ pub struct MutateArgs {
     /// booted). One JSON line per mutant in results/mutate-<id>/mutants.jsonl.
     #[arg(long)]
     pub check: bool,
+    /// The check, then every pending mutant boots its own kernel (its
+    /// object linked into a copy of the build's objects, the image checked)
+    /// and the scenarios run on it: killed (a scenario failed; which, and
+    /// why), timeout, crashed, or survived. The unmutated kernel runs first
+    /// and must pass. Then the mutation score, per function.
+    #[arg(long, conflicts_with = "list")]
+    pub run: bool,
+    /// With --run: the scenarios run on each mutant (repeatable; default:
+    /// every scenario of the scenarios directory).
+    #[arg(long = "scenario", short = 's', value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// With --run: boot the uncovered mutants too.
+    #[arg(long)]
+    pub boot_uncovered: bool,
     /// With --check: a coverage.json (`cargo xtask coverage`) of this
     /// kernel's source; mutants no scenario reached are `uncovered`.
-    #[arg(long, value_name = "FILE", requires = "check")]
+    #[arg(long, value_name = "FILE")]
     pub coverage_from: Option<PathBuf>,
     /// With --check: continue the check in DIR (a results/mutate-<id>
     /// directory), skipping the mutants its mutants.jsonl already records.
-    #[arg(long, value_name = "DIR", requires = "check")]
+    #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// With --check: also check a hand-written mutant, a unified diff of one
     /// selected file (`patch -p1` at the top of the tree; repeatable). Its
     /// id is FILE:FUNCTION:LINE:patch:NAME, NAME the patch's file stem.
-    #[arg(long = "mutant-patch", value_name = "FILE", requires = "check")]
+    #[arg(long = "mutant-patch", value_name = "FILE")]
     pub mutant_patches: Vec<PathBuf>,
     /// With --check: where the results/mutate-<id> directory is created.
     #[arg(long, default_value = "results", value_name = "DIR")]
@@ -538,7 +566,7 @@ pub struct MutateArgs {
     pub kernel: String,
     /// An extracted kernel source tree to mutate instead of --kernel's
     /// (--list only: --check compiles against the kernel's own build).
-    #[arg(long, value_name = "DIR", conflicts_with = "check")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "run"])]
     pub tree: Option<PathBuf>,
     /// A C file of the tree, relative to its top (repeatable; default
     /// mm/migrate_device.c).

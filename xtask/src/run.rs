@@ -109,21 +109,7 @@ fn run_once(args: &RunArgs) -> Result<i32> {
     if args.coverage.on() {
         crate::coverage::check_ready(&k, &args.coverage.gcov)?;
     }
-    let (mut engine, run_dir) = open_run(args)?;
-    engine.emit(RunEvent::KernelReady(Box::new(built_kernel(&k)?)));
-    let end = match execute(args, &inputs, &k, &guest, &mut engine, &run_dir) {
-        Ok(end) => end,
-        Err(e) => {
-            let status = match crate::fail::exit_code(&e) {
-                exit::BAD_INPUT => RunStatus::BadInput,
-                exit::INTERRUPTED => RunStatus::Interrupted,
-                _ => RunStatus::InfraError,
-            };
-            engine.abort(status, format!("{e:#}"))?;
-            return Err(e);
-        }
-    };
-    let report = engine.finish(end)?;
+    let (report, run_dir) = run_on(args, &inputs, &k, &guest)?;
     let counted = matches!(report.status, RunStatus::Finished);
     let code = run_code(&report, &run_dir);
     if args.coverage.on() && counted {
@@ -135,6 +121,33 @@ fn run_once(args: &RunArgs) -> Result<i32> {
         }
     }
     code
+}
+
+/// One run of the selected scenarios on a kernel already built (and
+/// checked) with the guest driver built for it: a new run directory, its
+/// reporters, plan, boot, the VM. Once the directory exists, every way the
+/// run ends writes every format; an error has been recorded there too.
+pub fn run_on(
+    args: &RunArgs,
+    inputs: &Inputs,
+    k: &Kernel,
+    guest: &Path,
+) -> Result<(report::RunReport, PathBuf)> {
+    let (mut engine, run_dir) = open_run(args)?;
+    engine.emit(RunEvent::KernelReady(Box::new(built_kernel(k)?)));
+    let end = match execute(args, inputs, k, guest, &mut engine, &run_dir) {
+        Ok(end) => end,
+        Err(e) => {
+            let status = match crate::fail::exit_code(&e) {
+                exit::BAD_INPUT => RunStatus::BadInput,
+                exit::INTERRUPTED => RunStatus::Interrupted,
+                _ => RunStatus::InfraError,
+            };
+            engine.abort(status, format!("{e:#}"))?;
+            return Err(e);
+        }
+    };
+    Ok((engine.finish(end)?, run_dir))
 }
 
 /// The exit code of a run that ended: its status, then its results.

@@ -436,7 +436,7 @@ fn make_bzimage(
 }
 
 /// The environment of a kernel compile through `hmmlab-cc` and ccache.
-fn ccache_env(cache: &Path, stats_log: &Path) -> Vec<(String, String)> {
+pub(crate) fn ccache_env(cache: &Path, stats_log: &Path) -> Vec<(String, String)> {
     let path = |p: &Path| p.to_string_lossy().to_string();
     vec![
         ("HMMLAB_REAL_CC".into(), "gcc".into()),

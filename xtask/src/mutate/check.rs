@@ -46,15 +46,31 @@ pub enum Verdict {
     Duplicate,
     Uncovered,
     Pending,
+    /// Booted: a scenario failed.
+    Killed,
+    /// Booted: a scenario timed out (and none crashed).
+    Timeout,
+    /// Booted: the kernel crashed (an oops or panic in a scenario).
+    Crashed,
+    /// Booted: every scenario passed.
+    Survived,
+    /// Its kernel could not be linked or the run did not end (the reason
+    /// is kept): no verdict yet; booted again on --resume.
+    Error,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 5] = [
+    pub const ALL: [Verdict; 10] = [
         Verdict::Unviable,
         Verdict::Equivalent,
         Verdict::Duplicate,
         Verdict::Uncovered,
         Verdict::Pending,
+        Verdict::Killed,
+        Verdict::Timeout,
+        Verdict::Crashed,
+        Verdict::Survived,
+        Verdict::Error,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,7 +80,26 @@ impl Verdict {
             Verdict::Duplicate => "duplicate",
             Verdict::Uncovered => "uncovered",
             Verdict::Pending => "pending",
+            Verdict::Killed => "killed",
+            Verdict::Timeout => "timeout",
+            Verdict::Crashed => "crashed",
+            Verdict::Survived => "survived",
+            Verdict::Error => "error",
         }
+    }
+
+    /// Did the suite notice the mutant?
+    pub fn detected(self) -> bool {
+        matches!(self, Verdict::Killed | Verdict::Timeout | Verdict::Crashed)
+    }
+
+    /// Is the mutant out of the score (it is not a different program, or
+    /// not a program)?
+    pub fn excluded(self) -> bool {
+        matches!(
+            self,
+            Verdict::Unviable | Verdict::Equivalent | Verdict::Duplicate
+        )
     }
 }
 
@@ -416,6 +451,18 @@ pub struct Record {
     pub compile_seconds: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub under: Vec<String>,
+    /// Booted: the scenarios that failed on its kernel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub killed_by: Vec<super::boot::Kill>,
+    /// Booted: where its time went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<super::boot::Timings>,
+    /// Booted: the run directory of its kernel's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<PathBuf>,
+    /// `error`: why it has no verdict yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a check directory is a check of (`check.json`); a resumed check
@@ -433,57 +480,127 @@ pub struct Header {
     pub coverage_from: Option<PathBuf>,
 }
 
-/// The records already in `mutants.jsonl` (a torn last line is dropped:
-/// its mutant is checked again).
+/// The records already in `mutants.jsonl`, one per mutant in the order
+/// they were first written: a later line of the same mutant (its boot's
+/// verdict) replaces the earlier. A torn last line is dropped: its mutant
+/// is checked (or booted) again.
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
     let Ok(text) = fs::read_to_string(path) else {
         return Ok(vec![]);
     };
-    Ok(text
+    let mut out: Vec<Record> = vec![];
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    for r in text
         .lines()
         .filter_map(|l| serde_json::from_str::<Record>(l).ok())
-        .collect())
+    {
+        match at.get(&r.id) {
+            Some(&i) => out[i] = r,
+            None => {
+                at.insert(r.id.clone(), out.len());
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// Counts per verdict, then per function, and the compile times.
+/// The mutation score of `records`: detected (killed, timed out,
+/// crashed) over every mutant but the equivalent, duplicate and
+/// unviable ones (uncovered, survived and not yet booted count against
+/// it). None when no mutant counts.
+pub fn score(records: &[&Record]) -> Option<(usize, usize)> {
+    let counted = records.iter().filter(|r| !r.verdict.excluded()).count();
+    let detected = records.iter().filter(|r| r.verdict.detected()).count();
+    (counted > 0).then_some((detected, counted))
+}
+
+fn percent(n: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        100.0 * n as f64 / of as f64
+    }
+}
+
+/// Counts per verdict, then per function (with each one's score), and the
+/// compile times.
 pub fn summary(records: &[Record], functions: &[String], coverage_given: bool) -> String {
     let mut by_verdict: BTreeMap<Verdict, usize> = BTreeMap::new();
-    let mut by_fn: BTreeMap<String, BTreeMap<Verdict, usize>> = BTreeMap::new();
+    let mut by_fn: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
     for r in records {
         *by_verdict.entry(r.verdict).or_default() += 1;
-        *by_fn
+        by_fn
             .entry(format!("{}:{}", r.file, r.function))
             .or_default()
-            .entry(r.verdict)
-            .or_default() += 1;
+            .push(r);
     }
     let all = records.len();
     let mut s = format!("\n{all} mutants checked\n\nby verdict:\n");
-    for v in Verdict::ALL {
+    // The check's verdicts always; a boot's when one occurred.
+    let shown: Vec<Verdict> = Verdict::ALL
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v,
+                Verdict::Unviable
+                    | Verdict::Equivalent
+                    | Verdict::Duplicate
+                    | Verdict::Uncovered
+                    | Verdict::Pending
+            ) || by_verdict.contains_key(v)
+        })
+        .collect();
+    for &v in &shown {
         let n = by_verdict.get(&v).copied().unwrap_or(0);
-        let pct = if all == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / all as f64
-        };
-        s.push_str(&format!("  {:<12}{n:>6}  {pct:5.1}%\n", v.name()));
+        s.push_str(&format!(
+            "  {:<12}{n:>6}  {:5.1}%\n",
+            v.name(),
+            percent(n, all)
+        ));
     }
     if !coverage_given {
         s.push_str("  uncovered: unknown (no coverage given; --coverage-from FILE)\n");
     }
+    let booted = records.iter().any(|r| r.timings.is_some());
+    if booted {
+        let refs: Vec<&Record> = records.iter().collect();
+        if let Some((d, c)) = score(&refs) {
+            let waiting = by_verdict.get(&Verdict::Pending).copied().unwrap_or(0)
+                + by_verdict.get(&Verdict::Error).copied().unwrap_or(0);
+            s.push_str(&format!(
+                "\nmutation score: {:.1}% ({d} detected of {c}: killed, timed out or crashed, \
+                 of all but the unviable, equivalent and duplicate)",
+                percent(d, c)
+            ));
+            if waiting > 0 {
+                s.push_str(&format!("; {waiting} not booted yet count as undetected"));
+            }
+            s.push('\n');
+        }
+    }
     s.push_str("\nby function:");
     let w = functions.iter().map(|k| k.len()).max().unwrap_or(0) + 2;
     s.push_str(&format!("\n  {:<w$}{:>6}", "", "all"));
-    for v in Verdict::ALL {
+    for v in &shown {
         s.push_str(&format!("{:>12}", v.name()));
+    }
+    if booted {
+        s.push_str(&format!("{:>8}", "score"));
     }
     s.push('\n');
     for f in functions {
-        let counts = by_fn.get(f).cloned().unwrap_or_default();
-        let total: usize = counts.values().sum();
-        s.push_str(&format!("  {f:<w$}{total:>6}"));
-        for v in Verdict::ALL {
-            s.push_str(&format!("{:>12}", counts.get(&v).copied().unwrap_or(0)));
+        let rs = by_fn.get(f).cloned().unwrap_or_default();
+        s.push_str(&format!("  {f:<w$}{:>6}", rs.len()));
+        for v in &shown {
+            let n = rs.iter().filter(|r| r.verdict == *v).count();
+            s.push_str(&format!("{n:>12}"));
+        }
+        if booted {
+            match score(&rs) {
+                Some((d, c)) => s.push_str(&format!("{:>7.1}%", percent(d, c))),
+                None => s.push_str(&format!("{:>8}", "-")),
+            }
         }
         s.push('\n');
     }
@@ -495,6 +612,24 @@ pub fn summary(records: &[Record], functions: &[String], coverage_given: bool) -
             secs[secs.len() / 2],
             secs[0],
             secs.iter().sum::<f64>()
+        ));
+    }
+    let timings: Vec<&super::boot::Timings> =
+        records.iter().filter_map(|r| r.timings.as_ref()).collect();
+    if !timings.is_empty() {
+        let median = |f: fn(&super::boot::Timings) -> f64| {
+            let mut v: Vec<f64> = timings.iter().map(|t| f(t)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        s.push_str(&format!(
+            "booted mutants: {}; seconds per mutant, median: {:.1} (compile {:.1}, link and \
+             check {:.1}, boot and scenarios {:.1})\n",
+            timings.len(),
+            median(|t| t.total),
+            median(|t| t.compile),
+            median(|t| t.link),
+            median(|t| t.run)
         ));
     }
     s
@@ -623,6 +758,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
                 operator: m.operator.name().to_string(),
                 under: m.under.clone(),
                 text: Text::Generated(m),
+                diff: m.diff.clone(),
             });
         }
     }
@@ -680,6 +816,10 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             object,
             compile_seconds: (compiled.seconds * 1000.0).round() / 1000.0,
             under: c.under.clone(),
+            killed_by: vec![],
+            timings: None,
+            run_dir: None,
+            reason: None,
         };
         let mut line = serde_json::to_string(&r)?;
         line.push('\n');
@@ -697,6 +837,22 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
                 .unwrap_or_default()
         );
         records.push(r);
+    }
+    let checked: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let mut complete = !hmmlab_harness::interrupt::requested()
+        && candidates.iter().all(|c| checked.contains(c.id.as_str()));
+    if a.run && complete {
+        complete = boot_pending(
+            a,
+            &k,
+            &dir,
+            work.path(),
+            &recipes,
+            &sources,
+            &candidates,
+            &mut records,
+            &mut out,
+        )?;
     }
     drop(out);
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
@@ -719,16 +875,248 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
     print!("{}", summary(&selected, &functions, coverage.is_some()));
     println!("results: {}", jsonl.display());
     drop(File::open(&jsonl)?);
-    if selected.len() < ids.len() {
+    if selected.len() < ids.len() || !complete {
         eprintln!(
-            "mutate: {} of {} checked; resume with --resume {}",
+            "mutate: {} of {} checked{}; resume with --resume {}",
             selected.len(),
             ids.len(),
+            if a.run {
+                ", not every pending one booted"
+            } else {
+                ""
+            },
             dir.display()
         );
         return Ok(hmmlab_harness::exit::INTERRUPTED);
     }
+    if a.run {
+        // One line per mutant, its last verdict.
+        let mut text = String::new();
+        for r in read_records(&jsonl)? {
+            text.push_str(&serde_json::to_string(&r)?);
+            text.push('\n');
+        }
+        crate::kernel::build::write_atomic(&jsonl, text.as_bytes())?;
+        print_survivors(&selected, &candidates);
+    }
     Ok(hmmlab_harness::exit::OK)
+}
+
+/// `--run`: boot each pending mutant (and the uncovered with
+/// `--boot-uncovered`, and those whose boot failed before), after the
+/// unmutated kernel passed the same way. False when interrupted.
+#[allow(clippy::too_many_arguments)]
+fn boot_pending(
+    a: &crate::cli::MutateArgs,
+    k: &crate::kernel::Kernel,
+    dir: &Path,
+    work: &Path,
+    recipes: &BTreeMap<String, Recipe>,
+    sources: &BTreeMap<String, String>,
+    candidates: &[Candidate],
+    records: &mut [Record],
+    out: &mut File,
+) -> Result<bool> {
+    use super::boot::{self, Timings, Workspace};
+    let wanted = |v: Verdict| {
+        matches!(v, Verdict::Pending | Verdict::Error)
+            || (a.boot_uncovered && v == Verdict::Uncovered)
+    };
+    let todo: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| {
+            records
+                .iter()
+                .rev()
+                .find(|r| r.id == c.id)
+                .is_some_and(|r| wanted(r.verdict))
+        })
+        .collect();
+    if todo.is_empty() {
+        eprintln!("mutate: no mutant to boot");
+        return Ok(true);
+    }
+    let runs = dir.join("runs");
+    let base_args = boot::run_args(a, runs.join("unmutated"), None);
+    let inputs = crate::run::inputs(&base_args)?;
+    let guest = crate::guest::build(&k.uapi_header())?;
+    let mut ws = Workspace::create(k, work)?;
+
+    // The unmutated kernel, linked and run as the mutants will be.
+    let first = &todo[0].file;
+    let own = fs::read(&recipes[first].built_object)?;
+    let label = format!("unmutated {}", k.key);
+    let linked = ws.link(recipes, first, &own, &boot::tag(&label))?;
+    eprintln!("mutate: unmutated kernel linked in {:.1}s", linked.seconds);
+    let t = Instant::now();
+    let (report, run_dir) =
+        crate::run::run_on(&base_args, &inputs, &ws.kernel(k, &label, &linked), &guest)?;
+    match boot::outcome(&report) {
+        Ok((Verdict::Survived, _)) => {}
+        Ok((_, kills)) => {
+            let names: Vec<String> = kills
+                .iter()
+                .map(|k| format!("{} ({})", k.scenario, k.outcome))
+                .collect();
+            bail!(
+                "the unmutated kernel does not pass: {} (run {}); a mutant's failure would mean \
+                 nothing. Fix those scenarios, or leave them out with -s",
+                names.join(", "),
+                run_dir.display()
+            );
+        }
+        Err(why) => bail!(
+            "the unmutated kernel's run did not end: {why} (run {})",
+            run_dir.display()
+        ),
+    }
+    let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
+    let machine_limit = inputs
+        .machine
+        .accel(hmmlab_harness::machine::Accel::Tcg)
+        .scenario_timeout_s;
+    let limit = boot::scenario_timeout(&report, machine_limit);
+    eprintln!(
+        "mutate: the unmutated kernel passes {} scenarios in {:.1}s; limit per scenario for \
+         mutants {limit:.0}s",
+        report.scenarios.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let total = todo.len();
+    for (n, c) in todo.into_iter().enumerate() {
+        if hmmlab_harness::interrupt::requested() {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let Some(mut rec) = records.iter().rev().find(|r| r.id == c.id).cloned() else {
+            continue;
+        };
+        let text = match &c.text {
+            Text::Generated(m) => compiled_text(&sources[&c.file], m),
+            Text::Patched(t) => t.clone(),
+        };
+        let compiled = recipes[&c.file].compile(&text, work)?;
+        let bytes = compiled.object.map_err(|e| {
+            anyhow::anyhow!(
+                "{} compiled at the check but not now:\n{}",
+                c.id,
+                e.join("\n")
+            )
+        })?;
+        if rec.object.as_deref() != Some(code_hash(&bytes)?.as_str()) {
+            bail!(
+                "{}: its object is not the one the check recorded: the build changed since; \
+                 check again without --resume",
+                c.id
+            );
+        }
+        let label = format!("mutant {}", c.id);
+        let mdir = runs.join(boot::file_name(&c.id));
+        fs::create_dir_all(&mdir)?;
+        fs::write(mdir.join("mutant.diff"), &c.diff)?;
+        let mut timings = Timings {
+            compile: compiled.seconds,
+            ..Default::default()
+        };
+        rec.killed_by = vec![];
+        rec.reason = None;
+        match ws.link(recipes, &c.file, &bytes, &boot::tag(&label)) {
+            Err(e) => {
+                rec.verdict = Verdict::Error;
+                rec.reason = Some(format!("{e:#}"));
+            }
+            Ok(linked) => {
+                timings.link = linked.seconds;
+                let args = boot::run_args(a, mdir.clone(), Some(limit));
+                let r = Instant::now();
+                let result =
+                    crate::run::run_on(&args, &inputs, &ws.kernel(k, &label, &linked), &guest);
+                timings.run = r.elapsed().as_secs_f64();
+                match result {
+                    Ok((report, run_dir)) => {
+                        let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
+                        rec.run_dir = Some(run_dir);
+                        if report.status == hmmlab_harness::report::RunStatus::Interrupted {
+                            return Ok(false);
+                        }
+                        match boot::outcome(&report) {
+                            Ok((v, kills)) => {
+                                rec.verdict = v;
+                                rec.killed_by = kills;
+                            }
+                            Err(why) => {
+                                rec.verdict = Verdict::Error;
+                                rec.reason = Some(why);
+                            }
+                        }
+                    }
+                    Err(e) if crate::fail::exit_code(&e) == hmmlab_harness::exit::INTERRUPTED => {
+                        return Ok(false)
+                    }
+                    Err(e) => {
+                        rec.verdict = Verdict::Error;
+                        rec.reason = Some(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+        timings.total = t.elapsed().as_secs_f64();
+        let round = |x: f64| (x * 100.0).round() / 100.0;
+        timings.compile = round(timings.compile);
+        timings.link = round(timings.link);
+        timings.run = round(timings.run);
+        timings.total = round(timings.total);
+        rec.timings = Some(timings);
+        let mut line = serde_json::to_string(&rec)?;
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+        out.flush()?;
+        let why = match rec.verdict {
+            Verdict::Error => format!(": {}", rec.reason.as_deref().unwrap_or("")),
+            _ if !rec.killed_by.is_empty() => format!(
+                " by {}",
+                rec.killed_by
+                    .iter()
+                    .map(|k| k.scenario.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
+        eprintln!(
+            "mutate: [{}/{total}] {:<9} {:.1}s  {}{why}",
+            n + 1,
+            rec.verdict.name(),
+            t.elapsed().as_secs_f64(),
+            c.id
+        );
+        if let Some(slot) = records.iter_mut().rev().find(|r| r.id == rec.id) {
+            *slot = rec;
+        }
+    }
+    Ok(true)
+}
+
+/// The survivors and the uncovered, each with its diff: what the suite
+/// would miss.
+fn print_survivors(records: &[Record], candidates: &[Candidate]) {
+    for (v, title) in [
+        (Verdict::Survived, "survived (no scenario failed)"),
+        (Verdict::Uncovered, "uncovered (no scenario ran its lines)"),
+    ] {
+        let these: Vec<&Record> = records.iter().filter(|r| r.verdict == v).collect();
+        if these.is_empty() {
+            continue;
+        }
+        println!("\n{} {title}:", these.len());
+        for r in these {
+            println!("\n{}", r.id);
+            if let Some(c) = candidates.iter().find(|c| c.id == r.id) {
+                print!("{}", c.diff);
+            }
+        }
+    }
 }
 
 /// One mutant to check.
@@ -741,6 +1129,8 @@ struct Candidate<'a> {
     operator: String,
     under: Vec<String>,
     text: Text<'a>,
+    /// What `patch -p1` applies to make it.
+    diff: String,
 }
 
 enum Text<'a> {
@@ -836,6 +1226,7 @@ fn patch_candidate<'a>(
         operator: PATCH_OPERATOR.into(),
         under: vec![],
         text: Text::Patched(text),
+        diff,
     })
 }
 
@@ -1085,6 +1476,10 @@ mod tests {
             object: None,
             compile_seconds: 1.0,
             under: vec![],
+            killed_by: vec![],
+            timings: None,
+            run_dir: None,
+            reason: None,
         };
         let a = r("a", "f", Verdict::Unviable);
         let b = r("b", "g", Verdict::Pending);
@@ -1099,7 +1494,18 @@ mod tests {
         )
         .unwrap();
         let got = read_records(&path).unwrap();
-        assert_eq!(got, vec![a, b]);
+        assert_eq!(got, vec![a.clone(), b.clone()]);
+        // A boot's line replaces the check's, in the check's place.
+        let mut b2 = b.clone();
+        b2.verdict = Verdict::Killed;
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.truncate(text.rfind('{').unwrap());
+        text.push_str(&format!("{}\n", serde_json::to_string(&b2).unwrap()));
+        let p2 = d.path().join("booted.jsonl");
+        fs::write(&p2, text).unwrap();
+        assert_eq!(read_records(&p2).unwrap(), vec![a.clone(), b2.clone()]);
+        let refs: Vec<&Record> = vec![&a, &b2];
+        assert_eq!(score(&refs), Some((1, 1)));
         let s = summary(
             &got,
             &["mm/m.c:f".into(), "mm/m.c:g".into(), "mm/m.c:h".into()],

@@ -3,6 +3,7 @@
 //! (tree-sitter's C grammar), each a unified diff that `patch -p1` applies
 //! to the kernel tree. `--list` lists them; nothing is built or booted.
 
+pub mod boot;
 pub mod check;
 pub mod diff;
 pub mod gen;
@@ -186,12 +187,36 @@ fn tree_of(a: &MutateArgs) -> Result<PathBuf> {
 
 /// `cargo xtask mutate`.
 pub fn mutate(a: &MutateArgs) -> Result<i32> {
-    if !a.list && !a.check {
+    if !a.list && !a.check && !a.run {
         return Err(bad_input(
             "mutate: say what to do: --list lists the mutants (with --diff for their diffs, \
              --json for JSON records); --check compiles each one and gives the verdicts that \
-             need no boot",
+             need no boot; --run checks, then boots every pending mutant",
         ));
+    }
+    let only_with = |given: bool, flag: &str, with: &str| {
+        if given {
+            Err(bad_input(format!("mutate: {flag} goes with {with}")))
+        } else {
+            Ok(())
+        }
+    };
+    if !a.check && !a.run {
+        only_with(
+            a.coverage_from.is_some(),
+            "--coverage-from",
+            "--check or --run",
+        )?;
+        only_with(a.resume.is_some(), "--resume", "--check or --run")?;
+        only_with(
+            !a.mutant_patches.is_empty(),
+            "--mutant-patch",
+            "--check or --run",
+        )?;
+    }
+    if !a.run {
+        only_with(!a.scenarios.is_empty(), "--scenario", "--run")?;
+        only_with(a.boot_uncovered, "--boot-uncovered", "--run")?;
     }
     let sel = Selection {
         files: a.files.clone(),
@@ -199,7 +224,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         lines: a.lines.as_deref().map(Lines::parse).transpose()?,
         operators: a.operators.clone(),
     };
-    if a.check {
+    if a.check || a.run {
         return check::run(a, &sel);
     }
     let tree = tree_of(a)?;

@@ -1,0 +1,424 @@
+//! `cargo xtask mutate --run`: every pending mutant boots its own kernel
+//! and the scenarios say whether they notice it.
+//!
+//! A mutant costs a link, not a build. The cached build's object tree is
+//! copied once per run into a scratch directory (the workspace); for each
+//! mutant its object (compiled as `--check` does, from kbuild's own saved
+//! command) replaces the file's object there, and kbuild's `make bzImage`
+//! in that copy finds nothing else to do but archive, link and pack the
+//! image (measured on 7.3.4 tinyconfig, 2 cores: under 7 s). The cached
+//! build is only read.
+//!
+//! Each mutant's kernel is checked before its verdict counts:
+//! - make must not have rebuilt the mutant's object (the object in the
+//!   workspace after the link is the one written);
+//! - the bzImage must carry the vmlinux just linked, whose banner carries
+//!   the mutant's tag (`KBUILD_BUILD_TIMESTAMP`), and the guest must report
+//!   that banner (the run's own identity check): a kernel left over from
+//!   another mutant never scores this one.
+//!
+//! Before any mutant, the unmutated object is linked and run the same way:
+//! every scenario must pass on it, or a failure would mean nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use hmmlab_harness::identity::{self as verify, sha256_hex, ImageCheck};
+use hmmlab_harness::report::{RunReport, RunStatus, ScenarioResult};
+use hmmlab_proto::Outcome;
+use serde::{Deserialize, Serialize};
+
+use super::check::{Recipe, Verdict};
+use crate::kernel::Kernel;
+
+/// The bzImage inside an object tree.
+const BZIMAGE: &str = "arch/x86/boot/bzImage";
+
+/// A private copy of a build's object tree in which mutants are linked.
+pub struct Workspace {
+    pub obj: PathBuf,
+    tree: PathBuf,
+    release: String,
+    cc: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    /// The files whose object in the workspace is not the build's own.
+    changed: BTreeSet<String>,
+}
+
+/// A kernel linked in the workspace.
+pub struct Linked {
+    pub check: ImageCheck,
+    pub seconds: f64,
+}
+
+impl Workspace {
+    /// Copy `k`'s object tree into `work/obj`.
+    pub fn create(k: &Kernel, work: &Path) -> Result<Workspace> {
+        let obj = work.join("obj");
+        let t = Instant::now();
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(&k.obj_dir)
+            .arg(&obj)
+            .output()
+            .context("running cp")?;
+        if !out.status.success() {
+            bail!(
+                "copying {} to {}: {}",
+                k.obj_dir.display(),
+                obj.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        eprintln!(
+            "mutate: object tree copied to {} in {:.1}s",
+            obj.display(),
+            t.elapsed().as_secs_f64()
+        );
+        let cache = crate::paths::cache_root();
+        // The same compiler command as the build's, or kbuild would see
+        // every command changed and rebuild everything.
+        let (cc, env) = if crate::kernel::build::which("ccache") {
+            (
+                Some(crate::kernel::cc::install(&cache)?),
+                crate::kernel::build::ccache_env(&cache, &work.join("ccache-stats.log")),
+            )
+        } else {
+            (None, vec![])
+        };
+        Ok(Workspace {
+            obj,
+            tree: k.tree.clone(),
+            release: k.release.clone(),
+            cc,
+            env,
+            log: work.join("link.log"),
+            changed: BTreeSet::new(),
+        })
+    }
+
+    /// Link a kernel whose `file` is compiled to `object` and every other
+    /// file is the build's own, with `tag` in its banner.
+    pub fn link(
+        &mut self,
+        recipes: &BTreeMap<String, Recipe>,
+        file: &str,
+        object: &[u8],
+        tag: &str,
+    ) -> Result<Linked> {
+        let t = Instant::now();
+        for other in self.changed.clone() {
+            if other != file {
+                let own = fs::read(&recipes[&other].built_object)?;
+                self.put(&recipes[&other], &own)?;
+                self.changed.remove(&other);
+            }
+        }
+        let recipe = &recipes[file];
+        let placed = self.put(recipe, object)?;
+        self.changed.insert(file.to_string());
+        let mut cmd = Command::new("make");
+        cmd.arg("-C")
+            .arg(&self.tree)
+            .arg(format!("O={}", self.obj.display()))
+            .arg("-j2")
+            .arg(format!("KBUILD_BUILD_TIMESTAMP={tag}"));
+        if let Some(cc) = &self.cc {
+            cmd.arg(format!("CC={}", cc.display()));
+        }
+        cmd.arg("bzImage")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(File::create(&self.log)?)
+            .stderr(File::create(self.log.with_extension("err"))?);
+        hmmlab_harness::interrupt::isolate_child(&mut cmd);
+        let status = cmd.status().context("running make")?;
+        if !status.success() {
+            let err = fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(8).collect();
+            bail!(
+                "make bzImage in the mutants' object tree {} failed:\n{}",
+                self.obj.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        let after = fs::read(&placed).with_context(|| format!("reading {}", placed.display()))?;
+        if sha256_hex(&after) != sha256_hex(object) {
+            bail!(
+                "make rebuilt {} instead of linking the object it was given: this kernel would \
+                 not be the one asked for",
+                placed.display()
+            );
+        }
+        let check = verify::check_image(&self.obj, &self.obj.join(BZIMAGE), &self.release)?;
+        if !check.banner.ends_with(tag) {
+            bail!(
+                "the linked kernel's banner `{}` does not carry the tag {tag}: it is not the \
+                 kernel just linked",
+                check.banner
+            );
+        }
+        Ok(Linked {
+            check,
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Replace the workspace's object of `recipe`'s file by `object` (a new
+    /// file, newer than everything, so make relinks).
+    fn put(&self, recipe: &Recipe, object: &[u8]) -> Result<PathBuf> {
+        let rel = recipe
+            .built_object
+            .strip_prefix(&recipe.obj_dir)
+            .context("the object is outside its build")?;
+        let path = self.obj.join(rel);
+        let tmp = path.with_extension("o.hmmlab-tmp");
+        fs::write(&tmp, object).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The kernel as a run sees it: `k` with the workspace's image and the
+    /// banner just checked.
+    pub fn kernel(&self, k: &Kernel, label: &str, linked: &Linked) -> Kernel {
+        let mut m = k.clone();
+        m.key = format!("{}+{}", k.key, short(label));
+        m.patches = vec![label.to_string()];
+        m.obj_dir = self.obj.clone();
+        m.bzimage = self.obj.join(BZIMAGE);
+        m.banner = linked.check.banner.clone();
+        m.image_check = linked.check.clone();
+        m.cached = false;
+        m
+    }
+}
+
+/// The first 12 hex digits of the SHA-256 of `s`.
+pub fn short(s: &str) -> String {
+    sha256_hex(s.as_bytes())[..12].to_string()
+}
+
+/// The banner tag of a mutant's kernel (at most 64 characters with the
+/// `#N SMP PREEMPT ` before it: UTS_VERSION's limit).
+pub fn tag(label: &str) -> String {
+    format!("hmmlab-{}", short(label))
+}
+
+/// A scenario that failed on a mutant's kernel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kill {
+    pub scenario: String,
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a booted mutant's time went, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Its object, compiled again.
+    pub compile: f64,
+    /// make: archive, link, image; and the image check.
+    pub link: f64,
+    /// Boot, scenarios and report (the run).
+    pub run: f64,
+    pub total: f64,
+}
+
+/// The verdict of a run on a mutant's kernel, and the failures that make
+/// it. Err when the run says nothing about the mutant (it did not end:
+/// interrupted, or the infrastructure failed, or nothing ran): the reason.
+pub fn outcome(report: &RunReport) -> std::result::Result<(Verdict, Vec<Kill>), String> {
+    verdict_of(report.status, report.error.as_deref(), &report.scenarios)
+}
+
+fn verdict_of(
+    status: RunStatus,
+    error: Option<&str>,
+    scenarios: &[ScenarioResult],
+) -> std::result::Result<(Verdict, Vec<Kill>), String> {
+    match status {
+        RunStatus::Finished => {}
+        RunStatus::Interrupted => return Err("interrupted".into()),
+        _ => {
+            return Err(error
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("the run ended {}", status.as_str())))
+        }
+    }
+    let failed: Vec<Kill> = scenarios
+        .iter()
+        .filter(|s| s.outcome.is_failure())
+        .map(|s| Kill {
+            scenario: s.name.clone(),
+            outcome: s.outcome.as_str().to_string(),
+            message: s
+                .message
+                .as_deref()
+                .map(|m| m.lines().next().unwrap_or("").to_string()),
+        })
+        .collect();
+    let has = |o: Outcome| scenarios.iter().any(|s| s.outcome == o);
+    if failed.is_empty() {
+        if !has(Outcome::Pass) {
+            return Err("no scenario ran".into());
+        }
+        return Ok((Verdict::Survived, failed));
+    }
+    let verdict = if has(Outcome::Crashed) {
+        Verdict::Crashed
+    } else if has(Outcome::Timeout) {
+        Verdict::Timeout
+    } else {
+        Verdict::Killed
+    };
+    Ok((verdict, failed))
+}
+
+/// The per-scenario limit for mutants: 3 times the slowest scenario of the
+/// unmutated run, at least 10 s, at most the machine's own limit.
+pub fn scenario_timeout(baseline: &RunReport, machine_limit: f64) -> f64 {
+    limit_after(&baseline.scenarios, machine_limit)
+}
+
+fn limit_after(scenarios: &[ScenarioResult], machine_limit: f64) -> f64 {
+    let slowest = scenarios
+        .iter()
+        .map(|s| s.duration_ns as f64 / 1e9)
+        .fold(0.0, f64::max);
+    (3.0 * slowest).max(10.0).min(machine_limit)
+}
+
+/// The arguments of a run on mutants' kernels: `-s` (default: every
+/// scenario of the default suite), default THP mode and device.
+pub fn run_args(
+    a: &crate::cli::MutateArgs,
+    results: PathBuf,
+    scenario_timeout: Option<f64>,
+) -> crate::cli::RunArgs {
+    crate::cli::RunArgs {
+        kernel: crate::cli::KernelArgs {
+            kernel: a.kernel.clone(),
+            patches: vec![],
+            series: None,
+            fragments: vec![],
+            config_base: Default::default(),
+            jobs: None,
+        },
+        scenarios: a.scenarios.clone(),
+        scenario_dir: crate::paths::repo_root().join("scenarios"),
+        scenario_files: vec![],
+        thp: vec![
+            crate::cli::ThpChoice::Madvise,
+            crate::cli::ThpChoice::Always,
+        ],
+        device: vec![crate::cli::DeviceChoice::Private],
+        accel: crate::cli::AccelChoice::Auto,
+        machine: "x86_64".into(),
+        boot_timeout: None,
+        scenario_timeout,
+        results_dir: results,
+        append: vec![],
+        cell: None,
+        matrix: PathBuf::from("matrix.toml"),
+        repeat: 1,
+        smp: None,
+        run_timeout: 1800.0,
+        panic_on_warn: false,
+        fail_on_skip: false,
+        coverage: Default::default(),
+    }
+}
+
+/// A file name for a mutant id.
+pub fn file_name(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, o: Outcome, secs: f64, message: Option<&str>) -> ScenarioResult {
+        ScenarioResult {
+            duration_ns: (secs * 1e9) as u64,
+            message: message.map(str::to_string),
+            ..ScenarioResult::new(name, o, None, "cargo xtask run-scenarios -s x")
+        }
+    }
+
+    #[test]
+    fn a_failure_kills_a_crash_or_timeout_says_so_and_a_run_without_end_is_no_verdict() {
+        let pass = result("a@madvise", Outcome::Pass, 1.0, None);
+        let fail = result(
+            "b@madvise",
+            Outcome::Fail,
+            1.0,
+            Some("step 2: 3 pages\nmore"),
+        );
+        let v = |s: &[ScenarioResult]| verdict_of(RunStatus::Finished, None, s);
+        assert_eq!(
+            v(std::slice::from_ref(&pass)).unwrap(),
+            (Verdict::Survived, vec![])
+        );
+        let (verdict, kills) = v(&[pass.clone(), fail.clone()]).unwrap();
+        assert_eq!(verdict, Verdict::Killed);
+        assert_eq!(
+            kills,
+            vec![Kill {
+                scenario: "b@madvise".into(),
+                outcome: "fail".into(),
+                message: Some("step 2: 3 pages".into()),
+            }]
+        );
+        let timeout = result("c@always", Outcome::Timeout, 10.0, None);
+        let crashed = result("d@always", Outcome::Crashed, 1.0, None);
+        assert_eq!(
+            v(&[fail.clone(), timeout.clone()]).unwrap().0,
+            Verdict::Timeout
+        );
+        assert_eq!(v(&[timeout, crashed, fail]).unwrap().0, Verdict::Crashed);
+        // Skips only: nothing said about the mutant.
+        let skip = result("e@never", Outcome::Skip, 0.0, None);
+        assert!(v(&[skip]).is_err());
+        let e = verdict_of(
+            RunStatus::InfraError,
+            Some("the wrong kernel booted"),
+            &[pass],
+        );
+        assert_eq!(e.unwrap_err(), "the wrong kernel booted");
+        assert!(verdict_of(RunStatus::Interrupted, None, &[]).is_err());
+    }
+
+    #[test]
+    fn the_limit_is_three_times_the_slowest_unmutated_scenario_within_bounds() {
+        let r = |s| result("a", Outcome::Pass, s, None);
+        assert_eq!(limit_after(&[r(1.0), r(2.0)], 60.0), 10.0);
+        assert_eq!(limit_after(&[r(1.0), r(7.0)], 60.0), 21.0);
+        assert_eq!(limit_after(&[r(30.0)], 60.0), 60.0);
+    }
+
+    #[test]
+    fn ids_become_file_names_and_tags_fit_the_banner() {
+        assert_eq!(
+            file_name("mm/migrate_device.c:f:66:zero-const:0"),
+            "mm_migrate_device.c_f_66_zero-const_0"
+        );
+        let t = tag("mutant mm/migrate_device.c:f:66:zero-const:0");
+        assert_eq!(t.len(), "hmmlab-".len() + 12);
+        assert_ne!(t, tag("mutant mm/migrate_device.c:f:66:zero-const:1"));
+    }
+}

@@ -1,0 +1,195 @@
+//! `cargo xtask mutate --run` on the three mutants of line 66 of 7.3.4's
+//! `migrate_vma_collect_hole()` and one hand-written equivalent mutant,
+//! with `empty-anon` (a range never touched, so every entry is a hole):
+//! the unmutated kernel and three mutants each boot their own kernel.
+//!
+//! ```c
+//! 	for (addr = start; addr < end; addr += PAGE_SIZE) {      // 65
+//! 		migrate->src[migrate->npages] = MIGRATE_PFN_MIGRATE;   // 66
+//! 		migrate->dst[migrate->npages] = 0;
+//! ```
+//!
+//! What the kernel's code says of each:
+//! - `zero-const` (`src = 0`) and `delete-stmt` (no store: the entry keeps
+//!   the 0 `migrate_vma_setup()` wrote with its `memset()` of `src`, line
+//!   763): a hole is never selected for migration, so test_hmm migrates
+//!   nothing and `empty-anon`'s pages are not device pages: killed, in
+//!   both THP modes.
+//! - `complement-const` (`src = ~MIGRATE_PFN_MIGRATE`): MIGRATE_PFN_VALID
+//!   and every pfn bit set, a page pointer far outside memory: detected
+//!   (it kills or crashes; which one, the compiler's code decides).
+//! - `addr += PAGE_SIZE` spelled `addr = addr + PAGE_SIZE`: the same code,
+//!   `equivalent`, never booted.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+const HOLE: &str = "mm/migrate_device.c:migrate_vma_collect_hole:66";
+
+const EQUIVALENT: &str = "\
+--- a/mm/migrate_device.c
++++ b/mm/migrate_device.c
+@@ -62,7 +62,7 @@
+ 		return migrate_vma_collect_skip(start + PAGE_SIZE, end, walk);
+ 	}
+ 
+-	for (addr = start; addr < end; addr += PAGE_SIZE) {
++	for (addr = start; addr < end; addr = addr + PAGE_SIZE) {
+ 		migrate->src[migrate->npages] = MIGRATE_PFN_MIGRATE;
+ 		migrate->dst[migrate->npages] = 0;
+ 		migrate->npages++;
+";
+
+fn records(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("mutants.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let map: BTreeMap<String, serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(
+        map.len(),
+        lines.len(),
+        "one line per mutant at the end:\n{text}"
+    );
+    map
+}
+
+fn killers(r: &serde_json::Value) -> Vec<String> {
+    r["killed_by"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|k| k["scenario"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
+    let d = tempfile::tempdir().unwrap();
+    let patch = d.path().join("hole-step-spelled-out.diff");
+    std::fs::write(&patch, EQUIVALENT).unwrap();
+    let results = d.path().join("results");
+    let patch_arg = patch.to_string_lossy().into_owned();
+    let results_arg = results.to_string_lossy().into_owned();
+    let run = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "mutate",
+            "--run",
+            "--function",
+            "migrate_vma_collect_hole",
+            "--lines",
+            "66-66",
+            "-s",
+            "empty-anon",
+            "--mutant-patch",
+            &patch_arg,
+            "--results-dir",
+            &results_arg,
+        ])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{}\n{stdout}\n{stderr}", run.status);
+    let dir = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mutate-")
+        })
+        .expect("a results/mutate-<id> directory");
+    let r = records(&dir);
+    assert_eq!(r.len(), 4, "{r:#?}");
+
+    // The unmutated kernel ran first, and passed.
+    let unmutated = common::first_run_dir(&dir.join("runs/unmutated")).expect("the unmutated run");
+    let u = common::run_json(&unmutated);
+    assert_eq!(u["status"], "finished", "{u}");
+
+    let mut banners = vec![u["kernel"]["banner"].as_str().unwrap().to_string()];
+    for (op, detected) in [
+        ("zero-const", &["killed"][..]),
+        ("delete-stmt", &["killed"][..]),
+        ("complement-const", &["killed", "crashed"][..]),
+    ] {
+        let id = format!("{HOLE}:{op}:0");
+        let m = &r[&id];
+        let verdict = m["verdict"].as_str().unwrap();
+        assert!(detected.contains(&verdict), "{id}: {m:#}");
+        let mut by = killers(m);
+        by.sort();
+        if verdict == "killed" {
+            assert_eq!(
+                by,
+                ["empty-anon@always", "empty-anon@madvise"],
+                "{id}: {m:#}"
+            );
+        }
+        assert!(m["timings"]["link"].as_f64().unwrap() > 0.0, "{m:#}");
+        // Its own kernel booted: the run's identity check passed against
+        // a banner no other kernel of this run has.
+        let run_dir = Path::new(m["run_dir"].as_str().unwrap());
+        let j = common::run_json(run_dir);
+        let banner = j["kernel"]["banner"].as_str().unwrap().to_string();
+        assert_eq!(j["booted_kernel"].as_str(), Some(banner.as_str()), "{j}");
+        assert!(!banners.contains(&banner), "{banner} twice");
+        banners.push(banner);
+        assert!(run_dir.parent().unwrap().join("mutant.diff").is_file());
+    }
+    let e = &r["mm/migrate_device.c:migrate_vma_collect_hole:65:patch:hole-step-spelled-out"];
+    assert_eq!(e["verdict"], "equivalent", "{e:#}");
+    assert!(
+        e.get("run_dir").is_none(),
+        "an equivalent mutant is never booted: {e:#}"
+    );
+
+    assert!(
+        stdout.contains("mutation score: 100.0% (3 detected of 3"),
+        "{stdout}"
+    );
+    // The scratch object tree is gone.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("work-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Resumed, nothing is booted again.
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "mutate",
+            "--run",
+            "--function",
+            "migrate_vma_collect_hole",
+            "--lines",
+            "66-66",
+            "-s",
+            "empty-anon",
+            "--mutant-patch",
+            &patch_arg,
+            "--resume",
+            &dir_arg,
+        ])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let err2 = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err2}");
+    assert!(err2.contains("no mutant to boot"), "{err2}");
+    assert_eq!(records(&dir), r);
+}
