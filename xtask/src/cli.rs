@@ -180,7 +180,7 @@ pub enum AccelChoice {
     Tcg,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ThpChoice {
     Always,
     Madvise,
@@ -344,6 +344,10 @@ pub struct DepsArgs {
     /// With --run: boot the uncovered mutants too.
     #[arg(long)]
     pub boot_uncovered: bool,
+    /// With --run and --coverage-from: every scenario on every mutant, not
+    /// only those that ran its lines.
+    #[arg(long)]
+    pub all_scenarios: bool,
 }
 
 #[derive(Debug, Args)]
@@ -544,6 +548,10 @@ pub struct MutateArgs {
     /// With --run: boot the uncovered mutants too.
     #[arg(long)]
     pub boot_uncovered: bool,
+    /// With --run and --coverage-from: every scenario on every mutant, not
+    /// only those that ran its lines.
+    #[arg(long)]
+    pub all_scenarios: bool,
     /// With --check: a coverage.json (`cargo xtask coverage`) of this
     /// kernel's source; mutants no scenario reached are `uncovered`.
     #[arg(long, value_name = "FILE")]

@@ -4,9 +4,9 @@
 //! the unmutated kernel and three mutants each boot their own kernel.
 //!
 //! ```c
-//! 	for (addr = start; addr < end; addr += PAGE_SIZE) {      // 65
-//! 		migrate->src[migrate->npages] = MIGRATE_PFN_MIGRATE;   // 66
-//! 		migrate->dst[migrate->npages] = 0;
+//!     for (addr = start; addr < end; addr += PAGE_SIZE) {      // 65
+//!         migrate->src[migrate->npages] = MIGRATE_PFN_MIGRATE;   // 66
+//!         migrate->dst[migrate->npages] = 0;
 //! ```
 //!
 //! What the kernel's code says of each:

@@ -33,6 +33,7 @@ use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
 use super::check::{Recipe, Verdict};
+use crate::cli::ThpChoice;
 use crate::kernel::Kernel;
 
 /// The bzImage inside an object tree.
@@ -294,12 +295,71 @@ fn limit_after(scenarios: &[ScenarioResult], machine_limit: f64) -> f64 {
     (3.0 * slowest).max(10.0).min(machine_limit)
 }
 
-/// The arguments of a run on mutants' kernels: `-s` (default: every
-/// scenario of the default suite), default THP mode and device.
+/// What a mutant's kernel runs: scenario names (empty: all) and THP modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    pub scenarios: Vec<String>,
+    pub thp: Vec<ThpChoice>,
+}
+
+impl Selected {
+    /// `-s` as given (every scenario when none), both THP modes.
+    pub fn asked(a: &crate::cli::MutateArgs) -> Selected {
+        Selected {
+            scenarios: a.scenarios.clone(),
+            thp: vec![ThpChoice::Madvise, ThpChoice::Always],
+        }
+    }
+
+    /// Only the scenarios whose instances (`name@mode[@device]`) ran the
+    /// mutant's lines, among `known` (the scenarios the run may use), in
+    /// the THP modes those instances ran in. None when no instance did:
+    /// then everything asked runs.
+    pub fn covering(instances: &BTreeSet<String>, known: &[String]) -> Option<Selected> {
+        let mut names = BTreeSet::new();
+        let mut modes = BTreeSet::new();
+        for i in instances {
+            let mut parts = i.split('@');
+            let name = parts.next().unwrap_or_default();
+            if !known.iter().any(|k| k == name) {
+                continue;
+            }
+            names.insert(name.to_string());
+            if let Some(mode) = parts.next().and_then(thp_choice) {
+                modes.insert(mode);
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        let thp = if modes.is_empty() {
+            vec![ThpChoice::Madvise, ThpChoice::Always]
+        } else {
+            modes.into_iter().collect()
+        };
+        Some(Selected {
+            scenarios: names.into_iter().collect(),
+            thp,
+        })
+    }
+}
+
+fn thp_choice(s: &str) -> Option<ThpChoice> {
+    match s {
+        "madvise" => Some(ThpChoice::Madvise),
+        "always" => Some(ThpChoice::Always),
+        "never" => Some(ThpChoice::Never),
+        _ => None,
+    }
+}
+
+/// The arguments of a run on mutants' kernels: `sel`'s scenarios and THP
+/// modes, device-private memory.
 pub fn run_args(
     a: &crate::cli::MutateArgs,
     results: PathBuf,
     scenario_timeout: Option<f64>,
+    sel: &Selected,
 ) -> crate::cli::RunArgs {
     crate::cli::RunArgs {
         kernel: crate::cli::KernelArgs {
@@ -310,13 +370,10 @@ pub fn run_args(
             config_base: Default::default(),
             jobs: None,
         },
-        scenarios: a.scenarios.clone(),
+        scenarios: sel.scenarios.clone(),
         scenario_dir: crate::paths::repo_root().join("scenarios"),
         scenario_files: vec![],
-        thp: vec![
-            crate::cli::ThpChoice::Madvise,
-            crate::cli::ThpChoice::Always,
-        ],
+        thp: sel.thp.clone(),
         device: vec![crate::cli::DeviceChoice::Private],
         accel: crate::cli::AccelChoice::Auto,
         machine: "x86_64".into(),
@@ -409,6 +466,29 @@ mod tests {
         assert_eq!(limit_after(&[r(1.0), r(2.0)], 60.0), 10.0);
         assert_eq!(limit_after(&[r(1.0), r(7.0)], 60.0), 21.0);
         assert_eq!(limit_after(&[r(30.0)], 60.0), 60.0);
+    }
+
+    #[test]
+    fn a_mutant_runs_the_scenarios_that_ran_its_lines_in_their_modes() {
+        let known: Vec<String> = ["empty-anon", "thp-split", "zero-page"]
+            .map(String::from)
+            .to_vec();
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let s = Selected::covering(
+            &set(&[
+                "thp-split@madvise",
+                "empty-anon@always@coherent",
+                "empty-anon@madvise",
+                "gone@madvise",
+            ]),
+            &known,
+        )
+        .unwrap();
+        assert_eq!(s.scenarios, ["empty-anon", "thp-split"]);
+        assert_eq!(s.thp, [ThpChoice::Always, ThpChoice::Madvise]);
+        // Only unknown scenarios ran it: everything asked runs instead.
+        assert_eq!(Selected::covering(&set(&["gone@never"]), &known), None);
+        assert_eq!(Selected::covering(&set(&[]), &known), None);
     }
 
     #[test]

@@ -162,6 +162,28 @@ pub fn reach(cov: Option<&FileCoverage>, function: &str, first: usize, last: usi
     }
 }
 
+/// The scenario instances that ran lines `first..=last` of `function`
+/// (the function's own, when none of those lines has code).
+pub fn instances_over(
+    cov: &FileCoverage,
+    function: &str,
+    first: usize,
+    last: usize,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut any_line = false;
+    for (_, l) in cov.lines.range(first as u32..=last as u32) {
+        any_line = true;
+        out.extend(l.scenarios.iter().cloned());
+    }
+    if !any_line {
+        if let Some(f) = cov.functions.get(function) {
+            out.extend(f.scenarios.iter().cloned());
+        }
+    }
+    out
+}
+
 /// The text that is compiled for `m`: the mutant applied, with the line
 /// breaks it removed put back right after the mutated text, so every
 /// later line keeps its number (see the module comment).
@@ -463,6 +485,10 @@ pub struct Record {
     /// `error`: why it has no verdict yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Booted with coverage: the scenarios that ran its lines, the only
+    /// ones run on it (empty: every scenario asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<String>,
 }
 
 /// What a check directory is a check of (`check.json`); a resumed check
@@ -820,6 +846,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             timings: None,
             run_dir: None,
             reason: None,
+            scenarios: vec![],
         };
         let mut line = serde_json::to_string(&r)?;
         line.push('\n');
@@ -849,6 +876,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             work.path(),
             &recipes,
             &sources,
+            coverage.as_ref(),
             &candidates,
             &mut records,
             &mut out,
@@ -913,11 +941,12 @@ fn boot_pending(
     work: &Path,
     recipes: &BTreeMap<String, Recipe>,
     sources: &BTreeMap<String, String>,
+    coverage: Option<&Coverage>,
     candidates: &[Candidate],
     records: &mut [Record],
     out: &mut File,
 ) -> Result<bool> {
-    use super::boot::{self, Timings, Workspace};
+    use super::boot::{self, Selected, Timings, Workspace};
     let wanted = |v: Verdict| {
         matches!(v, Verdict::Pending | Verdict::Error)
             || (a.boot_uncovered && v == Verdict::Uncovered)
@@ -937,8 +966,10 @@ fn boot_pending(
         return Ok(true);
     }
     let runs = dir.join("runs");
-    let base_args = boot::run_args(a, runs.join("unmutated"), None);
+    let asked = Selected::asked(a);
+    let base_args = boot::run_args(a, runs.join("unmutated"), None, &asked);
     let inputs = crate::run::inputs(&base_args)?;
+    let known: Vec<String> = inputs.scenarios.iter().map(|s| s.name.clone()).collect();
     let guest = crate::guest::build(&k.uapi_header())?;
     let mut ws = Workspace::create(k, work)?;
 
@@ -1028,10 +1059,24 @@ fn boot_pending(
             }
             Ok(linked) => {
                 timings.link = linked.seconds;
-                let args = boot::run_args(a, mdir.clone(), Some(limit));
+                // The scenarios that ran its lines, when coverage says.
+                let sel = coverage
+                    .filter(|_| !a.all_scenarios)
+                    .and_then(|cv| cv.files.get(&c.file))
+                    .and_then(|fc| {
+                        let over = instances_over(fc, &c.function, c.line, c.last_line);
+                        Selected::covering(&over, &known)
+                    });
+                rec.scenarios = sel
+                    .as_ref()
+                    .map(|s| s.scenarios.clone())
+                    .unwrap_or_default();
+                let sel = sel.unwrap_or_else(|| asked.clone());
+                let args = boot::run_args(a, mdir.clone(), Some(limit), &sel);
                 let r = Instant::now();
-                let result =
-                    crate::run::run_on(&args, &inputs, &ws.kernel(k, &label, &linked), &guest);
+                let result = crate::run::inputs(&args).and_then(|inputs| {
+                    crate::run::run_on(&args, &inputs, &ws.kernel(k, &label, &linked), &guest)
+                });
                 timings.run = r.elapsed().as_secs_f64();
                 match result {
                     Ok((report, run_dir)) => {
@@ -1480,6 +1525,7 @@ mod tests {
             timings: None,
             run_dir: None,
             reason: None,
+            scenarios: vec![],
         };
         let a = r("a", "f", Verdict::Unviable);
         let b = r("b", "g", Verdict::Pending);

@@ -217,6 +217,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
     if !a.run {
         only_with(!a.scenarios.is_empty(), "--scenario", "--run")?;
         only_with(a.boot_uncovered, "--boot-uncovered", "--run")?;
+        only_with(a.all_scenarios, "--all-scenarios", "--run")?;
     }
     let sel = Selection {
         files: a.files.clone(),
