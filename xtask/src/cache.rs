@@ -1103,6 +1103,7 @@ mod tests {
                 path: "mm/migrate_device.c".into(),
                 sha256: Some("11".repeat(32)),
             }],
+            relinked_from: None,
         };
         let fixture = crate::paths::repo_root().join("xtask/tests/fixtures/cache/stamp.json");
         let want = serde_json::to_string_pretty(&k).unwrap() + "\n";

@@ -254,6 +254,9 @@ fn a_series_of_patched_builds_each_boots_its_own_kernel() {
         let k = j["kernel"].clone();
         made.0.push(k.clone());
         assert_eq!(k["cached"], false, "build {i} must be a fresh build");
+        // A patch of one C file: relinked from the unpatched build, whose
+        // objects are the patched build's own copy.
+        assert!(k["relinked_from"].is_string(), "build {i}: {k}");
         let banner = k["banner"].as_str().unwrap().to_string();
         assert!(banner.starts_with("Linux version "), "{banner}");
         assert_eq!(

@@ -154,7 +154,9 @@ mod tests {
 
     #[test]
     fn each_instance_gets_a_tree_of_its_counters() {
-        let d = tempfile::tempdir().unwrap();
+        // A private parent, so the escape check below sees only this test.
+        let outer = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in(outer.path()).unwrap();
         let frames = [
             gcda("a@madvise", "mm/migrate_device.gcda", b"A1"),
             gcda("a@madvise", "lib/test_hmm.gcda", b"A2"),

@@ -120,6 +120,11 @@ pub struct Kernel {
     /// tree that was built.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patched_files: Vec<PatchedFile>,
+    /// A patched kernel made by relinking this build (key) with the
+    /// patched files' objects (`relink`), not built from a patched tree;
+    /// `tree` is then the unpatched tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relinked_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +176,13 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         req.source.describe(),
         log.display()
     );
+    if let Some(k) = super::relink::patched(req, &key, &build_dir, &log)? {
+        write_atomic(&stamp, &serde_json::to_vec_pretty(&k)?)?;
+        crate::cache::mark_used(&build_dir)?;
+        drop(lock);
+        crate::cache::after_build(&key);
+        return Ok(k);
+    }
     let tree = prepare_tree(req, &cache, &identity, &build_dir)?;
     let obj = obj_dir(&req.source, &tree, &build_dir, &key);
     fs::create_dir_all(&obj)?;
@@ -212,6 +224,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
         banner: String::new(),
         image_check: Default::default(),
         patched_files: vec![],
+        relinked_from: None,
     };
     if !k.bzimage.is_file() {
         bail!(
@@ -527,7 +540,11 @@ fn check_image(k: &mut Kernel, build_dir: &Path) -> Result<()> {
 
 /// The SHA-256 of each file the patches (and a coverage build's Makefile
 /// lines) change, in the tree that was built.
-fn patched_files(tree: &Path, patches: &[Patch], covered: &[String]) -> Result<Vec<PatchedFile>> {
+pub(crate) fn patched_files(
+    tree: &Path,
+    patches: &[Patch],
+    covered: &[String],
+) -> Result<Vec<PatchedFile>> {
     let mut out: Vec<PatchedFile> = Vec::new();
     for p in patches {
         let text = fs::read_to_string(&p.path)

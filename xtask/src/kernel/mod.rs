@@ -8,6 +8,7 @@ pub mod cover;
 pub mod distro;
 pub mod key;
 pub mod patch;
+pub mod relink;
 pub mod selftest;
 pub mod source;
 

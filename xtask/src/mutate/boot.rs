@@ -20,183 +20,36 @@
 //! Before any mutant, the unmutated object is linked and run the same way:
 //! every scenario must pass on it, or a failure would mean nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use hmmlab_harness::identity::{self as verify, sha256_hex, ImageCheck};
+use hmmlab_harness::identity::sha256_hex;
 use hmmlab_harness::report::{RunReport, RunStatus, ScenarioResult};
 use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
-use super::check::{Recipe, Verdict};
+use super::check::Verdict;
 use crate::cli::ThpChoice;
+use crate::kernel::relink::{Linked, Workspace, BZIMAGE};
 use crate::kernel::Kernel;
 
-/// The bzImage inside an object tree.
-const BZIMAGE: &str = "arch/x86/boot/bzImage";
-
-/// A private copy of a build's object tree in which mutants are linked.
-pub struct Workspace {
-    pub obj: PathBuf,
-    tree: PathBuf,
-    release: String,
-    cc: Option<PathBuf>,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    /// The files whose object in the workspace is not the build's own.
-    changed: BTreeSet<String>,
+/// The mutants' workspace: a copy of `k`'s objects in `work/obj`.
+pub fn workspace(k: &Kernel, work: &Path) -> anyhow::Result<Workspace> {
+    Workspace::create(k, &work.join("obj"), &work.join("link.log"))
 }
 
-/// A kernel linked in the workspace.
-pub struct Linked {
-    pub check: ImageCheck,
-    pub seconds: f64,
-}
-
-impl Workspace {
-    /// Copy `k`'s object tree into `work/obj`.
-    pub fn create(k: &Kernel, work: &Path) -> Result<Workspace> {
-        let obj = work.join("obj");
-        let t = Instant::now();
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(&k.obj_dir)
-            .arg(&obj)
-            .output()
-            .context("running cp")?;
-        if !out.status.success() {
-            bail!(
-                "copying {} to {}: {}",
-                k.obj_dir.display(),
-                obj.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        eprintln!(
-            "mutate: object tree copied to {} in {:.1}s",
-            obj.display(),
-            t.elapsed().as_secs_f64()
-        );
-        let cache = crate::paths::cache_root();
-        // The same compiler command as the build's, or kbuild would see
-        // every command changed and rebuild everything.
-        let (cc, env) = if crate::kernel::build::which("ccache") {
-            (
-                Some(crate::kernel::cc::install(&cache)?),
-                crate::kernel::build::ccache_env(&cache, &work.join("ccache-stats.log")),
-            )
-        } else {
-            (None, vec![])
-        };
-        Ok(Workspace {
-            obj,
-            tree: k.tree.clone(),
-            release: k.release.clone(),
-            cc,
-            env,
-            log: work.join("link.log"),
-            changed: BTreeSet::new(),
-        })
-    }
-
-    /// Link a kernel whose `file` is compiled to `object` and every other
-    /// file is the build's own, with `tag` in its banner.
-    pub fn link(
-        &mut self,
-        recipes: &BTreeMap<String, Recipe>,
-        file: &str,
-        object: &[u8],
-        tag: &str,
-    ) -> Result<Linked> {
-        let t = Instant::now();
-        for other in self.changed.clone() {
-            if other != file {
-                let own = fs::read(&recipes[&other].built_object)?;
-                self.put(&recipes[&other], &own)?;
-                self.changed.remove(&other);
-            }
-        }
-        let recipe = &recipes[file];
-        let placed = self.put(recipe, object)?;
-        self.changed.insert(file.to_string());
-        let mut cmd = Command::new("make");
-        cmd.arg("-C")
-            .arg(&self.tree)
-            .arg(format!("O={}", self.obj.display()))
-            .arg("-j2")
-            .arg(format!("KBUILD_BUILD_TIMESTAMP={tag}"));
-        if let Some(cc) = &self.cc {
-            cmd.arg(format!("CC={}", cc.display()));
-        }
-        cmd.arg("bzImage")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(File::create(&self.log)?)
-            .stderr(File::create(self.log.with_extension("err"))?);
-        hmmlab_harness::interrupt::isolate_child(&mut cmd);
-        let status = cmd.status().context("running make")?;
-        if !status.success() {
-            let err = fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
-            let tail: Vec<&str> = err.lines().rev().take(8).collect();
-            bail!(
-                "make bzImage in the mutants' object tree {} failed:\n{}",
-                self.obj.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        let after = fs::read(&placed).with_context(|| format!("reading {}", placed.display()))?;
-        if sha256_hex(&after) != sha256_hex(object) {
-            bail!(
-                "make rebuilt {} instead of linking the object it was given: this kernel would \
-                 not be the one asked for",
-                placed.display()
-            );
-        }
-        let check = verify::check_image(&self.obj, &self.obj.join(BZIMAGE), &self.release)?;
-        if !check.banner.ends_with(tag) {
-            bail!(
-                "the linked kernel's banner `{}` does not carry the tag {tag}: it is not the \
-                 kernel just linked",
-                check.banner
-            );
-        }
-        Ok(Linked {
-            check,
-            seconds: t.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// Replace the workspace's object of `recipe`'s file by `object` (a new
-    /// file, newer than everything, so make relinks).
-    fn put(&self, recipe: &Recipe, object: &[u8]) -> Result<PathBuf> {
-        let rel = recipe
-            .built_object
-            .strip_prefix(&recipe.obj_dir)
-            .context("the object is outside its build")?;
-        let path = self.obj.join(rel);
-        let tmp = path.with_extension("o.hmmlab-tmp");
-        fs::write(&tmp, object).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    }
-
-    /// The kernel as a run sees it: `k` with the workspace's image and the
-    /// banner just checked.
-    pub fn kernel(&self, k: &Kernel, label: &str, linked: &Linked) -> Kernel {
-        let mut m = k.clone();
-        m.key = format!("{}+{}", k.key, short(label));
-        m.patches = vec![label.to_string()];
-        m.obj_dir = self.obj.clone();
-        m.bzimage = self.obj.join(BZIMAGE);
-        m.banner = linked.check.banner.clone();
-        m.image_check = linked.check.clone();
-        m.cached = false;
-        m
-    }
+/// The kernel as a run sees it: `k` with the workspace's image and the
+/// banner just checked.
+pub fn kernel(k: &Kernel, ws: &Workspace, label: &str, linked: &Linked) -> Kernel {
+    let mut m = k.clone();
+    m.key = format!("{}+{}", k.key, short(label));
+    m.patches = vec![label.to_string()];
+    m.obj_dir = ws.obj.clone();
+    m.bzimage = ws.obj.join(BZIMAGE);
+    m.banner = linked.check.banner.clone();
+    m.image_check = linked.check.clone();
+    m.cached = false;
+    m
 }
 
 /// The first 12 hex digits of the SHA-256 of `s`.
@@ -204,11 +57,7 @@ pub fn short(s: &str) -> String {
     sha256_hex(s.as_bytes())[..12].to_string()
 }
 
-/// The banner tag of a mutant's kernel (at most 64 characters with the
-/// `#N SMP PREEMPT ` before it: UTS_VERSION's limit).
-pub fn tag(label: &str) -> String {
-    format!("hmmlab-{}", short(label))
-}
+pub use crate::kernel::relink::tag;
 
 /// A scenario that failed on a mutant's kernel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

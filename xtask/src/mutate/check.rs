@@ -946,7 +946,7 @@ fn boot_pending(
     records: &mut [Record],
     out: &mut File,
 ) -> Result<bool> {
-    use super::boot::{self, Selected, Timings, Workspace};
+    use super::boot::{self, Selected, Timings};
     let wanted = |v: Verdict| {
         matches!(v, Verdict::Pending | Verdict::Error)
             || (a.boot_uncovered && v == Verdict::Uncovered)
@@ -971,17 +971,21 @@ fn boot_pending(
     let inputs = crate::run::inputs(&base_args)?;
     let known: Vec<String> = inputs.scenarios.iter().map(|s| s.name.clone()).collect();
     let guest = crate::guest::build(&k.uapi_header())?;
-    let mut ws = Workspace::create(k, work)?;
+    let mut ws = boot::workspace(k, work)?;
 
     // The unmutated kernel, linked and run as the mutants will be.
     let first = &todo[0].file;
     let own = fs::read(&recipes[first].built_object)?;
     let label = format!("unmutated {}", k.key);
-    let linked = ws.link(recipes, first, &own, &boot::tag(&label))?;
+    let linked = ws.link(&[(&recipes[first], own)], &boot::tag(&label))?;
     eprintln!("mutate: unmutated kernel linked in {:.1}s", linked.seconds);
     let t = Instant::now();
-    let (report, run_dir) =
-        crate::run::run_on(&base_args, &inputs, &ws.kernel(k, &label, &linked), &guest)?;
+    let (report, run_dir) = crate::run::run_on(
+        &base_args,
+        &inputs,
+        &boot::kernel(k, &ws, &label, &linked),
+        &guest,
+    )?;
     match boot::outcome(&report) {
         Ok((Verdict::Survived, _)) => {}
         Ok((_, kills)) => {
@@ -1052,7 +1056,7 @@ fn boot_pending(
         };
         rec.killed_by = vec![];
         rec.reason = None;
-        match ws.link(recipes, &c.file, &bytes, &boot::tag(&label)) {
+        match ws.link(&[(&recipes[&c.file], bytes)], &boot::tag(&label)) {
             Err(e) => {
                 rec.verdict = Verdict::Error;
                 rec.reason = Some(format!("{e:#}"));
@@ -1075,7 +1079,12 @@ fn boot_pending(
                 let args = boot::run_args(a, mdir.clone(), Some(limit), &sel);
                 let r = Instant::now();
                 let result = crate::run::inputs(&args).and_then(|inputs| {
-                    crate::run::run_on(&args, &inputs, &ws.kernel(k, &label, &linked), &guest)
+                    crate::run::run_on(
+                        &args,
+                        &inputs,
+                        &boot::kernel(k, &ws, &label, &linked),
+                        &guest,
+                    )
                 });
                 timings.run = r.elapsed().as_secs_f64();
                 match result {
