@@ -58,7 +58,9 @@ pub enum Task {
     /// time, QEMU start → guest driver, and QEMU start → first scenario.
     Bench(BenchArgs),
     /// Compare two result sets scenario by scenario: new failures, fixes, skips,
-    /// missing scenarios, and timing changes beyond run-to-run noise.
+    /// missing scenarios, and timing changes beyond run-to-run noise. Two
+    /// mutation runs (results/mutate-<id>): both scores, and the mutants B
+    /// newly misses or newly detects.
     Compare(CompareArgs),
     /// Coverage reports from gcov counters: coverage.info (lcov),
     /// coverage.json, an HTML page per file, a table per function on stdout.

@@ -23,6 +23,23 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
             compare::DEFAULT_MIN_CHANGE_PCT
         )));
     }
+    use crate::mutate::compare::{self as mutation, is_mutation_run};
+    match (is_mutation_run(&a.a), is_mutation_run(&a.b)) {
+        (true, true) => return mutation::compare(&a.a, &a.b, a.json),
+        (true, false) | (false, true) => {
+            let (m, other) = if is_mutation_run(&a.a) {
+                (&a.a, &a.b)
+            } else {
+                (&a.b, &a.a)
+            };
+            return Err(bad_input(format!(
+                "{} is a mutation run (mutants.jsonl) and {} is not; compare two mutation runs                  (results/mutate-<id>) or two scenario runs",
+                m.display(),
+                other.display()
+            )));
+        }
+        (false, false) => {}
+    }
     let runs_a = load_side("A", &a.a)?;
     let runs_b = load_side("B", &a.b)?;
     let (label_a, label_b) = (a.a.display().to_string(), a.b.display().to_string());

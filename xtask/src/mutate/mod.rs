@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod check;
+pub mod compare;
 pub mod diff;
 pub mod gen;
 pub mod ops;
