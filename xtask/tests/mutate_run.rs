@@ -168,6 +168,54 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
+    // Compared with itself: nothing changed. Compared with a copy in which
+    // zero-const survived: B newly misses it, exit 1.
+    let compare = |b: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("compare")
+            .arg(&dir)
+            .arg(b)
+            .current_dir(common::repo())
+            .output()
+            .unwrap()
+    };
+    let same = compare(&dir);
+    let same_out = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{same_out}");
+    assert!(
+        same_out.contains("no mutant changed its verdict"),
+        "{same_out}"
+    );
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let zero = format!("{HOLE}:zero-const:0");
+    let text: String = std::fs::read_to_string(dir.join("mutants.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["id"] == zero.as_str() {
+                v["verdict"] = "survived".into();
+                v["killed_by"] = serde_json::json!([]);
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(other.join("mutants.jsonl"), text).unwrap();
+    let worse = compare(&other);
+    let worse_out = String::from_utf8_lossy(&worse.stdout);
+    assert_eq!(worse.status.code(), Some(1), "{worse_out}");
+    assert!(
+        worse_out.contains(&format!(
+            "1 newly missed (detected in A, not in B):\n  {zero}  killed -> survived"
+        )),
+        "{worse_out}"
+    );
+    assert!(
+        worse_out.contains("A 100.0% (3 of 3), B 66.7% (2 of 3)"),
+        "{worse_out}"
+    );
+
     // Resumed, nothing is booted again.
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
