@@ -168,6 +168,29 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 
+    // The same verdicts in the mutation-testing-elements schema.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mutation-report.json")).unwrap()).unwrap();
+    assert_eq!(report["schemaVersion"], "2");
+    let file = &report["files"]["mm/migrate_device.c"];
+    assert_eq!(file["language"], "c");
+    let by_id = |id: &str| {
+        file["mutants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in the report"))
+            .clone()
+    };
+    let z = by_id(&format!("{HOLE}:zero-const:0"));
+    assert_eq!(z["status"], "Killed", "{z}");
+    assert_eq!(z["replacement"], "0", "{z}");
+    assert_eq!(z["location"]["start"]["line"], 66, "{z}");
+    assert_eq!(z["killedBy"].as_array().unwrap().len(), 2, "{z}");
+    let eq = by_id("mm/migrate_device.c:migrate_vma_collect_hole:65:patch:hole-step-spelled-out");
+    assert_eq!(eq["status"], "Ignored", "{eq}");
+
     // Compared with itself: nothing changed. Compared with a copy in which
     // zero-const survived: B newly misses it, exit 1.
     let compare = |b: &Path| {

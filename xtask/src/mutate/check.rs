@@ -900,6 +900,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             }
         }
     }
+    write_elements(&dir, &selected, &sources, &candidates)?;
     print!("{}", summary(&selected, &functions, coverage.is_some()));
     println!("results: {}", jsonl.display());
     drop(File::open(&jsonl)?);
@@ -1150,6 +1151,33 @@ fn boot_pending(
         }
     }
     Ok(true)
+}
+
+/// `mutation-report.json` (`elements`) of the records so far.
+fn write_elements(
+    dir: &Path,
+    records: &[Record],
+    sources: &BTreeMap<String, String>,
+    candidates: &[Candidate],
+) -> Result<()> {
+    use super::elements::{report, Span};
+    let spans: BTreeMap<String, Span> = candidates
+        .iter()
+        .filter_map(|c| match &c.text {
+            Text::Generated(m) => Some((
+                c.id.clone(),
+                Span {
+                    start: m.start,
+                    end: m.end,
+                    replacement: Some(m.mutated.clone()),
+                    description: Some(m.description.clone()),
+                },
+            )),
+            Text::Patched(_) => None,
+        })
+        .collect();
+    let r = report(records, sources, &spans);
+    crate::kernel::build::write_atomic(&dir.join("mutation-report.json"), &serde_json::to_vec(&r)?)
 }
 
 /// The survivors and the uncovered, each with its diff: what the suite

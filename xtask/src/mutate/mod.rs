@@ -7,6 +7,7 @@ pub mod boot;
 pub mod check;
 pub mod compare;
 pub mod diff;
+pub mod elements;
 pub mod gen;
 pub mod ops;
 #[cfg(test)]
