@@ -80,24 +80,26 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
     let results = d.path().join("results");
     let patch_arg = patch.to_string_lossy().into_owned();
     let results_arg = results.to_string_lossy().into_owned();
-    let run = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "mutate",
-            "--run",
-            "--function",
-            "migrate_vma_collect_hole",
-            "--lines",
-            "66-66",
-            "-s",
-            "empty-anon",
-            "--mutant-patch",
-            &patch_arg,
-            "--results-dir",
-            &results_arg,
-        ])
-        .current_dir(common::repo())
-        .output()
-        .unwrap();
+    let mutate = |then: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "mutate",
+                "--run",
+                "--function",
+                "migrate_vma_collect_hole",
+                "--lines",
+                "66-66",
+                "-s",
+                "empty-anon",
+                "--mutant-patch",
+                &patch_arg,
+            ])
+            .args(then)
+            .current_dir(common::repo())
+            .output()
+            .unwrap()
+    };
+    let run = mutate(&["--results-dir", &results_arg]);
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{}\n{stdout}\n{stderr}", run.status);
@@ -241,24 +243,7 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
 
     // Resumed, nothing is booted again.
     let dir_arg = dir.to_string_lossy().into_owned();
-    let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "mutate",
-            "--run",
-            "--function",
-            "migrate_vma_collect_hole",
-            "--lines",
-            "66-66",
-            "-s",
-            "empty-anon",
-            "--mutant-patch",
-            &patch_arg,
-            "--resume",
-            &dir_arg,
-        ])
-        .current_dir(common::repo())
-        .output()
-        .unwrap();
+    let again = mutate(&["--resume", &dir_arg]);
     let err2 = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{err2}");
     assert!(err2.contains("no mutant to boot"), "{err2}");

@@ -449,6 +449,30 @@ pub fn first_errors(stderr: &str, src_root: &Path) -> Vec<String> {
     lines.into_iter().skip(at).take(6).collect()
 }
 
+/// A record of `mm/m.c`, function `f`, for unit tests.
+#[cfg(test)]
+pub fn test_record(id: &str, line: usize, verdict: Verdict) -> Record {
+    Record {
+        id: id.into(),
+        file: "mm/m.c".into(),
+        function: "f".into(),
+        line,
+        operator: "negate-cond".into(),
+        verdict,
+        duplicate_of: None,
+        error: vec![],
+        coverage: Reach::Unknown,
+        object: None,
+        compile_seconds: 1.0,
+        under: vec![],
+        killed_by: vec![],
+        timings: None,
+        run_dir: None,
+        reason: None,
+        scenarios: vec![],
+    }
+}
+
 /// One line of `mutants.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -1546,23 +1570,8 @@ mod tests {
     fn a_torn_last_line_is_checked_again_and_the_summary_counts_every_verdict() {
         let d = tempfile::tempdir().unwrap();
         let r = |id: &str, f: &str, v: Verdict| Record {
-            id: id.into(),
-            file: "mm/m.c".into(),
             function: f.into(),
-            line: 1,
-            operator: "negate-cond".into(),
-            verdict: v,
-            duplicate_of: None,
-            error: vec![],
-            coverage: Reach::Unknown,
-            object: None,
-            compile_seconds: 1.0,
-            under: vec![],
-            killed_by: vec![],
-            timings: None,
-            run_dir: None,
-            reason: None,
-            scenarios: vec![],
+            ..test_record(id, 1, v)
         };
         let a = r("a", "f", Verdict::Unviable);
         let b = r("b", "g", Verdict::Pending);

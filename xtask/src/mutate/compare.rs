@@ -205,28 +205,10 @@ pub fn compare(a: &Path, b: &Path, json: bool) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutate::check::Reach;
+    use crate::mutate::check::test_record;
 
     fn r(id: &str, v: Verdict) -> Record {
-        Record {
-            id: id.into(),
-            file: "mm/m.c".into(),
-            function: "f".into(),
-            line: 1,
-            operator: "negate-cond".into(),
-            verdict: v,
-            duplicate_of: None,
-            error: vec![],
-            coverage: Reach::Unknown,
-            object: None,
-            compile_seconds: 1.0,
-            under: vec![],
-            killed_by: vec![],
-            timings: None,
-            run_dir: None,
-            reason: None,
-            scenarios: vec![],
-        }
+        test_record(id, 1, v)
     }
 
     #[test]
