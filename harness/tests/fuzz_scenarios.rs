@@ -14,8 +14,9 @@
 //!   load as exactly what was generated; for freely generated or perturbed
 //!   ones, whether they load must agree with the rules of the file format,
 //!   restated here (`rules_allow`): which op takes which field is the op
-//!   table's (`Op::rules`), how the fields combine and what the `munmap`
-//!   and `mprotect` steps leave the later steps is restated independently.
+//!   table's (`Op::rules`), how the fields combine, what the `munmap`
+//!   and `mprotect` steps leave the later steps and when a `drop-refs` step
+//!   has references to drop is restated independently.
 //!   Every op in `Op::ALL` is generated.
 //!
 //! What must hold for every input: no panic; an `Err` carries at least one
@@ -51,7 +52,7 @@ use hmmlab_harness::scenario::when::{parse_config, parse_kernel, resolve, Kernel
 use hmmlab_harness::scenario::{
     line_col, load_files, parse_str, Diagnostic, Diagnostics, ITERATIONS, MAX_PAGES, TIMEOUT_MS,
 };
-use hmmlab_proto::op::Pages as OpPages;
+use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
     DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario,
     StateExpect, Step, ThpMode, Touch, Variant, When,
@@ -442,7 +443,10 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
     };
     let fails = st.expect_errno.is_some_and(|e| e != 0);
     if map.any(r, |a, _| a == PageAccess::Unmapped)
-        && (st.op.is_cpu_access() || st.op == Op::Mprotect || (st.op.issues_ioctl() && !fails))
+        && (st.op.is_cpu_access()
+            || st.op == Op::Mprotect
+            || st.op == Op::HoldRefs
+            || (st.op.issues_ioctl() && !fails))
     {
         return false;
     }
@@ -498,9 +502,10 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             guest_accepts_step(m, st).map_err(|why| format!("{at}: {why}"))?;
         }
         // The guest refuses a CPU access to an unmapped page, a CPU write
-        // to a read-only one, and an mprotect of an unmapped page.
+        // to a read-only one, an mprotect or a hold-refs of an unmapped
+        // page.
         if let Some(r) = step_range(own, m.pages) {
-            let cpu_bad = own.op.is_cpu_access()
+            let cpu_bad = (own.op.is_cpu_access() || own.op == Op::HoldRefs)
                 && access.any(r, |a, _| {
                     a == PageAccess::Unmapped || (own.op.cpu_writes() && a == PageAccess::ReadOnly)
                 });
@@ -514,6 +519,20 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             }
         }
         change_access(&mut access, own);
+    }
+    // The pipes: one per hold-refs step, each of 1 to MAX_HELD_PAGES
+    // pages; a drop-refs with none holding is an error.
+    let mut holding = false;
+    for (i, st) in s.step.iter().enumerate() {
+        match st.op {
+            Op::HoldRefs if st.pages.is_some_and(|r| r.len() > MAX_HELD_PAGES) => {
+                return Err(format!("step {i}: hold-refs over too many pages"))
+            }
+            Op::HoldRefs => holding = true,
+            Op::DropRefs if !holding => return Err(format!("step {i}: drop-refs of nothing")),
+            Op::DropRefs => holding = false,
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -609,7 +628,27 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
-    ok
+    ok && refs_allowed(&s.step)
+}
+
+/// A hold-refs step holds at most MAX_HELD_PAGES pages; a drop-refs step
+/// needs a hold-refs step after the last drop-refs (or the start).
+fn refs_allowed(steps: &[Step]) -> bool {
+    let mut holding = false;
+    for st in steps {
+        if st.op == Op::HoldRefs {
+            if st.pages.is_some_and(|r| r.len() > MAX_HELD_PAGES) {
+                return false;
+            }
+            holding = true;
+        } else if st.op == Op::DropRefs {
+            if !holding {
+                return false;
+            }
+            holding = false;
+        }
+    }
+    true
 }
 
 /// `[requires]`: a kernel and/or config condition, never a device.
@@ -1016,14 +1055,21 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .collect();
     let mut access = AccessMap::new(&m);
+    let mut holding = false;
     for _ in 0..rng.between(1, 6) {
         // A step that reaches pages an earlier munmap or mprotect step
-        // took from it is drawn again (the first step always fits).
+        // took from it, or a drop-refs with nothing held, is drawn again
+        // (the first step always fits).
         for _ in 0..4 {
             let op = *rng.pick(&allowed);
             let st = gen_valid_step(rng, op, n, prot);
-            if reaches_as_allowed(&access, &st) {
+            if reaches_as_allowed(&access, &st) && (op != Op::DropRefs || holding) {
                 change_access(&mut access, &st);
+                holding = match op {
+                    Op::HoldRefs => true,
+                    Op::DropRefs => false,
+                    _ => holding,
+                };
                 s.step.push(st);
                 break;
             }
@@ -1074,6 +1120,13 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     let checks = op.rules().checks;
     let pages = match op.rules().pages {
         OpPages::None { .. } => None,
+        OpPages::Required { .. } if op == Op::HoldRefs => {
+            let r = range_in(rng, 0, n);
+            Some(PageRange(
+                r.start(),
+                r.end().min(r.start() + MAX_HELD_PAGES),
+            ))
+        }
         OpPages::Required { .. } => Some(range_in(rng, 0, n)),
         OpPages::WholeByDefault => rng.chance(1, 2).then(|| range_in(rng, 0, n)),
     };

@@ -56,6 +56,14 @@ pub enum Op {
     /// migrate_device_pages(), migrate_device_finalize()) and frees its
     /// chunks. Takes no pages: it is the whole device, whoever's pages.
     Release,
+    /// vmsplice(2) of the step's pages (required) into a pipe that nobody
+    /// reads: each page gets one reference beyond its mappings (no
+    /// SPLICE_F_GIFT), as a driver's or the kernel's own get_page() would
+    /// hold it, until a `drop-refs` step or the scenario's end.
+    HoldRefs,
+    /// Read every pipe of the earlier `hold-refs` steps to its end and
+    /// close it: the references go.
+    DropRefs,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -93,6 +101,9 @@ pub enum OpKind {
     UserfaultfdCheck,
     /// Evicts all of the device's memory back to system memory.
     EvictDevice,
+    /// Takes (`hold: true`) or drops references on the pages from user
+    /// space, outside every mapping.
+    PageRefs { hold: bool },
     /// Tests the harness itself.
     HarnessOnly,
 }
@@ -178,8 +189,13 @@ pub struct NewerCommand {
 
 mod table;
 
+/// Most pages one `hold-refs` step holds: its pipe is sized to hold them all
+/// (F_SETPIPE_SZ, one slot per page), and the kernel allocates the pipe's
+/// slot array in one piece (40 bytes a slot: 160 KiB here).
+pub const MAX_HELD_PAGES: u64 = 4096;
+
 impl Op {
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 19] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -197,6 +213,8 @@ impl Op {
         Op::Mprotect,
         Op::DeviceReadUnlocked,
         Op::Release,
+        Op::HoldRefs,
+        Op::DropRefs,
     ];
 
     /// This op's rules: the one place they are written.
@@ -274,6 +292,16 @@ impl Op {
     /// The device writes the step's pages.
     pub fn device_writes(self) -> bool {
         self.rules().kind == OpKind::DeviceAccess { writes: true }
+    }
+
+    /// The step takes references on its pages (`hold-refs`).
+    pub fn holds_refs(self) -> bool {
+        self.rules().kind == OpKind::PageRefs { hold: true }
+    }
+
+    /// The step drops the references earlier steps took (`drop-refs`).
+    pub fn drops_refs(self) -> bool {
+        self.rules().kind == OpKind::PageRefs { hold: false }
     }
 
     /// Tests of the harness itself, not of the kernel.

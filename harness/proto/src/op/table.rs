@@ -23,6 +23,8 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::Mprotect => &MPROTECT,
         Op::DeviceReadUnlocked => &DEVICE_READ_UNLOCKED,
         Op::Release => &RELEASE,
+        Op::HoldRefs => &HOLD_REFS,
+        Op::DropRefs => &DROP_REFS,
     }
 }
 
@@ -263,4 +265,36 @@ const RELEASE: OpRules = OpRules {
         ..NOTHING
     },
     command: command("HMM_DMIRROR_RELEASE"),
+};
+
+/// The pipe holds one reference per page: iter_to_pipe() (fs/splice.c)
+/// takes them with iov_iter_get_pages2(), a plain get_user_pages (no
+/// FOLL_PIN), and vmsplice_to_pipe() without SPLICE_F_GIFT leaves the pages
+/// where they are. A page is faulted in as a CPU read would fault it (a hole
+/// gets the zero page, a device-private page comes back to system memory).
+const HOLD_REFS: OpRules = OpRules {
+    name: "hold-refs",
+    kind: OpKind::PageRefs { hold: true },
+    pages: Pages::Required {
+        verb: "hold references on",
+    },
+    checks: own_check(
+        "hold-refs issues no dmirror ioctl and must succeed: vmsplice(2) must take every page; \
+         check what the references change with the steps after it",
+    ),
+    command: None,
+};
+
+const DROP_REFS: OpRules = OpRules {
+    name: "drop-refs",
+    kind: OpKind::PageRefs { hold: false },
+    pages: Pages::None {
+        why: "drop-refs drops the references of every earlier hold-refs step, whichever pages \
+              they are on",
+    },
+    checks: own_check(
+        "drop-refs issues no dmirror ioctl and must succeed: each pipe must give back every byte \
+         its hold-refs step put in",
+    ),
+    command: None,
 };

@@ -23,6 +23,8 @@ fn position(op: Op) -> usize {
         Op::Mprotect => 14,
         Op::DeviceReadUnlocked => 15,
         Op::Release => 16,
+        Op::HoldRefs => 17,
+        Op::DropRefs => 18,
     }
 }
 
@@ -103,9 +105,11 @@ fn every_ops_rules_are_consistent() {
         assert_eq!(c.faults_required, op == Op::DeviceRead, "{name}");
         assert_eq!(op.needs_faults(), c.faults_required, "{name}");
         assert_eq!(c.prot, op == Op::Mprotect, "{name}");
-        // Ops that need pages change the mapping and must succeed.
+        // Ops that need pages change the mapping, or hold references on
+        // its pages, and must succeed.
         if op.needs_pages() {
-            assert!(op.checks_itself() && r.kind == OpKind::VmaChange, "{name}");
+            let kind_ok = matches!(r.kind, OpKind::VmaChange | OpKind::PageRefs { hold: true });
+            assert!(op.checks_itself() && kind_ok, "{name}");
         }
         // Hints say which op they are about.
         if let Pages::None { why } = r.pages {
@@ -146,7 +150,17 @@ fn kinds() {
             Op::Hang,
             Op::HangGuest,
             Op::FailAlloc,
-            Op::Release
+            Op::Release,
+            Op::DropRefs
         ]
     );
+    let hold: Vec<Op> = Op::ALL.into_iter().filter(|o| o.holds_refs()).collect();
+    let drop: Vec<Op> = Op::ALL.into_iter().filter(|o| o.drops_refs()).collect();
+    assert_eq!(
+        (hold.as_slice(), drop.as_slice()),
+        (&[Op::HoldRefs][..], &[Op::DropRefs][..])
+    );
+    // Neither is a CPU access: vmsplice of an unmapped page fails with
+    // EFAULT, it does not kill the scenario.
+    assert!(!Op::HoldRefs.is_cpu_access() && Op::HoldRefs.needs_pages());
 }

@@ -242,3 +242,79 @@ fn release_takes_no_pages_or_cpages_but_an_errno() {
     );
     assert!(ds[1].message.contains("expect_cpages"), "{}", render(&ds));
 }
+
+#[test]
+fn hold_refs_needs_pages_that_stay_mapped() {
+    // Line 9: a hold-refs without pages; line 11: a munmap; line 14: a
+    // hold-refs reaching its pages; line 17: one over too many pages.
+    let ds = errs(&with(
+        "[[step]]\nop = \"hold-refs\"\n\
+         [[step]]\nop = \"munmap\"\npages = [4, 8]\n\
+         [[step]]\nop = \"hold-refs\"\npages = [2, 6]\n\
+         [[step]]\nop = \"hold-refs\"\npages = [0, 4]\nexpect_errno = 14\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"hold-refs\"` needs `pages`");
+    assert!(ds[0].hint.as_ref().unwrap().contains("hold references on"));
+    assert_at(
+        &ds[1],
+        14,
+        6,
+        "`op = \"hold-refs\"` reaches page 4, which step 2 (line 11) unmapped",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("EFAULT"));
+    assert_at(
+        &ds[2],
+        19,
+        1,
+        "`expect_errno` does not apply to `op = \"hold-refs\"`",
+    );
+}
+
+#[test]
+fn hold_refs_holds_at_most_max_held_pages() {
+    let text = "description = \"d\"\n[mapping]\nkind = \"anon-private\"\npages = 8192\n\
+                [[step]]\nop = \"hold-refs\"\npages = [0, 4097]\n\
+                [[step]]\nop = \"hold-refs\"\npages = [4097, 8192]\n";
+    let d = one(text);
+    assert_at(&d, 7, 9, "`op = \"hold-refs\"` over 4097 pages");
+    assert!(d.hint.as_ref().unwrap().contains("at most 4096 pages"));
+}
+
+#[test]
+fn drop_refs_needs_references_to_drop() {
+    // Line 9: a drop-refs before any hold-refs; lines 11-16: hold, drop,
+    // drop again (line 16).
+    let ds = errs(&with(
+        "[[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"hold-refs\"\npages = [0, 1]\n\
+         [[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"drop-refs\"\npages = [0, 1]\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        9,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step before it",
+    );
+    assert_at(
+        &ds[1],
+        16,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step since step 3 (line 14) \
+         dropped them",
+    );
+    assert_at(
+        &ds[2],
+        17,
+        1,
+        "`pages` does not apply to `op = \"drop-refs\"`",
+    );
+    loads(&with(
+        "[[step]]\nop = \"hold-refs\"\npages = [0, 16]\n\
+         [[step]]\nop = \"migrate-to-device\"\nexpect_errno = 2\n\
+         [[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"hold-refs\"\npages = [3, 4]\n",
+    ));
+}

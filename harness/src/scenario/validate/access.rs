@@ -1,9 +1,10 @@
-//! Checks on the ops that change the mapping itself (`munmap`, `mprotect`)
+//! Checks on the ops that change the mapping itself (`munmap`, `mprotect`),
+//! on the ops that hold references on its pages (`hold-refs`, `drop-refs`)
 //! and on the ops that need a newer test_hmm (`fail-alloc`,
 //! `device-read-unlocked`). Steps run in order, so what a page allows at a
 //! step depends on the `munmap` and `mprotect` steps before it.
 
-use hmmlab_proto::op::Pages;
+use hmmlab_proto::op::{Pages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{Op, PageRange, Prot, Step};
 
 use super::Ctx;
@@ -82,6 +83,51 @@ pub(super) fn check_newer_commands(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// `hold-refs` holds at most [`MAX_HELD_PAGES`]; a `drop-refs` step needs
+/// a `hold-refs` step since the scenario's start or the last `drop-refs`,
+/// or it would drop nothing.
+pub(super) fn check_held_refs(cx: &mut Ctx<'_, '_>) {
+    let mut holding = false;
+    let mut last_drop: Option<usize> = None;
+    for (i, st) in cx.s.step.iter().enumerate() {
+        if st.op.holds_refs() {
+            holding = true;
+            if let Some(r) = st.pages.filter(|r| r.len() > MAX_HELD_PAGES) {
+                let hint = format!(
+                    "one hold-refs step holds at most {MAX_HELD_PAGES} pages (its pipe has a slot \
+                     per page); one page of a THP is enough to hold the whole folio"
+                );
+                cx.at_value(
+                    key_path!["step", i, "pages"],
+                    format!("`op = \"hold-refs\"` over {} pages", r.len()),
+                    Some(hint),
+                );
+            }
+        } else if st.op.drops_refs() {
+            if !holding {
+                let since = match last_drop {
+                    Some(j) => {
+                        let line = cx.line_of(key_path!["step", j, "op"]);
+                        format!("since step {j} (line {line}) dropped them")
+                    }
+                    None => "before it".to_string(),
+                };
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    format!("`op = \"drop-refs\"` drops nothing: no hold-refs step {since}"),
+                    Some(
+                        "add an `op = \"hold-refs\"` step with the pages to hold before it, or \
+                         leave it out"
+                            .to_string(),
+                    ),
+                );
+            }
+            holding = false;
+            last_drop = Some(i);
+        }
+    }
+}
+
 /// What the CPU may do with a page at some step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
@@ -155,6 +201,9 @@ fn access_problem(
             "a CPU access there would kill the scenario with SIGSEGV"
         } else if st.op == Op::Mprotect {
             "mprotect of an unmapped page fails with ENOMEM"
+        } else if st.op.holds_refs() {
+            "vmsplice(2) of an unmapped page fails with EFAULT: hold references on pages that \
+             stay mapped"
         } else if st.op.issues_ioctl() && !fails {
             "test_hmm fails an ioctl over an unmapped page (EINVAL, or EFAULT for a snapshot): \
              give `pages` that stay mapped, or the errno in `expect_errno`"
