@@ -6,13 +6,18 @@
 //! migrate_vma_check_page() and split_folio() count as "someone else holds
 //! this page".
 //!
-//! Every pipe is made, and sized, before the test mapping exists (see
-//! steps.rs: nothing is allocated next to the mapping during the steps).
+//! `pin-pages` and `unpin-pages`: long-term pins (FOLL_PIN |
+//! FOLL_LONGTERM) through gup_test, which folio_maybe_dma_pinned() sees:
+//! what an RDMA or io_uring fixed buffer does to a page.
+//!
+//! Every pipe is made, and sized, and every gup_test file opened, before
+//! the test mapping exists (see steps.rs: nothing is allocated next to the
+//! mapping during the steps).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use hmmlab_proto::op::MAX_HELD_PAGES;
-use hmmlab_proto::scenario::{PageRange, Step};
+use hmmlab_proto::scenario::{Op, PageRange, Step};
 
 use crate::mapping::PAGE_SIZE;
 use crate::sysnames::describe_errno;
@@ -194,7 +199,6 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hmmlab_proto::scenario::Op;
 
     fn hold(pages: PageRange) -> Step {
         Step {
@@ -258,10 +262,171 @@ mod tests {
     }
 
     #[test]
+    fn pins_need_gup_test() {
+        let mut none = Pins::prepare(&[hold(PageRange(0, 1))]).unwrap();
+        assert_eq!(
+            none.unpin_all().unwrap_err(),
+            "unpin-pages: no pin-pages step holds pins"
+        );
+        let pin = Step {
+            op: Op::PinPages,
+            ..hold(PageRange(0, 1))
+        };
+        match Pins::prepare(std::slice::from_ref(&pin)) {
+            // A host without gup_test (the usual case for unit tests).
+            Err(e) => assert!(
+                e.starts_with("pin-pages needs /sys/kernel/debug/gup_test (CONFIG_GUP_TEST"),
+                "{e}"
+            ),
+            Ok(mut pins) => {
+                let buf = buffer();
+                let addr = aligned(&buf);
+                assert_eq!(
+                    pins.pin(addr, PageRange(0, 1)).unwrap(),
+                    "1 pages pinned (FOLL_LONGTERM)"
+                );
+                assert_eq!(
+                    pins.unpin_all().unwrap(),
+                    "1 pages unpinned (1 gup_test file(s))"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn too_many_pages_are_refused() {
         let err = Pipes::prepare(&[hold(PageRange(0, MAX_HELD_PAGES + 1))])
             .err()
             .unwrap();
         assert!(err.contains("1 to 4096 pages"), "{err}");
+    }
+}
+
+/// Where gup_test lives (mm/gup_test.c: debugfs, CONFIG_GUP_TEST).
+pub const GUP_TEST: &str = "/sys/kernel/debug/gup_test";
+
+/// One gup_test file, opened for one `pin-pages` step: each open file
+/// holds at most one set of long-term pins (pin_longterm_test_start()
+/// refuses a second with EINVAL).
+struct Pin {
+    file: std::fs::File,
+    pages: PageRange,
+}
+
+/// The gup_test files of a scenario's `pin-pages` steps: those not used
+/// yet, in step order, and those holding pins.
+pub struct Pins {
+    ready: std::vec::IntoIter<Pin>,
+    pinned: Vec<Pin>,
+}
+
+impl Pins {
+    /// A gup_test file for each `pin-pages` step of `steps`, opened before
+    /// the mapping exists.
+    pub fn prepare(steps: &[Step]) -> Result<Pins, String> {
+        let mut ready = Vec::new();
+        for st in steps.iter().filter(|st| st.op == Op::PinPages) {
+            let pages = st.pages.ok_or("pin-pages needs `pages`")?;
+            if pages.is_empty() || pages.len() > MAX_HELD_PAGES {
+                return Err(format!(
+                    "pin-pages pins 1 to {MAX_HELD_PAGES} pages, not {}",
+                    pages.len()
+                ));
+            }
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(GUP_TEST)
+                .map_err(|e| {
+                    format!(
+                        "pin-pages needs {GUP_TEST} (CONFIG_GUP_TEST, debugfs mounted): {e}; \
+                         give the scenario `config = \"CONFIG_GUP_TEST\"` in [requires]"
+                    )
+                })?;
+            ready.push(Pin { file, pages });
+        }
+        let pinned = Vec::with_capacity(ready.len());
+        Ok(Pins {
+            ready: ready.into_iter(),
+            pinned,
+        })
+    }
+
+    /// PIN_LONGTERM_TEST_START over the `pages.len()` pages at `addr`:
+    /// pin_user_pages() with FOLL_LONGTERM, read-only.
+    pub fn pin(&mut self, addr: u64, pages: PageRange) -> Result<String, String> {
+        let pin = self
+            .ready
+            .next()
+            .ok_or("pin-pages: no gup_test file was opened for this step")?;
+        if pin.pages != pages {
+            return Err(format!(
+                "pin-pages: the next gup_test file was opened for pages [{}, {}), not [{}, {})",
+                pin.pages.start(),
+                pin.pages.end(),
+                pages.start(),
+                pages.end()
+            ));
+        }
+        let args = crate::abi::PinLongtermTest {
+            addr,
+            size: pages.len() * PAGE_SIZE,
+            flags: 0,
+        };
+        // SAFETY: the request takes a pointer to a `struct
+        // pin_longterm_test`, which `args` is (abi.rs).
+        let rc = unsafe {
+            libc::ioctl(
+                pin.file.as_raw_fd(),
+                crate::abi::PIN_LONGTERM_TEST_START as _,
+                &args as *const crate::abi::PinLongtermTest,
+            )
+        };
+        if rc != 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            let why = if errno == libc::EINVAL {
+                "; gup_test answers so to a command it does not know (6.1 has no \
+                 PIN_LONGTERM_TEST_START)"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "PIN_LONGTERM_TEST_START of pages [{}, {}) failed: {}{why}",
+                pages.start(),
+                pages.end(),
+                describe_errno(errno)
+            ));
+        }
+        self.pinned.push(pin);
+        Ok(format!("{} pages pinned (FOLL_LONGTERM)", pages.len()))
+    }
+
+    /// PIN_LONGTERM_TEST_STOP on every file holding pins, then close it.
+    pub fn unpin_all(&mut self) -> Result<String, String> {
+        let (mut files, mut pages) = (0, 0);
+        for pin in self.pinned.drain(..) {
+            // SAFETY: PIN_LONGTERM_TEST_STOP takes no argument.
+            let rc = unsafe {
+                libc::ioctl(
+                    pin.file.as_raw_fd(),
+                    crate::abi::PIN_LONGTERM_TEST_STOP as _,
+                    0,
+                )
+            };
+            if rc != 0 {
+                return Err(format!(
+                    "PIN_LONGTERM_TEST_STOP of pages [{}, {}) failed: {}",
+                    pin.pages.start(),
+                    pin.pages.end(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+            files += 1;
+            pages += pin.pages.len();
+        }
+        if files == 0 {
+            return Err("unpin-pages: no pin-pages step holds pins".to_string());
+        }
+        Ok(format!("{pages} pages unpinned ({files} gup_test file(s))"))
     }
 }

@@ -18,7 +18,7 @@ use crate::dmirror::Dmirror;
 use crate::mapping::{Access, Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
 use crate::race::{self, Crew};
-use crate::refs::Pipes;
+use crate::refs::{Pins, Pipes};
 use crate::results::Results;
 use crate::sysnames::describe_errno;
 use crate::system::monotonic_ns;
@@ -40,15 +40,20 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
     // mapping during the steps would invalidate test_hmm's mirror entries
     // for a neighbouring page (its invalidation range is inclusive), which
     // changes what later device reads do.
-    // The pipes of the hold-refs steps, too (refs.rs).
-    let pipes = match Pipes::prepare(&scenario.step) {
-        Ok(pipes) => pipes,
-        Err(e) => return Verdict::error(e),
+    // The pipes of the hold-refs steps and the gup_test files of the
+    // pin-pages steps, too (refs.rs).
+    let (pipes, pins) = match (
+        Pipes::prepare(&scenario.step),
+        Pins::prepare(&scenario.step),
+    ) {
+        (Ok(pipes), Ok(pins)) => (pipes, pins),
+        (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
     };
     let mut scratch = Scratch {
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
         pipes,
+        pins,
     };
     // The same goes for threads, which map stacks: migrate-race's two
     // threads start here and end only after the mapping is gone (race.rs).
@@ -210,12 +215,14 @@ struct Measured {
     message: Option<String>,
 }
 
-/// Buffers for the ioctls and CPU reads, sized for the whole mapping, and
-/// the pipes of the hold-refs steps.
+/// Buffers for the ioctls and CPU reads, sized for the whole mapping, the
+/// pipes of the hold-refs steps and the gup_test files of the pin-pages
+/// steps.
 struct Scratch {
     words: Vec<u64>,
     states: Vec<u8>,
     pipes: Pipes,
+    pins: Pins,
 }
 
 struct Ctx<'a> {
@@ -246,7 +253,9 @@ impl Ctx<'_> {
             Op::MigrateRace => self.migrate_race(step, range, m),
             Op::Munmap | Op::Mprotect | Op::UnmapNeighbour => self.vma_step(step, range, m),
             Op::UserfaultfdIdle => self.userfaultfd_idle(m),
-            Op::HoldRefs | Op::DropRefs => self.refs_step(step, range, m),
+            Op::HoldRefs | Op::DropRefs | Op::PinPages | Op::UnpinPages => {
+                self.refs_step(step, range, m)
+            }
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -400,22 +409,27 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// hold-refs and drop-refs: references on the pages that no mapping
-    /// accounts for (refs.rs). vmsplice reads the pages as the CPU would,
-    /// so an unmapped page is refused like a CPU read of it.
+    /// hold-refs, drop-refs, pin-pages and unpin-pages: references and
+    /// pins on the pages that no mapping accounts for (refs.rs). vmsplice
+    /// and pin_user_pages() read the pages as the CPU would, so an unmapped
+    /// page is refused like a CPU read of it.
     fn refs_step(
         &mut self,
         step: &Step,
         range: PageRange,
         m: &mut Measured,
     ) -> Result<(), Failure> {
-        let t0 = monotonic_ns();
-        let note = if step.op.holds_refs() {
+        if step.op.holds_refs() {
             self.cpu_may(step.op, range, false)?;
-            let addr = self.map.addr(range.start());
-            self.scratch.pipes.hold(addr, range)
-        } else {
-            self.scratch.pipes.drop_all()
+        }
+        let addr = self.map.addr(range.start());
+        let t0 = monotonic_ns();
+        let note = match step.op {
+            Op::HoldRefs => self.scratch.pipes.hold(addr, range),
+            Op::DropRefs => self.scratch.pipes.drop_all(),
+            Op::PinPages => self.scratch.pins.pin(addr, range),
+            Op::UnpinPages => self.scratch.pins.unpin_all(),
+            op => Err(format!("{} holds no references", op.as_str())),
         }
         .map_err(Failure::error)?;
         m.duration_ns = monotonic_ns() - t0;

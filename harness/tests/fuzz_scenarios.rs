@@ -446,6 +446,7 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
         && (st.op.is_cpu_access()
             || st.op == Op::Mprotect
             || st.op == Op::HoldRefs
+            || st.op == Op::PinPages
             || (st.op.issues_ioctl() && !fails))
     {
         return false;
@@ -505,7 +506,9 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
         // to a read-only one, an mprotect or a hold-refs of an unmapped
         // page.
         if let Some(r) = step_range(own, m.pages) {
-            let cpu_bad = (own.op.is_cpu_access() || own.op == Op::HoldRefs)
+            let cpu_bad = (own.op.is_cpu_access()
+                || own.op == Op::HoldRefs
+                || own.op == Op::PinPages)
                 && access.any(r, |a, _| {
                     a == PageAccess::Unmapped || (own.op.cpu_writes() && a == PageAccess::ReadOnly)
                 });
@@ -520,19 +523,11 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
         }
         change_access(&mut access, own);
     }
-    // The pipes: one per hold-refs step, each of 1 to MAX_HELD_PAGES
-    // pages; a drop-refs with none holding is an error.
-    let mut holding = false;
-    for (i, st) in s.step.iter().enumerate() {
-        match st.op {
-            Op::HoldRefs if st.pages.is_some_and(|r| r.len() > MAX_HELD_PAGES) => {
-                return Err(format!("step {i}: hold-refs over too many pages"))
-            }
-            Op::HoldRefs => holding = true,
-            Op::DropRefs if !holding => return Err(format!("step {i}: drop-refs of nothing")),
-            Op::DropRefs => holding = false,
-            _ => {}
-        }
+    // The pipes and pins: one per hold-refs or pin-pages step, each of 1
+    // to MAX_HELD_PAGES pages; a drop-refs or unpin-pages with none
+    // holding is an error.
+    if !refs_allowed(&s.step) {
+        return Err("hold-refs/pin-pages over too many pages, or a drop of nothing".into());
     }
     Ok(())
 }
@@ -631,21 +626,27 @@ fn rules_allow(s: &Scenario) -> bool {
     ok && refs_allowed(&s.step)
 }
 
-/// A hold-refs step holds at most MAX_HELD_PAGES pages; a drop-refs step
-/// needs a hold-refs step after the last drop-refs (or the start).
+/// A hold-refs or pin-pages step holds at most MAX_HELD_PAGES pages; a
+/// drop-refs (unpin-pages) step needs a hold-refs (pin-pages) step after
+/// the last drop-refs (unpin-pages), or the start.
 fn refs_allowed(steps: &[Step]) -> bool {
-    let mut holding = false;
+    let (mut refs, mut pins) = (false, false);
     for st in steps {
-        if st.op == Op::HoldRefs {
+        let held = match st.op {
+            Op::HoldRefs | Op::DropRefs => &mut refs,
+            Op::PinPages | Op::UnpinPages => &mut pins,
+            _ => continue,
+        };
+        if matches!(st.op, Op::HoldRefs | Op::PinPages) {
             if st.pages.is_some_and(|r| r.len() > MAX_HELD_PAGES) {
                 return false;
             }
-            holding = true;
-        } else if st.op == Op::DropRefs {
-            if !holding {
+            *held = true;
+        } else {
+            if !*held {
                 return false;
             }
-            holding = false;
+            *held = false;
         }
     }
     true
@@ -705,7 +706,7 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     ok &= !(st.op.takes_no_pages() && st.pages.is_some());
     ok &= !(st.op.needs_pages() && st.pages.is_none());
     ok &= st.prot.is_some() == checks.prot;
-    if let Some(cmd) = st.op.newer_command() {
+    if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
         ok &= req
             .and_then(|k| parse_kernel(k).ok())
@@ -1055,7 +1056,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .collect();
     let mut access = AccessMap::new(&m);
-    let mut holding = false;
+    let mut steps_so_far: Vec<Step> = vec![];
     for _ in 0..rng.between(1, 6) {
         // A step that reaches pages an earlier munmap or mprotect step
         // took from it, or a drop-refs with nothing held, is drawn again
@@ -1063,13 +1064,12 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         for _ in 0..4 {
             let op = *rng.pick(&allowed);
             let st = gen_valid_step(rng, op, n, prot);
-            if reaches_as_allowed(&access, &st) && (op != Op::DropRefs || holding) {
+            steps_so_far.push(st.clone());
+            let drops_ok = refs_allowed(&steps_so_far);
+            steps_so_far.pop();
+            if reaches_as_allowed(&access, &st) && drops_ok {
                 change_access(&mut access, &st);
-                holding = match op {
-                    Op::HoldRefs => true,
-                    Op::DropRefs => false,
-                    _ => holding,
-                };
+                steps_so_far.push(st.clone());
                 s.step.push(st);
                 break;
             }
@@ -1087,7 +1087,7 @@ fn require_newer_commands(s: &mut Scenario) {
     let newest = s
         .step
         .iter()
-        .filter_map(|st| st.op.newer_command())
+        .filter_map(|st| st.op.newer_interface())
         .map(|c| c.first_seen)
         .max_by_key(|v| version(v));
     if let Some(v) = newest {
@@ -1120,7 +1120,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     let checks = op.rules().checks;
     let pages = match op.rules().pages {
         OpPages::None { .. } => None,
-        OpPages::Required { .. } if op == Op::HoldRefs => {
+        OpPages::Required { .. } if op.holds_refs() => {
             let r = range_in(rng, 0, n);
             Some(PageRange(
                 r.start(),

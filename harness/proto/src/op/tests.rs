@@ -25,6 +25,8 @@ fn position(op: Op) -> usize {
         Op::Release => 16,
         Op::HoldRefs => 17,
         Op::DropRefs => 18,
+        Op::PinPages => 19,
+        Op::UnpinPages => 20,
     }
 }
 
@@ -151,16 +153,43 @@ fn kinds() {
             Op::HangGuest,
             Op::FailAlloc,
             Op::Release,
-            Op::DropRefs
+            Op::DropRefs,
+            Op::UnpinPages
         ]
     );
     let hold: Vec<Op> = Op::ALL.into_iter().filter(|o| o.holds_refs()).collect();
     let drop: Vec<Op> = Op::ALL.into_iter().filter(|o| o.drops_refs()).collect();
     assert_eq!(
         (hold.as_slice(), drop.as_slice()),
-        (&[Op::HoldRefs][..], &[Op::DropRefs][..])
+        (
+            &[Op::HoldRefs, Op::PinPages][..],
+            &[Op::DropRefs, Op::UnpinPages][..]
+        )
     );
-    // Neither is a CPU access: vmsplice of an unmapped page fails with
-    // EFAULT, it does not kill the scenario.
-    assert!(!Op::HoldRefs.is_cpu_access() && Op::HoldRefs.needs_pages());
+    // Each holding op has its dropping op, and the other way round.
+    for op in hold.iter().chain(&drop) {
+        let partner = op.ref_partner().unwrap();
+        assert_eq!(partner.ref_partner(), Some(*op));
+        assert_ne!(partner.holds_refs(), op.holds_refs());
+    }
+    assert_eq!(Op::Munmap.ref_partner(), None);
+    // Neither is a CPU access: vmsplice or GUP of an unmapped page fails
+    // with EFAULT, it does not kill the scenario.
+    for op in hold {
+        assert!(!op.is_cpu_access() && op.needs_pages());
+    }
+}
+
+#[test]
+fn pin_pages_needs_a_newer_gup_test() {
+    let pin = Op::PinPages.newer_interface().unwrap();
+    assert_eq!(
+        (pin.name, pin.module, pin.last_without[..2].to_vec()),
+        ("PIN_LONGTERM_TEST_START", "gup_test", vec![6, 1])
+    );
+    // The dmirror commands are the same through both.
+    for op in Op::ALL.into_iter().filter(|op| *op != Op::PinPages) {
+        assert_eq!(op.newer_interface(), op.newer_command(), "{op:?}");
+    }
+    assert_eq!(Op::FailAlloc.newer_interface().unwrap().module, "test_hmm");
 }

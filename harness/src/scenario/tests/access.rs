@@ -318,3 +318,68 @@ fn drop_refs_needs_references_to_drop() {
          [[step]]\nop = \"hold-refs\"\npages = [3, 4]\n",
     ));
 }
+
+#[test]
+fn pin_pages_needs_a_gup_test_that_has_it() {
+    let pin = "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n";
+    let d = one(&with(pin));
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"pin-pages\"` needs a kernel condition in [requires]",
+    );
+    let hint = d.hint.unwrap();
+    assert!(
+        hint.contains("PIN_LONGTERM_TEST_START exists in gup_test from 6.12")
+            && hint.contains("6.1 lacks it"),
+        "{hint}"
+    );
+    let d = one(&format!("{}[requires]\nkernel = \">=6.0\"\n", with(pin)));
+    assert_at(&d, 9, 6, "[requires] `kernel = \">=6.0\"` also admits 6.1");
+    loads(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\nconfig = \"CONFIG_GUP_TEST\"\n",
+        with(pin)
+    ));
+}
+
+#[test]
+fn unpin_pages_and_drop_refs_each_drop_their_own() {
+    // Line 9: pin-pages; line 12: drop-refs, which drops vmsplice
+    // references, not pins; line 14: unpin-pages; line 16: unpin-pages
+    // again, with nothing pinned.
+    let ds = errs(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\n",
+        with(
+            "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n\
+             [[step]]\nop = \"drop-refs\"\n\
+             [[step]]\nop = \"unpin-pages\"\n\
+             [[step]]\nop = \"unpin-pages\"\n"
+        )
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        12,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step before it",
+    );
+    assert_at(
+        &ds[1],
+        16,
+        6,
+        "`op = \"unpin-pages\"` drops nothing: no pin-pages step since step 3 (line 14) \
+         dropped them",
+    );
+    let d = one(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\n",
+        with("[[step]]\nop = \"munmap\"\npages = [0, 1]\n[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n")
+    ));
+    assert_at(
+        &d,
+        12,
+        6,
+        "`op = \"pin-pages\"` reaches page 0, which step 1 (line 9) unmapped",
+    );
+    assert!(d.hint.as_ref().unwrap().contains("EFAULT"));
+}
