@@ -196,112 +196,6 @@ impl Pipe {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hold(pages: PageRange) -> Step {
-        Step {
-            op: Op::HoldRefs,
-            pages: Some(pages),
-            expect_cpages: None,
-            expect_faults: None,
-            expect_errno: None,
-            expect: vec![],
-            iterations: None,
-            min_complete: None,
-            prot: None,
-            variant: vec![],
-        }
-    }
-
-    /// Four pages of our own memory, page-aligned.
-    fn buffer() -> Vec<u8> {
-        vec![7u8; 5 * PAGE_SIZE as usize]
-    }
-
-    fn aligned(buf: &[u8]) -> u64 {
-        let p = buf.as_ptr() as u64;
-        (p + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
-    }
-
-    #[test]
-    fn held_pages_come_back_whole() {
-        let buf = buffer();
-        let addr = aligned(&buf);
-        let steps = [hold(PageRange(0, 3)), hold(PageRange(3, 4))];
-        let mut pipes = Pipes::prepare(&steps).unwrap();
-        assert_eq!(
-            pipes.hold(addr, PageRange(0, 3)).unwrap(),
-            "3 pages held in a pipe"
-        );
-        assert_eq!(
-            pipes.hold(addr + 3 * PAGE_SIZE, PageRange(3, 4)).unwrap(),
-            "1 pages held in a pipe"
-        );
-        assert_eq!(pipes.drop_all().unwrap(), "4 pages released from 2 pipe(s)");
-        // Nothing is held any more, and no pipe is left for a third step.
-        assert!(pipes.drop_all().is_err());
-        assert!(pipes.hold(addr, PageRange(0, 1)).is_err());
-    }
-
-    #[test]
-    fn a_step_uses_the_pipe_made_for_it() {
-        let buf = buffer();
-        let mut pipes = Pipes::prepare(&[hold(PageRange(0, 2))]).unwrap();
-        let err = pipes.hold(aligned(&buf), PageRange(0, 3)).unwrap_err();
-        assert!(err.contains("prepared for pages [0, 2)"), "{err}");
-    }
-
-    #[test]
-    fn unmapped_memory_is_an_error_not_a_crash() {
-        let mut pipes = Pipes::prepare(&[hold(PageRange(0, 1))]).unwrap();
-        // Page 0 of the address space is never mapped.
-        let err = pipes.hold(0, PageRange(0, 1)).unwrap_err();
-        assert!(err.contains("EFAULT"), "{err}");
-    }
-
-    #[test]
-    fn pins_need_gup_test() {
-        let mut none = Pins::prepare(&[hold(PageRange(0, 1))]).unwrap();
-        assert_eq!(
-            none.unpin_all().unwrap_err(),
-            "unpin-pages: no pin-pages step holds pins"
-        );
-        let pin = Step {
-            op: Op::PinPages,
-            ..hold(PageRange(0, 1))
-        };
-        match Pins::prepare(std::slice::from_ref(&pin)) {
-            // A host without gup_test (the usual case for unit tests).
-            Err(e) => assert!(
-                e.starts_with("pin-pages needs /sys/kernel/debug/gup_test (CONFIG_GUP_TEST"),
-                "{e}"
-            ),
-            Ok(mut pins) => {
-                let buf = buffer();
-                let addr = aligned(&buf);
-                assert_eq!(
-                    pins.pin(addr, PageRange(0, 1)).unwrap(),
-                    "1 pages pinned (FOLL_LONGTERM)"
-                );
-                assert_eq!(
-                    pins.unpin_all().unwrap(),
-                    "1 pages unpinned (1 gup_test file(s))"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn too_many_pages_are_refused() {
-        let err = Pipes::prepare(&[hold(PageRange(0, MAX_HELD_PAGES + 1))])
-            .err()
-            .unwrap();
-        assert!(err.contains("1 to 4096 pages"), "{err}");
-    }
-}
-
 /// Where gup_test lives (mm/gup_test.c: debugfs, CONFIG_GUP_TEST).
 pub const GUP_TEST: &str = "/sys/kernel/debug/gup_test";
 
@@ -428,5 +322,111 @@ impl Pins {
             return Err("unpin-pages: no pin-pages step holds pins".to_string());
         }
         Ok(format!("{pages} pages unpinned ({files} gup_test file(s))"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(pages: PageRange) -> Step {
+        Step {
+            op: Op::HoldRefs,
+            pages: Some(pages),
+            expect_cpages: None,
+            expect_faults: None,
+            expect_errno: None,
+            expect: vec![],
+            iterations: None,
+            min_complete: None,
+            prot: None,
+            variant: vec![],
+        }
+    }
+
+    /// Four pages of our own memory, page-aligned.
+    fn buffer() -> Vec<u8> {
+        vec![7u8; 5 * PAGE_SIZE as usize]
+    }
+
+    fn aligned(buf: &[u8]) -> u64 {
+        let p = buf.as_ptr() as u64;
+        (p + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+    }
+
+    #[test]
+    fn held_pages_come_back_whole() {
+        let buf = buffer();
+        let addr = aligned(&buf);
+        let steps = [hold(PageRange(0, 3)), hold(PageRange(3, 4))];
+        let mut pipes = Pipes::prepare(&steps).unwrap();
+        assert_eq!(
+            pipes.hold(addr, PageRange(0, 3)).unwrap(),
+            "3 pages held in a pipe"
+        );
+        assert_eq!(
+            pipes.hold(addr + 3 * PAGE_SIZE, PageRange(3, 4)).unwrap(),
+            "1 pages held in a pipe"
+        );
+        assert_eq!(pipes.drop_all().unwrap(), "4 pages released from 2 pipe(s)");
+        // Nothing is held any more, and no pipe is left for a third step.
+        assert!(pipes.drop_all().is_err());
+        assert!(pipes.hold(addr, PageRange(0, 1)).is_err());
+    }
+
+    #[test]
+    fn a_step_uses_the_pipe_made_for_it() {
+        let buf = buffer();
+        let mut pipes = Pipes::prepare(&[hold(PageRange(0, 2))]).unwrap();
+        let err = pipes.hold(aligned(&buf), PageRange(0, 3)).unwrap_err();
+        assert!(err.contains("prepared for pages [0, 2)"), "{err}");
+    }
+
+    #[test]
+    fn unmapped_memory_is_an_error_not_a_crash() {
+        let mut pipes = Pipes::prepare(&[hold(PageRange(0, 1))]).unwrap();
+        // Page 0 of the address space is never mapped.
+        let err = pipes.hold(0, PageRange(0, 1)).unwrap_err();
+        assert!(err.contains("EFAULT"), "{err}");
+    }
+
+    #[test]
+    fn pins_need_gup_test() {
+        let mut none = Pins::prepare(&[hold(PageRange(0, 1))]).unwrap();
+        assert_eq!(
+            none.unpin_all().unwrap_err(),
+            "unpin-pages: no pin-pages step holds pins"
+        );
+        let pin = Step {
+            op: Op::PinPages,
+            ..hold(PageRange(0, 1))
+        };
+        match Pins::prepare(std::slice::from_ref(&pin)) {
+            // A host without gup_test (the usual case for unit tests).
+            Err(e) => assert!(
+                e.starts_with("pin-pages needs /sys/kernel/debug/gup_test (CONFIG_GUP_TEST"),
+                "{e}"
+            ),
+            Ok(mut pins) => {
+                let buf = buffer();
+                let addr = aligned(&buf);
+                assert_eq!(
+                    pins.pin(addr, PageRange(0, 1)).unwrap(),
+                    "1 pages pinned (FOLL_LONGTERM)"
+                );
+                assert_eq!(
+                    pins.unpin_all().unwrap(),
+                    "1 pages unpinned (1 gup_test file(s))"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_pages_are_refused() {
+        let err = Pipes::prepare(&[hold(PageRange(0, MAX_HELD_PAGES + 1))])
+            .err()
+            .unwrap();
+        assert!(err.contains("1 to 4096 pages"), "{err}");
     }
 }
