@@ -424,3 +424,74 @@ fn held_references_reach_the_lines_that_give_a_page_up() {
     }
     assert!(no_qemu_left(&run));
 }
+
+#[test]
+fn pinned_pages_reach_the_lines_that_refuse_to_share_them() {
+    // pinned-page pins two small pages, pinned-thp one page of a THP
+    // (pin-pages: gup_test's PIN_LONGTERM_TEST_START) while they migrate.
+    // Unpinned, every page would migrate, both scenarios would fail on
+    // their `expect_errno = 2`, and none of the lines below would run.
+    let run = xtask(&[
+        "run-scenarios",
+        "--coverage",
+        "-s",
+        "pinned-page",
+        "-s",
+        "pinned-thp",
+        "--thp",
+        "madvise",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let page = "pinned-page@madvise";
+    let thp = "pinned-thp@madvise";
+    for s in [page, thp] {
+        assert_eq!(run.scenario(s)["outcome"], "pass", "{s}");
+    }
+    let j = run.json();
+    let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
+    let dir = run.run_dir.as_ref().unwrap().join("coverage");
+    let cov: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
+    let file = &cov["files"]["mm/migrate_device.c"];
+    let share_refused = Some("if (folio_try_share_anon_rmap_pte(folio, page)) {");
+    let expected: [(&str, &str, Option<&str>, &[&str]); 3] = [
+        // folio_try_share_anon_rmap_pte() refuses a pinned small page: its
+        // pte goes back.
+        (
+            "migrate_vma_collect_pmd",
+            "set_pte_at(mm, addr, ptep, pte);",
+            share_refused,
+            &[page],
+        ),
+        // set_pmd_migration_entry() refuses a pinned THP (-EBUSY)...
+        (
+            "migrate_vma_collect_huge_pmd",
+            "goto fallback;",
+            None,
+            &[thp],
+        ),
+        // ...and the fallback's split_folio() fails on the pin.
+        (
+            "migrate_vma_collect_huge_pmd",
+            "return migrate_vma_collect_skip(start, end, walk);",
+            Some("if (ret)"),
+            &[thp],
+        ),
+    ];
+    for (function, text, after, by) in expected {
+        let n = last_line_of(&tree, file, function, text, after);
+        let l = &file["lines"][n.to_string()];
+        assert!(
+            l["count"].as_u64().unwrap_or(0) >= 1,
+            "{function} line {n}: {l}"
+        );
+        let who = scenarios_of(l);
+        for s in by {
+            assert!(
+                who.contains(s),
+                "{function} line {n} `{text}` not run by {s}: {l}"
+            );
+        }
+    }
+    assert!(no_qemu_left(&run));
+}
