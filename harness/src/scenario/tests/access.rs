@@ -1,5 +1,7 @@
-//! The ops that change the mapping (`munmap`, `mprotect`) and the ops that
-//! need a newer test_hmm (`fail-alloc`, `device-read-unlocked`).
+//! The ops that change the mapping (`munmap`, `mprotect`), the ops that
+//! hold references or pins (`hold-refs`, `drop-refs`, `pin-pages`,
+//! `unpin-pages`) and the ops that need a newer test_hmm or gup_test
+//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`).
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Checks on the ops that change the mapping itself (`munmap`, `mprotect`),
-//! on the ops that hold references on its pages (`hold-refs`, `drop-refs`)
-//! and on the ops that need a newer test_hmm (`fail-alloc`,
-//! `device-read-unlocked`). Steps run in order, so what a page allows at a
+//! on the ops that hold references or pins on its pages (`hold-refs`,
+//! `drop-refs`, `pin-pages`, `unpin-pages`) and on the ops that need a newer
+//! test_hmm or gup_test (`fail-alloc`, `device-read-unlocked`, `pin-pages`). Steps run in order, so what a page allows at a
 //! step depends on the `munmap` and `mprotect` steps before it.
 
 use hmmlab_proto::op::{Pages, MAX_HELD_PAGES};
