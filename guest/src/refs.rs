@@ -42,7 +42,7 @@ impl Pipes {
     /// A pipe for each `hold-refs` step of `steps`, with room for its pages.
     pub fn prepare(steps: &[Step]) -> Result<Pipes, String> {
         let mut ready = Vec::new();
-        for st in steps.iter().filter(|st| st.op.holds_refs()) {
+        for st in steps.iter().filter(|st| st.op == Op::HoldRefs) {
             let pages = st.pages.ok_or("hold-refs needs `pages`")?;
             if pages.is_empty() || pages.len() > MAX_HELD_PAGES {
                 return Err(format!(
@@ -344,7 +344,8 @@ mod tests {
         }
     }
 
-    /// Four pages of our own memory, page-aligned.
+    /// Our own memory: five pages, so that four whole ones start at
+    /// [`aligned`].
     fn buffer() -> Vec<u8> {
         vec![7u8; 5 * PAGE_SIZE as usize]
     }
@@ -372,6 +373,23 @@ mod tests {
         // Nothing is held any more, and no pipe is left for a third step.
         assert!(pipes.drop_all().is_err());
         assert!(pipes.hold(addr, PageRange(0, 1)).is_err());
+    }
+
+    #[test]
+    fn pipes_are_made_for_hold_refs_steps_only() {
+        let buf = buffer();
+        let pin = Step {
+            op: Op::PinPages,
+            ..hold(PageRange(0, 2))
+        };
+        let mut pipes = Pipes::prepare(&[pin, hold(PageRange(2, 3))]).unwrap();
+        assert_eq!(
+            pipes
+                .hold(aligned(&buf) + 2 * PAGE_SIZE, PageRange(2, 3))
+                .unwrap(),
+            "1 pages held in a pipe"
+        );
+        assert!(pipes.hold(aligned(&buf), PageRange(0, 2)).is_err());
     }
 
     #[test]
