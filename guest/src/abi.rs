@@ -48,6 +48,27 @@ pub const HMM_DMIRROR_READ_UNLOCKED: u32 = iowr(0x09);
 /// device) and dmirror_devmem_fault_alloc_and_copy() (back to system).
 pub const HMM_DMIRROR_FLAG_FAIL_ALLOC: u64 = 1 << 0;
 
+/// gup_test's long-term pin (mm/gup_test.h; `pin-pages`): `struct
+/// pin_longterm_test`. Not checked by `build.rs`, which reads only
+/// lib/test_hmm_uapi.h; the values below were compiled from 7.3.4's and
+/// 6.12.117's mm/gup_test.h (both: 0x40186707, 0x6708, 24 bytes). 6.1.192
+/// has neither command.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PinLongtermTest {
+    pub addr: u64,
+    pub size: u64,
+    /// PIN_LONGTERM_TEST_FLAG_USE_WRITE (1), _USE_FAST (2); 0: a read-only
+    /// pin through pin_user_pages().
+    pub flags: u32,
+}
+
+/// `_IOW('g', 7, struct pin_longterm_test)`: direction write = 1.
+pub const PIN_LONGTERM_TEST_START: u32 =
+    (1 << 30) | ((size_of::<PinLongtermTest>() as u32) << 16) | ((b'g' as u32) << 8) | 7;
+/// `_IO('g', 8)`.
+pub const PIN_LONGTERM_TEST_STOP: u32 = ((b'g' as u32) << 8) | 8;
+
 /// The commands the guest issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -200,6 +221,14 @@ include!(concat!(env!("OUT_DIR"), "/uapi_check.rs"));
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn gup_test_pin_commands() {
+        // As compiled from mm/gup_test.h of 7.3.4 and 6.12.117.
+        assert_eq!(super::PIN_LONGTERM_TEST_START, 0x4018_6707);
+        assert_eq!(super::PIN_LONGTERM_TEST_STOP, 0x6708);
+        assert_eq!(std::mem::size_of::<super::PinLongtermTest>(), 24);
+    }
+
     use super::*;
     use crate::uapi_header::{ABI_COMMANDS, ABI_FLAGS, ABI_OPTIONAL_COMMANDS, ABI_PROTS};
 

@@ -27,6 +27,7 @@ mod kselftest;
 mod mapping;
 mod model;
 mod race;
+mod refs;
 mod release;
 mod results;
 mod runner;

@@ -18,6 +18,7 @@ use crate::dmirror::Dmirror;
 use crate::mapping::{Access, Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
 use crate::race::{self, Crew};
+use crate::refs::{Pins, Pipes};
 use crate::results::Results;
 use crate::sysnames::describe_errno;
 use crate::system::monotonic_ns;
@@ -39,9 +40,20 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
     // mapping during the steps would invalidate test_hmm's mirror entries
     // for a neighbouring page (its invalidation range is inclusive), which
     // changes what later device reads do.
+    // The pipes of the hold-refs steps and the gup_test files of the
+    // pin-pages steps, too (refs.rs).
+    let (pipes, pins) = match (
+        Pipes::prepare(&scenario.step),
+        Pins::prepare(&scenario.step),
+    ) {
+        (Ok(pipes), Ok(pins)) => (pipes, pins),
+        (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
+    };
     let mut scratch = Scratch {
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
+        pipes,
+        pins,
     };
     // The same goes for threads, which map stacks: migrate-race's two
     // threads start here and end only after the mapping is gone (race.rs).
@@ -203,10 +215,14 @@ struct Measured {
     message: Option<String>,
 }
 
-/// Buffers for the ioctls and CPU reads, sized for the whole mapping.
+/// Buffers for the ioctls and CPU reads, sized for the whole mapping, the
+/// pipes of the hold-refs steps and the gup_test files of the pin-pages
+/// steps.
 struct Scratch {
     words: Vec<u64>,
     states: Vec<u8>,
+    pipes: Pipes,
+    pins: Pins,
 }
 
 struct Ctx<'a> {
@@ -237,6 +253,9 @@ impl Ctx<'_> {
             Op::MigrateRace => self.migrate_race(step, range, m),
             Op::Munmap | Op::Mprotect | Op::UnmapNeighbour => self.vma_step(step, range, m),
             Op::UserfaultfdIdle => self.userfaultfd_idle(m),
+            Op::HoldRefs | Op::DropRefs | Op::PinPages | Op::UnpinPages => {
+                self.refs_step(step, range, m)
+            }
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -387,6 +406,34 @@ impl Ctx<'_> {
         }
         .map_err(Failure::error)?;
         m.duration_ns = monotonic_ns() - t0;
+        Ok(())
+    }
+
+    /// hold-refs, drop-refs, pin-pages and unpin-pages: references and
+    /// pins on the pages that no mapping accounts for (refs.rs). vmsplice
+    /// and pin_user_pages() read the pages as the CPU would, so an unmapped
+    /// page is refused like a CPU read of it.
+    fn refs_step(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        if step.op.holds_refs() {
+            self.cpu_may(step.op, range, false)?;
+        }
+        let addr = self.map.addr(range.start());
+        let t0 = monotonic_ns();
+        let note = match step.op {
+            Op::HoldRefs => self.scratch.pipes.hold(addr, range),
+            Op::DropRefs => self.scratch.pipes.drop_all(),
+            Op::PinPages => self.scratch.pins.pin(addr, range),
+            Op::UnpinPages => self.scratch.pins.unpin_all(),
+            op => Err(format!("{} holds no references", op.as_str())),
+        }
+        .map_err(Failure::error)?;
+        m.duration_ns = monotonic_ns() - t0;
+        m.message = Some(note);
         Ok(())
     }
 
@@ -1232,6 +1279,52 @@ mod tests {
         s.expect_cpages = Some(1);
         let why = check_applicable(&s).unwrap_err().message;
         assert!(why.starts_with("migrate-race checks the data"), "{why}");
+    }
+
+    #[test]
+    fn hold_refs_and_drop_refs_steps() {
+        let pages = |a, b| Some(PageRange(a, b));
+        let steps = vec![
+            Step {
+                pages: pages(0, 3),
+                ..step(Op::HoldRefs)
+            },
+            Step {
+                pages: pages(1, 2),
+                ..step(Op::CpuWrite)
+            },
+            step(Op::CpuRead),
+            step(Op::DropRefs),
+            Step {
+                pages: pages(3, 4),
+                ..step(Op::Munmap)
+            },
+            Step {
+                pages: pages(2, 4),
+                ..step(Op::HoldRefs)
+            },
+        ];
+        let (verdict, records) = run_without_device(&scenario(4, false, steps));
+        assert_eq!(
+            verdict,
+            Verdict::error("step 5 (hold-refs): hold-refs of page 3, which a munmap step unmapped")
+        );
+        let notes: Vec<Option<String>> = records
+            .iter()
+            .map(|r| match r {
+                Record::Step { message, .. } => message.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(notes[0].as_deref(), Some("3 pages held in a pipe"));
+        assert_eq!(notes[3].as_deref(), Some("3 pages released from 1 pipe(s)"));
+
+        // A drop-refs with nothing held is an error of the scenario.
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![step(Op::DropRefs)]));
+        assert_eq!(
+            verdict,
+            Verdict::error("step 0 (drop-refs): drop-refs: no hold-refs step holds pages")
+        );
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!   load as exactly what was generated; for freely generated or perturbed
 //!   ones, whether they load must agree with the rules of the file format,
 //!   restated here (`rules_allow`): which op takes which field is the op
-//!   table's (`Op::rules`), how the fields combine and what the `munmap`
-//!   and `mprotect` steps leave the later steps is restated independently.
+//!   table's (`Op::rules`), how the fields combine, what the `munmap`
+//!   and `mprotect` steps leave the later steps and when a `drop-refs` step
+//!   has references to drop is restated independently.
 //!   Every op in `Op::ALL` is generated.
 //!
 //! What must hold for every input: no panic; an `Err` carries at least one
@@ -51,7 +52,7 @@ use hmmlab_harness::scenario::when::{parse_config, parse_kernel, resolve, Kernel
 use hmmlab_harness::scenario::{
     line_col, load_files, parse_str, Diagnostic, Diagnostics, ITERATIONS, MAX_PAGES, TIMEOUT_MS,
 };
-use hmmlab_proto::op::Pages as OpPages;
+use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
     DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario,
     StateExpect, Step, ThpMode, Touch, Variant, When,
@@ -442,7 +443,11 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
     };
     let fails = st.expect_errno.is_some_and(|e| e != 0);
     if map.any(r, |a, _| a == PageAccess::Unmapped)
-        && (st.op.is_cpu_access() || st.op == Op::Mprotect || (st.op.issues_ioctl() && !fails))
+        && (st.op.is_cpu_access()
+            || st.op == Op::Mprotect
+            || st.op == Op::HoldRefs
+            || st.op == Op::PinPages
+            || (st.op.issues_ioctl() && !fails))
     {
         return false;
     }
@@ -498,9 +503,12 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             guest_accepts_step(m, st).map_err(|why| format!("{at}: {why}"))?;
         }
         // The guest refuses a CPU access to an unmapped page, a CPU write
-        // to a read-only one, and an mprotect of an unmapped page.
+        // to a read-only one, an mprotect or a hold-refs of an unmapped
+        // page.
         if let Some(r) = step_range(own, m.pages) {
-            let cpu_bad = own.op.is_cpu_access()
+            let cpu_bad = (own.op.is_cpu_access()
+                || own.op == Op::HoldRefs
+                || own.op == Op::PinPages)
                 && access.any(r, |a, _| {
                     a == PageAccess::Unmapped || (own.op.cpu_writes() && a == PageAccess::ReadOnly)
                 });
@@ -514,6 +522,12 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             }
         }
         change_access(&mut access, own);
+    }
+    // The pipes and pins: one per hold-refs or pin-pages step, each of 1
+    // to MAX_HELD_PAGES pages; a drop-refs or unpin-pages with none
+    // holding is an error.
+    if !refs_allowed(&s.step) {
+        return Err("hold-refs/pin-pages over too many pages, or a drop of nothing".into());
     }
     Ok(())
 }
@@ -609,7 +623,33 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
-    ok
+    ok && refs_allowed(&s.step)
+}
+
+/// A hold-refs or pin-pages step holds at most MAX_HELD_PAGES pages; a
+/// drop-refs (unpin-pages) step needs a hold-refs (pin-pages) step after
+/// the last drop-refs (unpin-pages), or the start.
+fn refs_allowed(steps: &[Step]) -> bool {
+    let (mut refs, mut pins) = (false, false);
+    for st in steps {
+        let held = match st.op {
+            Op::HoldRefs | Op::DropRefs => &mut refs,
+            Op::PinPages | Op::UnpinPages => &mut pins,
+            _ => continue,
+        };
+        if matches!(st.op, Op::HoldRefs | Op::PinPages) {
+            if st.pages.is_some_and(|r| r.len() > MAX_HELD_PAGES) {
+                return false;
+            }
+            *held = true;
+        } else {
+            if !*held {
+                return false;
+            }
+            *held = false;
+        }
+    }
+    true
 }
 
 /// `[requires]`: a kernel and/or config condition, never a device.
@@ -666,7 +706,7 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     ok &= !(st.op.takes_no_pages() && st.pages.is_some());
     ok &= !(st.op.needs_pages() && st.pages.is_none());
     ok &= st.prot.is_some() == checks.prot;
-    if let Some(cmd) = st.op.newer_command() {
+    if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
         ok &= req
             .and_then(|k| parse_kernel(k).ok())
@@ -1016,14 +1056,20 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .collect();
     let mut access = AccessMap::new(&m);
+    let mut steps_so_far: Vec<Step> = vec![];
     for _ in 0..rng.between(1, 6) {
         // A step that reaches pages an earlier munmap or mprotect step
-        // took from it is drawn again (the first step always fits).
+        // took from it, or a drop-refs with nothing held, is drawn again
+        // (the first step always fits).
         for _ in 0..4 {
             let op = *rng.pick(&allowed);
             let st = gen_valid_step(rng, op, n, prot);
-            if reaches_as_allowed(&access, &st) {
+            steps_so_far.push(st.clone());
+            let drops_ok = refs_allowed(&steps_so_far);
+            steps_so_far.pop();
+            if reaches_as_allowed(&access, &st) && drops_ok {
                 change_access(&mut access, &st);
+                steps_so_far.push(st.clone());
                 s.step.push(st);
                 break;
             }
@@ -1041,7 +1087,7 @@ fn require_newer_commands(s: &mut Scenario) {
     let newest = s
         .step
         .iter()
-        .filter_map(|st| st.op.newer_command())
+        .filter_map(|st| st.op.newer_interface())
         .map(|c| c.first_seen)
         .max_by_key(|v| version(v));
     if let Some(v) = newest {
@@ -1074,6 +1120,13 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     let checks = op.rules().checks;
     let pages = match op.rules().pages {
         OpPages::None { .. } => None,
+        OpPages::Required { .. } if op.holds_refs() => {
+            let r = range_in(rng, 0, n);
+            Some(PageRange(
+                r.start(),
+                r.end().min(r.start() + MAX_HELD_PAGES),
+            ))
+        }
         OpPages::Required { .. } => Some(range_in(rng, 0, n)),
         OpPages::WholeByDefault => rng.chance(1, 2).then(|| range_in(rng, 0, n)),
     };

@@ -314,3 +314,184 @@ fn a_file_to_cover_that_is_not_in_the_tree_is_refused_before_any_build() {
         run.stderr
     );
 }
+
+/// The last line of `function` in `file` (of `tree`, per the report's
+/// lines) whose text, trimmed, is `text`, with the line before it reading
+/// `after` when given.
+fn last_line_of(
+    tree: &Path,
+    report: &Value,
+    function: &str,
+    text: &str,
+    after: Option<&str>,
+) -> u32 {
+    let src = std::fs::read_to_string(tree.join("mm/migrate_device.c")).unwrap();
+    let lines: Vec<&str> = src.lines().map(str::trim).collect();
+    let in_function = |n: u32| {
+        report["lines"][n.to_string()]["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == function))
+    };
+    (1..lines.len())
+        .filter(|&i| lines[i] == text && after.is_none_or(|a| lines[i - 1] == a))
+        .map(|i| i as u32 + 1)
+        .rfind(|&n| in_function(n))
+        .unwrap_or_else(|| panic!("no line `{text}` in {function}"))
+}
+
+#[test]
+fn held_references_reach_the_lines_that_give_a_page_up() {
+    // extra-ref-page holds two small pages, extra-ref-thp one page of a
+    // THP, in a pipe (hold-refs) while they migrate. Without those
+    // references every page would migrate, both scenarios would fail on
+    // their `expect_errno = 2`, and none of the lines below would run.
+    let run = xtask(&[
+        "run-scenarios",
+        "--coverage",
+        "-s",
+        "extra-ref-page",
+        "-s",
+        "extra-ref-thp",
+        "--thp",
+        "madvise",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let page = "extra-ref-page@madvise";
+    let thp = "extra-ref-thp@madvise";
+    for s in [page, thp] {
+        assert_eq!(run.scenario(s)["outcome"], "pass", "{s}");
+    }
+    let j = run.json();
+    let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
+    let dir = run.run_dir.as_ref().unwrap().join("coverage");
+    let cov: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
+    let file = &cov["files"]["mm/migrate_device.c"];
+    let split_failed = Some("if (ret)");
+    let expected: [(&str, &str, Option<&str>, &[&str]); 7] = [
+        // migrate_vma_check_page(): one reference too many.
+        (
+            "migrate_vma_check_page",
+            "return false;",
+            None,
+            &[page, thp],
+        ),
+        // migrate_device_unmap(): the page goes back on the LRU, and the
+        // restore loop maps it again.
+        (
+            "migrate_device_unmap",
+            "folio_putback_lru(folio);",
+            None,
+            &[page, thp],
+        ),
+        (
+            "migrate_device_unmap",
+            "remove_migration_ptes(folio, folio, 0);",
+            None,
+            &[page, thp],
+        ),
+        ("migrate_device_unmap", "restore--;", None, &[page, thp]),
+        // split_folio() of the held THP fails: pte-mapped...
+        ("migrate_vma_split_folio", "return ret;", None, &[thp]),
+        (
+            "migrate_vma_collect_pmd",
+            "return migrate_vma_collect_skip(addr, end, walk);",
+            None,
+            &[thp],
+        ),
+        // ...and PMD-mapped, for a range that is not the whole THP.
+        (
+            "migrate_vma_collect_huge_pmd",
+            "return migrate_vma_collect_skip(start, end, walk);",
+            split_failed,
+            &[thp],
+        ),
+    ];
+    for (function, text, after, by) in expected {
+        let n = last_line_of(&tree, file, function, text, after);
+        let l = &file["lines"][n.to_string()];
+        assert!(
+            l["count"].as_u64().unwrap_or(0) >= 1,
+            "{function} line {n}: {l}"
+        );
+        let who = scenarios_of(l);
+        for s in by {
+            assert!(
+                who.contains(s),
+                "{function} line {n} `{text}` not run by {s}: {l}"
+            );
+        }
+    }
+    assert!(no_qemu_left(&run));
+}
+
+#[test]
+fn pinned_pages_reach_the_lines_that_refuse_to_share_them() {
+    // pinned-page pins two small pages, pinned-thp one page of a THP
+    // (pin-pages: gup_test's PIN_LONGTERM_TEST_START) while they migrate.
+    // Unpinned, every page would migrate, both scenarios would fail on
+    // their `expect_errno = 2`, and none of the lines below would run.
+    let run = xtask(&[
+        "run-scenarios",
+        "--coverage",
+        "-s",
+        "pinned-page",
+        "-s",
+        "pinned-thp",
+        "--thp",
+        "madvise",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let page = "pinned-page@madvise";
+    let thp = "pinned-thp@madvise";
+    for s in [page, thp] {
+        assert_eq!(run.scenario(s)["outcome"], "pass", "{s}");
+    }
+    let j = run.json();
+    let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
+    let dir = run.run_dir.as_ref().unwrap().join("coverage");
+    let cov: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
+    let file = &cov["files"]["mm/migrate_device.c"];
+    let share_refused = Some("if (folio_try_share_anon_rmap_pte(folio, page)) {");
+    let expected: [(&str, &str, Option<&str>, &[&str]); 3] = [
+        // folio_try_share_anon_rmap_pte() refuses a pinned small page: its
+        // pte goes back.
+        (
+            "migrate_vma_collect_pmd",
+            "set_pte_at(mm, addr, ptep, pte);",
+            share_refused,
+            &[page],
+        ),
+        // set_pmd_migration_entry() refuses a pinned THP (-EBUSY)...
+        (
+            "migrate_vma_collect_huge_pmd",
+            "goto fallback;",
+            None,
+            &[thp],
+        ),
+        // ...and the fallback's split_folio() fails on the pin.
+        (
+            "migrate_vma_collect_huge_pmd",
+            "return migrate_vma_collect_skip(start, end, walk);",
+            Some("if (ret)"),
+            &[thp],
+        ),
+    ];
+    for (function, text, after, by) in expected {
+        let n = last_line_of(&tree, file, function, text, after);
+        let l = &file["lines"][n.to_string()];
+        assert!(
+            l["count"].as_u64().unwrap_or(0) >= 1,
+            "{function} line {n}: {l}"
+        );
+        let who = scenarios_of(l);
+        for s in by {
+            assert!(
+                who.contains(s),
+                "{function} line {n} `{text}` not run by {s}: {l}"
+            );
+        }
+    }
+    assert!(no_qemu_left(&run));
+}

@@ -56,6 +56,22 @@ pub enum Op {
     /// migrate_device_pages(), migrate_device_finalize()) and frees its
     /// chunks. Takes no pages: it is the whole device, whoever's pages.
     Release,
+    /// vmsplice(2) of the step's pages (required) into a pipe that nobody
+    /// reads: each page gets one reference beyond its mappings (no
+    /// SPLICE_F_GIFT), as a driver's or the kernel's own get_page() would
+    /// hold it, until a `drop-refs` step or the scenario's end.
+    HoldRefs,
+    /// Read every pipe of the earlier `hold-refs` steps to its end and
+    /// close it: the references go.
+    DropRefs,
+    /// A long-term pin (FOLL_PIN | FOLL_LONGTERM) on each of the step's
+    /// pages (required), through gup_test's PIN_LONGTERM_TEST_START, as
+    /// RDMA or io_uring's fixed buffers pin them, until an `unpin-pages`
+    /// step or the scenario's end.
+    PinPages,
+    /// PIN_LONGTERM_TEST_STOP on every pin of the earlier `pin-pages`
+    /// steps: the pins go.
+    UnpinPages,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -93,6 +109,9 @@ pub enum OpKind {
     UserfaultfdCheck,
     /// Evicts all of the device's memory back to system memory.
     EvictDevice,
+    /// Takes (`hold: true`) or drops references or pins on the pages from
+    /// user space, outside every mapping.
+    PageRefs { hold: bool },
     /// Tests the harness itself.
     HarnessOnly,
 }
@@ -169,6 +188,8 @@ pub struct Since {
 pub struct NewerCommand {
     /// The header's name, e.g. `HMM_DMIRROR_FLAGS`.
     pub name: &'static str,
+    /// The kernel's test module that has it: `test_hmm`, `gup_test`.
+    pub module: &'static str,
     /// The oldest kernel checked to have it.
     pub first_seen: &'static str,
     /// The newest kernel checked to lack it: a scenario using the op must
@@ -178,8 +199,13 @@ pub struct NewerCommand {
 
 mod table;
 
+/// Most pages one `hold-refs` step holds: its pipe is sized to hold them all
+/// (F_SETPIPE_SZ, one slot per page), and the kernel allocates the pipe's
+/// slot array in one piece (40 bytes a slot: 160 KiB here).
+pub const MAX_HELD_PAGES: u64 = 4096;
+
 impl Op {
-    pub const ALL: [Op; 17] = [
+    pub const ALL: [Op; 21] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -197,6 +223,10 @@ impl Op {
         Op::Mprotect,
         Op::DeviceReadUnlocked,
         Op::Release,
+        Op::HoldRefs,
+        Op::DropRefs,
+        Op::PinPages,
+        Op::UnpinPages,
     ];
 
     /// This op's rules: the one place they are written.
@@ -276,9 +306,49 @@ impl Op {
         self.rules().kind == OpKind::DeviceAccess { writes: true }
     }
 
+    /// The step takes references or pins on its pages (`hold-refs`,
+    /// `pin-pages`).
+    pub fn holds_refs(self) -> bool {
+        self.rules().kind == OpKind::PageRefs { hold: true }
+    }
+
+    /// The step drops the references or pins earlier steps took
+    /// (`drop-refs`, `unpin-pages`).
+    pub fn drops_refs(self) -> bool {
+        self.rules().kind == OpKind::PageRefs { hold: false }
+    }
+
+    /// For a step that holds references or pins: the op that drops them;
+    /// for one that drops them: the op that takes them.
+    pub fn ref_partner(self) -> Option<Op> {
+        match self {
+            Op::HoldRefs => Some(Op::DropRefs),
+            Op::DropRefs => Some(Op::HoldRefs),
+            Op::PinPages => Some(Op::UnpinPages),
+            Op::UnpinPages => Some(Op::PinPages),
+            _ => None,
+        }
+    }
+
     /// Tests of the harness itself, not of the kernel.
     pub fn is_harness_only(self) -> bool {
         self.rules().kind == OpKind::HarnessOnly
+    }
+
+    /// What this op needs that older kernels lack: its newer dmirror
+    /// command ([`Op::newer_command`]), or for `pin-pages` gup_test's
+    /// PIN_LONGTERM_TEST_START (mm/gup_test.h: 6.12.117 has it, 6.1.192
+    /// does not; kernels between were not checked).
+    pub fn newer_interface(self) -> Option<NewerCommand> {
+        match self {
+            Op::PinPages => Some(NewerCommand {
+                name: "PIN_LONGTERM_TEST_START",
+                module: "gup_test",
+                first_seen: "6.12",
+                last_without: [6, 1, u32::MAX],
+            }),
+            _ => self.newer_command(),
+        }
     }
 
     /// The dmirror command this op issues when only newer test_hmm has it.
@@ -290,6 +360,7 @@ impl Op {
         let since = cmd.newer?;
         Some(NewerCommand {
             name: cmd.name,
+            module: "test_hmm",
             first_seen: since.first_seen,
             last_without: since.last_without,
         })

@@ -23,6 +23,10 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::Mprotect => &MPROTECT,
         Op::DeviceReadUnlocked => &DEVICE_READ_UNLOCKED,
         Op::Release => &RELEASE,
+        Op::HoldRefs => &HOLD_REFS,
+        Op::DropRefs => &DROP_REFS,
+        Op::PinPages => &PIN_PAGES,
+        Op::UnpinPages => &UNPIN_PAGES,
     }
 }
 
@@ -263,4 +267,67 @@ const RELEASE: OpRules = OpRules {
         ..NOTHING
     },
     command: command("HMM_DMIRROR_RELEASE"),
+};
+
+/// The pipe holds one reference per page: iter_to_pipe() (fs/splice.c)
+/// takes them with iov_iter_get_pages2(), a plain get_user_pages (no
+/// FOLL_PIN), and vmsplice_to_pipe() without SPLICE_F_GIFT leaves the pages
+/// where they are. A page is faulted in as a CPU read would fault it (a hole
+/// gets the zero page, a device-private page comes back to system memory).
+const HOLD_REFS: OpRules = OpRules {
+    name: "hold-refs",
+    kind: OpKind::PageRefs { hold: true },
+    pages: Pages::Required {
+        verb: "hold references on",
+    },
+    checks: own_check(
+        "hold-refs issues no dmirror ioctl and must succeed: vmsplice(2) must take every page; \
+         check what the references change with the steps after it",
+    ),
+    command: None,
+};
+
+const DROP_REFS: OpRules = OpRules {
+    name: "drop-refs",
+    kind: OpKind::PageRefs { hold: false },
+    pages: Pages::None {
+        why: "drop-refs drops the references of every earlier hold-refs step, whichever pages \
+              they are on",
+    },
+    checks: own_check(
+        "drop-refs issues no dmirror ioctl and must succeed: each pipe must give back every byte \
+         its hold-refs step put in",
+    ),
+    command: None,
+};
+
+/// gup_test (mm/gup_test.c, CONFIG_GUP_TEST, in debugfs):
+/// pin_longterm_test_start() pins the pages with pin_user_pages() and
+/// FOLL_LONGTERM (read-only: no FOLL_WRITE) and keeps them until
+/// PIN_LONGTERM_TEST_STOP or the file's release. A small folio counts a pin
+/// as GUP_PIN_COUNTING_BIAS references, a large one in `_pincount`: either
+/// way folio_maybe_dma_pinned() says so.
+const PIN_PAGES: OpRules = OpRules {
+    name: "pin-pages",
+    kind: OpKind::PageRefs { hold: true },
+    pages: Pages::Required { verb: "pin" },
+    checks: own_check(
+        "pin-pages issues no dmirror ioctl and must succeed: gup_test must pin every page; \
+         check what the pins change with the steps after it",
+    ),
+    command: None,
+};
+
+const UNPIN_PAGES: OpRules = OpRules {
+    name: "unpin-pages",
+    kind: OpKind::PageRefs { hold: false },
+    pages: Pages::None {
+        why: "unpin-pages drops the pins of every earlier pin-pages step, whichever pages they \
+              are on",
+    },
+    checks: own_check(
+        "unpin-pages issues no dmirror ioctl and must succeed: PIN_LONGTERM_TEST_STOP unpins \
+         every page pinned",
+    ),
+    command: None,
 };

@@ -23,6 +23,10 @@ fn position(op: Op) -> usize {
         Op::Mprotect => 14,
         Op::DeviceReadUnlocked => 15,
         Op::Release => 16,
+        Op::HoldRefs => 17,
+        Op::DropRefs => 18,
+        Op::PinPages => 19,
+        Op::UnpinPages => 20,
     }
 }
 
@@ -103,9 +107,11 @@ fn every_ops_rules_are_consistent() {
         assert_eq!(c.faults_required, op == Op::DeviceRead, "{name}");
         assert_eq!(op.needs_faults(), c.faults_required, "{name}");
         assert_eq!(c.prot, op == Op::Mprotect, "{name}");
-        // Ops that need pages change the mapping and must succeed.
+        // Ops that need pages change the mapping, or hold references on
+        // its pages, and must succeed.
         if op.needs_pages() {
-            assert!(op.checks_itself() && r.kind == OpKind::VmaChange, "{name}");
+            let kind_ok = matches!(r.kind, OpKind::VmaChange | OpKind::PageRefs { hold: true });
+            assert!(op.checks_itself() && kind_ok, "{name}");
         }
         // Hints say which op they are about.
         if let Pages::None { why } = r.pages {
@@ -146,7 +152,44 @@ fn kinds() {
             Op::Hang,
             Op::HangGuest,
             Op::FailAlloc,
-            Op::Release
+            Op::Release,
+            Op::DropRefs,
+            Op::UnpinPages
         ]
     );
+    let hold: Vec<Op> = Op::ALL.into_iter().filter(|o| o.holds_refs()).collect();
+    let drop: Vec<Op> = Op::ALL.into_iter().filter(|o| o.drops_refs()).collect();
+    assert_eq!(
+        (hold.as_slice(), drop.as_slice()),
+        (
+            &[Op::HoldRefs, Op::PinPages][..],
+            &[Op::DropRefs, Op::UnpinPages][..]
+        )
+    );
+    // Each holding op has its dropping op, and the other way round.
+    for op in hold.iter().chain(&drop) {
+        let partner = op.ref_partner().unwrap();
+        assert_eq!(partner.ref_partner(), Some(*op));
+        assert_ne!(partner.holds_refs(), op.holds_refs());
+    }
+    assert_eq!(Op::Munmap.ref_partner(), None);
+    // Neither is a CPU access: vmsplice or GUP of an unmapped page fails
+    // with EFAULT, it does not kill the scenario.
+    for op in hold {
+        assert!(!op.is_cpu_access() && op.needs_pages());
+    }
+}
+
+#[test]
+fn pin_pages_needs_a_newer_gup_test() {
+    let pin = Op::PinPages.newer_interface().unwrap();
+    assert_eq!(
+        (pin.name, pin.module, pin.last_without[..2].to_vec()),
+        ("PIN_LONGTERM_TEST_START", "gup_test", vec![6, 1])
+    );
+    // The dmirror commands are the same through both.
+    for op in Op::ALL.into_iter().filter(|op| *op != Op::PinPages) {
+        assert_eq!(op.newer_interface(), op.newer_command(), "{op:?}");
+    }
+    assert_eq!(Op::FailAlloc.newer_interface().unwrap().module, "test_hmm");
 }

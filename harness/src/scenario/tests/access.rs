@@ -1,5 +1,7 @@
-//! The ops that change the mapping (`munmap`, `mprotect`) and the ops that
-//! need a newer test_hmm (`fail-alloc`, `device-read-unlocked`).
+//! The ops that change the mapping (`munmap`, `mprotect`), the ops that
+//! hold references or pins (`hold-refs`, `drop-refs`, `pin-pages`,
+//! `unpin-pages`) and the ops that need a newer test_hmm or gup_test
+//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`).
 
 use std::path::Path;
 
@@ -241,4 +243,145 @@ fn release_takes_no_pages_or_cpages_but_an_errno() {
         "`pages` does not apply to `op = \"release\"`",
     );
     assert!(ds[1].message.contains("expect_cpages"), "{}", render(&ds));
+}
+
+#[test]
+fn hold_refs_needs_pages_that_stay_mapped() {
+    // Line 9: a hold-refs without pages; line 11: a munmap; line 14: a
+    // hold-refs reaching its pages; line 17: one over too many pages.
+    let ds = errs(&with(
+        "[[step]]\nop = \"hold-refs\"\n\
+         [[step]]\nop = \"munmap\"\npages = [4, 8]\n\
+         [[step]]\nop = \"hold-refs\"\npages = [2, 6]\n\
+         [[step]]\nop = \"hold-refs\"\npages = [0, 4]\nexpect_errno = 14\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"hold-refs\"` needs `pages`");
+    assert!(ds[0].hint.as_ref().unwrap().contains("hold references on"));
+    assert_at(
+        &ds[1],
+        14,
+        6,
+        "`op = \"hold-refs\"` reaches page 4, which step 2 (line 11) unmapped",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("EFAULT"));
+    assert_at(
+        &ds[2],
+        19,
+        1,
+        "`expect_errno` does not apply to `op = \"hold-refs\"`",
+    );
+}
+
+#[test]
+fn hold_refs_holds_at_most_max_held_pages() {
+    let text = "description = \"d\"\n[mapping]\nkind = \"anon-private\"\npages = 8192\n\
+                [[step]]\nop = \"hold-refs\"\npages = [0, 4097]\n\
+                [[step]]\nop = \"hold-refs\"\npages = [4097, 8192]\n";
+    let d = one(text);
+    assert_at(&d, 7, 9, "`op = \"hold-refs\"` over 4097 pages");
+    assert!(d.hint.as_ref().unwrap().contains("at most 4096 pages"));
+}
+
+#[test]
+fn drop_refs_needs_references_to_drop() {
+    // Line 9: a drop-refs before any hold-refs; lines 11-16: hold, drop,
+    // drop again (line 16).
+    let ds = errs(&with(
+        "[[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"hold-refs\"\npages = [0, 1]\n\
+         [[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"drop-refs\"\npages = [0, 1]\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        9,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step before it",
+    );
+    assert_at(
+        &ds[1],
+        16,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step since step 3 (line 14) \
+         dropped them",
+    );
+    assert_at(
+        &ds[2],
+        17,
+        1,
+        "`pages` does not apply to `op = \"drop-refs\"`",
+    );
+    loads(&with(
+        "[[step]]\nop = \"hold-refs\"\npages = [0, 16]\n\
+         [[step]]\nop = \"migrate-to-device\"\nexpect_errno = 2\n\
+         [[step]]\nop = \"drop-refs\"\n\
+         [[step]]\nop = \"hold-refs\"\npages = [3, 4]\n",
+    ));
+}
+
+#[test]
+fn pin_pages_needs_a_gup_test_that_has_it() {
+    let pin = "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n";
+    let d = one(&with(pin));
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"pin-pages\"` needs a kernel condition in [requires]",
+    );
+    let hint = d.hint.unwrap();
+    assert!(
+        hint.contains("PIN_LONGTERM_TEST_START exists in gup_test from 6.12")
+            && hint.contains("6.1 lacks it"),
+        "{hint}"
+    );
+    let d = one(&format!("{}[requires]\nkernel = \">=6.0\"\n", with(pin)));
+    assert_at(&d, 9, 6, "[requires] `kernel = \">=6.0\"` also admits 6.1");
+    loads(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\nconfig = \"CONFIG_GUP_TEST\"\n",
+        with(pin)
+    ));
+}
+
+#[test]
+fn unpin_pages_and_drop_refs_each_drop_their_own() {
+    // Line 9: pin-pages; line 12: drop-refs, which drops vmsplice
+    // references, not pins; line 14: unpin-pages; line 16: unpin-pages
+    // again, with nothing pinned.
+    let ds = errs(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\n",
+        with(
+            "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n\
+             [[step]]\nop = \"drop-refs\"\n\
+             [[step]]\nop = \"unpin-pages\"\n\
+             [[step]]\nop = \"unpin-pages\"\n"
+        )
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        12,
+        6,
+        "`op = \"drop-refs\"` drops nothing: no hold-refs step before it",
+    );
+    assert_at(
+        &ds[1],
+        16,
+        6,
+        "`op = \"unpin-pages\"` drops nothing: no pin-pages step since step 3 (line 14) \
+         dropped them",
+    );
+    let d = one(&format!(
+        "{}[requires]\nkernel = \">=6.12\"\n",
+        with("[[step]]\nop = \"munmap\"\npages = [0, 1]\n[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n")
+    ));
+    assert_at(
+        &d,
+        12,
+        6,
+        "`op = \"pin-pages\"` reaches page 0, which step 1 (line 9) unmapped",
+    );
+    assert!(d.hint.as_ref().unwrap().contains("EFAULT"));
 }

@@ -1,9 +1,10 @@
-//! Checks on the ops that change the mapping itself (`munmap`, `mprotect`)
-//! and on the ops that need a newer test_hmm (`fail-alloc`,
-//! `device-read-unlocked`). Steps run in order, so what a page allows at a
+//! Checks on the ops that change the mapping itself (`munmap`, `mprotect`),
+//! on the ops that hold references or pins on its pages (`hold-refs`,
+//! `drop-refs`, `pin-pages`, `unpin-pages`) and on the ops that need a newer
+//! test_hmm or gup_test (`fail-alloc`, `device-read-unlocked`, `pin-pages`). Steps run in order, so what a page allows at a
 //! step depends on the `munmap` and `mprotect` steps before it.
 
-use hmmlab_proto::op::Pages;
+use hmmlab_proto::op::{Pages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{Op, PageRange, Prot, Step};
 
 use super::Ctx;
@@ -51,7 +52,7 @@ pub(super) fn check_newer_commands(cx: &mut Ctx<'_, '_>) {
     let requires = cx.s.requires.as_ref().and_then(|r| r.kernel.as_deref());
     let req = requires.and_then(|k| parse_kernel(k).ok());
     for (i, st) in cx.s.step.iter().enumerate() {
-        let Some(cmd) = st.op.newer_command() else {
+        let Some(cmd) = st.op.newer_interface() else {
             continue;
         };
         let [major, minor, _] = cmd.last_without;
@@ -61,10 +62,10 @@ pub(super) fn check_newer_commands(cx: &mut Ctx<'_, '_>) {
             continue;
         }
         let hint = format!(
-            "{} exists in test_hmm from {} on (checked: {major}.{minor} lacks it, and answers \
+            "{} exists in {} from {} on (checked: {major}.{minor} lacks it, and answers \
              EINVAL); add [requires] with `kernel = \">={}\"` so that older kernels skip this \
              scenario with the reason",
-            cmd.name, cmd.first_seen, cmd.first_seen
+            cmd.name, cmd.module, cmd.first_seen, cmd.first_seen
         );
         let msg = match requires {
             None => format!(
@@ -79,6 +80,65 @@ pub(super) fn check_newer_commands(cx: &mut Ctx<'_, '_>) {
             ),
         };
         cx.at_value(key_path!["step", i, "op"], msg, Some(hint));
+    }
+}
+
+/// `hold-refs` and `pin-pages` hold at most [`MAX_HELD_PAGES`]; a
+/// `drop-refs` (`unpin-pages`) step needs a `hold-refs` (`pin-pages`) step
+/// since the scenario's start or the last `drop-refs` (`unpin-pages`), or it
+/// would drop nothing.
+pub(super) fn check_held_refs(cx: &mut Ctx<'_, '_>) {
+    // Per holding op: whether it holds pages now, and the step that last
+    // dropped them.
+    let mut holding: Vec<(Op, bool, Option<usize>)> = vec![];
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let Some(partner) = st.op.ref_partner() else {
+            continue;
+        };
+        let op = st.op.as_str();
+        let hold_op = if st.op.holds_refs() { st.op } else { partner };
+        let at = match holding.iter().position(|(o, _, _)| *o == hold_op) {
+            Some(at) => at,
+            None => {
+                holding.push((hold_op, false, None));
+                holding.len() - 1
+            }
+        };
+        if st.op.holds_refs() {
+            holding[at].1 = true;
+            if let Some(r) = st.pages.filter(|r| r.len() > MAX_HELD_PAGES) {
+                let hint = format!(
+                    "one {op} step holds at most {MAX_HELD_PAGES} pages (a pipe slot or a \
+                     gup_test page pointer each); one page of a THP is enough to hold the \
+                     whole folio"
+                );
+                cx.at_value(
+                    key_path!["step", i, "pages"],
+                    format!("`op = \"{op}\"` over {} pages", r.len()),
+                    Some(hint),
+                );
+            }
+            continue;
+        }
+        let (_, held, last_drop) = holding[at];
+        if !held {
+            let since = match last_drop {
+                Some(j) => {
+                    let line = cx.line_of(key_path!["step", j, "op"]);
+                    format!("since step {j} (line {line}) dropped them")
+                }
+                None => "before it".to_string(),
+            };
+            let hold = partner.as_str();
+            cx.at_value(
+                key_path!["step", i, "op"],
+                format!("`op = \"{op}\"` drops nothing: no {hold} step {since}"),
+                Some(format!(
+                    "add an `op = \"{hold}\"` step with the pages before it, or leave it out"
+                )),
+            );
+        }
+        holding[at] = (hold_op, false, Some(i));
     }
 }
 
@@ -155,6 +215,11 @@ fn access_problem(
             "a CPU access there would kill the scenario with SIGSEGV"
         } else if st.op == Op::Mprotect {
             "mprotect of an unmapped page fails with ENOMEM"
+        } else if st.op == Op::HoldRefs {
+            "vmsplice(2) of an unmapped page fails with EFAULT: hold references on pages that \
+             stay mapped"
+        } else if st.op == Op::PinPages {
+            "pinning an unmapped page fails with EFAULT: pin pages that stay mapped"
         } else if st.op.issues_ioctl() && !fails {
             "test_hmm fails an ioctl over an unmapped page (EINVAL, or EFAULT for a snapshot): \
              give `pages` that stay mapped, or the errno in `expect_errno`"

@@ -53,6 +53,7 @@ const CHECKS: &[Check] = &[
     check_mapping_ops,
     check_newer_commands,
     check_page_access,
+    check_held_refs,
 ];
 
 /// Run every check on `s`; `doc` is the same file parsed with spans.
