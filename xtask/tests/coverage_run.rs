@@ -339,36 +339,67 @@ fn last_line_of(
         .unwrap_or_else(|| panic!("no line `{text}` in {function}"))
 }
 
-#[test]
-fn held_references_reach_the_lines_that_give_a_page_up() {
-    // extra-ref-page holds two small pages, extra-ref-thp one page of a
-    // THP, in a pipe (hold-refs) while they migrate. Without those
-    // references every page would migrate, both scenarios would fail on
-    // their `expect_errno = 2`, and none of the lines below would run.
+/// One `(function, line text, after which text, scenario instances that
+/// must have run it)` per line to check.
+type Expected<'a> = (&'a str, &'a str, Option<&'a str>, &'a [&'a str]);
+
+/// Run `scenarios` (THP madvise) with coverage; each must pass. The run,
+/// the tree and mm/migrate_device.c's coverage.
+fn covered_run(scenarios: [&str; 2]) -> (Run, PathBuf, Value) {
     let run = xtask(&[
         "run-scenarios",
         "--coverage",
         "-s",
-        "extra-ref-page",
+        scenarios[0],
         "-s",
-        "extra-ref-thp",
+        scenarios[1],
         "--thp",
         "madvise",
     ]);
     assert_eq!(run.code, 0, "{}", run.explain());
-    let page = "extra-ref-page@madvise";
-    let thp = "extra-ref-thp@madvise";
-    for s in [page, thp] {
-        assert_eq!(run.scenario(s)["outcome"], "pass", "{s}");
+    for s in scenarios {
+        let s = format!("{s}@madvise");
+        assert_eq!(run.scenario(&s)["outcome"], "pass", "{s}");
     }
     let j = run.json();
     let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
     let dir = run.run_dir.as_ref().unwrap().join("coverage");
     let cov: Value =
         serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
-    let file = &cov["files"]["mm/migrate_device.c"];
+    let file = cov["files"]["mm/migrate_device.c"].clone();
+    (run, tree, file)
+}
+
+/// Each expected line ran, and ran in each instance named for it.
+fn assert_lines_run(tree: &Path, file: &Value, expected: &[Expected]) {
+    for &(function, text, after, by) in expected {
+        let n = last_line_of(tree, file, function, text, after);
+        let l = &file["lines"][n.to_string()];
+        assert!(
+            l["count"].as_u64().unwrap_or(0) >= 1,
+            "{function} line {n}: {l}"
+        );
+        let who = scenarios_of(l);
+        for s in by {
+            assert!(
+                who.contains(s),
+                "{function} line {n} `{text}` not run by {s}: {l}"
+            );
+        }
+    }
+}
+
+#[test]
+fn held_references_reach_the_lines_that_give_a_page_up() {
+    // extra-ref-page holds two small pages, extra-ref-thp one page of a
+    // THP, in a pipe (hold-refs) while they migrate. Without those
+    // references every page would migrate, both scenarios would fail on
+    // their `expect_errno = 2`, and none of the lines below would run.
+    let (run, tree, file) = covered_run(["extra-ref-page", "extra-ref-thp"]);
+    let page = "extra-ref-page@madvise";
+    let thp = "extra-ref-thp@madvise";
     let split_failed = Some("if (ret)");
-    let expected: [(&str, &str, Option<&str>, &[&str]); 7] = [
+    let expected: [Expected; 7] = [
         // migrate_vma_check_page(): one reference too many.
         (
             "migrate_vma_check_page",
@@ -407,21 +438,7 @@ fn held_references_reach_the_lines_that_give_a_page_up() {
             &[thp],
         ),
     ];
-    for (function, text, after, by) in expected {
-        let n = last_line_of(&tree, file, function, text, after);
-        let l = &file["lines"][n.to_string()];
-        assert!(
-            l["count"].as_u64().unwrap_or(0) >= 1,
-            "{function} line {n}: {l}"
-        );
-        let who = scenarios_of(l);
-        for s in by {
-            assert!(
-                who.contains(s),
-                "{function} line {n} `{text}` not run by {s}: {l}"
-            );
-        }
-    }
+    assert_lines_run(&tree, &file, &expected);
     assert!(no_qemu_left(&run));
 }
 
@@ -431,30 +448,11 @@ fn pinned_pages_reach_the_lines_that_refuse_to_share_them() {
     // (pin-pages: gup_test's PIN_LONGTERM_TEST_START) while they migrate.
     // Unpinned, every page would migrate, both scenarios would fail on
     // their `expect_errno = 2`, and none of the lines below would run.
-    let run = xtask(&[
-        "run-scenarios",
-        "--coverage",
-        "-s",
-        "pinned-page",
-        "-s",
-        "pinned-thp",
-        "--thp",
-        "madvise",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.explain());
+    let (run, tree, file) = covered_run(["pinned-page", "pinned-thp"]);
     let page = "pinned-page@madvise";
     let thp = "pinned-thp@madvise";
-    for s in [page, thp] {
-        assert_eq!(run.scenario(s)["outcome"], "pass", "{s}");
-    }
-    let j = run.json();
-    let tree = PathBuf::from(j["kernel"]["tree"].as_str().unwrap());
-    let dir = run.run_dir.as_ref().unwrap().join("coverage");
-    let cov: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("coverage.json")).unwrap()).unwrap();
-    let file = &cov["files"]["mm/migrate_device.c"];
     let share_refused = Some("if (folio_try_share_anon_rmap_pte(folio, page)) {");
-    let expected: [(&str, &str, Option<&str>, &[&str]); 3] = [
+    let expected: [Expected; 3] = [
         // folio_try_share_anon_rmap_pte() refuses a pinned small page: its
         // pte goes back.
         (
@@ -478,20 +476,6 @@ fn pinned_pages_reach_the_lines_that_refuse_to_share_them() {
             &[thp],
         ),
     ];
-    for (function, text, after, by) in expected {
-        let n = last_line_of(&tree, file, function, text, after);
-        let l = &file["lines"][n.to_string()];
-        assert!(
-            l["count"].as_u64().unwrap_or(0) >= 1,
-            "{function} line {n}: {l}"
-        );
-        let who = scenarios_of(l);
-        for s in by {
-            assert!(
-                who.contains(s),
-                "{function} line {n} `{text}` not run by {s}: {l}"
-            );
-        }
-    }
+    assert_lines_run(&tree, &file, &expected);
     assert!(no_qemu_left(&run));
 }
