@@ -293,3 +293,17 @@ pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
     );
     v
 }
+
+/// The `mutate-<id>` directory `cargo xtask mutate` made under `results`.
+pub fn mutate_dir(results: &Path) -> PathBuf {
+    std::fs::read_dir(results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("mutate-")
+        })
+        .expect("a results/mutate-<id> directory")
+}

@@ -128,16 +128,7 @@ fn real_mutants_get_their_verdicts_without_a_boot() {
         "the recipe must rebuild the build's own object first:\n{stderr}"
     );
 
-    let dir = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("mutate-")
-        })
-        .expect("a results/mutate-<id> directory");
+    let dir = common::mutate_dir(&results);
     let r = records(&dir);
     assert_eq!(r.len(), 11, "10 generated mutants and the patch: {r:#?}");
 

@@ -103,16 +103,7 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
     let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{}\n{stdout}\n{stderr}", run.status);
-    let dir = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("mutate-")
-        })
-        .expect("a results/mutate-<id> directory");
+    let dir = common::mutate_dir(&results);
     let r = records(&dir);
     assert_eq!(r.len(), 4, "{r:#?}");
 
