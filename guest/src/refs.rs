@@ -331,16 +331,8 @@ mod tests {
 
     fn hold(pages: PageRange) -> Step {
         Step {
-            op: Op::HoldRefs,
             pages: Some(pages),
-            expect_cpages: None,
-            expect_faults: None,
-            expect_errno: None,
-            expect: vec![],
-            iterations: None,
-            min_complete: None,
-            prot: None,
-            variant: vec![],
+            ..crate::steps::tests::step(Op::HoldRefs)
         }
     }
 

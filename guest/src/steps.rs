@@ -725,10 +725,11 @@ fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn step(op: Op) -> Step {
+    /// A step of `op` with nothing else set.
+    pub(crate) fn step(op: Op) -> Step {
         Step {
             op,
             pages: None,
