@@ -196,7 +196,12 @@ fn relative(recipe: &Recipe) -> Result<PathBuf> {
 /// The banner tag of a kernel linked for `label` (at most 64 characters
 /// with the `#N SMP PREEMPT ` before it: UTS_VERSION's limit).
 pub fn tag(label: &str) -> String {
-    format!("hmmlab-{}", &sha256_hex(label.as_bytes())[..12])
+    format!("hmmlab-{}", short(label))
+}
+
+/// The first 12 hex digits of the SHA-256 of `s`.
+pub fn short(s: &str) -> String {
+    sha256_hex(s.as_bytes())[..12].to_string()
 }
 
 /// Why a patch set cannot be relinked, or None when it can: only C files

@@ -1,21 +1,10 @@
 //! `cargo xtask mutate --run`: every pending mutant boots its own kernel
 //! and the scenarios say whether they notice it.
 //!
-//! A mutant costs a link, not a build. The cached build's object tree is
-//! copied once per run into a scratch directory (the workspace); for each
-//! mutant its object (compiled as `--check` does, from kbuild's own saved
-//! command) replaces the file's object there, and kbuild's `make bzImage`
-//! in that copy finds nothing else to do but archive, link and pack the
-//! image (measured on 7.3.4 tinyconfig, 2 cores: under 7 s). The cached
-//! build is only read.
-//!
-//! Each mutant's kernel is checked before its verdict counts:
-//! - make must not have rebuilt the mutant's object (the object in the
-//!   workspace after the link is the one written);
-//! - the bzImage must carry the vmlinux just linked, whose banner carries
-//!   the mutant's tag (`KBUILD_BUILD_TIMESTAMP`), and the guest must report
-//!   that banner (the run's own identity check): a kernel left over from
-//!   another mutant never scores this one.
+//! A mutant costs a link, not a build: its object goes into a copy of the
+//! cached build's objects and kbuild relinks the image there, checked to
+//! be that mutant's kernel (`kernel::relink`); the guest must then report
+//! its banner, as in every run.
 //!
 //! Before any mutant, the unmutated object is linked and run the same way:
 //! every scenario must pass on it, or a failure would mean nothing.
@@ -23,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use hmmlab_harness::identity::sha256_hex;
 use hmmlab_harness::report::{RunReport, RunStatus, ScenarioResult};
 use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
@@ -52,12 +40,7 @@ pub fn kernel(k: &Kernel, ws: &Workspace, label: &str, linked: &Linked) -> Kerne
     m
 }
 
-/// The first 12 hex digits of the SHA-256 of `s`.
-pub fn short(s: &str) -> String {
-    sha256_hex(s.as_bytes())[..12].to_string()
-}
-
-pub use crate::kernel::relink::tag;
+pub use crate::kernel::relink::{short, tag};
 
 /// A scenario that failed on a mutant's kernel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
