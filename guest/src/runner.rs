@@ -49,16 +49,22 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
     // The counters a clean scenario came back to are the next one's
     // baseline: nothing but PID 1 (taken off) runs in between.
     let mut baseline = first.clone().ok();
+    let mut failed: Option<String> = None;
     for planned in &plan.scenarios {
-        match &held {
-            None => {
+        match (&held, &failed) {
+            (Some(why), _) => not_run(plan, planned, results, why),
+            (None, Some(first)) => stopped(plan, planned, results, first),
+            (None, None) => {
                 let start = match baseline.take() {
                     Some(b) => Ok(b),
                     None => locked.clone().and_then(|()| balance::sample()),
                 };
-                (held, baseline) = run_scenario(plan, planned, results, start, counters);
+                let outcome;
+                (held, baseline, outcome) = run_scenario(plan, planned, results, start, counters);
+                if plan.stop_at_failure && outcome.is_failure() {
+                    failed = Some(planned.name.clone());
+                }
             }
-            Some(why) => not_run(plan, planned, results, why),
         }
     }
     if held.is_none() {
@@ -139,7 +145,7 @@ fn run_scenario(
     results: &Results,
     baseline: Result<Sample, String>,
     counters: Option<&Counters>,
-) -> (Option<String>, Option<Sample>) {
+) -> (Option<String>, Option<Sample>, Outcome) {
     let scenario = &planned.scenario;
     let thp = scenario.thp.unwrap_or(plan.default_thp);
     let timeout_ms = scenario.timeout_ms.unwrap_or(plan.scenario_timeout_ms);
@@ -176,7 +182,7 @@ fn run_scenario(
     if let Some(c) = counters.filter(|_| counting) {
         c.send(&planned.name);
     }
-    (held, clean)
+    (held, clean, verdict.outcome)
 }
 
 /// The checks after a scenario: release the device memory, then compare
@@ -225,6 +231,25 @@ fn with_problem(verdict: Verdict, problem: String) -> Verdict {
     } else {
         Verdict::with(Outcome::Fail, problem)
     }
+}
+
+/// A scenario after the first failure of a run that stops there
+/// (`Plan::stop_at_failure`): skipped, saying which failed.
+fn stopped(plan: &Plan, planned: &PlannedScenario, results: &Results, first: &str) {
+    let thp = planned.scenario.thp.unwrap_or(plan.default_thp);
+    results.emit(&Record::ScenarioStart {
+        name: planned.name.clone(),
+        thp,
+    });
+    results.emit(&Record::ScenarioEnd {
+        name: planned.name.clone(),
+        outcome: Outcome::Skip,
+        duration_ns: 0,
+        checks_ns: 0,
+        message: Some(format!(
+            "not run: {first} failed first, and this run stops at the first failure"
+        )),
+    });
 }
 
 /// A scenario that cannot run: device memory stayed held after an earlier

@@ -180,6 +180,7 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
         run_timeout: 1800.0,
         panic_on_warn: false,
         fail_on_skip: false,
+        stop_at_failure: false,
         coverage: Default::default(),
     };
     let code = match crate::run::run_scenarios(&args) {

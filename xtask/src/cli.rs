@@ -259,6 +259,10 @@ pub struct RunArgs {
     /// selftest that skipped any of its cases (exit 1, in every format).
     #[arg(long)]
     pub fail_on_skip: bool,
+    /// Stop at the first scenario instance that fails: the guest reports
+    /// the rest skipped ("not run: … failed first") and powers off.
+    #[arg(long)]
+    pub stop_at_failure: bool,
     /// Boot with panic_on_warn=1: a kernel WARNING panics the guest at once.
     #[arg(long)]
     pub panic_on_warn: bool,
@@ -332,24 +336,6 @@ pub struct DepsArgs {
     /// Only check; never install.
     #[arg(long)]
     pub check: bool,
-    /// The check, then every pending mutant boots its own kernel (its
-    /// object linked into a copy of the build's objects, the image checked)
-    /// and the scenarios run on it: killed (a scenario failed; which, and
-    /// why), timeout, crashed, or survived. The unmutated kernel runs first
-    /// and must pass. Then the mutation score, per function.
-    #[arg(long, conflicts_with = "list")]
-    pub run: bool,
-    /// With --run: the scenarios run on each mutant (repeatable; default:
-    /// every scenario of the scenarios directory).
-    #[arg(long = "scenario", short = 's', value_name = "NAME")]
-    pub scenarios: Vec<String>,
-    /// With --run: boot the uncovered mutants too.
-    #[arg(long)]
-    pub boot_uncovered: bool,
-    /// With --run and --coverage-from: every scenario on every mutant, not
-    /// only those that ran its lines.
-    #[arg(long)]
-    pub all_scenarios: bool,
 }
 
 #[derive(Debug, Args)]
@@ -536,11 +522,14 @@ pub struct MutateArgs {
     /// booted). One JSON line per mutant in results/mutate-<id>/mutants.jsonl.
     #[arg(long)]
     pub check: bool,
-    /// The check, then every pending mutant boots its own kernel (its
-    /// object linked into a copy of the build's objects, the image checked)
-    /// and the scenarios run on it: killed (a scenario failed; which, and
-    /// why), timeout, crashed, or survived. The unmutated kernel runs first
-    /// and must pass. Then the mutation score, per function.
+    /// The check, then every pending mutant boots its own kernel and the
+    /// scenarios run on it: killed (a scenario failed; which, and why),
+    /// timeout, crashed, or survived. The mutants of a file are woven into
+    /// one object (mutant schemata), linked once into a copy of the build's
+    /// objects, the image checked, and each boots it with `hmmlab.mutant=N`;
+    /// a mutant that does not weave is linked on its own. That kernel runs
+    /// first with no mutant active and must pass. Then the mutation score,
+    /// per function.
     #[arg(long, conflicts_with = "list")]
     pub run: bool,
     /// With --run: the scenarios run on each mutant (repeatable; default:
@@ -554,6 +543,11 @@ pub struct MutateArgs {
     /// only those that ran its lines.
     #[arg(long)]
     pub all_scenarios: bool,
+    /// With --run: link each mutant into a kernel of its own, as a check of
+    /// the woven kernel, instead of weaving every mutant of a file into one
+    /// kernel that `hmmlab.mutant=N` on the command line switches.
+    #[arg(long)]
+    pub no_schemata: bool,
     /// With --check: a coverage.json (`cargo xtask coverage`) of this
     /// kernel's source; mutants no scenario reached are `uncovered`.
     #[arg(long, value_name = "FILE")]

@@ -355,6 +355,7 @@ pub fn guest_plan(plan: &RunPlan, scenario_timeout_ms: u64, machine: &Machine) -
         mode: Mode::Run,
         devices: machine.devices.clone(),
         coverage: plan.coverage.clone(),
+        stop_at_failure: false,
         scenarios: plan
             .instances
             .iter()
@@ -390,7 +391,10 @@ pub fn boot_stage(
         let secs = args
             .scenario_timeout
             .unwrap_or(machine.accel(accel).scenario_timeout_s);
-        guest_plan(plan, (secs * 1000.0) as u64, machine)
+        Plan {
+            stop_at_failure: args.stop_at_failure,
+            ..guest_plan(plan, (secs * 1000.0) as u64, machine)
+        }
     };
     let initrd = run_dir.join("initramfs.cpio");
     write_image(&initrd, guest, k, &guest_plan(Accel::Tcg))?;

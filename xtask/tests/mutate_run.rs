@@ -1,7 +1,10 @@
 //! `cargo xtask mutate --run` on the three mutants of line 66 of 7.3.4's
 //! `migrate_vma_collect_hole()` and one hand-written equivalent mutant,
-//! with `empty-anon` (a range never touched, so every entry is a hole):
-//! the unmutated kernel and three mutants each boot their own kernel.
+//! with `empty-anon` (a range never touched, so every entry is a hole).
+//! By default the three are woven into one kernel (mutant schemata), which
+//! runs first with no mutant active, then once per mutant with
+//! `hmmlab.mutant=N`; with `--no-schemata` the unmutated kernel and each
+//! mutant are linked into kernels of their own. Both ways must agree.
 //!
 //! ```c
 //!     for (addr = start; addr < end; addr += PAGE_SIZE) {      // 65
@@ -13,8 +16,7 @@
 //! - `zero-const` (`src = 0`) and `delete-stmt` (no store: the entry keeps
 //!   the 0 `migrate_vma_setup()` wrote with its `memset()` of `src`, line
 //!   763): a hole is never selected for migration, so test_hmm migrates
-//!   nothing and `empty-anon`'s pages are not device pages: killed, in
-//!   both THP modes.
+//!   nothing and `empty-anon`'s pages are not device pages: killed.
 //! - `complement-const` (`src = ~MIGRATE_PFN_MIGRATE`): MIGRATE_PFN_VALID
 //!   and every pfn bit set, a page pointer far outside memory: detected
 //!   (it kills or crashes; which one, the compiler's code decides).
@@ -73,7 +75,7 @@ fn killers(r: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
+fn woven_mutants_boot_one_kernel_each_with_its_number_and_the_scenarios_score_them() {
     let d = tempfile::tempdir().unwrap();
     let patch = d.path().join("hole-step-spelled-out.diff");
     std::fs::write(&patch, EQUIVALENT).unwrap();
@@ -107,12 +109,15 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
     let r = records(&dir);
     assert_eq!(r.len(), 4, "{r:#?}");
 
-    // The unmutated kernel ran first, and passed.
-    let unmutated = common::first_run_dir(&dir.join("runs/unmutated")).expect("the unmutated run");
-    let u = common::run_json(&unmutated);
+    // The woven kernel ran first with no mutant active, and passed.
+    let woven = common::first_run_dir(&dir.join("runs/woven-mm_migrate_device.c"))
+        .expect("the woven kernel's unmutated run");
+    let u = common::run_json(&woven);
     assert_eq!(u["status"], "finished", "{u}");
+    let banner = u["kernel"]["banner"].as_str().unwrap().to_string();
+    assert!(dir.join("woven/mm_migrate_device.c").is_file());
 
-    let mut banners = vec![u["kernel"]["banner"].as_str().unwrap().to_string()];
+    let mut numbers = vec![];
     for (op, detected) in [
         ("zero-const", &["killed"][..]),
         ("delete-stmt", &["killed"][..]),
@@ -122,26 +127,47 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
         let m = &r[&id];
         let verdict = m["verdict"].as_str().unwrap();
         assert!(detected.contains(&verdict), "{id}: {m:#}");
-        let mut by = killers(m);
-        by.sort();
-        if verdict == "killed" {
-            assert_eq!(
-                by,
-                ["empty-anon@always", "empty-anon@madvise"],
-                "{id}: {m:#}"
-            );
-        }
-        assert!(m["timings"]["link"].as_f64().unwrap() > 0.0, "{m:#}");
-        // Its own kernel booted: the run's identity check passed against
-        // a banner no other kernel of this run has.
+        let n = m["schema"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{id} not woven: {m:#}"));
+        numbers.push(n);
+        assert_eq!(m["timings"]["link"].as_f64(), Some(0.0), "{m:#}");
+        // The woven kernel booted, and said which mutant was active.
         let run_dir = Path::new(m["run_dir"].as_str().unwrap());
         let j = common::run_json(run_dir);
-        let banner = j["kernel"]["banner"].as_str().unwrap().to_string();
         assert_eq!(j["booted_kernel"].as_str(), Some(banner.as_str()), "{j}");
-        assert!(!banners.contains(&banner), "{banner} twice");
-        banners.push(banner);
+        let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+        assert!(
+            console.contains(&format!("hmmlab: mutant {n} active")),
+            "{id}: {console}"
+        );
         assert!(run_dir.parent().unwrap().join("mutant.diff").is_file());
+        if verdict == "killed" {
+            // One failure is enough: the run stopped there and says so.
+            let by = killers(m);
+            assert_eq!(by.len(), 1, "{id}: {m:#}");
+            assert!(by[0].starts_with("empty-anon@"), "{id}: {m:#}");
+            let rest: Vec<&serde_json::Value> = j["scenarios"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["name"] != by[0].as_str())
+                .collect();
+            for s in rest {
+                assert_eq!(s["outcome"], "skip", "{s}");
+                assert!(
+                    s["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("not run: {} failed first", by[0])),
+                    "{s}"
+                );
+            }
+        }
     }
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "each mutant its own number");
     let e = &r["mm/migrate_device.c:migrate_vma_collect_hole:65:patch:hole-step-spelled-out"];
     assert_eq!(e["verdict"], "equivalent", "{e:#}");
     assert!(
@@ -180,7 +206,11 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
     assert_eq!(z["status"], "Killed", "{z}");
     assert_eq!(z["replacement"], "0", "{z}");
     assert_eq!(z["location"]["start"]["line"], 66, "{z}");
-    assert_eq!(z["killedBy"].as_array().unwrap().len(), 2, "{z}");
+    assert_eq!(
+        z["killedBy"],
+        serde_json::json!(killers(&r[&format!("{HOLE}:zero-const:0")])),
+        "{z}"
+    );
     let eq = by_id("mm/migrate_device.c:migrate_vma_collect_hole:65:patch:hole-step-spelled-out");
     assert_eq!(eq["status"], "Ignored", "{eq}");
 
@@ -239,4 +269,64 @@ fn mutants_boot_their_own_kernels_and_the_scenarios_score_them() {
     assert!(again.status.success(), "{err2}");
     assert!(err2.contains("no mutant to boot"), "{err2}");
     assert_eq!(records(&dir), r);
+}
+
+/// `--no-schemata`: the unmutated kernel and each mutant are linked into
+/// kernels of their own, each with its own banner; the verdicts are the
+/// woven run's.
+#[test]
+fn mutants_linked_alone_boot_their_own_kernels_and_agree_with_the_woven_run() {
+    let d = tempfile::tempdir().unwrap();
+    let results = d.path().join("results");
+    let run = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "mutate",
+            "--run",
+            "--no-schemata",
+            "--function",
+            "migrate_vma_collect_hole",
+            "--lines",
+            "66-66",
+            "--operator",
+            "zero-const",
+            "--operator",
+            "delete-stmt",
+            "-s",
+            "empty-anon",
+            "--results-dir",
+        ])
+        .arg(&results)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{}\n{stdout}\n{stderr}", run.status);
+    let dir = common::mutate_dir(&results);
+    assert!(!dir.join("woven").exists(), "nothing is woven");
+    let r = records(&dir);
+    assert_eq!(r.len(), 2, "{r:#?}");
+    let unmutated = common::first_run_dir(&dir.join("runs/unmutated")).expect("the unmutated run");
+    let u = common::run_json(&unmutated);
+    assert_eq!(u["status"], "finished", "{u}");
+    let mut banners = vec![u["kernel"]["banner"].as_str().unwrap().to_string()];
+    for op in ["zero-const", "delete-stmt"] {
+        let id = format!("{HOLE}:{op}:0");
+        let m = &r[&id];
+        assert_eq!(m["verdict"], "killed", "{id}: {m:#}");
+        assert!(m.get("schema").is_none(), "{m:#}");
+        assert!(m["timings"]["link"].as_f64().unwrap() > 0.0, "{m:#}");
+        // Its own kernel booted: the run's identity check passed against
+        // a banner no other kernel of this run has.
+        let run_dir = Path::new(m["run_dir"].as_str().unwrap());
+        let j = common::run_json(run_dir);
+        let banner = j["kernel"]["banner"].as_str().unwrap().to_string();
+        assert_eq!(j["booted_kernel"].as_str(), Some(banner.as_str()), "{j}");
+        assert!(!banners.contains(&banner), "{banner} twice");
+        banners.push(banner);
+    }
+    assert!(
+        stdout.contains("mutation score: 100.0% (2 detected of 2"),
+        "{stdout}"
+    );
 }

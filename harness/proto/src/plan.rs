@@ -39,6 +39,10 @@ pub struct Plan {
     /// A coverage run: which gcov counters to send after each scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::CoveragePlan>,
+    /// Stop at the first scenario that fails: the rest are reported
+    /// skipped, saying so (a mutant's run needs one failure, not all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_at_failure: bool,
     pub scenarios: Vec<PlannedScenario>,
 }
 

@@ -220,6 +220,8 @@ pub fn run_args(
         run_timeout: 1800.0,
         panic_on_warn: false,
         fail_on_skip: false,
+        // One failure kills a mutant; the rest would only cost time.
+        stop_at_failure: true,
         coverage: Default::default(),
     }
 }

@@ -398,12 +398,15 @@ impl Recipe {
             Ok(Compiled {
                 seconds,
                 object: Ok(bytes),
+                stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
             })
         } else {
             let text = String::from_utf8_lossy(&result.stderr).into_owned();
+            let prefix = format!("{}/", src_root.display());
             Ok(Compiled {
                 seconds,
                 object: Err(first_errors(&text, &src_root)),
+                stderr: text.replace(&prefix, ""),
             })
         }
     }
@@ -438,6 +441,8 @@ impl Recipe {
 pub struct Compiled {
     pub seconds: f64,
     pub object: std::result::Result<Vec<u8>, Vec<String>>,
+    /// The compiler's messages, the scratch path shortened to the tree's.
+    pub stderr: String,
 }
 
 /// The compiler's first error and the lines after it (at most 6), with the
@@ -470,6 +475,7 @@ pub fn test_record(id: &str, line: usize, verdict: Verdict) -> Record {
         run_dir: None,
         reason: None,
         scenarios: vec![],
+        schema: None,
     }
 }
 
@@ -513,6 +519,9 @@ pub struct Record {
     /// ones run on it (empty: every scenario asked for).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<String>,
+    /// Booted woven (`schema`): its number in the woven kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<u32>,
 }
 
 /// What a check directory is a check of (`check.json`); a resumed check
@@ -871,6 +880,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             run_dir: None,
             reason: None,
             scenarios: vec![],
+            schema: None,
         };
         let mut line = serde_json::to_string(&r)?;
         line.push('\n');
@@ -957,7 +967,13 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
 
 /// `--run`: boot each pending mutant (and the uncovered with
 /// `--boot-uncovered`, and those whose boot failed before), after the
-/// unmutated kernel passed the same way. False when interrupted.
+/// unmutated code passed the same way. False when interrupted.
+///
+/// The generated mutants of each file are woven into one object
+/// (`schema`): one link, then one boot per mutant with its number on the
+/// command line. The woven kernel with no mutant active is the unmutated
+/// run; when it does not pass, or a mutant does not weave, those mutants
+/// are linked one by one after the plain unmutated kernel passed.
 #[allow(clippy::too_many_arguments)]
 fn boot_pending(
     a: &crate::cli::MutateArgs,
@@ -971,7 +987,7 @@ fn boot_pending(
     records: &mut [Record],
     out: &mut File,
 ) -> Result<bool> {
-    use super::boot::{self, Selected, Timings};
+    use super::boot::{self, Selected};
     let wanted = |v: Verdict| {
         matches!(v, Verdict::Pending | Verdict::Error)
             || (a.boot_uncovered && v == Verdict::Uncovered)
@@ -994,57 +1010,105 @@ fn boot_pending(
     let asked = Selected::asked(a);
     let base_args = boot::run_args(a, runs.join("unmutated"), None, &asked);
     let inputs = crate::run::inputs(&base_args)?;
-    let known: Vec<String> = inputs.scenarios.iter().map(|s| s.name.clone()).collect();
-    let guest = crate::guest::build(&k.uapi_header())?;
-    let mut ws = boot::workspace(k, work)?;
+    let mut b = Booter {
+        a,
+        coverage,
+        runs: runs.clone(),
+        known: inputs.scenarios.iter().map(|s| s.name.clone()).collect(),
+        asked,
+        guest: crate::guest::build(&k.uapi_header())?,
+        ws: boot::workspace(k, work)?,
+        limit: None,
+        done: 0,
+        total: todo.len(),
+    };
+    let mut left: Vec<&Candidate> = todo.clone();
 
-    // The unmutated kernel, linked and run as the mutants will be.
-    let first = &todo[0].file;
-    let own = fs::read(&recipes[first].built_object)?;
-    let label = format!("unmutated {}", k.key);
-    let linked = ws.link(&[(&recipes[first], own)], &boot::tag(&label))?;
-    eprintln!("mutate: unmutated kernel linked in {:.1}s", linked.seconds);
-    let t = Instant::now();
-    let (report, run_dir) = crate::run::run_on(
-        &base_args,
-        &inputs,
-        &boot::kernel(k, &ws, &label, &linked),
-        &guest,
-    )?;
-    match boot::outcome(&report) {
-        Ok((Verdict::Survived, _)) => {}
-        Ok((_, kills)) => {
-            let names: Vec<String> = kills
-                .iter()
-                .map(|k| format!("{} ({})", k.scenario, k.outcome))
-                .collect();
-            bail!(
-                "the unmutated kernel does not pass: {} (run {}); a mutant's failure would mean \
-                 nothing. Fix those scenarios, or leave them out with -s",
-                names.join(", "),
-                run_dir.display()
-            );
+    if !a.no_schemata {
+        let mut files: Vec<&str> = vec![];
+        for c in &todo {
+            if matches!(c.text, Text::Generated(_)) && !files.contains(&c.file.as_str()) {
+                files.push(&c.file);
+            }
         }
-        Err(why) => bail!(
-            "the unmutated kernel's run did not end: {why} (run {})",
-            run_dir.display()
-        ),
+        for file in files {
+            let ms: Vec<&Mutant> = todo
+                .iter()
+                .filter(|c| c.file == file)
+                .filter_map(|c| match c.text {
+                    Text::Generated(m) => Some(m),
+                    Text::Patched(_) => None,
+                })
+                .collect();
+            let Some((woven, object, secs)) =
+                weave_compiled(&recipes[file], &sources[file], &ms, work, dir)?
+            else {
+                continue;
+            };
+            let label = format!(
+                "schemata {} {file} ({} mutants)",
+                k.key,
+                woven.numbers.len()
+            );
+            let linked = b.ws.link(&[(&recipes[file], object)], &boot::tag(&label))?;
+            eprintln!(
+                "mutate: {} mutants of {file} woven into one kernel: compiled in {secs:.1}s, \
+                 linked in {:.1}s{}",
+                woven.numbers.len(),
+                linked.seconds,
+                if woven.left_out.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} linked on their own", woven.left_out.len())
+                }
+            );
+            let kernel = boot::kernel(k, &b.ws, &label, &linked);
+            let base_dir = runs.join(format!("woven-{}", boot::file_name(file)));
+            match b.baseline(&base_args, &inputs, &kernel, base_dir) {
+                Ok(()) => {}
+                Err(e) => {
+                    eprintln!(
+                        "mutate: {e:#}\nmutate: so the mutants of {file} are linked one by one"
+                    );
+                    continue;
+                }
+            }
+            for c in todo.iter().filter(|c| c.file == file) {
+                let Some(n) = woven.number(&c.id) else {
+                    continue;
+                };
+                if hmmlab_harness::interrupt::requested() {
+                    return Ok(false);
+                }
+                let t = Instant::now();
+                let Some(rec) = records.iter().rev().find(|r| r.id == c.id).cloned() else {
+                    continue;
+                };
+                let rec = match b.boot(c, rec, &kernel, Some(n), Timings::default(), t)? {
+                    Some(r) => r,
+                    None => return Ok(false),
+                };
+                save(rec, records, out, &mut b, t)?;
+                left.retain(|x| x.id != c.id);
+            }
+        }
     }
-    let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
-    let machine_limit = inputs
-        .machine
-        .accel(hmmlab_harness::machine::Accel::Tcg)
-        .scenario_timeout_s;
-    let limit = boot::scenario_timeout(&report, machine_limit);
-    eprintln!(
-        "mutate: the unmutated kernel passes {} scenarios in {:.1}s; limit per scenario for \
-         mutants {limit:.0}s",
-        report.scenarios.len(),
-        t.elapsed().as_secs_f64()
-    );
+    if left.is_empty() {
+        return Ok(true);
+    }
 
-    let total = todo.len();
-    for (n, c) in todo.into_iter().enumerate() {
+    // The rest, each linked on its own, after the unmutated kernel linked
+    // and run the same way (unless a woven kernel already passed).
+    if b.limit.is_none() {
+        let first = &left[0].file;
+        let own = fs::read(&recipes[first].built_object)?;
+        let label = format!("unmutated {}", k.key);
+        let linked = b.ws.link(&[(&recipes[first], own)], &boot::tag(&label))?;
+        eprintln!("mutate: unmutated kernel linked in {:.1}s", linked.seconds);
+        let kernel = boot::kernel(k, &b.ws, &label, &linked);
+        b.baseline(&base_args, &inputs, &kernel, runs.join("unmutated"))?;
+    }
+    for c in left {
         if hmmlab_harness::interrupt::requested() {
             return Ok(false);
         }
@@ -1072,109 +1136,302 @@ fn boot_pending(
             );
         }
         let label = format!("mutant {}", c.id);
-        let mdir = runs.join(boot::file_name(&c.id));
-        fs::create_dir_all(&mdir)?;
-        fs::write(mdir.join("mutant.diff"), &c.diff)?;
         let mut timings = Timings {
             compile: compiled.seconds,
             ..Default::default()
         };
+        let rec = match b.ws.link(&[(&recipes[&c.file], bytes)], &boot::tag(&label)) {
+            Err(e) => {
+                rec.verdict = Verdict::Error;
+                rec.reason = Some(format!("{e:#}"));
+                rec.killed_by = vec![];
+                rec.timings = None;
+                rec
+            }
+            Ok(linked) => {
+                timings.link = linked.seconds;
+                let kernel = boot::kernel(k, &b.ws, &label, &linked);
+                match b.boot(c, rec, &kernel, None, timings, t)? {
+                    Some(r) => r,
+                    None => return Ok(false),
+                }
+            }
+        };
+        save(rec, records, out, &mut b, t)?;
+    }
+    Ok(true)
+}
+
+use super::boot::Timings;
+
+/// What every boot of a `--run` shares.
+struct Booter<'a> {
+    a: &'a crate::cli::MutateArgs,
+    coverage: Option<&'a Coverage>,
+    runs: PathBuf,
+    known: Vec<String>,
+    asked: super::boot::Selected,
+    guest: PathBuf,
+    ws: crate::kernel::relink::Workspace,
+    /// The per-scenario limit, from the first unmutated run that passed.
+    limit: Option<f64>,
+    done: usize,
+    total: usize,
+}
+
+impl Booter<'_> {
+    /// Run every asked scenario on `kernel` with no mutant active: all
+    /// must pass, or a mutant's failure would mean nothing. Sets the limit.
+    fn baseline(
+        &mut self,
+        base_args: &crate::cli::RunArgs,
+        inputs: &crate::run::Inputs,
+        kernel: &crate::kernel::Kernel,
+        results: PathBuf,
+    ) -> Result<()> {
+        let mut args = base_args.clone();
+        args.results_dir = results;
+        let t = Instant::now();
+        let (report, run_dir) = crate::run::run_on(&args, inputs, kernel, &self.guest)?;
+        let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
+        match super::boot::outcome(&report) {
+            Ok((Verdict::Survived, _)) => {}
+            Ok((_, kills)) => {
+                let names: Vec<String> = kills
+                    .iter()
+                    .map(|k| format!("{} ({})", k.scenario, k.outcome))
+                    .collect();
+                bail!(
+                    "the unmutated kernel ({}) does not pass: {} (run {}); a mutant's failure \
+                     would mean nothing. Fix those scenarios, or leave them out with -s",
+                    kernel.patches.join(", "),
+                    names.join(", "),
+                    run_dir.display()
+                );
+            }
+            Err(why) => bail!(
+                "the unmutated kernel's run ({}) did not end: {why} (run {})",
+                kernel.patches.join(", "),
+                run_dir.display()
+            ),
+        }
+        let machine_limit = inputs
+            .machine
+            .accel(hmmlab_harness::machine::Accel::Tcg)
+            .scenario_timeout_s;
+        let limit = super::boot::scenario_timeout(&report, machine_limit);
+        eprintln!(
+            "mutate: the unmutated kernel ({}) passes {} scenarios in {:.1}s; limit per \
+             scenario for mutants {limit:.0}s",
+            kernel.patches.join(", "),
+            report.scenarios.len(),
+            t.elapsed().as_secs_f64()
+        );
+        self.limit.get_or_insert(limit);
+        Ok(())
+    }
+
+    /// Boot `kernel` for `c` (with `hmmlab.mutant=N` when woven) and run
+    /// the scenarios that ran its lines: its record with the verdict. None
+    /// when interrupted.
+    fn boot(
+        &mut self,
+        c: &Candidate,
+        mut rec: Record,
+        kernel: &crate::kernel::Kernel,
+        number: Option<u32>,
+        mut timings: Timings,
+        t: Instant,
+    ) -> Result<Option<Record>> {
+        use super::boot::{self, Selected};
+        let mdir = self.runs.join(boot::file_name(&c.id));
+        fs::create_dir_all(&mdir)?;
+        fs::write(mdir.join("mutant.diff"), &c.diff)?;
         rec.killed_by = vec![];
         rec.reason = None;
-        match ws.link(&[(&recipes[&c.file], bytes)], &boot::tag(&label)) {
+        rec.schema = number;
+        // The scenarios that ran its lines, when coverage says.
+        let sel = self
+            .coverage
+            .filter(|_| !self.a.all_scenarios)
+            .and_then(|cv| cv.files.get(&c.file))
+            .and_then(|fc| {
+                let over = instances_over(fc, &c.function, c.line, c.last_line);
+                Selected::covering(&over, &self.known)
+            });
+        rec.scenarios = sel
+            .as_ref()
+            .map(|s| s.scenarios.clone())
+            .unwrap_or_default();
+        let sel = sel.unwrap_or_else(|| self.asked.clone());
+        let mut args = boot::run_args(self.a, mdir.clone(), self.limit, &sel);
+        if let Some(n) = number {
+            args.append = vec![format!("{}={n}", super::schema::PARAM)];
+        }
+        let r = Instant::now();
+        let result = crate::run::inputs(&args)
+            .and_then(|inputs| crate::run::run_on(&args, &inputs, kernel, &self.guest));
+        timings.run = r.elapsed().as_secs_f64();
+        match result {
+            Ok((report, run_dir)) => {
+                let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
+                if report.status == hmmlab_harness::report::RunStatus::Interrupted {
+                    return Ok(None);
+                }
+                let said = number.map(|n| {
+                    let console =
+                        fs::read_to_string(run_dir.join("console.log")).unwrap_or_default();
+                    (n, console.contains(&super::schema::announcement(n)))
+                });
+                rec.run_dir = Some(run_dir);
+                match (boot::outcome(&report), said) {
+                    (_, Some((n, false))) => {
+                        rec.verdict = Verdict::Error;
+                        rec.reason = Some(format!(
+                            "the woven kernel never said \"{}\": mutant {n} may not have been \
+                             active",
+                            super::schema::announcement(n)
+                        ));
+                    }
+                    (Ok((v, kills)), _) => {
+                        rec.verdict = v;
+                        rec.killed_by = kills;
+                    }
+                    (Err(why), _) => {
+                        rec.verdict = Verdict::Error;
+                        rec.reason = Some(why);
+                    }
+                }
+            }
+            Err(e) if crate::fail::exit_code(&e) == hmmlab_harness::exit::INTERRUPTED => {
+                return Ok(None)
+            }
             Err(e) => {
                 rec.verdict = Verdict::Error;
                 rec.reason = Some(format!("{e:#}"));
             }
-            Ok(linked) => {
-                timings.link = linked.seconds;
-                // The scenarios that ran its lines, when coverage says.
-                let sel = coverage
-                    .filter(|_| !a.all_scenarios)
-                    .and_then(|cv| cv.files.get(&c.file))
-                    .and_then(|fc| {
-                        let over = instances_over(fc, &c.function, c.line, c.last_line);
-                        Selected::covering(&over, &known)
-                    });
-                rec.scenarios = sel
-                    .as_ref()
-                    .map(|s| s.scenarios.clone())
-                    .unwrap_or_default();
-                let sel = sel.unwrap_or_else(|| asked.clone());
-                let args = boot::run_args(a, mdir.clone(), Some(limit), &sel);
-                let r = Instant::now();
-                let result = crate::run::inputs(&args).and_then(|inputs| {
-                    crate::run::run_on(
-                        &args,
-                        &inputs,
-                        &boot::kernel(k, &ws, &label, &linked),
-                        &guest,
-                    )
-                });
-                timings.run = r.elapsed().as_secs_f64();
-                match result {
-                    Ok((report, run_dir)) => {
-                        let _ = fs::remove_file(run_dir.join("initramfs.cpio"));
-                        rec.run_dir = Some(run_dir);
-                        if report.status == hmmlab_harness::report::RunStatus::Interrupted {
-                            return Ok(false);
+        }
+        timings.total = t.elapsed().as_secs_f64();
+        rec.timings = Some(timings);
+        Ok(Some(rec))
+    }
+}
+
+/// Write `rec` (its timings rounded) to mutants.jsonl and the records, and
+/// say it.
+fn save(
+    mut rec: Record,
+    records: &mut [Record],
+    out: &mut File,
+    b: &mut Booter,
+    t: Instant,
+) -> Result<()> {
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    if let Some(tm) = rec.timings.as_mut() {
+        tm.compile = round(tm.compile);
+        tm.link = round(tm.link);
+        tm.run = round(tm.run);
+        tm.total = round(t.elapsed().as_secs_f64());
+    }
+    let mut line = serde_json::to_string(&rec)?;
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    out.flush()?;
+    b.done += 1;
+    let why = match rec.verdict {
+        Verdict::Error => format!(": {}", rec.reason.as_deref().unwrap_or("")),
+        _ if !rec.killed_by.is_empty() => format!(
+            " by {}",
+            rec.killed_by
+                .iter()
+                .map(|k| k.scenario.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => String::new(),
+    };
+    eprintln!(
+        "mutate: [{}/{}] {:<9} {:.1}s  {}{}{why}",
+        b.done,
+        b.total,
+        rec.verdict.name(),
+        t.elapsed().as_secs_f64(),
+        rec.id,
+        rec.schema
+            .map(|n| format!(" (woven #{n})"))
+            .unwrap_or_default(),
+    );
+    if let Some(slot) = records.iter_mut().rev().find(|r| r.id == rec.id) {
+        *slot = rec;
+    }
+    Ok(())
+}
+
+/// Weave `ms` (mutants of `recipe`'s file) and compile the woven file,
+/// leaving out the mutants on lines the compiler rejects until it
+/// compiles (at most 8 rounds). The woven text and what was left out are
+/// kept in `dir/woven/`. None when nothing weaves.
+fn weave_compiled(
+    recipe: &Recipe,
+    source: &str,
+    ms: &[&Mutant],
+    work: &Path,
+    dir: &Path,
+) -> Result<Option<(super::schema::Woven, Vec<u8>, f64)>> {
+    use super::schema;
+    let tree = super::gen::parse(source)?;
+    let mut skip: BTreeSet<String> = BTreeSet::new();
+    let mut secs = 0.0;
+    let keep = dir.join("woven");
+    fs::create_dir_all(&keep)?;
+    let name = super::boot::file_name(&recipe.file);
+    for _round in 0..8 {
+        let woven = schema::weave(source, &tree, ms, &skip)?;
+        if woven.numbers.is_empty() {
+            return Ok(None);
+        }
+        let text = schema::kernel_text(&woven);
+        fs::write(keep.join(&name), &text)?;
+        let compiled = recipe.compile(&text, work)?;
+        secs += compiled.seconds;
+        match compiled.object {
+            Ok(bytes) => {
+                let left: Vec<String> = woven
+                    .left_out
+                    .iter()
+                    .map(|(id, why)| format!("{id}\t{why}\n"))
+                    .collect();
+                fs::write(keep.join(format!("{name}.left-out")), left.concat())?;
+                return Ok(Some((woven, bytes, secs)));
+            }
+            Err(_) => {
+                let lines = schema::rejected_lines(&compiled.stderr, &recipe.file);
+                let mut more = 0;
+                for l in lines {
+                    for n in woven.at_line(l) {
+                        if let Some((id, _)) = woven.numbers.iter().find(|(_, x)| *x == n) {
+                            more += usize::from(skip.insert(id.clone()));
                         }
-                        match boot::outcome(&report) {
-                            Ok((v, kills)) => {
-                                rec.verdict = v;
-                                rec.killed_by = kills;
-                            }
-                            Err(why) => {
-                                rec.verdict = Verdict::Error;
-                                rec.reason = Some(why);
-                            }
-                        }
                     }
-                    Err(e) if crate::fail::exit_code(&e) == hmmlab_harness::exit::INTERRUPTED => {
-                        return Ok(false)
-                    }
-                    Err(e) => {
-                        rec.verdict = Verdict::Error;
-                        rec.reason = Some(format!("{e:#}"));
-                    }
+                }
+                if more == 0 {
+                    eprintln!(
+                        "mutate: the woven {} does not compile and no mutant is to blame; its \
+                         mutants are linked one by one:\n{}",
+                        recipe.file,
+                        first_errors(&compiled.stderr, Path::new("/")).join("\n")
+                    );
+                    return Ok(None);
                 }
             }
         }
-        timings.total = t.elapsed().as_secs_f64();
-        let round = |x: f64| (x * 100.0).round() / 100.0;
-        timings.compile = round(timings.compile);
-        timings.link = round(timings.link);
-        timings.run = round(timings.run);
-        timings.total = round(timings.total);
-        rec.timings = Some(timings);
-        let mut line = serde_json::to_string(&rec)?;
-        line.push('\n');
-        out.write_all(line.as_bytes())?;
-        out.flush()?;
-        let why = match rec.verdict {
-            Verdict::Error => format!(": {}", rec.reason.as_deref().unwrap_or("")),
-            _ if !rec.killed_by.is_empty() => format!(
-                " by {}",
-                rec.killed_by
-                    .iter()
-                    .map(|k| k.scenario.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            _ => String::new(),
-        };
-        eprintln!(
-            "mutate: [{}/{total}] {:<9} {:.1}s  {}{why}",
-            n + 1,
-            rec.verdict.name(),
-            t.elapsed().as_secs_f64(),
-            c.id
-        );
-        if let Some(slot) = records.iter_mut().rev().find(|r| r.id == rec.id) {
-            *slot = rec;
-        }
     }
-    Ok(true)
+    eprintln!(
+        "mutate: the woven {} still does not compile after 8 rounds; its mutants are linked \
+         one by one",
+        recipe.file
+    );
+    Ok(None)
 }
 
 /// `mutation-report.json` (`elements`) of the records so far.

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod elements;
 pub mod gen;
 pub mod ops;
+pub mod schema;
 #[cfg(test)]
 mod tests;
 
