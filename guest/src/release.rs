@@ -3,8 +3,9 @@
 //! system memory and then waits in memunmap_pages() until every page of
 //! its chunks is free (lib/test_hmm.c, dmirror_device_remove_chunks()).
 //! A device page that is still referenced makes that wait last for good,
-//! in a task no signal can stop, so the release runs in a process of its
-//! own and PID 1 gives it [`RELEASE_TIMEOUT_MS`].
+//! in a task no signal can stop, so each device's release runs in a
+//! process of its own, all side by side, and PID 1 gives them
+//! [`RELEASE_TIMEOUT_MS`].
 
 use std::fs::File;
 use std::io::Write;
@@ -32,63 +33,94 @@ pub enum Released {
 }
 
 pub fn release_all() -> Released {
-    let forked = fork_reporting(|tx| {
-        let code = i32::from(release_in_child(tx).is_err());
-        // SAFETY: _exit is always safe; nothing of PID 1's state is ours.
-        unsafe { libc::_exit(code) }
-    });
-    let (pid, rx) = match forked {
-        Ok(forked) => forked,
-        Err(e) => return Released::Failed(e),
-    };
-    let deadline = monotonic_ns() + RELEASE_TIMEOUT_MS * 1_000_000;
-    let waited = wait_until(pid, deadline);
-    let said = read_report(rx).unwrap_or_default();
-    let last = said.lines().last().unwrap_or("release").to_string();
-    match waited {
-        Ok(Some(0)) => Released::Done,
-        Ok(Some(status)) if libc::WIFSIGNALED(status) => Released::Failed(format!(
-            "{last}: killed by {}",
-            describe_signal(libc::WTERMSIG(status))
-        )),
-        Ok(Some(_)) => Released::Failed(last),
-        Ok(None) => {
-            // Stuck in the kernel: SIGKILL waits with it, but try.
-            // SAFETY: pid is our child, not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            Released::Stuck(format!(
-                "{last} did not return within {RELEASE_TIMEOUT_MS} ms: device memory is still \
-                 referenced after the scenario (test_hmm waits in memunmap_pages() for every \
-                 device page to be freed)"
-            ))
-        }
-        Err(e) => Released::Failed(e),
-    }
-}
-
-/// In the child: one line on the pipe before each command, so that PID 1
-/// can name the one that hangs; the last line is the error, if any.
-fn release_in_child(tx: OwnedFd) -> Result<(), ()> {
-    let mut tx = File::from(tx);
+    // One process per device: their waits in memunmap_pages() run side by
+    // side on the guest's CPUs (each chunk's teardown costs tens of ms
+    // under TCG), and a device that never gives its memory back is named.
+    let mut children = vec![];
     for name in dmirror_devices() {
         let Some(device) = name
             .strip_prefix("hmm_dmirror")
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| n.parse::<u32>().ok())
         else {
             continue;
         };
-        let _ = writeln!(tx, "HMM_DMIRROR_RELEASE on /dev/{name}");
-        let dmirror = Dmirror::open_minor(device).map_err(|e| {
-            let _ = writeln!(tx, "release: {e}");
-        })?;
-        // test_hmm checks addr and npages of every command: one page at 0.
-        dmirror.call(Command::Release, 0, 0, 1).map_err(|errno| {
-            let _ = writeln!(
-                tx,
-                "HMM_DMIRROR_RELEASE on /dev/{name} failed: {}",
-                describe_errno(errno)
-            );
-        })?;
+        let forked = fork_reporting(|tx| {
+            let code = i32::from(release_in_child(tx, &name, device).is_err());
+            // SAFETY: _exit is always safe; nothing of PID 1's state is ours.
+            unsafe { libc::_exit(code) }
+        });
+        match forked {
+            Ok(forked) => children.push(forked),
+            Err(e) => {
+                let outcome = wait_all(children);
+                return match outcome {
+                    Released::Stuck(why) => Released::Stuck(why),
+                    _ => Released::Failed(e),
+                };
+            }
+        }
     }
+    wait_all(children)
+}
+
+/// Wait for every release process (one deadline for all): stuck first,
+/// then failed, else done.
+fn wait_all(children: Vec<(libc::pid_t, OwnedFd)>) -> Released {
+    let deadline = monotonic_ns() + RELEASE_TIMEOUT_MS * 1_000_000;
+    let mut stuck = None;
+    let mut failed = None;
+    for (pid, rx) in children {
+        let waited = wait_until(pid, deadline);
+        let said = read_report(rx).unwrap_or_default();
+        let last = said.lines().last().unwrap_or("release").to_string();
+        match waited {
+            Ok(Some(0)) => {}
+            Ok(Some(status)) if libc::WIFSIGNALED(status) => {
+                failed.get_or_insert(format!(
+                    "{last}: killed by {}",
+                    describe_signal(libc::WTERMSIG(status))
+                ));
+            }
+            Ok(Some(_)) => {
+                failed.get_or_insert(last);
+            }
+            Ok(None) => {
+                // Stuck in the kernel: SIGKILL waits with it, but try.
+                // SAFETY: pid is our child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                stuck.get_or_insert(format!(
+                    "{last} did not return within {RELEASE_TIMEOUT_MS} ms: device memory is \
+                     still referenced after the scenario (test_hmm waits in memunmap_pages() \
+                     for every device page to be freed)"
+                ));
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match (stuck, failed) {
+        (Some(why), _) => Released::Stuck(why),
+        (None, Some(why)) => Released::Failed(why),
+        (None, None) => Released::Done,
+    }
+}
+
+/// In the child: one line on the pipe before the command, so that PID 1
+/// can name the one that hangs; the last line is the error, if any.
+fn release_in_child(tx: OwnedFd, name: &str, device: u32) -> Result<(), ()> {
+    let mut tx = File::from(tx);
+    let _ = writeln!(tx, "HMM_DMIRROR_RELEASE on /dev/{name}");
+    let dmirror = Dmirror::open_minor(device).map_err(|e| {
+        let _ = writeln!(tx, "release: {e}");
+    })?;
+    // test_hmm checks addr and npages of every command: one page at 0.
+    dmirror.call(Command::Release, 0, 0, 1).map_err(|errno| {
+        let _ = writeln!(
+            tx,
+            "HMM_DMIRROR_RELEASE on /dev/{name} failed: {}",
+            describe_errno(errno)
+        );
+    })?;
     Ok(())
 }

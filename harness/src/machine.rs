@@ -13,6 +13,12 @@ pub struct Machine {
     pub memory_mib: u32,
     pub smp: u32,
     pub kernel_image: PathBuf,
+    /// An ELF image to boot instead, through QEMU's PVH entry, when the
+    /// kernel's `.config` has `CONFIG_PVH=y`: no decompressor, no
+    /// real-mode setup (relative to the build directory, like
+    /// `kernel_image`).
+    #[serde(default)]
+    pub pvh_image: Option<PathBuf>,
     pub append: Vec<String>,
     #[serde(default)]
     pub extra_args: Vec<String>,
@@ -109,6 +115,18 @@ impl Machine {
             Accel::Kvm => &self.accel.kvm,
         }
     }
+
+    /// The image QEMU boots from a build directory whose `.config` is
+    /// `dotconfig`: `pvh_image` when the machine names one and the kernel
+    /// has `CONFIG_PVH=y`, else `kernel_image`. Relative to the build
+    /// directory, with the machine file's key that names it.
+    pub fn boot_image(&self, dotconfig: &str) -> (&Path, &'static str) {
+        let pvh = dotconfig.lines().any(|l| l.trim() == "CONFIG_PVH=y");
+        match &self.pvh_image {
+            Some(p) if pvh => (p, "pvh_image"),
+            _ => (&self.kernel_image, "kernel_image"),
+        }
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -137,6 +155,24 @@ mod tests {
         let m = Machine::load(&dir(), "x86_64").unwrap();
         assert_eq!(m.qemu, "qemu-system-x86_64");
         assert!(m.accel(Accel::Tcg).boot_timeout_s > 0.0);
+    }
+
+    #[test]
+    fn a_pvh_kernel_boots_its_elf_image_and_any_other_the_bzimage() {
+        let m = Machine::load(&dir(), "x86_64").unwrap();
+        let with = "CONFIG_X86_64=y\nCONFIG_PVH=y\n";
+        assert_eq!(m.boot_image(with), (Path::new("vmlinux"), "pvh_image"));
+        for without in ["CONFIG_X86_64=y\n# CONFIG_PVH is not set\n", ""] {
+            assert_eq!(
+                m.boot_image(without),
+                (Path::new("arch/x86/boot/bzImage"), "kernel_image")
+            );
+        }
+        let bare = Machine {
+            pvh_image: None,
+            ..m
+        };
+        assert_eq!(bare.boot_image(with).1, "kernel_image");
     }
 
     #[test]

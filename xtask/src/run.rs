@@ -245,20 +245,31 @@ fn open_run(args: &RunArgs) -> Result<(Engine, PathBuf)> {
     Ok((Engine::start(start, reporters), run_dir))
 }
 
+/// The image QEMU boots from `k`'s build directory (`Machine::boot_image`:
+/// vmlinux through the PVH entry when the kernel has CONFIG_PVH=y); an
+/// error names the machine file's key when it is missing.
+pub fn boot_image(k: &Kernel, machine: &Machine) -> Result<PathBuf> {
+    let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config")).unwrap_or_default();
+    let (rel, key) = machine.boot_image(&dotconfig);
+    let image = k.obj_dir.join(rel);
+    if !image.is_file() {
+        anyhow::bail!(
+            "kernel image {} is missing: the machine file says `{key} = \"{}\"`; check it, or \
+             rebuild with `cargo xtask kernel`",
+            image.display(),
+            rel.display()
+        );
+    }
+    Ok(image)
+}
+
 /// The kernel (built or cached, checked) and the guest driver built
 /// against its header.
 pub fn prepare(inputs: &Inputs) -> Result<(Kernel, PathBuf)> {
     crate::deps::ensure(&[], false)?;
     let k = kernel::ensure(&inputs.kernel)?;
     // The machine file says where the boot image is inside the build.
-    let kernel_image = k.obj_dir.join(&inputs.machine.kernel_image);
-    if !kernel_image.is_file() {
-        anyhow::bail!(
-            "kernel image {} is missing: the machine file says `kernel_image = \"{}\"`; check it, or rebuild with `cargo xtask kernel`",
-            kernel_image.display(),
-            inputs.machine.kernel_image.display()
-        );
-    }
+    boot_image(&k, &inputs.machine)?;
     let t = Instant::now();
     let guest = crate::guest::build(&k.uapi_header())?;
     eprintln!(
@@ -412,7 +423,7 @@ pub fn boot_stage(
     };
     let mut boot = Boot {
         accel: Accel::Tcg,
-        kernel: k.obj_dir.join(&machine.kernel_image),
+        kernel: boot_image(k, machine)?,
         initrd: initrd.clone(),
         console_log: run_dir.join("console.log"),
         results_log: run_dir.join("results.jsonl"),

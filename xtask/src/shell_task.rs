@@ -66,7 +66,7 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         } else {
             Accel::Tcg
         },
-        kernel: k.obj_dir.join(&inputs.machine.kernel_image),
+        kernel: run::boot_image(&k, &inputs.machine)?,
         initrd,
         console_log: dir.path().join("console.log"),
         results_log: dir.path().join("results.jsonl"),
