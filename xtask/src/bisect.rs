@@ -181,6 +181,7 @@ pub fn step(a: &BisectStepArgs) -> Result<i32> {
         panic_on_warn: false,
         fail_on_skip: false,
         stop_at_failure: false,
+        instance_limits: Default::default(),
         coverage: Default::default(),
     };
     let code = match crate::run::run_scenarios(&args) {

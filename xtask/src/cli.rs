@@ -1,5 +1,6 @@
 //! The whole command line, declared in one place. Doc comments are the help.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -245,6 +246,10 @@ pub struct RunArgs {
     /// Seconds one scenario may take (default: machine file).
     #[arg(long, value_name = "SECS")]
     pub scenario_timeout: Option<f64>,
+    /// Seconds per scenario instance (`name@mode`), over its own limit and
+    /// --scenario-timeout: mutate's limits from the unmutated run.
+    #[arg(skip)]
+    pub instance_limits: BTreeMap<String, f64>,
     /// vCPUs of the VM (default: the machine file's `smp`).
     #[arg(long, value_name = "N")]
     pub smp: Option<u32>,

@@ -288,12 +288,17 @@ fn execute(
     engine: &mut Engine,
     run_dir: &Path,
 ) -> Result<RunEnd> {
-    let plan = plan_stage(
+    let mut plan = plan_stage(
         crate::plan::modes(&args.thp),
         &crate::plan::devices(&args.device),
         inputs,
         k,
     )?;
+    for i in &mut plan.instances {
+        if let Some(secs) = args.instance_limits.get(&i.name) {
+            i.scenario.timeout_ms = Some((secs * 1000.0) as u64);
+        }
+    }
     let boot = boot_stage(args, &inputs.machine, k, guest, &plan, run_dir)?;
     engine.plan(
         boot.planned(args, k, &plan.instances),

@@ -119,6 +119,17 @@ pub fn scenario_timeout(baseline: &RunReport, machine_limit: f64) -> f64 {
     limit_after(&baseline.scenarios, machine_limit)
 }
 
+/// Each instance's limit for mutants: 3 times its own time in the
+/// unmutated run, at least 10 s (a scenario with a limit of its own, such
+/// as hmm-tests' 120 s, gets this one instead: a mutant that makes it
+/// three times slower is caught without waiting for the rest).
+pub fn instance_limits(baseline: &[ScenarioResult]) -> std::collections::BTreeMap<String, f64> {
+    baseline
+        .iter()
+        .map(|s| (s.name.clone(), (3.0 * s.duration_ns as f64 / 1e9).max(10.0)))
+        .collect()
+}
+
 fn limit_after(scenarios: &[ScenarioResult], machine_limit: f64) -> f64 {
     let slowest = scenarios
         .iter()
@@ -211,6 +222,7 @@ pub fn run_args(
         machine: "x86_64".into(),
         boot_timeout: None,
         scenario_timeout,
+        instance_limits: Default::default(),
         results_dir: results,
         append: vec![],
         cell: None,
@@ -300,6 +312,17 @@ mod tests {
         assert_eq!(limit_after(&[r(1.0), r(2.0)], 60.0), 10.0);
         assert_eq!(limit_after(&[r(1.0), r(7.0)], 60.0), 21.0);
         assert_eq!(limit_after(&[r(30.0)], 60.0), 60.0);
+    }
+
+    #[test]
+    fn each_instance_gets_three_times_its_unmutated_time_and_ten_seconds_at_least() {
+        let l = instance_limits(&[
+            result("hmm-tests@madvise", Outcome::Pass, 12.0, None),
+            result("empty-anon@always", Outcome::Pass, 0.2, None),
+        ]);
+        assert_eq!(l["hmm-tests@madvise"], 36.0);
+        assert_eq!(l["empty-anon@always"], 10.0);
+        assert_eq!(l.len(), 2);
     }
 
     #[test]

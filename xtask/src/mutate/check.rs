@@ -1019,8 +1019,11 @@ fn boot_pending(
         guest: crate::guest::build(&k.uapi_header())?,
         ws: boot::workspace(k, work)?,
         limit: None,
+        limits: BTreeMap::new(),
         done: 0,
         total: todo.len(),
+        started: Instant::now(),
+        totals: vec![],
     };
     let mut left: Vec<&Candidate> = todo.clone();
 
@@ -1175,8 +1178,33 @@ struct Booter<'a> {
     ws: crate::kernel::relink::Workspace,
     /// The per-scenario limit, from the first unmutated run that passed.
     limit: Option<f64>,
+    /// Each instance's limit, from that run (`boot::instance_limits`).
+    limits: BTreeMap<String, f64>,
     done: usize,
     total: usize,
+    /// When booting began, and each booted mutant's own seconds: the wall
+    /// time per mutant, said at the end (`Drop`).
+    started: Instant,
+    totals: Vec<f64>,
+}
+
+impl Drop for Booter<'_> {
+    fn drop(&mut self) {
+        if self.totals.is_empty() {
+            return;
+        }
+        let wall = self.started.elapsed().as_secs_f64();
+        let mut v = self.totals.clone();
+        let (median, _, _) = crate::bench::stats(&mut v);
+        let own: f64 = self.totals.iter().sum();
+        eprintln!(
+            "mutate: {} mutants booted in {wall:.0}s: {median:.1}s each (median), {:.1}s \
+             each with the shared work (woven compile, links, unmutated runs: {:.0}s)",
+            self.totals.len(),
+            wall / self.totals.len() as f64,
+            wall - own
+        );
+    }
 }
 
 impl Booter<'_> {
@@ -1220,9 +1248,12 @@ impl Booter<'_> {
             .accel(hmmlab_harness::machine::Accel::Tcg)
             .scenario_timeout_s;
         let limit = super::boot::scenario_timeout(&report, machine_limit);
+        if self.limits.is_empty() {
+            self.limits = super::boot::instance_limits(&report.scenarios);
+        }
         eprintln!(
             "mutate: the unmutated kernel ({}) passes {} scenarios in {:.1}s; limit per \
-             scenario for mutants {limit:.0}s",
+             scenario for mutants: 3 times its time there, 10s at least (at most {limit:.0}s)",
             kernel.patches.join(", "),
             report.scenarios.len(),
             t.elapsed().as_secs_f64()
@@ -1265,6 +1296,7 @@ impl Booter<'_> {
             .unwrap_or_default();
         let sel = sel.unwrap_or_else(|| self.asked.clone());
         let mut args = boot::run_args(self.a, mdir.clone(), self.limit, &sel);
+        args.instance_limits = self.limits.clone();
         if let Some(n) = number {
             args.append = vec![format!("{}={n}", super::schema::PARAM)];
         }
@@ -1338,6 +1370,7 @@ fn save(
     out.write_all(line.as_bytes())?;
     out.flush()?;
     b.done += 1;
+    b.totals.push(t.elapsed().as_secs_f64());
     let why = match rec.verdict {
         Verdict::Error => format!(": {}", rec.reason.as_deref().unwrap_or("")),
         _ if !rec.killed_by.is_empty() => format!(
