@@ -236,25 +236,35 @@ fn with_problem(verdict: Verdict, problem: String) -> Verdict {
 /// A scenario after the first failure of a run that stops there
 /// (`Plan::stop_at_failure`): skipped, saying which failed.
 fn stopped(plan: &Plan, planned: &PlannedScenario, results: &Results, first: &str) {
-    let thp = planned.scenario.thp.unwrap_or(plan.default_thp);
-    results.emit(&Record::ScenarioStart {
-        name: planned.name.clone(),
-        thp,
-    });
-    results.emit(&Record::ScenarioEnd {
-        name: planned.name.clone(),
-        outcome: Outcome::Skip,
-        duration_ns: 0,
-        checks_ns: 0,
-        message: Some(format!(
-            "not run: {first} failed first, and this run stops at the first failure"
-        )),
-    });
+    unrun(
+        plan,
+        planned,
+        results,
+        Outcome::Skip,
+        format!("not run: {first} failed first, and this run stops at the first failure"),
+    );
 }
 
 /// A scenario that cannot run: device memory stayed held after an earlier
 /// one, and every use of the device would wait for it.
 fn not_run(plan: &Plan, planned: &PlannedScenario, results: &Results, why: &str) {
+    unrun(
+        plan,
+        planned,
+        results,
+        Outcome::Error,
+        format!("not run: test_hmm's device memory is still held ({why})"),
+    );
+}
+
+/// Report a scenario that was not run: its start and its end, at once.
+fn unrun(
+    plan: &Plan,
+    planned: &PlannedScenario,
+    results: &Results,
+    outcome: Outcome,
+    message: String,
+) {
     let thp = planned.scenario.thp.unwrap_or(plan.default_thp);
     results.emit(&Record::ScenarioStart {
         name: planned.name.clone(),
@@ -262,12 +272,10 @@ fn not_run(plan: &Plan, planned: &PlannedScenario, results: &Results, why: &str)
     });
     results.emit(&Record::ScenarioEnd {
         name: planned.name.clone(),
-        outcome: Outcome::Error,
+        outcome,
         duration_ns: 0,
         checks_ns: 0,
-        message: Some(format!(
-            "not run: test_hmm's device memory is still held ({why})"
-        )),
+        message: Some(message),
     });
 }
 
