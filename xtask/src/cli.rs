@@ -355,7 +355,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Emit {
-    /// A GitHub Actions `strategy.matrix` (JSON) with one entry per cell.
+    /// A GitHub Actions `strategy.matrix` (JSON) with one entry per cell
+    /// (per shard for `mutate`).
     Github,
 }
 
@@ -566,7 +567,27 @@ pub struct MutateArgs {
     /// id is FILE:FUNCTION:LINE:patch:NAME, NAME the patch's file stem.
     #[arg(long = "mutant-patch", value_name = "FILE")]
     pub mutant_patches: Vec<PathBuf>,
-    /// With --check: where the results/mutate-<id> directory is created.
+    /// With --check or --run: take only the K-th of N parts of the
+    /// selected mutants (1 <= K <= N), e.g. --shard 2/4. A mutant's part is
+    /// a hash of its file and line, so all mutants of a line are in one
+    /// part, and the parts of one selection never overlap. --merge joins
+    /// the parts' results.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Print a CI matrix of the --shards N parts (`{"include":
+    /// [{"shard": "1/N"}, …]}`) and stop.
+    #[arg(long, value_enum, requires = "shards", conflicts_with_all = ["list", "check", "run", "merge"])]
+    pub emit: Option<Emit>,
+    /// With --emit: how many parts.
+    #[arg(long, value_name = "N", requires = "emit")]
+    pub shards: Option<u32>,
+    /// Merge the results/mutate-<id> directories of the shards of one
+    /// kernel build into a new one under --results-dir, as one run's:
+    /// duplicates are found again across the shards.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["list", "check", "run"])]
+    pub merge: Vec<PathBuf>,
+    /// With --check, --run or --merge: where the results/mutate-<id>
+    /// directory is created.
     #[arg(long, default_value = "results", value_name = "DIR")]
     pub results_dir: PathBuf,
     /// Kernel source whose tree is mutated (as for run-scenarios; a Debian

@@ -214,3 +214,135 @@ fn real_mutants_get_their_verdicts_without_a_boot() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
     assert_eq!(sha256(&built), before);
 }
+
+/// Each record's verdict and duplicate, by id.
+fn verdicts(dir: &Path) -> BTreeMap<String, (String, serde_json::Value)> {
+    records(dir)
+        .into_iter()
+        .map(|(id, v)| (id, (v["verdict"].to_string(), v["duplicate_of"].clone())))
+        .collect()
+}
+
+/// `--shard 1/2` and `2/2` of one selection, merged, are the check of the
+/// whole selection: the same mutants, verdicts and duplicates.
+#[test]
+fn shards_merged_are_one_check() {
+    let d = tempfile::tempdir().unwrap();
+    let check = |results: &Path, shard: Option<&str>| -> PathBuf {
+        let results_arg = results.to_string_lossy().into_owned();
+        let mut args = vec![
+            "mutate",
+            "--check",
+            "--function",
+            "migrate_vma_collect_hole",
+            "--results-dir",
+            &results_arg,
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        let out = xtask(&args);
+        assert!(
+            out.status.success(),
+            "{shard:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        common::mutate_dir(results)
+    };
+    let whole = check(&d.path().join("whole"), None);
+    let one = check(&d.path().join("one"), Some("1/2"));
+    let two = check(&d.path().join("two"), Some("2/2"));
+    let header: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("check.json")).unwrap()).unwrap();
+    assert_eq!(header["shard"], "1/2");
+
+    let (a, b) = (records(&one), records(&two));
+    assert!(!a.is_empty() && !b.is_empty(), "{a:#?}\n{b:#?}");
+    assert!(a.keys().all(|id| !b.contains_key(id)), "the shards overlap");
+
+    let merged_results = d.path().join("merged");
+    let merged_arg = merged_results.to_string_lossy().into_owned();
+    let (one_arg, two_arg) = (
+        one.to_string_lossy().into_owned(),
+        two.to_string_lossy().into_owned(),
+    );
+    let out = xtask(&[
+        "mutate",
+        "--merge",
+        &two_arg,
+        &one_arg,
+        "--results-dir",
+        &merged_arg,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = common::mutate_dir(&merged_results);
+    let want = verdicts(&whole);
+    assert!(
+        want.values().any(|(v, _)| v == "\"duplicate\""),
+        "the selection should have a duplicate to find: {want:#?}"
+    );
+    // The mutants of lines 49 and 51 that make line 48's negated condition
+    // again are in the other shard: only the merge sees them as
+    // duplicates of line 48's (its shard has one pending, the other a
+    // duplicate of it).
+    let shard_of = |id: &str| {
+        let r = a.get(id).or(b.get(id)).unwrap();
+        (r["verdict"].to_string(), r["duplicate_of"].clone())
+    };
+    let across: Vec<&String> = want
+        .iter()
+        .filter(|(id, (v, of))| {
+            v == "\"duplicate\""
+                && of
+                    .as_str()
+                    .is_some_and(|of| a.contains_key(*id) != a.contains_key(of))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !across.is_empty(),
+        "no duplicate across the shards: {want:#?}"
+    );
+    for id in &across {
+        assert_ne!(shard_of(id), want[*id], "{id}");
+    }
+    assert_eq!(verdicts(&merged), want);
+    let lines = std::fs::read_to_string(merged.join("mutants.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), want.len(), "one line per mutant");
+    let header: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("check.json")).unwrap()).unwrap();
+    assert!(header.get("shard").is_none(), "{header}");
+    assert!(merged.join("mutation-report.json").is_file());
+    assert!(
+        stdout.contains(&format!("{} mutants checked", want.len())),
+        "{stdout}"
+    );
+
+    // A shard resumed with another --shard is refused.
+    let results_arg = d.path().join("one").to_string_lossy().into_owned();
+    let out = xtask(&[
+        "mutate",
+        "--check",
+        "--function",
+        "migrate_vma_collect_hole",
+        "--results-dir",
+        &results_arg,
+        "--resume",
+        &one_arg,
+        "--shard",
+        "2/2",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--shard 1/2") && stderr.contains("--shard 2/2"),
+        "{stderr}"
+    );
+}

@@ -537,6 +537,9 @@ pub struct Header {
     pub baseline: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage_from: Option<PathBuf>,
+    /// `--shard K/N`: the part of the mutants this check takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::Shard>,
 }
 
 /// The records already in `mutants.jsonl`, one per mutant in the order
@@ -697,6 +700,11 @@ pub fn summary(records: &[Record], functions: &[String], coverage_given: bool) -
 /// `cargo xtask mutate --check`.
 pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
     use crate::kernel::{self, build::Request, config, source::Source};
+    let shard = a
+        .shard
+        .as_deref()
+        .map(super::shard::Shard::parse)
+        .transpose()?;
     let repo = crate::paths::repo_root();
     let req = Request {
         source: Source::parse(&a.kernel)?,
@@ -771,6 +779,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         obj_dir: k.obj_dir.clone(),
         baseline,
         coverage_from: a.coverage_from.clone(),
+        shard,
     };
     let header_path = dir.join("check.json");
     if a.resume.is_some() {
@@ -784,6 +793,19 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
                 old.kernel_key,
                 old.source,
                 header.kernel_key
+            )));
+        }
+        if old.shard != header.shard {
+            let name = |s: Option<super::shard::Shard>| match s {
+                Some(s) => format!("--shard {s}"),
+                None => "no --shard".to_string(),
+            };
+            return Err(bad_input(format!(
+                "--resume {}: that check was made with {}, this one has {}; resume it with \
+                 the same --shard",
+                dir.display(),
+                name(old.shard),
+                name(header.shard)
             )));
         }
     } else {
@@ -823,6 +845,14 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
     }
     for p in &a.mutant_patches {
         candidates.push(patch_candidate(p, &files, &sources)?);
+    }
+    if let Some(shard) = shard {
+        let all = candidates.len();
+        candidates.retain(|c| shard.contains(&c.file, c.line));
+        eprintln!(
+            "mutate: shard {shard}: {} of the {all} selected mutants",
+            candidates.len()
+        );
     }
     let total = candidates.len();
     eprintln!(
@@ -960,7 +990,12 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             text.push('\n');
         }
         crate::kernel::build::write_atomic(&jsonl, text.as_bytes())?;
-        print_survivors(&selected, &candidates);
+        print_survivors(&selected, &|id| {
+            candidates
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.diff.clone())
+        });
     }
     Ok(hmmlab_harness::exit::OK)
 }
@@ -1474,29 +1509,46 @@ fn write_elements(
     sources: &BTreeMap<String, String>,
     candidates: &[Candidate],
 ) -> Result<()> {
-    use super::elements::{report, Span};
-    let spans: BTreeMap<String, Span> = candidates
+    let generated: Vec<&Mutant> = candidates
         .iter()
         .filter_map(|c| match &c.text {
-            Text::Generated(m) => Some((
-                c.id.clone(),
+            Text::Generated(m) => Some(*m),
+            Text::Patched(_) => None,
+        })
+        .collect();
+    write_report(dir, records, sources, &generated)
+}
+
+/// `mutation-report.json` in `dir`: `records` over each file's source,
+/// with the spans of the generated mutants among them.
+pub fn write_report(
+    dir: &Path,
+    records: &[Record],
+    sources: &BTreeMap<String, String>,
+    generated: &[&Mutant],
+) -> Result<()> {
+    use super::elements::{report, Span};
+    let spans: BTreeMap<String, Span> = generated
+        .iter()
+        .map(|m| {
+            (
+                m.id.clone(),
                 Span {
                     start: m.start,
                     end: m.end,
                     replacement: Some(m.mutated.clone()),
                     description: Some(m.description.clone()),
                 },
-            )),
-            Text::Patched(_) => None,
+            )
         })
         .collect();
     let r = report(records, sources, &spans);
     crate::kernel::build::write_atomic(&dir.join("mutation-report.json"), &serde_json::to_vec(&r)?)
 }
 
-/// The survivors and the uncovered, each with its diff: what the suite
-/// would miss.
-fn print_survivors(records: &[Record], candidates: &[Candidate]) {
+/// The survivors and the uncovered, each with its diff (`diff_of` its
+/// id): what the suite would miss.
+pub fn print_survivors(records: &[Record], diff_of: &dyn Fn(&str) -> Option<String>) {
     for (v, title) in [
         (Verdict::Survived, "survived (no scenario failed)"),
         (Verdict::Uncovered, "uncovered (no scenario ran its lines)"),
@@ -1508,8 +1560,8 @@ fn print_survivors(records: &[Record], candidates: &[Candidate]) {
         println!("\n{} {title}:", these.len());
         for r in these {
             println!("\n{}", r.id);
-            if let Some(c) = candidates.iter().find(|c| c.id == r.id) {
-                print!("{}", c.diff);
+            if let Some(d) = diff_of(&r.id) {
+                print!("{d}");
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod elements;
 pub mod gen;
 pub mod ops;
 pub mod schema;
+pub mod shard;
 #[cfg(test)]
 mod tests;
 
@@ -190,11 +191,31 @@ fn tree_of(a: &MutateArgs) -> Result<PathBuf> {
 
 /// `cargo xtask mutate`.
 pub fn mutate(a: &MutateArgs) -> Result<i32> {
+    if a.emit.is_some() {
+        let n = a.shards.unwrap_or(0);
+        if n == 0 {
+            return Err(bad_input(
+                "--shards 0: give the number of parts, at least 1, e.g. --emit github --shards 4",
+            ));
+        }
+        println!("{}", shard::github_matrix(n)?);
+        return Ok(exit::OK);
+    }
+    if !a.merge.is_empty() {
+        if a.shard.is_some() {
+            return Err(bad_input(
+                "mutate: --shard goes with --check or --run; --merge takes every shard's \
+                 directory",
+            ));
+        }
+        return shard::merge(a);
+    }
     if !a.list && !a.check && !a.run {
         return Err(bad_input(
             "mutate: say what to do: --list lists the mutants (with --diff for their diffs, \
              --json for JSON records); --check compiles each one and gives the verdicts that \
-             need no boot; --run checks, then boots every pending mutant",
+             need no boot; --run checks, then boots every pending mutant; --merge joins the \
+             results of --shard parts; --emit github --shards N prints their CI matrix",
         ));
     }
     let only_with = |given: bool, flag: &str, with: &str| {
@@ -211,6 +232,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
             "--check or --run",
         )?;
         only_with(a.resume.is_some(), "--resume", "--check or --run")?;
+        only_with(a.shard.is_some(), "--shard", "--check or --run")?;
         only_with(
             !a.mutant_patches.is_empty(),
             "--mutant-patch",
@@ -228,6 +250,9 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         lines: a.lines.as_deref().map(Lines::parse).transpose()?,
         operators: a.operators.clone(),
     };
+    if let Some(s) = &a.shard {
+        shard::Shard::parse(s)?;
+    }
     if a.check || a.run {
         return check::run(a, &sel);
     }
