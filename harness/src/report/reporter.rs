@@ -10,7 +10,7 @@ use crate::events::RunEvent;
 
 use super::model::RunReport;
 use super::write::write_atomic;
-use super::{junit, ktap_out, progress, run_json, table};
+use super::{html, junit, ktap_out, progress, run_json, table};
 
 pub trait Reporter {
     /// Its name, for the message when it fails.
@@ -27,6 +27,7 @@ pub fn standard(run_dir: &Path) -> Vec<Box<dyn Reporter>> {
         Box::new(run_json::RunJson::new(run_dir)),
         Box::new(AtEnd::file(run_dir, "junit.xml", junit::render)),
         Box::new(AtEnd::file(run_dir, "results.ktap", ktap_out::render)),
+        Box::new(AtEnd::file(run_dir, "report.html", html::render)),
         Box::new(AtEnd::new("summary", table::printer(run_dir))),
     ]
 }
