@@ -46,7 +46,8 @@ tr.row.o-error td:first-child { border-left-color: var(--error-fg); }
 tr.row.o-pass, tr.row.o-skip { background: none; color: inherit; }
 .bar { display: inline-block; height: .7em; background: var(--bar); border-radius: 2px;
   vertical-align: middle; min-width: 1px; }
-.barcell { width: 30%; }
+.barcell { width: 22%; }
+details.steps > summary { white-space: nowrap; }
 form.filters { display: flex; flex-wrap: wrap; gap: 1em; align-items: center; margin: .5em 0;
   padding: .4em .6em; background: var(--panel); border: 1px solid var(--line); }
 form.filters label { display: inline-flex; gap: .3em; align-items: center; }
