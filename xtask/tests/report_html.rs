@@ -80,6 +80,8 @@ probe = {
              skip: bg(document.querySelector('tr.o-skip .chip')) },
   skips: document.getElementById('skips').textContent,
   step_bars: document.querySelectorAll('svg.stack rect').length,
+  external: [...document.querySelectorAll("[src], link, a[href]:not([href^='#'])")].map(e => e.outerHTML),
+  fetched: performance.getEntriesByType('resource').map(e => e.name),
 };
 "#;
 
@@ -113,6 +115,12 @@ fn check(name: &str) -> serde_json::Value {
     let run = run_json(page.parent().unwrap());
     let (p, console) = browser_page(&page, PROBE);
     assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_eq!(
+        p["external"],
+        serde_json::json!([]),
+        "nothing outside the page"
+    );
+    assert_eq!(p["fetched"], serde_json::json!([]), "nothing fetched");
     let n = scenarios(&run).len();
     assert_eq!(p["rows"], n, "{p}");
     assert_eq!(p["all"], n, "every row is shown at first: {p}");

@@ -83,3 +83,32 @@ impl Reporter for AtEnd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::RunEnd;
+    use crate::report::{html, load, RunStatus, ScenarioResult};
+    use hmmlab_proto::Outcome;
+
+    /// The end of a run writes every file, and report.html is the page
+    /// `report-html` makes again from run.json.
+    #[test]
+    fn the_end_of_a_run_writes_every_file() {
+        let t = tempfile::tempdir().unwrap();
+        let run = RunReport::for_tests(vec![
+            ScenarioResult::for_tests("a@madvise", Outcome::Pass),
+            ScenarioResult::for_tests("b@madvise", Outcome::Fail),
+        ]);
+        let end =
+            RunEvent::RunFinished(RunEnd::without_results(RunStatus::Finished, String::new()));
+        for mut r in standard(t.path()) {
+            r.on_event(&end, &run).unwrap();
+        }
+        for f in ["run.json", "junit.xml", "results.ktap", "report.html"] {
+            assert!(t.path().join(f).is_file(), "{f}");
+        }
+        let page = std::fs::read_to_string(t.path().join("report.html")).unwrap();
+        assert_eq!(page, html::render(&load(t.path()).unwrap()).unwrap());
+    }
+}
