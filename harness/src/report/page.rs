@@ -70,15 +70,21 @@ button.copy { font: inherit; font-size: 12px; padding: .2em .7em; cursor: pointe
 /// the empty value keeps all).
 const SCRIPT: &str = r#"
 document.querySelectorAll('button.copy[data-copy]').forEach(b => b.addEventListener('click', () => {
-  const text = b.dataset.copy, done = () => { b.textContent = 'copied'; setTimeout(() => b.textContent = 'copy', 1500); };
+  const text = b.dataset.copy;
+  const say = s => { b.textContent = s; setTimeout(() => b.textContent = 'copy', 2000); };
+  const fallback = () => {
+    const t = document.createElement('textarea'); t.value = text; document.body.appendChild(t); t.select();
+    let ok = false; try { ok = document.execCommand('copy'); } catch (e) {} t.remove();
+    if (ok) { say('copied'); return; }
+    // No clipboard here: select the line for the reader to copy.
+    const code = b.parentElement.querySelector('code'), r = document.createRange();
+    r.selectNodeContents(code); getSelection().removeAllRanges(); getSelection().addRange(r);
+    say('selected');
+  };
   if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
-  } else { fallback(text, done); }
+    navigator.clipboard.writeText(text).then(() => say('copied'), fallback);
+  } else { fallback(); }
 }));
-function fallback(text, done) {
-  const t = document.createElement('textarea'); t.value = text; document.body.appendChild(t);
-  t.select(); try { document.execCommand('copy'); done(); } finally { t.remove(); }
-}
 document.querySelectorAll('form.filters[data-table]').forEach(f => {
   const table = document.getElementById(f.dataset.table), shown = f.querySelector('.shown');
   const apply = () => {
