@@ -67,6 +67,10 @@ pub enum Task {
     /// coverage.json, an HTML page per file, a table per function on stdout.
     #[command(hide = true)]
     CoverageReport(CoverageReportArgs),
+    /// Write a run directory's report.html again from its run.json, as the
+    /// run itself writes it.
+    #[command(hide = true)]
+    ReportHtml(ReportHtmlArgs),
     /// Mutants of the code under test: small plausible changes of
     /// mm/migrate_device.c (or --file), made from its C syntax tree, each a
     /// unified diff `patch -p1` applies. `--list` lists them; nothing is built.
@@ -479,6 +483,15 @@ pub struct BisectStepArgs {
     pub scenario: String,
     #[command(flatten)]
     pub step: StepOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportHtmlArgs {
+    /// The run directory (results/<run-id>), or its run.json.
+    pub run: PathBuf,
+    /// Where to write the page (default: report.html in the run directory).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use hmmlab_harness::{console, exit, scenario};
 
-use crate::cli::{CheckArgs, KernelArgs, KernelTaskArgs, ParseArgs, Task, TestArgs};
+use crate::cli::{
+    CheckArgs, KernelArgs, KernelTaskArgs, ParseArgs, ReportHtmlArgs, Task, TestArgs,
+};
 use crate::kernel;
 use crate::shell::Cmd;
 
@@ -28,9 +30,26 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Deps(a) => crate::deps::ensure(&[], a.check).map(|_| exit::OK),
         Task::Sources(a) => crate::sources::sources(&a),
         Task::CoverageReport(a) => crate::coverage::coverage_report(&a),
+        Task::ReportHtml(a) => report_html_task(&a),
         Task::Mutate(a) => crate::mutate::mutate(&a),
         Task::Cache(a) => crate::cache::task(&a),
     }
+}
+
+/// The run's report.html, from its run.json, by the reporter's own render
+/// function; prints where it went.
+fn report_html_task(a: &ReportHtmlArgs) -> Result<i32> {
+    use hmmlab_harness::report::{html, load, write::write_atomic};
+    let run = load(&a.run).map_err(|e| crate::fail::bad_input(format!("{e:#}")))?;
+    let dir = if a.run.is_dir() {
+        a.run.clone()
+    } else {
+        a.run.parent().map(Into::into).unwrap_or_default()
+    };
+    let out = a.out.clone().unwrap_or_else(|| dir.join("report.html"));
+    write_atomic(&out, html::render(&run)?.as_bytes())?;
+    println!("{}", out.display());
+    Ok(exit::OK)
 }
 
 fn kernel_task(a: &KernelTaskArgs) -> Result<i32> {

@@ -226,6 +226,12 @@ pub fn assert_ktap_reads_back(run_dir: &Path) {
 /// copied next to itself so its relative links still work. Chromium is
 /// Debian's `chromium` package, which `cargo xtask test` installs.
 pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
+    browser_page(page, script).0
+}
+
+/// [`browser_probe`], and every message the page wrote to the browser's
+/// console (errors it threw included), one line each.
+pub fn browser_page(page: &Path, script: &str) -> (serde_json::Value, Vec<String>) {
     let copy = page.with_extension("probe.html");
     let mut html = std::fs::read_to_string(page).unwrap();
     html.push_str(&format!(
@@ -234,6 +240,65 @@ pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
          out.textContent = JSON.stringify(probe); document.body.appendChild(out);\n</script>\n"
     ));
     std::fs::write(&copy, html).unwrap();
+    let out = chromium(&["--enable-logging=stderr", "--v=0", "--dump-dom"], &copy);
+    let _ = std::fs::remove_file(&copy);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"hmmlab-probe\">").unwrap_or_else(|| {
+        panic!(
+            "chromium ({}) returned no probe for {}:\n{}",
+            out.status,
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + "<pre id=\"hmmlab-probe\">".len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let text = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v.get("error").is_none(),
+        "the probe failed in the page: {v}"
+    );
+    // Chromium logs each console message as `…:CONSOLE:<line>] "text", source: …`.
+    let console = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect();
+    (v, console)
+}
+
+/// A screenshot of `page` (`width`×`height` pixels of it) into `png`.
+pub fn browser_screenshot(page: &Path, png: &Path, width: u32, height: u32) {
+    let _ = std::fs::remove_file(png);
+    let out = chromium(
+        &[
+            &format!("--screenshot={}", png.display()),
+            &format!("--window-size={width},{height}"),
+            "--hide-scrollbars",
+        ],
+        page,
+    );
+    let bytes = std::fs::read(png).unwrap_or_else(|e| {
+        panic!(
+            "chromium ({}) wrote no screenshot {} ({e}):\n{}",
+            out.status,
+            png.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        png.display()
+    );
+}
+
+/// Headless Chromium with a private profile and no network of its own,
+/// on the file `page`; killed if it takes more than a minute.
+fn chromium(args: &[&str], page: &Path) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     let child = std::process::Command::new("chromium")
         .args([
@@ -247,8 +312,8 @@ pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
             "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", copy.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -271,27 +336,7 @@ pub fn browser_probe(page: &Path, script: &str) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let _ = done.send(());
     let _ = watchdog.join();
-    let _ = std::fs::remove_file(&copy);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let start = dom.find("<pre id=\"hmmlab-probe\">").unwrap_or_else(|| {
-        panic!(
-            "chromium ({}) returned no probe for {}:\n{}",
-            out.status,
-            page.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }) + "<pre id=\"hmmlab-probe\">".len();
-    let end = start + dom[start..].find("</pre>").unwrap();
-    let text = dom[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(
-        v.get("error").is_none(),
-        "the probe failed in the page: {v}"
-    );
-    v
+    out
 }
 
 /// The `mutate-<id>` directory `cargo xtask mutate` made under `results`.

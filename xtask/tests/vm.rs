@@ -58,6 +58,7 @@ fn shipped_scenarios_pass_on_the_default_kernel() {
         "console.log",
         "results.jsonl",
         "junit.xml",
+        "report.html",
         "qemu-command.sh",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing from {}", dir.display());

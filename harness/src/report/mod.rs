@@ -1,12 +1,14 @@
 //! Results: the model of a run (built event by event, `apply.rs`) and its
 //! reporters (`reporter.rs` lists them): progress, run.json, junit.xml,
-//! results.ktap and the terminal summary.
+//! results.ktap, report.html and the terminal summary.
 
 pub mod apply;
+pub mod html;
 pub mod junit;
 pub mod ktap_out;
 pub mod load;
 pub mod model;
+pub mod page;
 pub mod progress;
 pub mod reporter;
 pub mod run_json;

@@ -1,6 +1,6 @@
 //! What a run produced, as written to `results/<run-id>/run.json`.
 
-use hmmlab_proto::scenario::{Op, ThpMode};
+use hmmlab_proto::scenario::{DeviceKind, Op, ThpMode};
 use hmmlab_proto::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +208,18 @@ impl ScenarioResult {
             not_applicable: false,
             reproduce: reproduce.to_string(),
         }
+    }
+
+    /// The instance's device memory, from its name: `<scenario>@<mode>@coherent`
+    /// is coherent, every other instance private. None for a result of the
+    /// run itself (no THP mode).
+    pub fn device(&self) -> Option<DeviceKind> {
+        self.thp?;
+        Some(if self.name.ends_with("@coherent") {
+            DeviceKind::Coherent
+        } else {
+            DeviceKind::Private
+        })
     }
 
     /// How many of its cases ended with `o`.

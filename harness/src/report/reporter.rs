@@ -10,7 +10,7 @@ use crate::events::RunEvent;
 
 use super::model::RunReport;
 use super::write::write_atomic;
-use super::{junit, ktap_out, progress, run_json, table};
+use super::{html, junit, ktap_out, progress, run_json, table};
 
 pub trait Reporter {
     /// Its name, for the message when it fails.
@@ -27,6 +27,7 @@ pub fn standard(run_dir: &Path) -> Vec<Box<dyn Reporter>> {
         Box::new(run_json::RunJson::new(run_dir)),
         Box::new(AtEnd::file(run_dir, "junit.xml", junit::render)),
         Box::new(AtEnd::file(run_dir, "results.ktap", ktap_out::render)),
+        Box::new(AtEnd::file(run_dir, "report.html", html::render)),
         Box::new(AtEnd::new("summary", table::printer(run_dir))),
     ]
 }
@@ -80,5 +81,34 @@ impl Reporter for AtEnd {
             | RunEvent::ConsoleFinding(_)
             | RunEvent::InfraError { .. } => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::RunEnd;
+    use crate::report::{html, load, RunStatus, ScenarioResult};
+    use hmmlab_proto::Outcome;
+
+    /// The end of a run writes every file, and report.html is the page
+    /// `report-html` makes again from run.json.
+    #[test]
+    fn the_end_of_a_run_writes_every_file() {
+        let t = tempfile::tempdir().unwrap();
+        let run = RunReport::for_tests(vec![
+            ScenarioResult::for_tests("a@madvise", Outcome::Pass),
+            ScenarioResult::for_tests("b@madvise", Outcome::Fail),
+        ]);
+        let end =
+            RunEvent::RunFinished(RunEnd::without_results(RunStatus::Finished, String::new()));
+        for mut r in standard(t.path()) {
+            r.on_event(&end, &run).unwrap();
+        }
+        for f in ["run.json", "junit.xml", "results.ktap", "report.html"] {
+            assert!(t.path().join(f).is_file(), "{f}");
+        }
+        let page = std::fs::read_to_string(t.path().join("report.html")).unwrap();
+        assert_eq!(page, html::render(&load(t.path()).unwrap()).unwrap());
     }
 }

@@ -62,7 +62,7 @@ impl Skips {
 }
 
 /// The first line of a skip's reason, or that it gave none.
-fn reason(text: Option<&str>) -> String {
+pub fn reason(text: Option<&str>) -> String {
     text.and_then(|t| t.lines().next())
         .map(str::trim)
         .filter(|t| !t.is_empty())
