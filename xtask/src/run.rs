@@ -685,20 +685,7 @@ fn host_facts() -> HostFacts {
     }
 }
 
-/// Seconds since 1970-01-01 UTC as (year, month, day, seconds into the
-/// day): Howard Hinnant's days-to-civil algorithm.
-pub fn civil_utc(secs: u64) -> (i64, i64, i64, u64) {
-    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day, rem)
-}
+pub use hmmlab_harness::report::page::civil_utc;
 
 /// `YYYYmmdd-HHMMSS-<4 hex>` in UTC: sortable, unique per process.
 pub fn new_run_id() -> String {

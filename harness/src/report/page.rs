@@ -195,24 +195,29 @@ pub fn filters(table: &str, facets: &[Facet], total: usize) -> Markup {
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(unix: u64) -> String {
-    let (days, secs) = (unix / 86_400, unix % 86_400);
-    // Days to a civil date (the proleptic Gregorian calendar), after
-    // Howard Hinnant's `civil_from_days`.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d, secs) = civil_utc(unix);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         secs / 3600,
         secs / 60 % 60,
         secs % 60
     )
+}
+
+/// Seconds since 1970-01-01 UTC as (year, month, day, seconds into the
+/// day): Howard Hinnant's days-to-civil algorithm (the proleptic
+/// Gregorian calendar).
+pub fn civil_utc(secs: u64) -> (i64, i64, i64, u64) {
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day, rem)
 }
 
 #[cfg(test)]

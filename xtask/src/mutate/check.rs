@@ -952,18 +952,11 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         .into_iter()
         .filter(|r| ids.contains(r.id.as_str()))
         .collect();
-    let mut functions = vec![];
-    for fm in &files {
-        for f in &fm.functions {
-            let key = format!("{}:{}", fm.file, f.name);
-            let any = candidates
-                .iter()
-                .any(|c| c.file == fm.file && c.function == f.name);
-            if any && !functions.contains(&key) {
-                functions.push(key);
-            }
-        }
-    }
+    let functions = functions_with(&files, |file, function| {
+        candidates
+            .iter()
+            .any(|c| c.file == file && c.function == function)
+    });
     write_elements(&dir, &selected, &sources, &candidates)?;
     print!("{}", summary(&selected, &functions, coverage.is_some()));
     println!("results: {}", jsonl.display());
@@ -998,6 +991,24 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         });
     }
     Ok(hmmlab_harness::exit::OK)
+}
+
+/// `file:function` of every function of `files` (in their order) that
+/// `has` mutants in: the rows of the summary.
+pub fn functions_with(
+    files: &[super::FileMutants],
+    has: impl Fn(&str, &str) -> bool,
+) -> Vec<String> {
+    let mut functions = vec![];
+    for fm in files {
+        for f in &fm.functions {
+            let key = format!("{}:{}", fm.file, f.name);
+            if has(&fm.file, &f.name) && !functions.contains(&key) {
+                functions.push(key);
+            }
+        }
+    }
+    functions
 }
 
 /// `--run`: boot each pending mutant (and the uncovered with

@@ -290,18 +290,11 @@ pub fn merge(a: &crate::cli::MutateArgs) -> Result<i32> {
         .collect();
     check::write_report(&dir, &records, &sources, &generated)?;
 
-    let mut functions = vec![];
-    for fm in &files {
-        for f in &fm.functions {
-            let key = format!("{}:{}", fm.file, f.name);
-            let any = records
-                .iter()
-                .any(|r| r.file == fm.file && r.function == f.name);
-            if any && !functions.contains(&key) {
-                functions.push(key);
-            }
-        }
-    }
+    let mut functions = check::functions_with(&files, |file, function| {
+        records
+            .iter()
+            .any(|r| r.file == file && r.function == function)
+    });
     for r in &records {
         let key = format!("{}:{}", r.file, r.function);
         if !functions.contains(&key) {
