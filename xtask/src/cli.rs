@@ -607,6 +607,12 @@ pub struct MutateArgs {
     /// package is fetched and extracted into the cache, nothing is built).
     #[arg(long, default_value = DEFAULT_KERNEL, value_name = "SOURCE", conflicts_with = "tree")]
     pub kernel: String,
+    /// With --check or --run: an extra config fragment merged after
+    /// images/configs/*.config (repeatable): another build of the same
+    /// source, e.g. images/configs/variants/debug.config, whose VM_BUG_ON
+    /// checks turn a mutant that breaks a lock or a reference into a crash.
+    #[arg(long = "config-fragment", value_name = "FILE", conflicts_with = "tree")]
+    pub fragments: Vec<PathBuf>,
     /// An extracted kernel source tree to mutate instead of --kernel's
     /// (--list only: --check compiles against the kernel's own build).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "run"])]

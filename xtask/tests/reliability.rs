@@ -324,7 +324,9 @@ fn a_missing_qemu_binary_says_what_to_install() {
 
 #[test]
 fn a_missing_kernel_image_is_named() {
-    let run = run_with_machine_edit("arch/x86/boot/bzImage", "arch/x86/boot/no-such-image");
+    // The image that boots: vmlinux through the PVH entry (the default
+    // configuration has CONFIG_PVH=y), so that is the one taken away.
+    let run = run_with_machine_edit("pvh_image = \"vmlinux\"", "pvh_image = \"no-such-image\"");
     assert_eq!(run.code, 3, "{}", run.explain());
     assert!(
         run.stderr.contains("no-such-image is missing"),

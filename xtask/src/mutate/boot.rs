@@ -209,7 +209,7 @@ pub fn run_args(
             kernel: a.kernel.clone(),
             patches: vec![],
             series: None,
-            fragments: vec![],
+            fragments: a.fragments.clone(),
             config_base: Default::default(),
             jobs: None,
         },

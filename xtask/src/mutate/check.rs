@@ -476,6 +476,7 @@ pub fn test_record(id: &str, line: usize, verdict: Verdict) -> Record {
         reason: None,
         scenarios: vec![],
         schema: None,
+        listed: None,
     }
 }
 
@@ -522,6 +523,11 @@ pub struct Record {
     /// Booted woven (`schema`): its number in the woven kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<u32>,
+    /// The entry of the equivalent list (`equivalent::LIST`) that names
+    /// it: a survivor so listed is `equivalent`; a detected one shows the
+    /// entry is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<String>,
 }
 
 /// What a check directory is a check of (`check.json`); a resumed check
@@ -624,6 +630,27 @@ pub fn summary(records: &[Record], functions: &[String], coverage_given: bool) -
     if !coverage_given {
         s.push_str("  uncovered: unknown (no coverage given; --coverage-from FILE)\n");
     }
+    let listed = records
+        .iter()
+        .filter(|r| r.verdict == Verdict::Equivalent && r.listed.is_some())
+        .count();
+    if listed > 0 {
+        s.push_str(&format!(
+            "  of the equivalent, {listed} survived and are listed in {} with the reason\n",
+            super::equivalent::LIST
+        ));
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.verdict.detected() && r.listed.is_some())
+    {
+        s.push_str(&format!(
+            "  WRONG ENTRY: {} is listed as equivalent ({}) but was {}: remove the entry\n",
+            r.id,
+            r.listed.as_deref().unwrap_or(""),
+            r.verdict.name()
+        ));
+    }
     let booted = records.iter().any(|r| r.timings.is_some());
     if booted {
         let refs: Vec<&Record> = records.iter().collect();
@@ -709,7 +736,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
     let req = Request {
         source: Source::parse(&a.kernel)?,
         patches: vec![],
-        fragments: config::fragment_files(&repo, &[])?,
+        fragments: config::fragment_files(&repo, &a.fragments)?,
         base: crate::cli::ConfigBase::Tinyconfig,
         cover: vec![],
         jobs: 2,
@@ -911,6 +938,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             reason: None,
             scenarios: vec![],
             schema: None,
+            listed: None,
         };
         let mut line = serde_json::to_string(&r)?;
         line.push('\n');
@@ -946,6 +974,8 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             &mut out,
         )?;
     }
+    let list = super::equivalent::load_repo()?;
+    relist(&list, &k.release, &candidates, &mut records, &mut out)?;
     drop(out);
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     let selected: Vec<Record> = records
@@ -991,6 +1021,59 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         });
     }
     Ok(hmmlab_harness::exit::OK)
+}
+
+/// Bring the booted records in line with the equivalent list: a survivor
+/// an entry names becomes `equivalent` (the entry's place kept in
+/// `listed`), one no entry names any more goes back to `survived`, and a
+/// detected one an entry names keeps its verdict with the entry noted (the
+/// summary says the entry is wrong). Changed records are appended to
+/// mutants.jsonl.
+fn relist(
+    list: &[super::equivalent::Entry],
+    release: &str,
+    candidates: &[Candidate],
+    records: &mut [Record],
+    out: &mut File,
+) -> Result<()> {
+    use super::equivalent::{find, Change};
+    for r in records.iter_mut() {
+        if r.timings.is_none() {
+            continue;
+        }
+        let Some(c) = candidates.iter().find(|c| c.id == r.id) else {
+            continue;
+        };
+        let Text::Generated(m) = c.text else {
+            continue;
+        };
+        let entry = find(
+            list,
+            &Change {
+                file: &m.file,
+                function: &m.function,
+                operator: m.operator.name(),
+                original: &m.original,
+                mutated: &m.mutated,
+            },
+            release,
+        );
+        let listed = entry.map(|e| e.at.clone());
+        let verdict = match (r.verdict, &listed) {
+            (Verdict::Survived, Some(_)) => Verdict::Equivalent,
+            (Verdict::Equivalent, None) if r.listed.is_some() => Verdict::Survived,
+            (v, _) => v,
+        };
+        if verdict != r.verdict || listed != r.listed {
+            r.verdict = verdict;
+            r.listed = listed;
+            let mut line = serde_json::to_string(&*r)?;
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// `file:function` of every function of `files` (in their order) that
@@ -1812,6 +1895,86 @@ mod tests {
             diff: String::new(),
             under: vec![],
         }
+    }
+
+    #[test]
+    fn a_listed_survivor_is_equivalent_a_listed_kill_stays_and_an_unlisted_one_survives_again() {
+        let source = "int g(void)\n{\n\tx = 1;\n\ty = 2;\n}\n";
+        let mut mx = mutant(source, "x = 1;", "");
+        mx.operator = crate::mutate::Operator::DeleteStmt;
+        mx.id = "f.c:g:3:delete-stmt:0".into();
+        let mut my = mx.clone();
+        let start = source.find("y = 2;").unwrap();
+        (my.start, my.end, my.original) = (start, start + 6, "y = 2;".into());
+        my.id = "f.c:g:4:delete-stmt:0".into();
+        let cand = |m: &'static Mutant| Candidate {
+            id: m.id.clone(),
+            file: m.file.clone(),
+            function: m.function.clone(),
+            line: m.line,
+            last_line: m.line,
+            operator: m.operator.name().into(),
+            under: vec![],
+            text: Text::Generated(m),
+            diff: String::new(),
+        };
+        let (mx, my): (&'static Mutant, &'static Mutant) =
+            (Box::leak(Box::new(mx)), Box::leak(Box::new(my)));
+        let candidates = [cand(mx), cand(my)];
+        let booted = |id: &str, v: Verdict| Record {
+            timings: Some(Timings::default()),
+            ..test_record(id, 3, v)
+        };
+        let mut records = vec![
+            booted(&mx.id, Verdict::Survived),
+            booted(&my.id, Verdict::Killed),
+        ];
+        let entry = |original: &str| {
+            format!(
+                "[[equivalent]]\nfile = \"f.c\"\nfunction = \"g\"\noperator = \"delete-stmt\"\n\
+                 original = \"{original}\"\nreason = \"no caller reads it: a reason long enough\"\n"
+            )
+        };
+        let list = super::super::equivalent::parse(
+            &format!("{}\n{}", entry("x = 1;"), entry("y = 2;")),
+            "l.toml",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mutants.jsonl");
+        let mut out = File::create(&path).unwrap();
+        relist(&list, "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        assert_eq!(records[0].verdict, Verdict::Equivalent);
+        assert_eq!(records[0].listed.as_deref(), Some("l.toml:1"));
+        assert_eq!(
+            records[1].verdict,
+            Verdict::Killed,
+            "a listed kill is still a kill"
+        );
+        assert_eq!(records[1].listed.as_deref(), Some("l.toml:8"));
+        let text = summary(&records, &["f.c:g".into()], false);
+        assert!(text.contains("1 survived and are listed"), "{text}");
+        assert!(
+            text.contains("WRONG ENTRY: f.c:g:4:delete-stmt:0"),
+            "{text}"
+        );
+        // Written down, so a resumed run reads the same.
+        let again = read_records(&path).unwrap();
+        assert_eq!(again.len(), 2);
+        assert_eq!(again[0].verdict, Verdict::Equivalent);
+        // The entry goes: the survivor survives again.
+        relist(&[], "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        assert_eq!(records[0].verdict, Verdict::Survived);
+        assert_eq!(records[0].listed, None);
+        assert_eq!(records[1].listed, None);
+        // An entry for another release does not count.
+        let other = super::super::equivalent::parse(
+            &entry("x = 1;").replace("\nreason =", "\nreleases = [\"6.12\"]\nreason ="),
+            "l.toml",
+        )
+        .unwrap();
+        relist(&other, "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        assert_eq!(records[0].verdict, Verdict::Survived);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod check;
 pub mod compare;
 pub mod diff;
 pub mod elements;
+pub mod equivalent;
 pub mod gen;
 pub mod ops;
 pub mod schema;

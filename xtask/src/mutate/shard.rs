@@ -195,6 +195,7 @@ pub fn merge_records(parts: &[Part], order: &BTreeMap<String, usize>) -> Result<
                 reason: None,
                 scenarios: vec![],
                 schema: None,
+                listed: None,
                 ..r.clone()
             };
         } else if r.verdict == Verdict::Duplicate {

@@ -1,0 +1,257 @@
+//! Mutants no program can tell from the original through the test
+//! driver, listed by hand with the reason from the kernel's code
+//! (`scenarios/mutants/equivalent.toml`).
+//!
+//! An entry names a mutant by what it changes, not by its line, so it
+//! holds in every kernel whose function has that code: file, function,
+//! operator, the original text and (optionally) what replaces it, and the
+//! releases it was reasoned for. A listed mutant is still booted: one that
+//! survives counts as equivalent (out of the score) with the entry's place
+//! named; one that a scenario detects stays detected, and the summary says
+//! the entry is wrong.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ops::Operator;
+use crate::fail::bad_input;
+
+/// The list, relative to the repository.
+pub const LIST: &str = "scenarios/mutants/equivalent.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    #[serde(default)]
+    equivalent: Vec<Spanned<Raw>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    file: String,
+    function: String,
+    operator: String,
+    original: String,
+    #[serde(default)]
+    mutated: Option<String>,
+    #[serde(default)]
+    releases: Vec<String>,
+    reason: String,
+}
+
+/// One entry of the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub file: String,
+    pub function: String,
+    pub operator: String,
+    /// Whitespace runs made one space.
+    pub original: String,
+    pub mutated: Option<String>,
+    /// Release prefixes (`7.3`, `6.12`) it holds for; empty: every one.
+    pub releases: Vec<String>,
+    pub reason: String,
+    /// `scenarios/mutants/equivalent.toml:12`.
+    pub at: String,
+}
+
+/// Whitespace runs made one space, ends trimmed: the list's texts and the
+/// source's compare this way.
+pub fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Read the list at `path` (shown as `shown`); no file is an empty list.
+pub fn load(path: &Path, shown: &str) -> Result<Vec<Entry>> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(vec![]);
+    };
+    parse(&text, shown)
+}
+
+/// The list at its usual place in the repository.
+pub fn load_repo() -> Result<Vec<Entry>> {
+    let path: PathBuf = crate::paths::repo_root().join(LIST);
+    load(&path, LIST)
+}
+
+pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
+    let line_of = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    let file: ListFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(s.start)).unwrap_or(1);
+        bad_input(format!(
+            "{shown}:{line}: {}; each [[equivalent]] has file, function, operator, original, \
+             reason, and may have mutated and releases",
+            e.message()
+        ))
+    })?;
+    let known: Vec<&str> = Operator::ALL.iter().map(|o| o.name()).collect();
+    let mut out = vec![];
+    for sp in file.equivalent {
+        let at = format!("{shown}:{}", line_of(sp.span().start));
+        let r = sp.into_inner();
+        if !known.contains(&r.operator.as_str()) {
+            return Err(bad_input(format!(
+                "{at}: operator \"{}\" is not one of {}; give the operator of the mutant's id",
+                r.operator,
+                known.join(", ")
+            )));
+        }
+        if squash(&r.original).is_empty() {
+            return Err(bad_input(format!(
+                "{at}: original is empty; give the source text the mutant replaces"
+            )));
+        }
+        if r.reason.trim().len() < 20 {
+            return Err(bad_input(format!(
+                "{at}: the reason is missing or too short; say from the kernel's code why no \
+                 program can tell this mutant from the original"
+            )));
+        }
+        out.push(Entry {
+            file: r.file,
+            function: r.function,
+            operator: r.operator,
+            original: squash(&r.original),
+            mutated: r.mutated.as_deref().map(squash),
+            releases: r.releases,
+            reason: r.reason.trim().to_string(),
+            at,
+        });
+    }
+    Ok(out)
+}
+
+/// What an entry is matched against.
+pub struct Change<'a> {
+    pub file: &'a str,
+    pub function: &'a str,
+    pub operator: &'a str,
+    pub original: &'a str,
+    pub mutated: &'a str,
+}
+
+impl Entry {
+    pub fn matches(&self, c: &Change, release: &str) -> bool {
+        self.file == c.file
+            && self.function == c.function
+            && self.operator == c.operator
+            && self.original == squash(c.original)
+            && self
+                .mutated
+                .as_ref()
+                .is_none_or(|m| *m == squash(c.mutated))
+            && (self.releases.is_empty()
+                || self.releases.iter().any(|r| {
+                    release == r
+                        || release.strip_prefix(r.as_str()).is_some_and(|rest| {
+                            rest.starts_with('.') || rest.starts_with('-') || rest.starts_with('+')
+                        })
+                }))
+    }
+}
+
+/// The first entry of `list` that matches `c` on `release`.
+pub fn find<'a>(list: &'a [Entry], c: &Change, release: &str) -> Option<&'a Entry> {
+    list.iter().find(|e| e.matches(c, release))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST_TEXT: &str = r#"
+# comment
+[[equivalent]]
+file = "mm/m.c"
+function = "f"
+operator = "delete-stmt"
+original = """
+x =
+  1;"""
+releases = ["7.3"]
+reason = "x is written again before any read: line 12 sets it whatever the path"
+
+[[equivalent]]
+file = "mm/m.c"
+function = "g"
+operator = "negate-cond"
+original = "a < b"
+mutated = "!(a < b)"
+reason = "both arms do the same thing on every path of g, so no caller sees it"
+"#;
+
+    fn change<'a>(
+        function: &'a str,
+        operator: &'a str,
+        original: &'a str,
+        mutated: &'a str,
+    ) -> Change<'a> {
+        Change {
+            file: "mm/m.c",
+            function,
+            operator,
+            original,
+            mutated,
+        }
+    }
+
+    #[test]
+    fn an_entry_matches_by_code_and_release_and_says_where_it_is() {
+        let l = parse(LIST_TEXT, "list.toml").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].at, "list.toml:3");
+        assert_eq!(l[1].at, "list.toml:13");
+        assert_eq!(l[0].original, "x = 1;");
+        let c = change("f", "delete-stmt", "x  =\n\t1;", "");
+        assert!(l[0].matches(&c, "7.3.0"));
+        assert!(l[0].matches(&c, "7.3"));
+        assert!(!l[0].matches(&c, "7.30.1"), "7.3 is not a prefix of 7.30");
+        assert!(!l[0].matches(&c, "6.12.48"));
+        assert!(!l[0].matches(&change("g", "delete-stmt", "x = 1;", ""), "7.3"));
+        assert!(!l[0].matches(&change("f", "negate-cond", "x = 1;", ""), "7.3"));
+        assert!(l[1].matches(&change("g", "negate-cond", "a < b", "!(a < b)"), "6.1"));
+        assert!(!l[1].matches(&change("g", "negate-cond", "a < b", "!(a <= b)"), "6.1"));
+        assert_eq!(
+            find(
+                &l,
+                &change("g", "negate-cond", "a  <  b", "!(a < b)"),
+                "7.3"
+            )
+            .map(|e| &e.at),
+            Some(&"list.toml:13".to_string())
+        );
+    }
+
+    #[test]
+    fn the_shipped_list_reads() {
+        let l = load_repo().unwrap();
+        assert!(!l.is_empty());
+        for e in &l {
+            assert!(e.at.starts_with(LIST), "{}", e.at);
+            assert!(e.reason.len() > 100, "{}: say why, from the code", e.at);
+        }
+    }
+
+    #[test]
+    fn a_bad_list_is_refused_with_its_line_and_what_to_do() {
+        let e = parse("[[equivalent]]\nfile = \"a\"\nfunction = \"f\"\noperator = \"flip\"\noriginal = \"x\"\nreason = \"a reason long enough to pass\"\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("l.toml:1: operator \"flip\""), "{e}");
+        assert!(e.contains("negate-cond"), "{e}");
+        let e = parse("[[equivalent]]\nfile = \"a\"\nfunction = \"f\"\noperator = \"negate-cond\"\noriginal = \"x\"\nreason = \"short\"\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("l.toml:1: the reason is missing"), "{e}");
+        let e = parse("[[equivalent]]\nfile = \"a\"\nfunctoin = \"f\"\n", "l.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("l.toml:3: unknown field"), "{e}");
+    }
+}
