@@ -61,7 +61,7 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
                 };
                 let outcome;
                 (held, baseline, outcome) = run_scenario(plan, planned, results, start, counters);
-                if plan.stop_at_failure && outcome.is_failure() {
+                if plan.stop_at_failure && outcome.is_failure() && stops_here(planned) {
                     failed = Some(planned.name.clone());
                 }
             }
@@ -76,6 +76,16 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
         results.emit(&check);
     }
     results.emit(&Record::Done);
+}
+
+/// Whether a failure of `planned` may stop a run that stops at the first
+/// failure. Not a kernel selftest's: the host judges its cases against the
+/// known failures of this kernel (`known_failures`), and one it excuses is
+/// a pass, so a stop there would leave the rest of the run unrun for
+/// nothing. (What the guest calls a pass the host may still fail, from the
+/// console: that never stops the run.)
+fn stops_here(planned: &PlannedScenario) -> bool {
+    planned.scenario.kind != hmmlab_proto::scenario::Kind::Kselftest
 }
 
 /// The name of kmemleak's result, when it found something or could not run.
@@ -241,7 +251,10 @@ fn stopped(plan: &Plan, planned: &PlannedScenario, results: &Results, first: &st
         planned,
         results,
         Outcome::Skip,
-        format!("not run: {first} failed first, and this run stops at the first failure"),
+        format!(
+            "not run: {first} failed first, {}",
+            hmmlab_proto::plan::STOPPED
+        ),
     );
 }
 

@@ -40,7 +40,8 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<crate::coverage::CoveragePlan>,
     /// Stop at the first scenario that fails: the rest are reported
-    /// skipped, saying so (a mutant's run needs one failure, not all).
+    /// skipped, saying so ([`STOPPED`]; a mutant's run needs one failure,
+    /// not all).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stop_at_failure: bool,
     pub scenarios: Vec<PlannedScenario>,
@@ -62,3 +63,9 @@ pub struct PlannedScenario {
     pub name: String,
     pub scenario: Scenario,
 }
+
+/// How the message of a scenario skipped after a run's first failure
+/// (`Plan::stop_at_failure`) ends: a run whose scenarios all passed but
+/// which says this stopped for a failure the host does not see, and did
+/// not run everything.
+pub const STOPPED: &str = "and this run stops at the first failure";

@@ -101,6 +101,20 @@ fn verdict_of(
         if !has(Outcome::Pass) {
             return Err("no scenario ran".into());
         }
+        // Stopped at a failure that is none here: what was not run
+        // survived nothing.
+        if let Some(s) = scenarios.iter().find(|s| {
+            s.outcome == Outcome::Skip
+                && s.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains(hmmlab_proto::plan::STOPPED))
+        }) {
+            return Err(format!(
+                "the guest stopped at a failure no scenario has ({}: {}): not every scenario ran",
+                s.name,
+                s.message.as_deref().unwrap_or("")
+            ));
+        }
         return Ok((Verdict::Survived, failed));
     }
     let verdict = if has(Outcome::Crashed) {
@@ -304,6 +318,33 @@ mod tests {
         );
         assert_eq!(e.unwrap_err(), "the wrong kernel booted");
         assert!(verdict_of(RunStatus::Interrupted, None, &[]).is_err());
+    }
+
+    /// The guest stopped after a scenario it thought failed, which the host
+    /// then passed (a known failure of a selftest): the scenarios after it
+    /// never ran, so the mutant did not survive them.
+    #[test]
+    fn a_run_stopped_at_a_failure_the_host_excused_is_no_verdict() {
+        let pass = result("hmm-tests@madvise", Outcome::Pass, 7.0, None);
+        let message = format!(
+            "not run: hmm-tests@madvise failed first, {}",
+            hmmlab_proto::plan::STOPPED
+        );
+        let stopped = result("zero-page@never", Outcome::Skip, 0.0, Some(&message));
+        let e =
+            verdict_of(RunStatus::Finished, None, &[pass.clone(), stopped.clone()]).unwrap_err();
+        assert!(
+            e.contains("not every scenario ran") && e.contains("zero-page@never"),
+            "{e}"
+        );
+        // With a real failure first, the stop is what it says: killed.
+        let fail = result("empty-anon@madvise", Outcome::Fail, 1.0, Some("step 1"));
+        assert_eq!(
+            verdict_of(RunStatus::Finished, None, &[pass, fail, stopped])
+                .unwrap()
+                .0,
+            Verdict::Killed
+        );
     }
 
     #[test]
