@@ -214,6 +214,7 @@ fn thp_choice(s: &str) -> Option<ThpChoice> {
 /// modes, device-private memory.
 pub fn run_args(
     a: &crate::cli::MutateArgs,
+    scenario_dir: &Path,
     results: PathBuf,
     scenario_timeout: Option<f64>,
     sel: &Selected,
@@ -228,7 +229,7 @@ pub fn run_args(
             jobs: None,
         },
         scenarios: sel.scenarios.clone(),
-        scenario_dir: crate::paths::repo_root().join("scenarios"),
+        scenario_dir: scenario_dir.to_path_buf(),
         scenario_files: vec![],
         thp: sel.thp.clone(),
         device: vec![crate::cli::DeviceChoice::Private],
@@ -263,6 +264,29 @@ pub fn file_name(id: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Copy the scenario files (`*.toml` of `from`, not its subdirectories)
+/// into `to`, emptied first: every boot of a `--run` reads this copy, so
+/// the scenarios that pass unmutated are the ones that score each mutant,
+/// whatever happens to the repository's meanwhile, and the results keep
+/// the scenarios they were scored with.
+pub fn snapshot_scenarios(from: &Path, to: &Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("emptying {}", to.display()))?;
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let mut n = 0;
+    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let p = e?.path();
+        if p.is_file() && p.extension().is_some_and(|x| x == "toml") {
+            std::fs::copy(&p, to.join(p.file_name().unwrap()))
+                .with_context(|| format!("copying {}", p.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

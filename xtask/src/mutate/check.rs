@@ -1137,10 +1137,18 @@ fn boot_pending(
     }
     let runs = dir.join("runs");
     let asked = Selected::asked(a);
-    let base_args = boot::run_args(a, runs.join("unmutated"), None, &asked);
+    let scenario_dir = dir.join("scenarios");
+    let copied =
+        boot::snapshot_scenarios(&crate::paths::repo_root().join("scenarios"), &scenario_dir)?;
+    eprintln!(
+        "mutate: {copied} scenario files copied to {}: every boot of this run reads them",
+        scenario_dir.display()
+    );
+    let base_args = boot::run_args(a, &scenario_dir, runs.join("unmutated"), None, &asked);
     let inputs = crate::run::inputs(&base_args)?;
     let mut b = Booter {
         a,
+        scenario_dir: scenario_dir.clone(),
         coverage,
         runs: runs.clone(),
         known: inputs.scenarios.iter().map(|s| s.name.clone()).collect(),
@@ -1299,6 +1307,8 @@ use super::boot::Timings;
 /// What every boot of a `--run` shares.
 struct Booter<'a> {
     a: &'a crate::cli::MutateArgs,
+    /// The run's copy of the scenario files (`boot::snapshot_scenarios`).
+    scenario_dir: PathBuf,
     coverage: Option<&'a Coverage>,
     runs: PathBuf,
     known: Vec<String>,
@@ -1424,7 +1434,7 @@ impl Booter<'_> {
             .map(|s| s.scenarios.clone())
             .unwrap_or_default();
         let sel = sel.unwrap_or_else(|| self.asked.clone());
-        let mut args = boot::run_args(self.a, mdir.clone(), self.limit, &sel);
+        let mut args = boot::run_args(self.a, &self.scenario_dir, mdir.clone(), self.limit, &sel);
         args.instance_limits = self.limits.clone();
         if let Some(n) = number {
             args.append = vec![format!("{}={n}", super::schema::PARAM)];
