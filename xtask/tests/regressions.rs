@@ -6,7 +6,9 @@
 //! are not applicable (the 7.x-only scenarios on 6.12). Both hmm-tests
 //! scenarios (THP madvise and always) fail wherever one does, but for
 //! `7.3/device-pmd-ignores-select-private`: only hmm-tests under THP always
-//! migrates to the device over a device THP.
+//! migrates to the device over a device THP. A few examples break the
+//! kernel's own bookkeeping, and the first scenario to reach the breakage
+//! crashes it (`check_crash`): every scenario before it passed.
 
 mod common;
 
@@ -71,6 +73,59 @@ fn check(kernel: &str, patch: &str, expect: &[&str]) {
         mixed.is_empty(),
         "{patch}: these instances passed in one THP mode only: {mixed:?}"
     );
+    assert!(no_qemu_left(&run));
+}
+
+/// Run the suite on `kernel` with `patches/examples/{patch}.patch`: the
+/// kernel must crash in `scenario` (its first instance), with `bug` on the
+/// console, and every scenario run before it must pass: no earlier one
+/// noticed. The crash ends the run: the rest are errors, not run.
+fn check_crash(kernel: &str, patch: &str, scenario: &str, bug: &str) {
+    let path = format!("patches/examples/{patch}.patch");
+    let run = xtask(&["run-scenarios", "--kernel", kernel, "--patch", &path]);
+    assert_eq!(
+        run.code,
+        1,
+        "the patched kernel must fail the suite\n{}",
+        run.explain()
+    );
+    let j = run.json();
+    assert_eq!(
+        j["booted_kernel"], j["kernel"]["banner"],
+        "{patch}: the kernel that booted"
+    );
+    let scenarios = j["scenarios"].as_array().unwrap();
+    let at = scenarios
+        .iter()
+        .position(|s| s["outcome"] == "crashed")
+        .unwrap_or_else(|| panic!("{patch}: no scenario crashed\n{}", run.stdout));
+    let crashed = &scenarios[at];
+    assert_eq!(
+        crashed["name"].as_str().unwrap().split('@').next().unwrap(),
+        scenario,
+        "{patch}: the scenario that crashed\n{}",
+        run.stdout
+    );
+    assert!(
+        crashed["message"].as_str().unwrap_or("").contains(bug),
+        "{patch}: {}",
+        crashed["message"]
+    );
+    for s in &scenarios[..at] {
+        assert!(
+            s["outcome"] == "pass" || s["outcome"] == "skip",
+            "{patch}: {} ran before the crash and was {}",
+            s["name"],
+            s["outcome"]
+        );
+    }
+    for s in &scenarios[at + 1..] {
+        assert_eq!(
+            s["outcome"], "error",
+            "{patch}: {} after the crash",
+            s["name"]
+        );
+    }
     assert!(no_qemu_left(&run));
 }
 
@@ -266,6 +321,35 @@ fn device_pmd_ignores_select_private_7_3() {
     check(
         K73,
         "7.3/device-pmd-ignores-select-private",
-        &["hmm-tests-thp-always", "thp-device-migrate-again"],
+        &[
+            "hmm-tests-thp-always",
+            "skipped-then-collected-one-batch",
+            "thp-device-migrate-again",
+            "thp-device-second-batch",
+        ],
+    );
+}
+
+/// Survivors of `cargo xtask mutate` until the *-second-batch scenarios: an
+/// entry the collection skips, or a hole test_hmm leaves alone, keeps the
+/// dst of test_hmm's previous batch. Nothing before those scenarios
+/// notices; they crash the kernel.
+#[test]
+fn skip_stale_dst_7_3() {
+    check_crash(
+        K73,
+        "7.3/skip-stale-dst",
+        "file-private-holes-second-batch",
+        "Bad rss-counter state",
+    );
+}
+
+#[test]
+fn hole_stale_dst_7_3() {
+    check_crash(
+        K73,
+        "7.3/hole-stale-dst",
+        "holes-to-system-second-batch",
+        "Bad page map",
     );
 }
