@@ -25,6 +25,30 @@
 
 mod common;
 
+/// Read off a mutation run's report.html in the browser.
+const MUTATION_PROBE: &str = r#"
+const rows = [...document.querySelectorAll('#mutants > tbody > tr')];
+const shown = () => rows.filter(r => getComputedStyle(r).display !== 'none');
+const pick = v => {
+  const s = document.querySelector('form.filters select[data-facet=verdict]');
+  s.value = v; s.dispatchEvent(new Event('change', {bubbles: true}));
+};
+const id = r => r.querySelector('td code').textContent;
+pick('equivalent');
+const equivalent_only = shown().map(id);
+const counter = document.querySelector('form.filters .shown').textContent;
+pick('');
+probe = {
+  score: document.getElementById('score').textContent,
+  rows: rows.length,
+  equivalent_only, counter,
+  all_again: shown().length,
+  why: Object.fromEntries(rows.map(r => [id(r), r.cells[2].textContent.trim()])),
+  marks: [...document.querySelectorAll('table.source .mark')].map(m => m.title),
+  external: [...document.querySelectorAll("[src], link, a[href]:not([href^='#'])")].map(e => e.outerHTML),
+};
+"#;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -213,6 +237,41 @@ fn woven_mutants_boot_one_kernel_each_with_its_number_and_the_scenarios_score_th
     );
     let eq = by_id("mm/migrate_device.c:migrate_vma_collect_hole:65:patch:hole-step-spelled-out");
     assert_eq!(eq["status"], "Ignored", "{eq}");
+
+    // The same run as a page, in a real browser: the score, each mutant's
+    // row with its killer, the verdict filter, each verdict on its line.
+    let page = dir.join("report.html");
+    let (p, console) = common::browser_page(&page, MUTATION_PROBE);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(
+        p["score"]
+            .as_str()
+            .unwrap()
+            .contains("mutation score 100.0 %"),
+        "{p}"
+    );
+    assert_eq!(p["rows"], 4, "{p}");
+    assert_eq!(p["equivalent_only"], serde_json::json!([eq["id"]]), "{p}");
+    assert_eq!(p["counter"], "1", "{p}");
+    assert_eq!(p["all_again"], 4, "{p}");
+    let zero = format!("{HOLE}:zero-const:0");
+    let why = p["why"][&zero].as_str().unwrap();
+    assert!(why.starts_with("by empty-anon@"), "{p}");
+    assert!(
+        p["marks"].as_array().unwrap().iter().any(|m| m.as_str()
+            == Some(&format!(
+                "{zero}: {}",
+                r[&zero]["verdict"].as_str().unwrap()
+            ))),
+        "the zero-const mutant on its line: {p}"
+    );
+    assert_eq!(p["external"], serde_json::json!([]), "{p}");
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mutation-report.png");
+    common::browser_screenshot(&page, &png, 1200, 1600);
+    println!(
+        "screenshot of the mutation run's report.html: {}",
+        png.display()
+    );
 
     // Compared with itself: nothing changed. Compared with a copy in which
     // zero-const survived: B newly misses it, exit 1.

@@ -1624,7 +1624,8 @@ fn write_elements(
 }
 
 /// `mutation-report.json` in `dir`: `records` over each file's source,
-/// with the spans of the generated mutants among them.
+/// with the spans of the generated mutants among them; and `report.html`,
+/// the page of the same (`html::render`).
 pub fn write_report(
     dir: &Path,
     records: &[Record],
@@ -1647,7 +1648,41 @@ pub fn write_report(
         })
         .collect();
     let r = report(records, sources, &spans);
-    crate::kernel::build::write_atomic(&dir.join("mutation-report.json"), &serde_json::to_vec(&r)?)
+    crate::kernel::build::write_atomic(
+        &dir.join("mutation-report.json"),
+        &serde_json::to_vec(&r)?,
+    )?;
+    // The page, with what check.json says of the build.
+    let mut facts = vec![];
+    if let Ok(h) = fs::read(dir.join("check.json"))
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice::<Header>(&b)?))
+    {
+        facts.push(("kernel".to_string(), format!("{} {}", h.source, h.release)));
+        facts.push(("build".to_string(), h.kernel_key.clone()));
+        if let Some(s) = h.shard {
+            facts.push(("shard".to_string(), s.to_string()));
+        }
+        if let Some(c) = &h.coverage_from {
+            facts.push(("coverage from".to_string(), c.display().to_string()));
+        }
+    }
+    facts.push((
+        "records".to_string(),
+        dir.join("mutants.jsonl").display().to_string(),
+    ));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let html = super::html::render(
+        &format!("mutation run {name}"),
+        &facts,
+        records,
+        sources,
+        generated,
+    );
+    crate::kernel::build::write_atomic(&dir.join("report.html"), html.as_bytes())
 }
 
 /// The survivors and the uncovered, each with its diff (`diff_of` its

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod elements;
 pub mod equivalent;
 pub mod gen;
+pub mod html;
 pub mod ops;
 pub mod schema;
 pub mod shard;
