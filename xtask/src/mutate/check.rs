@@ -530,6 +530,23 @@ pub struct Record {
     pub listed: Option<String>,
 }
 
+impl Record {
+    /// The record as its check left it: without what a boot added
+    /// (killers, timings, run, reason, scenarios, woven number, list entry).
+    pub fn unbooted(self) -> Record {
+        Record {
+            killed_by: vec![],
+            timings: None,
+            run_dir: None,
+            reason: None,
+            scenarios: vec![],
+            schema: None,
+            listed: None,
+            ..self
+        }
+    }
+}
+
 /// What a check directory is a check of (`check.json`); a resumed check
 /// must be of the same build and source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -189,14 +189,7 @@ pub fn merge_records(parts: &[Part], order: &BTreeMap<String, usize>) -> Result<
             *r = Record {
                 verdict,
                 duplicate_of,
-                killed_by: vec![],
-                timings: None,
-                run_dir: None,
-                reason: None,
-                scenarios: vec![],
-                schema: None,
-                listed: None,
-                ..r.clone()
+                ..r.clone().unbooted()
             };
         } else if r.verdict == Verdict::Duplicate {
             // Its earlier twin is in no part: the compile's verdict.
