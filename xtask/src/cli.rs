@@ -558,6 +558,12 @@ pub struct MutateArgs {
     /// With --run: boot the uncovered mutants too.
     #[arg(long)]
     pub boot_uncovered: bool,
+    /// With --run --resume: boot again the mutants whose last verdict is
+    /// this one (repeatable: survived, timeout, killed, crashed), e.g. the
+    /// survivors after new scenarios were written, or the timeouts of a
+    /// run that shared the machine.
+    #[arg(long, value_name = "VERDICT")]
+    pub again: Vec<String>,
     /// With --run and --coverage-from: every scenario on every mutant, not
     /// only those that ran its lines.
     #[arg(long)]

@@ -992,7 +992,14 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         )?;
     }
     let list = super::equivalent::load_repo()?;
-    relist(&list, &k.release, &candidates, &mut records, &mut out)?;
+    relist(
+        &list,
+        &k.release,
+        &sources,
+        &candidates,
+        &mut records,
+        &mut out,
+    )?;
     drop(out);
     let ids: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
     let selected: Vec<Record> = records
@@ -1049,6 +1056,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
 fn relist(
     list: &[super::equivalent::Entry],
     release: &str,
+    sources: &BTreeMap<String, String>,
     candidates: &[Candidate],
     records: &mut [Record],
     out: &mut File,
@@ -1072,6 +1080,10 @@ fn relist(
                 operator: m.operator.name(),
                 original: &m.original,
                 mutated: &m.mutated,
+                line: &sources
+                    .get(&m.file)
+                    .map(|t| context_of(t, m.line))
+                    .unwrap_or_default(),
             },
             release,
         );
@@ -1093,6 +1105,17 @@ fn relist(
     Ok(())
 }
 
+/// Line `line` (1-based) of `text` with the three lines before it, as an
+/// equivalent entry's `context` is matched against.
+fn context_of(text: &str, line: usize) -> String {
+    let first = line.saturating_sub(4);
+    text.lines()
+        .skip(first)
+        .take(line - first)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `file:function` of every function of `files` (in their order) that
 /// `has` mutants in: the rows of the summary.
 pub fn functions_with(
@@ -1109,6 +1132,29 @@ pub fn functions_with(
         }
     }
     functions
+}
+
+/// The verdicts of `--again`: only those a boot gives.
+pub fn again_verdicts(names: &[String]) -> Result<Vec<Verdict>> {
+    names
+        .iter()
+        .map(|n| {
+            Verdict::ALL
+                .into_iter()
+                .filter(|v| {
+                    matches!(
+                        v,
+                        Verdict::Survived | Verdict::Timeout | Verdict::Killed | Verdict::Crashed
+                    )
+                })
+                .find(|v| v.name() == n)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--again {n}: not a verdict a boot gives; use survived, timeout, killed or crashed"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `--run`: boot each pending mutant (and the uncovered with
@@ -1134,9 +1180,11 @@ fn boot_pending(
     out: &mut File,
 ) -> Result<bool> {
     use super::boot::{self, Selected};
+    let again = again_verdicts(&a.again)?;
     let wanted = |v: Verdict| {
         matches!(v, Verdict::Pending | Verdict::Error)
             || (a.boot_uncovered && v == Verdict::Uncovered)
+            || again.contains(&v)
     };
     let todo: Vec<&Candidate> = candidates
         .iter()
@@ -2005,7 +2053,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mutants.jsonl");
         let mut out = File::create(&path).unwrap();
-        relist(&list, "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        relist(
+            &list,
+            "7.3.4",
+            &BTreeMap::new(),
+            &candidates,
+            &mut records,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(records[0].verdict, Verdict::Equivalent);
         assert_eq!(records[0].listed.as_deref(), Some("l.toml:1"));
         assert_eq!(
@@ -2025,7 +2081,15 @@ mod tests {
         assert_eq!(again.len(), 2);
         assert_eq!(again[0].verdict, Verdict::Equivalent);
         // The entry goes: the survivor survives again.
-        relist(&[], "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        relist(
+            &[],
+            "7.3.4",
+            &BTreeMap::new(),
+            &candidates,
+            &mut records,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(records[0].verdict, Verdict::Survived);
         assert_eq!(records[0].listed, None);
         assert_eq!(records[1].listed, None);
@@ -2035,7 +2099,15 @@ mod tests {
             "l.toml",
         )
         .unwrap();
-        relist(&other, "7.3.4", &candidates, &mut records, &mut out).unwrap();
+        relist(
+            &other,
+            "7.3.4",
+            &BTreeMap::new(),
+            &candidates,
+            &mut records,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(records[0].verdict, Verdict::Survived);
     }
 

@@ -41,6 +41,8 @@ struct Raw {
     mutated: Option<String>,
     #[serde(default)]
     releases: Vec<String>,
+    #[serde(default)]
+    context: Option<String>,
     reason: String,
 }
 
@@ -55,6 +57,10 @@ pub struct Entry {
     pub mutated: Option<String>,
     /// Release prefixes (`7.3`, `6.12`) it holds for; empty: every one.
     pub releases: Vec<String>,
+    /// Text the mutant's source line, with the three lines before it, must
+    /// hold (whitespace runs made one space): tells apart mutants of a short
+    /// original such as `0` or `goto next;` in one function.
+    pub context: Option<String>,
     pub reason: String,
     /// `scenarios/mutants/equivalent.toml:12`.
     pub at: String,
@@ -86,7 +92,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
         let line = e.span().map(|s| line_of(s.start)).unwrap_or(1);
         bad_input(format!(
             "{shown}:{line}: {}; each [[equivalent]] has file, function, operator, original, \
-             reason, and may have mutated and releases",
+             reason, and may have mutated, releases and context",
             e.message()
         ))
     })?;
@@ -120,6 +126,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
             original: squash(&r.original),
             mutated: r.mutated.as_deref().map(squash),
             releases: r.releases,
+            context: r.context.as_deref().map(squash).filter(|l| !l.is_empty()),
             reason: r.reason.trim().to_string(),
             at,
         });
@@ -134,6 +141,8 @@ pub struct Change<'a> {
     pub operator: &'a str,
     pub original: &'a str,
     pub mutated: &'a str,
+    /// The source line the mutant changes, with the three before it.
+    pub line: &'a str,
 }
 
 impl Entry {
@@ -146,6 +155,10 @@ impl Entry {
                 .mutated
                 .as_ref()
                 .is_none_or(|m| *m == squash(c.mutated))
+            && self
+                .context
+                .as_ref()
+                .is_none_or(|l| squash(c.line).contains(l.as_str()))
             && (self.releases.is_empty()
                 || self.releases.iter().any(|r| {
                     release == r
@@ -198,7 +211,25 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
             operator,
             original,
             mutated,
+            line: original,
         }
+    }
+
+    #[test]
+    fn context_tells_apart_one_constant_on_two_lines() {
+        let l = parse(
+            "[[equivalent]]\nfile = \"mm/m.c\"\nfunction = \"f\"\noperator = \"complement-const\"\n\
+             original = \"0\"\ncontext = \"src[n]  = 0;\"\n\
+             reason = \"src[n] is written again on every path before it is read\"\n",
+            "l.toml",
+        )
+        .unwrap();
+        let at = |line| Change {
+            line,
+            ..change("f", "complement-const", "0", "~0")
+        };
+        assert!(l[0].matches(&at("\t}\n\t\tm->src[n] = 0;"), "7.3"));
+        assert!(!l[0].matches(&at("\t\tm->dst[n] = 0;"), "7.3"));
     }
 
     #[test]

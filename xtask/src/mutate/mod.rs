@@ -246,6 +246,12 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         only_with(a.boot_uncovered, "--boot-uncovered", "--run")?;
         only_with(a.all_scenarios, "--all-scenarios", "--run")?;
     }
+    only_with(
+        !a.again.is_empty() && a.resume.is_none(),
+        "--again",
+        "--run --resume",
+    )?;
+    check::again_verdicts(&a.again)?;
     let sel = Selection {
         files: a.files.clone(),
         functions: a.functions.clone(),
