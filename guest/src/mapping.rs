@@ -19,6 +19,7 @@ pub struct Mapped {
     base: *mut u8,
     pages: u64,
     writable: bool,
+    kind: MappingKind,
     /// Per page, what a CPU access may do now: `munmap` and `mprotect`
     /// steps change it.
     access: RefCell<Vec<Access>>,
@@ -65,6 +66,7 @@ impl Mapped {
             base,
             pages: spec.pages,
             writable,
+            kind: spec.kind,
             access: RefCell::new(vec![access; spec.pages as usize]),
         };
         if spec.hugepage {
@@ -119,6 +121,41 @@ impl Mapped {
             ));
         }
         self.set_access(range, Access::Unmapped);
+        Ok(())
+    }
+
+    /// madvise(MADV_DONTNEED) the pages of `range` of an anon-private
+    /// mapping, which must all be mapped: they read as zeros afterwards.
+    pub fn discard(&self, range: PageRange) -> Result<(), String> {
+        assert!(range.end() <= self.pages, "page range outside the mapping");
+        if self.kind != MappingKind::AnonPrivate {
+            return Err(format!(
+                "discard needs an anon-private mapping, not {:?}: MADV_DONTNEED of a shared or \
+                 file mapping keeps or reloads the data",
+                self.kind
+            ));
+        }
+        if let Some((page, _)) = self.refuses(range, false) {
+            return Err(format!(
+                "discard of page {page}, which a munmap step unmapped"
+            ));
+        }
+        // SAFETY: the range is mapped and ours; nothing else uses its pages.
+        let rc = unsafe {
+            libc::madvise(
+                self.addr(range.start()) as *mut libc::c_void,
+                (range.len() * PAGE_SIZE) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "madvise(MADV_DONTNEED) of pages [{}, {}) failed: {}",
+                range.start(),
+                range.end(),
+                describe_errno(last_errno())
+            ));
+        }
         Ok(())
     }
 
@@ -402,6 +439,29 @@ mod tests {
         let mut last = vec![1; WORDS_PER_PAGE];
         m.read_words(PageRange(3, 4), &mut last);
         assert!(last.iter().all(|&w| w == 0));
+    }
+
+    #[test]
+    fn discarded_pages_read_as_zeros_and_only_anon_private_ones() {
+        let m = Mapped::create(&spec(MappingKind::AnonPrivate, 4, 1)).unwrap();
+        // SAFETY: pages 0..4 of a writable mapping, this thread only.
+        unsafe { write_pattern_at(m.addr(0), 0, 4, 3) };
+        m.discard(PageRange(1, 3)).unwrap();
+        let mut back = vec![1; 4 * WORDS_PER_PAGE];
+        m.read_words(PageRange(0, 4), &mut back);
+        let mut model = crate::model::Model::new(4);
+        model.record_write(PageRange(0, 4), 3);
+        model.forget(PageRange(1, 3));
+        model.check(0, &back).unwrap();
+        assert!(back[WORDS_PER_PAGE..3 * WORDS_PER_PAGE]
+            .iter()
+            .all(|&w| w == 0));
+        m.unmap(PageRange(3, 4)).unwrap();
+        let e = m.discard(PageRange(2, 4)).unwrap_err();
+        assert!(e.contains("page 3, which a munmap step unmapped"), "{e}");
+        let shared = Mapped::create(&spec(MappingKind::AnonShared, 2, 1)).unwrap();
+        let e = shared.discard(PageRange(0, 1)).unwrap_err();
+        assert!(e.contains("needs an anon-private mapping"), "{e}");
     }
 
     #[test]

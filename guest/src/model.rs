@@ -50,6 +50,13 @@ impl Model {
         }
     }
 
+    /// The pages of `range` were dropped: they read as zeros.
+    pub fn forget(&mut self, range: PageRange) {
+        for page in &mut self.pages[range.start() as usize..range.end() as usize] {
+            *page = None;
+        }
+    }
+
     /// The word `word` of page `page` should hold now.
     pub fn expected(&self, page: u64, word: u64) -> u64 {
         match self.pages[page as usize] {

@@ -251,7 +251,9 @@ impl Ctx<'_> {
             | Op::Release => self.device_step(step, range, m),
             Op::CpuRead | Op::CpuWrite => self.cpu_step(step, range, m),
             Op::MigrateRace => self.migrate_race(step, range, m),
-            Op::Munmap | Op::Mprotect | Op::UnmapNeighbour => self.vma_step(step, range, m),
+            Op::Munmap | Op::Mprotect | Op::UnmapNeighbour | Op::Discard => {
+                self.vma_step(step, range, m)
+            }
             Op::UserfaultfdIdle => self.userfaultfd_idle(m),
             Op::HoldRefs | Op::DropRefs | Op::PinPages | Op::UnpinPages => {
                 self.refs_step(step, range, m)
@@ -394,7 +396,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// munmap, mprotect and unmap-neighbour: VMA changes that must succeed.
+    /// munmap, mprotect, unmap-neighbour and discard: VMA changes that must
+    /// succeed.
     fn vma_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
         let t0 = monotonic_ns();
         match (step.op, step.prot) {
@@ -402,6 +405,7 @@ impl Ctx<'_> {
             (Op::Mprotect, Some(prot)) => self.map.protect(range, prot),
             (Op::Mprotect, None) => Err("mprotect needs `prot`".to_string()),
             (Op::UnmapNeighbour, _) => self.map.unmap_neighbour(),
+            (Op::Discard, _) => self.map.discard(range).map(|()| self.model.forget(range)),
             (op, _) => Err(format!("{} is no VMA change", op.as_str())),
         }
         .map_err(Failure::error)?;

@@ -445,6 +445,7 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
     if map.any(r, |a, _| a == PageAccess::Unmapped)
         && (st.op.is_cpu_access()
             || st.op == Op::Mprotect
+            || st.op == Op::Discard
             || st.op == Op::HoldRefs
             || st.op == Op::PinPages
             || (st.op.issues_ioctl() && !fails))
@@ -684,6 +685,7 @@ fn mapping_allowed(s: &Scenario, m: &Mapping) -> bool {
             .all(|st| !st.op.cpu_writes() && (!st.op.device_writes() || st.expect_errno.is_some()));
     }
     ok &= m.userfaultfd || s.step.iter().all(|st| st.op != Op::UserfaultfdIdle);
+    ok &= m.kind == MappingKind::AnonPrivate || s.step.iter().all(|st| st.op != Op::Discard);
     // Steps run in order: what a page allows depends on the munmap and
     // mprotect steps before.
     if (1..=MAX_PAGES).contains(&m.pages) {
@@ -1054,6 +1056,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .into_iter()
         .filter(|op| !op.cpu_writes() || prot == Prot::ReadWrite)
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
+        .filter(|op| *op != Op::Discard || m.kind == MappingKind::AnonPrivate)
         .collect();
     let mut access = AccessMap::new(&m);
     let mut steps_so_far: Vec<Step> = vec![];

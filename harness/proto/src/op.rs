@@ -72,6 +72,11 @@ pub enum Op {
     /// PIN_LONGTERM_TEST_STOP on every pin of the earlier `pin-pages`
     /// steps: the pins go.
     UnpinPages,
+    /// madvise(MADV_DONTNEED) of the step's pages (required) of an
+    /// anon-private mapping: their pages are dropped (a THP's PMD is split
+    /// first, the rest of the THP stays mapped by ptes) and they read as
+    /// zeros again, holes that keep their VMA.
+    Discard,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -205,7 +210,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 21] = [
+    pub const ALL: [Op; 22] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -227,6 +232,7 @@ impl Op {
         Op::DropRefs,
         Op::PinPages,
         Op::UnpinPages,
+        Op::Discard,
     ];
 
     /// This op's rules: the one place they are written.

@@ -201,6 +201,45 @@ impl Selected {
     }
 }
 
+impl Selected {
+    /// Also the scenarios `more`, in both THP modes a mutant runs in.
+    pub fn with(mut self, more: &[String]) -> Selected {
+        if more.is_empty() {
+            return self;
+        }
+        for m in more {
+            if !self.scenarios.contains(m) {
+                self.scenarios.push(m.clone());
+            }
+        }
+        self.scenarios.sort();
+        for t in [ThpChoice::Madvise, ThpChoice::Always] {
+            if !self.thp.contains(&t) {
+                self.thp.push(t);
+            }
+        }
+        self
+    }
+}
+
+/// The scenarios among `known` that no line of `cov` names: newer than the
+/// coverage file, so nothing says which mutants they reach.
+pub fn uncharted(cov: &crate::coverage::model::Coverage, known: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    for fc in cov.files.values() {
+        for l in fc.lines.values() {
+            for i in &l.scenarios {
+                seen.insert(i.split('@').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    known
+        .iter()
+        .filter(|k| !seen.contains(k.as_str()))
+        .cloned()
+        .collect()
+}
+
 fn thp_choice(s: &str) -> Option<ThpChoice> {
     match s {
         "madvise" => Some(ThpChoice::Madvise),
@@ -411,6 +450,38 @@ mod tests {
         // Only unknown scenarios ran it: everything asked runs instead.
         assert_eq!(Selected::covering(&set(&["gone@never"]), &known), None);
         assert_eq!(Selected::covering(&set(&[]), &known), None);
+    }
+
+    #[test]
+    fn scenarios_newer_than_the_coverage_file_run_on_every_mutant() {
+        use crate::coverage::model::{Coverage, FileCoverage, Line};
+        let mut line = Line::default();
+        line.scenarios.extend([
+            "thp-split@madvise".to_string(),
+            "zero-page@always".to_string(),
+        ]);
+        let mut fc = FileCoverage::default();
+        fc.lines.insert(12, line);
+        let cov = Coverage {
+            files: [("mm/m.c".to_string(), fc)].into(),
+        };
+        let known: Vec<String> = ["device-write-thp", "thp-split", "zero-page"]
+            .map(String::from)
+            .to_vec();
+        let new = uncharted(&cov, &known);
+        assert_eq!(new, ["device-write-thp"]);
+        let s = Selected {
+            scenarios: vec!["zero-page".into()],
+            thp: vec![ThpChoice::Always],
+        }
+        .with(&new);
+        assert_eq!(s.scenarios, ["device-write-thp", "zero-page"]);
+        assert_eq!(s.thp, [ThpChoice::Always, ThpChoice::Madvise]);
+        let same = Selected {
+            scenarios: vec!["zero-page".into()],
+            thp: vec![ThpChoice::Always],
+        };
+        assert_eq!(same.clone().with(&[]), same);
     }
 
     #[test]

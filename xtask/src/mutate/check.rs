@@ -1211,12 +1211,26 @@ fn boot_pending(
     );
     let base_args = boot::run_args(a, &scenario_dir, runs.join("unmutated"), None, &asked);
     let inputs = crate::run::inputs(&base_args)?;
+    let known: Vec<String> = inputs.scenarios.iter().map(|s| s.name.clone()).collect();
+    let uncharted = coverage
+        .filter(|_| !a.all_scenarios)
+        .map(|cv| boot::uncharted(cv, &known))
+        .unwrap_or_default();
+    if !uncharted.is_empty() {
+        eprintln!(
+            "mutate: {} scenario(s) the coverage file never saw run on every mutant: {} (run \
+             `cargo xtask coverage` again to narrow them to the mutants whose lines they run)",
+            uncharted.len(),
+            uncharted.join(", ")
+        );
+    }
     let mut b = Booter {
         a,
+        uncharted,
         scenario_dir: scenario_dir.clone(),
         coverage,
         runs: runs.clone(),
-        known: inputs.scenarios.iter().map(|s| s.name.clone()).collect(),
+        known,
         asked,
         guest: crate::guest::build(&k.uapi_header())?,
         ws: boot::workspace(k, work)?,
@@ -1377,6 +1391,9 @@ struct Booter<'a> {
     coverage: Option<&'a Coverage>,
     runs: PathBuf,
     known: Vec<String>,
+    /// Scenarios of the run that the coverage file has no line for (newer
+    /// than it): they run on every mutant.
+    uncharted: Vec<String>,
     asked: super::boot::Selected,
     guest: PathBuf,
     ws: crate::kernel::relink::Workspace,
@@ -1493,7 +1510,8 @@ impl Booter<'_> {
             .and_then(|fc| {
                 let over = instances_over(fc, &c.function, c.line, c.last_line);
                 Selected::covering(&over, &self.known)
-            });
+            })
+            .map(|s| s.with(&self.uncharted));
         rec.scenarios = sel
             .as_ref()
             .map(|s| s.scenarios.clone())

@@ -20,6 +20,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::MigrateRace => &MIGRATE_RACE,
         Op::FailAlloc => &FAIL_ALLOC,
         Op::Munmap => &MUNMAP,
+        Op::Discard => &DISCARD,
         Op::Mprotect => &MPROTECT,
         Op::DeviceReadUnlocked => &DEVICE_READ_UNLOCKED,
         Op::Release => &RELEASE,
@@ -220,11 +221,19 @@ const FAIL_ALLOC: OpRules = OpRules {
     command: newer("HMM_DMIRROR_FLAGS", "7.2", [6, 12, u32::MAX]),
 };
 
-/// Why munmap and mprotect take no `expect_errno`.
+/// Why munmap, mprotect and discard take no `expect_errno`.
 const VMA_CHECKS: Checks = own_check(
-    "munmap and mprotect issue no dmirror ioctl and must succeed; check their effect with a \
-     snapshot step",
+    "munmap, mprotect and discard issue no dmirror ioctl and must succeed; check their effect \
+     with a snapshot step",
 );
+
+const DISCARD: OpRules = OpRules {
+    name: "discard",
+    kind: OpKind::VmaChange,
+    pages: Pages::Required { verb: "discard" },
+    checks: VMA_CHECKS,
+    command: None,
+};
 
 const MUNMAP: OpRules = OpRules {
     name: "munmap",

@@ -27,6 +27,7 @@ fn position(op: Op) -> usize {
         Op::DropRefs => 18,
         Op::PinPages => 19,
         Op::UnpinPages => 20,
+        Op::Discard => 21,
     }
 }
 

@@ -385,3 +385,33 @@ fn unpin_pages_and_drop_refs_each_drop_their_own() {
     );
     assert!(d.hint.as_ref().unwrap().contains("EFAULT"));
 }
+
+#[test]
+fn discard_needs_pages_of_a_private_anonymous_mapping_that_are_mapped() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"discard\"\n\
+         [[step]]\nop = \"munmap\"\npages = [0, 2]\n\
+         [[step]]\nop = \"discard\"\npages = [1, 4]\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"discard\"` needs `pages`");
+    assert_at(
+        &ds[1],
+        14,
+        6,
+        "`op = \"discard\"` reaches page 1, which step 2 (line 11) unmapped",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("ENOMEM"));
+    let shared =
+        with("[[step]]\nop = \"discard\"\npages = [0, 2]\n").replace("anon-private", "anon-shared");
+    let d = one(&shared);
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"discard\"` needs `kind = \"anon-private\"`",
+    );
+    loads(&with(
+        "[[step]]\nop = \"discard\"\npages = [0, 2]\n[[step]]\nop = \"cpu-read\"\n",
+    ));
+}

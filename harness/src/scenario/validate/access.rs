@@ -5,7 +5,7 @@
 //! step depends on the `munmap` and `mprotect` steps before it.
 
 use hmmlab_proto::op::{Pages, MAX_HELD_PAGES};
-use hmmlab_proto::scenario::{Op, PageRange, Prot, Step};
+use hmmlab_proto::scenario::{MappingKind, Op, PageRange, Prot, Step};
 
 use super::Ctx;
 use crate::scenario::span::key_path;
@@ -26,6 +26,18 @@ pub(super) fn check_mapping_ops(cx: &mut Ctx<'_, '_>) {
                 key_path!["step", i, "op"],
                 format!("`op = \"{op}\"` needs `pages`"),
                 Some(hint),
+            );
+        }
+        let kind = cx.s.mapping.as_ref().map(|m| m.kind);
+        if st.op == Op::Discard && kind.is_some_and(|k| k != MappingKind::AnonPrivate) {
+            cx.at_value(
+                key_path!["step", i, "op"],
+                "`op = \"discard\"` needs `kind = \"anon-private\"`".to_string(),
+                Some(
+                    "MADV_DONTNEED of a shared or file mapping keeps or reloads the data: \
+                     discard pages of an anon-private mapping"
+                        .to_string(),
+                ),
             );
         }
         match (rules.checks.prot, st.prot) {
@@ -215,6 +227,8 @@ fn access_problem(
             "a CPU access there would kill the scenario with SIGSEGV"
         } else if st.op == Op::Mprotect {
             "mprotect of an unmapped page fails with ENOMEM"
+        } else if st.op == Op::Discard {
+            "madvise(MADV_DONTNEED) of an unmapped page fails with ENOMEM"
         } else if st.op == Op::HoldRefs {
             "vmsplice(2) of an unmapped page fails with EFAULT: hold references on pages that \
              stay mapped"
