@@ -898,6 +898,18 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
             candidates.len()
         );
     }
+    // A resumed run's coverage file may be newer than the one its check
+    // used: a mutant it found uncovered whose lines some scenario now runs
+    // is pending again.
+    if let Some(cv) = &coverage {
+        let reached = rejudge_uncovered(cv, &candidates, &mut records, &mut out)?;
+        if reached > 0 {
+            eprintln!(
+                "mutate: {reached} mutant(s) recorded uncovered are run by some scenario of the \
+                 coverage file given now: pending"
+            );
+        }
+    }
     let total = candidates.len();
     eprintln!(
         "mutate: {total} mutants, {} already checked; results in {}",
@@ -1045,6 +1057,34 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
         });
     }
     Ok(hmmlab_harness::exit::OK)
+}
+
+/// The uncovered records of `candidates` whose lines `cv` says some
+/// scenario runs become pending (appended to `out`); how many.
+fn rejudge_uncovered(
+    cv: &crate::coverage::model::Coverage,
+    candidates: &[Candidate],
+    records: &mut [Record],
+    out: &mut impl Write,
+) -> Result<usize> {
+    let mut reached = 0;
+    for c in candidates {
+        let Some(r) = records.iter_mut().rev().find(|r| r.id == c.id) else {
+            continue;
+        };
+        let cov = cv.files.get(&c.file);
+        if r.verdict == Verdict::Uncovered
+            && reach(cov, &c.function, c.line, c.last_line) == Reach::Covered
+        {
+            r.verdict = Verdict::Pending;
+            r.coverage = Reach::Covered;
+            let mut line = serde_json::to_string(&*r)?;
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+            reached += 1;
+        }
+    }
+    Ok(reached)
 }
 
 /// Bring the booted records in line with the equivalent list: a survivor
@@ -2023,6 +2063,53 @@ mod tests {
             diff: String::new(),
             under: vec![],
         }
+    }
+
+    #[test]
+    fn a_newer_coverage_file_makes_uncovered_mutants_it_reaches_pending() {
+        use crate::coverage::model::{Coverage, FileCoverage, Line};
+        let m: &'static Mutant = Box::leak(Box::new(mutant("int g(void)\n{\n}\n", "{", "")));
+        let cand = |id: &str, line: usize| Candidate {
+            id: id.into(),
+            file: "f.c".into(),
+            function: "g".into(),
+            line,
+            last_line: line,
+            operator: "delete-if-body".into(),
+            under: vec![],
+            text: Text::Generated(m),
+            diff: String::new(),
+        };
+        let candidates = [cand("a", 3), cand("b", 4), cand("c", 3)];
+        let mut records = vec![
+            test_record("a", 3, Verdict::Uncovered),
+            test_record("b", 4, Verdict::Uncovered),
+            test_record("c", 3, Verdict::Killed),
+        ];
+        let mut fc = FileCoverage::default();
+        fc.lines.insert(
+            3,
+            Line {
+                count: 2,
+                ..Line::default()
+            },
+        );
+        fc.lines.insert(4, Line::default());
+        let cv = Coverage {
+            files: [("f.c".to_string(), fc)].into(),
+        };
+        let mut out = vec![];
+        assert_eq!(
+            rejudge_uncovered(&cv, &candidates, &mut records, &mut out).unwrap(),
+            1
+        );
+        let v: Vec<Verdict> = records.iter().map(|r| r.verdict).collect();
+        assert_eq!(v, [Verdict::Pending, Verdict::Uncovered, Verdict::Killed]);
+        let appended: Record = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (appended.id.as_str(), appended.verdict),
+            ("a", Verdict::Pending)
+        );
     }
 
     #[test]
