@@ -25,13 +25,31 @@ use crate::system::monotonic_ns;
 use crate::uffd::{describe_msg, Userfaultfd};
 
 pub fn run(name: &str, scenario: &Scenario, results: &Results) -> Verdict {
-    match Dmirror::open(scenario.device.unwrap_or(DeviceKind::Private)) {
-        Ok(dev) => run_on(name, scenario, &dev, results),
-        Err(e) => Verdict::error(e),
-    }
+    let kind = scenario.device.unwrap_or(DeviceKind::Private);
+    let dev = match Dmirror::open(kind) {
+        Ok(dev) => dev,
+        Err(e) => return Verdict::error(e),
+    };
+    // test_hmm's other device of the kind, for steps with `mirror = 1`:
+    // opened here, before the mapping, like every buffer (see run_on).
+    let other = if scenario.step.iter().any(|s| s.mirror == Some(1)) {
+        match Dmirror::open_minor(kind.first_minor() + 1) {
+            Ok(d) => Some(d),
+            Err(e) => return Verdict::error(format!("mirror = 1: {e}")),
+        }
+    } else {
+        None
+    };
+    run_on(name, scenario, &dev, other.as_ref(), results)
 }
 
-fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> Verdict {
+fn run_on(
+    name: &str,
+    scenario: &Scenario,
+    dev: &Dmirror,
+    other: Option<&Dmirror>,
+    results: &Results,
+) -> Verdict {
     let Some(spec) = &scenario.mapping else {
         return Verdict::error("a steps scenario needs a [mapping]");
     };
@@ -75,6 +93,7 @@ fn run_on(name: &str, scenario: &Scenario, dev: &Dmirror, results: &Results) -> 
             scenario,
             spec,
             dev,
+            other,
             results,
             &mut scratch,
             crew.as_ref(),
@@ -87,6 +106,7 @@ fn run_mapped(
     scenario: &Scenario,
     spec: &Mapping,
     dev: &Dmirror,
+    other: Option<&Dmirror>,
     results: &Results,
     scratch: &mut Scratch,
     crew: Option<&Crew>,
@@ -116,6 +136,7 @@ fn run_mapped(
 
     let mut cx = Ctx {
         dev,
+        other,
         map: &map,
         model: &mut model,
         scratch,
@@ -227,6 +248,8 @@ struct Scratch {
 
 struct Ctx<'a> {
     dev: &'a Dmirror,
+    /// test_hmm's other device of the kind (`mirror = 1`), when a step uses it.
+    other: Option<&'a Dmirror>,
     map: &'a Mapped,
     model: &'a mut Model,
     scratch: &'a mut Scratch,
@@ -531,10 +554,17 @@ impl Ctx<'_> {
                 command.name()
             )));
         }
+        let dev = match (step.mirror.unwrap_or(0), self.other) {
+            (0, _) => self.dev,
+            (1, Some(other)) => other,
+            (n, _) => {
+                return Err(Failure::error(format!(
+                    "mirror = {n}: test_hmm's device {n} of the kind is not open (0 or 1)"
+                )))
+            }
+        };
         let t0 = monotonic_ns();
-        let result = self
-            .dev
-            .call(command, self.map.addr(range.start()), ptr, range.len());
+        let result = dev.call(command, self.map.addr(range.start()), ptr, range.len());
         m.duration_ns = monotonic_ns() - t0;
         if let (Ok(cmd), true) = (&result, step.op.rules().checks.cpages) {
             m.cpages = Some(cmd.cpages);
@@ -744,6 +774,7 @@ pub(crate) mod tests {
             iterations: None,
             min_complete: None,
             prot: None,
+            mirror: None,
             variant: vec![],
         }
     }
@@ -918,7 +949,7 @@ pub(crate) mod tests {
         let (mut rx, tx) = std::io::pipe().unwrap();
         let results = Results::stdio(&tx).unwrap();
         drop(tx);
-        let verdict = run_on("s", &scenario, &Dmirror::not_a_dmirror(), &results);
+        let verdict = run_on("s", &scenario, &Dmirror::not_a_dmirror(), None, &results);
         drop(results);
         assert_eq!(
             verdict,
@@ -1062,7 +1093,7 @@ pub(crate) mod tests {
         let (mut rx, tx) = std::io::pipe().unwrap();
         let results = Results::stdio(&tx).unwrap();
         drop(tx);
-        let verdict = run_on("s", scenario, &Dmirror::not_a_dmirror(), &results);
+        let verdict = run_on("s", scenario, &Dmirror::not_a_dmirror(), None, &results);
         drop(results);
         let mut text = String::new();
         rx.read_to_string(&mut text).unwrap();
@@ -1071,6 +1102,22 @@ pub(crate) mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         (verdict, records)
+    }
+
+    #[test]
+    fn a_step_through_the_other_device_needs_it_open() {
+        let other = Step {
+            mirror: Some(1),
+            ..step(Op::MigrateToSystem)
+        };
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![other]));
+        assert_eq!(
+            verdict,
+            Verdict::error(
+                "step 0 (migrate-to-system): mirror = 1: test_hmm's device 1 of the kind is not \
+                 open (0 or 1)"
+            )
+        );
     }
 
     #[test]

@@ -1147,6 +1147,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         prot: checks
             .prot
             .then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
+        mirror: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1424,6 +1425,7 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
             _ => rng.between(1, 10) as u32,
         }),
         prot: (checks.prot != maybe(rng, 1)).then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
+        mirror: None,
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {

@@ -246,6 +246,14 @@ pub struct Step {
     /// `mprotect`: the protection the step's pages get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prot: Option<Prot>,
+    /// Which of test_hmm's two devices of the scenario's kind the step's
+    /// ioctl goes to: 0, the scenario's own (default), or 1, the other
+    /// (`/dev/hmm_dmirror1`, or 3 for device-coherent memory). test_hmm
+    /// makes each its own `dmirror_device`, the pgmap owner of its memory,
+    /// so to device 1 the pages on device 0 are another owner's. Migrations,
+    /// snapshots and device reads and writes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<u32>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -417,6 +425,7 @@ mod tests {
                 iterations: None,
                 min_complete: None,
                 prot: None,
+                mirror: None,
                 variant: vec![],
             }],
             kselftest: None,

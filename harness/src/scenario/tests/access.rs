@@ -415,3 +415,18 @@ fn discard_needs_pages_of_a_private_anonymous_mapping_that_are_mapped() {
         "[[step]]\nop = \"discard\"\npages = [0, 2]\n[[step]]\nop = \"cpu-read\"\n",
     ));
 }
+
+#[test]
+fn mirror_is_0_or_1_and_only_for_migrations_snapshots_and_device_access() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"cpu-write\"\nmirror = 1\n\
+         [[step]]\nop = \"migrate-to-system\"\nmirror = 2\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 10, 1, "`mirror` does not apply to `op = \"cpu-write\"`");
+    assert_at(&ds[1], 13, 10, "`mirror = 2`: test_hmm has two devices of each kind");
+    loads(&with(
+        "[[step]]\nop = \"migrate-to-device\"\n[[step]]\nop = \"migrate-to-system\"\nmirror = 1\n\
+         [[step]]\nop = \"device-read\"\nmirror = 0\nexpect_faults = 0\n",
+    ));
+}

@@ -4,7 +4,7 @@
 //! test_hmm or gup_test (`fail-alloc`, `device-read-unlocked`, `pin-pages`). Steps run in order, so what a page allows at a
 //! step depends on the `munmap` and `mprotect` steps before it.
 
-use hmmlab_proto::op::{Pages, MAX_HELD_PAGES};
+use hmmlab_proto::op::{OpKind, Pages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{MappingKind, Op, PageRange, Prot, Step};
 
 use super::Ctx;
@@ -27,6 +27,35 @@ pub(super) fn check_mapping_ops(cx: &mut Ctx<'_, '_>) {
                 format!("`op = \"{op}\"` needs `pages`"),
                 Some(hint),
             );
+        }
+        if let Some(n) = st.mirror {
+            let applies = matches!(
+                rules.kind,
+                OpKind::MigrateToDevice
+                    | OpKind::MigrateToSystem
+                    | OpKind::Snapshot
+                    | OpKind::DeviceAccess { .. }
+            );
+            if !applies {
+                cx.at_key(
+                    key_path!["step", i, "mirror"],
+                    format!("`mirror` does not apply to `op = \"{op}\"`"),
+                    Some(
+                        "`mirror` picks the device of a migration, a snapshot or a device read \
+                         or write"
+                            .to_string(),
+                    ),
+                );
+            } else if n > 1 {
+                cx.at_value(
+                    key_path!["step", i, "mirror"],
+                    format!("`mirror = {n}`: test_hmm has two devices of each kind"),
+                    Some(
+                        "give 0 (the scenario's own device, the default) or 1 (the other one)"
+                            .to_string(),
+                    ),
+                );
+            }
         }
         let kind = cx.s.mapping.as_ref().map(|m| m.kind);
         if st.op == Op::Discard && kind.is_some_and(|k| k != MappingKind::AnonPrivate) {
