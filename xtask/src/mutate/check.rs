@@ -1122,7 +1122,7 @@ fn relist(
                 mutated: &m.mutated,
                 line: &sources
                     .get(&m.file)
-                    .map(|t| context_of(t, m.line))
+                    .map(|t| super::equivalent::context_of(t, m.line))
                     .unwrap_or_default(),
             },
             release,
@@ -1143,17 +1143,6 @@ fn relist(
     }
     out.flush()?;
     Ok(())
-}
-
-/// Line `line` (1-based) of `text` with the three lines before it, as an
-/// equivalent entry's `context` is matched against.
-fn context_of(text: &str, line: usize) -> String {
-    let first = line.saturating_sub(4);
-    text.lines()
-        .skip(first)
-        .take(line - first)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// `file:function` of every function of `files` (in their order) that

@@ -108,9 +108,17 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
                 known.join(", ")
             )));
         }
-        if squash(&r.original).is_empty() {
+        // An early return replaces nothing: where it goes is the context.
+        let inserts = r.operator == Operator::EarlyReturn.name();
+        if squash(&r.original).is_empty() && !inserts {
             return Err(bad_input(format!(
                 "{at}: original is empty; give the source text the mutant replaces"
+            )));
+        }
+        if inserts && r.context.as_deref().is_none_or(|c| squash(c).is_empty()) {
+            return Err(bad_input(format!(
+                "{at}: an early-return entry needs `context`, the text its line and the three \
+                 before it hold: the return replaces nothing, so the context says where it goes"
             )));
         }
         if r.reason.trim().len() < 20 {
@@ -167,6 +175,35 @@ impl Entry {
                         })
                 }))
     }
+}
+
+/// Line `line` (1-based) of `text` with the three lines before it, as an
+/// entry's `context` is matched against.
+pub fn context_of(text: &str, line: usize) -> String {
+    let first = line.saturating_sub(4);
+    text.lines()
+        .skip(first)
+        .take(line - first)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The release of the kernel tree at `tree` (`7.3.4`), from its Makefile's
+/// VERSION, PATCHLEVEL and SUBLEVEL; None when it has none.
+pub fn release_of_tree(tree: &Path) -> Option<String> {
+    let text = fs::read_to_string(tree.join("Makefile")).ok()?;
+    let field = |name: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    Some(format!(
+        "{}.{}.{}",
+        field("VERSION")?,
+        field("PATCHLEVEL")?,
+        field("SUBLEVEL")?
+    ))
 }
 
 /// The first entry of `list` that matches `c` on `release`.
@@ -257,6 +294,21 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
             .map(|e| &e.at),
             Some(&"list.toml:13".to_string())
         );
+    }
+
+    #[test]
+    fn a_tree_says_its_release_and_a_line_its_context() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(release_of_tree(t.path()), None);
+        std::fs::write(
+            t.path().join("Makefile"),
+            "# SPDX\nVERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION =\n",
+        )
+        .unwrap();
+        assert_eq!(release_of_tree(t.path()).as_deref(), Some("7.3.4"));
+        let text = "a\nb\nc\nd\ne\n";
+        assert_eq!(context_of(text, 5), "b\nc\nd\ne");
+        assert_eq!(context_of(text, 2), "a\nb");
     }
 
     #[test]

@@ -268,6 +268,16 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
     eprintln!("mutate: tree {}", tree.display());
     let files = generate(&tree, &sel)?;
     let all: Vec<&Mutant> = files.iter().flat_map(|f| &f.mutants).collect();
+    // Which of them the equivalent list names, for this tree's release.
+    let list = equivalent::load_repo()?;
+    let release = equivalent::release_of_tree(&tree).unwrap_or_default();
+    let mut sources: BTreeMap<&str, String> = BTreeMap::new();
+    for fm in &files {
+        sources.insert(
+            &fm.file,
+            std::fs::read_to_string(tree.join(&fm.file)).unwrap_or_default(),
+        );
+    }
     let mut out = String::new();
     for m in &all {
         if a.json {
@@ -278,6 +288,18 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         out.push_str(&format!("{}  {}", m.id, m.description));
         if !m.under.is_empty() {
             out.push_str(&format!("  [under {}]", m.under.join(", ")));
+        }
+        let line = equivalent::context_of(&sources[m.file.as_str()], m.line);
+        let change = equivalent::Change {
+            file: &m.file,
+            function: &m.function,
+            operator: m.operator.name(),
+            original: &m.original,
+            mutated: &m.mutated,
+            line: &line,
+        };
+        if let Some(e) = equivalent::find(&list, &change, &release) {
+            out.push_str(&format!("  [listed equivalent: {}]", e.at));
         }
         out.push('\n');
         if a.diff {

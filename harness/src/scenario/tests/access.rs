@@ -423,8 +423,18 @@ fn mirror_is_0_or_1_and_only_for_migrations_snapshots_and_device_access() {
          [[step]]\nop = \"migrate-to-system\"\nmirror = 2\n",
     ));
     assert_eq!(ds.len(), 2, "{}", render(&ds));
-    assert_at(&ds[0], 10, 1, "`mirror` does not apply to `op = \"cpu-write\"`");
-    assert_at(&ds[1], 13, 10, "`mirror = 2`: test_hmm has two devices of each kind");
+    assert_at(
+        &ds[0],
+        10,
+        1,
+        "`mirror` does not apply to `op = \"cpu-write\"`",
+    );
+    assert_at(
+        &ds[1],
+        13,
+        10,
+        "`mirror = 2`: test_hmm has two devices of each kind",
+    );
     loads(&with(
         "[[step]]\nop = \"migrate-to-device\"\n[[step]]\nop = \"migrate-to-system\"\nmirror = 1\n\
          [[step]]\nop = \"device-read\"\nmirror = 0\nexpect_faults = 0\n",
