@@ -633,6 +633,12 @@ pub struct MutateArgs {
     /// Only mutants on these lines of the file: FIRST-LAST, inclusive.
     #[arg(long, value_name = "A-B")]
     pub lines: Option<String>,
+    /// Only mutants on the lines a unified diff adds or changes (its
+    /// `+++` side: the tree mutated must have it applied), in the files it
+    /// touches among those selected: one's own patch, mutated where it
+    /// changes the code.
+    #[arg(long, value_name = "PATCH")]
+    pub lines_of: Option<PathBuf>,
     /// Only mutants of this operator (repeatable).
     #[arg(long = "operator", value_enum, value_name = "NAME")]
     pub operators: Vec<crate::mutate::Operator>,

@@ -68,6 +68,8 @@ pub struct Selection {
     pub files: Vec<String>,
     pub functions: Vec<String>,
     pub lines: Option<Lines>,
+    /// `--lines-of`: per file, the lines a patch adds or changes.
+    pub changed: Option<BTreeMap<String, std::collections::BTreeSet<usize>>>,
     pub operators: Vec<Operator>,
 }
 
@@ -142,10 +144,29 @@ pub fn generate(tree: &Path, sel: &Selection) -> Result<Vec<FileMutants>> {
             )));
         }
     }
+    if let Some(changed) = &sel.changed {
+        if !out.iter().any(|fm| changed.contains_key(&fm.file)) {
+            let touched: Vec<&str> = changed.keys().map(|k| k.as_str()).collect();
+            return Err(bad_input(format!(
+                "--lines-of: the patch changes none of {} (it changes {}); give --file for the \
+                 files it changes",
+                seen_files.join(", "),
+                if touched.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    touched.join(", ")
+                }
+            )));
+        }
+    }
     for fm in &mut out {
+        let changed = sel.changed.as_ref().map(|c| c.get(&fm.file));
         fm.mutants.retain(|m| {
+            let last = m.line + m.original.matches('\n').count();
             (sel.functions.is_empty() || sel.functions.contains(&m.function))
                 && sel.lines.is_none_or(|l| l.contains(m.line))
+                && changed
+                    .is_none_or(|c| c.is_some_and(|c| c.range(m.line..=last).next().is_some()))
                 && (sel.operators.is_empty() || sel.operators.contains(&m.operator))
         });
     }
@@ -168,6 +189,106 @@ pub fn generate(tree: &Path, sel: &Selection) -> Result<Vec<FileMutants>> {
                 seen_files.join(", ")
             )));
         }
+    }
+    Ok(out)
+}
+
+/// Per file (the `+++ b/` path), the lines of the new side that a unified
+/// diff at `path` adds, and the line at which it deletes: what a patch
+/// changes in the tree that has it applied.
+pub fn patch_lines(
+    path: &std::path::Path,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<usize>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad_input(format!(
+            "--lines-of {}: cannot read it ({e}); give a unified diff (git diff, git \
+             format-patch)",
+            path.display()
+        ))
+    })?;
+    parse_patch_lines(&text).map_err(|(line, what)| {
+        bad_input(format!(
+            "--lines-of {}:{line}: {what}; give a unified diff (git diff, git format-patch)",
+            path.display()
+        ))
+    })
+}
+
+fn parse_patch_lines(
+    text: &str,
+) -> std::result::Result<BTreeMap<String, std::collections::BTreeSet<usize>>, (usize, String)> {
+    let mut out: BTreeMap<String, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    let mut file: Option<String> = None;
+    // The next new-side line, and how many old and new lines the hunk has left.
+    let (mut at, mut old_left, mut new_left) = (0usize, 0usize, 0usize);
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if old_left > 0 || new_left > 0 {
+            match line.as_bytes().first() {
+                Some(b'+') => {
+                    out.entry(file.clone().unwrap_or_default())
+                        .or_default()
+                        .insert(at);
+                    at += 1;
+                    new_left = new_left.saturating_sub(1);
+                }
+                Some(b'-') => {
+                    out.entry(file.clone().unwrap_or_default())
+                        .or_default()
+                        .insert(at);
+                    old_left = old_left.saturating_sub(1);
+                }
+                Some(b'\\') => {}
+                _ => {
+                    at += 1;
+                    old_left = old_left.saturating_sub(1);
+                    new_left = new_left.saturating_sub(1);
+                }
+            }
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("+++ ") {
+            let p = p.split('\t').next().unwrap_or(p).trim();
+            // A deleted file (`+++ /dev/null`) has no new side: its hunks
+            // are read past under the empty name, dropped at the end.
+            let name = if p == "/dev/null" {
+                ""
+            } else {
+                p.strip_prefix("b/").unwrap_or(p)
+            };
+            file = Some(name.to_string());
+        } else if let Some(h) = line.strip_prefix("@@ ") {
+            if file.is_none() {
+                return Err((n, "a hunk before any `+++` file line".into()));
+            }
+            let bad = || {
+                (
+                    n,
+                    format!("`{line}` is not a hunk header (@@ -A,B +C,D @@)"),
+                )
+            };
+            let mut parts = h.split_whitespace();
+            let count = |s: &str| -> Option<(usize, usize)> {
+                let (a, b) = s.split_once(',').unwrap_or((s, "1"));
+                Some((a.parse().ok()?, b.parse().ok()?))
+            };
+            let old = parts
+                .next()
+                .and_then(|s| s.strip_prefix('-'))
+                .and_then(count);
+            let new = parts
+                .next()
+                .and_then(|s| s.strip_prefix('+'))
+                .and_then(count);
+            let (Some((_, ol)), Some((ns, nl))) = (old, new) else {
+                return Err(bad());
+            };
+            (at, old_left, new_left) = (ns.max(1), ol, nl);
+        }
+    }
+    out.remove("");
+    if out.is_empty() {
+        return Err((1, "no hunk that adds or changes a line in it".into()));
     }
     Ok(out)
 }
@@ -256,6 +377,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         files: a.files.clone(),
         functions: a.functions.clone(),
         lines: a.lines.as_deref().map(Lines::parse).transpose()?,
+        changed: a.lines_of.as_deref().map(patch_lines).transpose()?,
         operators: a.operators.clone(),
     };
     if let Some(s) = &a.shard {

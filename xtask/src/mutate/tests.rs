@@ -553,3 +553,26 @@ fn mutate_a_pointer_functions_return_0_is_a_null_pointer_and_stays() {
         vec![with(src, "g(1)", "g(~1)")]
     );
 }
+
+#[test]
+fn a_patch_selects_the_lines_it_adds_and_where_it_deletes() {
+    let patch = "From 1 Mon Sep 17 00:00:00 2001\n\
+                 --- a/mm/m.c\n+++ b/mm/m.c\n\
+                 @@ -10,3 +10,4 @@ static int f(void)\n \tkeep;\n-\told;\n+\tnew1;\n+\tnew2;\n \tkeep;\n\
+                 \\ No newline at end of file\n\
+                 @@ -40 +41 @@\n-x\n+y\n\
+                 --- a/lib/other.c\n+++ b/lib/other.c\n@@ -1,0 +2,1 @@\n+z\n\
+                 --- a/gone.c\n+++ /dev/null\n@@ -1 +0,0 @@\n-w\n";
+    let m = super::parse_patch_lines(patch).unwrap();
+    let lines = |f: &str| m[f].iter().copied().collect::<Vec<_>>();
+    // Line 10 kept; `old` was line 11, deleted where new1 (11) and new2 (12)
+    // go in.
+    assert_eq!(lines("mm/m.c"), [11, 12, 41]);
+    assert_eq!(lines("lib/other.c"), [2]);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(super::parse_patch_lines("just text\n").is_err());
+    let e = super::parse_patch_lines("+++ b/a.c\n@@ nonsense @@\n").unwrap_err();
+    assert_eq!(e.0, 2);
+    let e = super::parse_patch_lines("@@ -1 +1 @@\n").unwrap_err();
+    assert!(e.1.contains("before any `+++`"), "{e:?}");
+}
