@@ -74,7 +74,7 @@ pub enum Task {
     /// Mutants of the code under test: small plausible changes of
     /// mm/migrate_device.c (or --file), made from its C syntax tree, each a
     /// unified diff `patch -p1` applies. `--list` lists them; nothing is built.
-    Mutate(MutateArgs),
+    Mutate(Box<MutateArgs>),
     /// The kernel build cache: every build with its source, configuration,
     /// disk use and last use, and the disk use per area (`cache`); `cache
     /// prune` removes least recently used builds, `cache remove KEY` one.
