@@ -101,6 +101,7 @@ fn run_on(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_mapped(
     name: &str,
     scenario: &Scenario,
