@@ -1073,11 +1073,12 @@ fn rejudge_uncovered(
             continue;
         };
         let cov = cv.files.get(&c.file);
-        if r.verdict == Verdict::Uncovered
-            && reach(cov, &c.function, c.line, c.last_line) == Reach::Covered
-        {
+        let unreached = r.verdict == Verdict::Uncovered
+            || (r.verdict == Verdict::Equivalent && r.listed.is_some() && r.timings.is_none());
+        if unreached && reach(cov, &c.function, c.line, c.last_line) == Reach::Covered {
             r.verdict = Verdict::Pending;
             r.coverage = Reach::Covered;
+            r.listed = None;
             let mut line = serde_json::to_string(&*r)?;
             line.push('\n');
             out.write_all(line.as_bytes())?;
@@ -1103,7 +1104,12 @@ fn relist(
 ) -> Result<()> {
     use super::equivalent::{find, Change};
     for r in records.iter_mut() {
-        if r.timings.is_none() {
+        // Booted mutants, and those no scenario reached: an entry may say
+        // why none can (a function test_hmm never calls).
+        let unreached = r.coverage == Reach::Uncovered
+            && (r.verdict == Verdict::Uncovered
+                || (r.verdict == Verdict::Equivalent && r.listed.is_some()));
+        if r.timings.is_none() && !unreached {
             continue;
         }
         let Some(c) = candidates.iter().find(|c| c.id == r.id) else {
@@ -1129,7 +1135,10 @@ fn relist(
         );
         let listed = entry.map(|e| e.at.clone());
         let verdict = match (r.verdict, &listed) {
-            (Verdict::Survived, Some(_)) => Verdict::Equivalent,
+            (Verdict::Survived | Verdict::Uncovered, Some(_)) => Verdict::Equivalent,
+            (Verdict::Equivalent, None) if r.listed.is_some() && r.timings.is_none() => {
+                Verdict::Uncovered
+            }
             (Verdict::Equivalent, None) if r.listed.is_some() => Verdict::Survived,
             (v, _) => v,
         };
@@ -2052,6 +2061,55 @@ mod tests {
             diff: String::new(),
             under: vec![],
         }
+    }
+
+    #[test]
+    fn an_uncovered_mutant_of_a_function_listed_whole_is_equivalent_until_the_entry_goes() {
+        let m: &'static Mutant = Box::leak(Box::new(mutant("int g(void)\n{\n}\n", "{", "")));
+        let candidates = [Candidate {
+            id: "u".into(),
+            file: "f.c".into(),
+            function: "g".into(),
+            line: 2,
+            last_line: 2,
+            operator: "delete-if-body".into(),
+            under: vec![],
+            text: Text::Generated(m),
+            diff: String::new(),
+        }];
+        let mut records = vec![Record {
+            coverage: Reach::Uncovered,
+            ..test_record("u", 2, Verdict::Uncovered)
+        }];
+        let list = super::super::equivalent::parse(
+            "[[equivalent]]\nfile = \"f.c\"\nfunction = \"g\"\nevery = true\n\
+             reason = \"only another driver calls g: test_hmm never does\"\n",
+            "l.toml",
+        )
+        .unwrap();
+        let mut out = tempfile::tempfile().unwrap();
+        relist(
+            &list,
+            "7.3.4",
+            &BTreeMap::new(),
+            &candidates,
+            &mut records,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(records[0].verdict, Verdict::Equivalent);
+        assert_eq!(records[0].listed.as_deref(), Some("l.toml:1"));
+        relist(
+            &[],
+            "7.3.4",
+            &BTreeMap::new(),
+            &candidates,
+            &mut records,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(records[0].verdict, Verdict::Uncovered);
+        assert_eq!(records[0].listed, None);
     }
 
     #[test]

@@ -35,8 +35,14 @@ struct ListFile {
 struct Raw {
     file: String,
     function: String,
-    operator: String,
-    original: String,
+    #[serde(default)]
+    operator: Option<String>,
+    #[serde(default)]
+    original: Option<String>,
+    /// Every mutant of the function: one that the driver under test never
+    /// calls.
+    #[serde(default)]
+    every: bool,
     #[serde(default)]
     mutated: Option<String>,
     #[serde(default)]
@@ -61,6 +67,8 @@ pub struct Entry {
     /// hold (whitespace runs made one space): tells apart mutants of a short
     /// original such as `0` or `goto next;` in one function.
     pub context: Option<String>,
+    /// Every mutant of the function (operator and original unused).
+    pub every: bool,
     pub reason: String,
     /// `scenarios/mutants/equivalent.toml:12`.
     pub at: String,
@@ -101,6 +109,53 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
     for sp in file.equivalent {
         let at = format!("{shown}:{}", line_of(sp.span().start));
         let r = sp.into_inner();
+        if r.every {
+            if r.operator.is_some()
+                || r.original.is_some()
+                || r.mutated.is_some()
+                || r.context.is_some()
+            {
+                return Err(bad_input(format!(
+                    "{at}: `every = true` names every mutant of the function: drop operator, \
+                     original, mutated and context, or drop `every`"
+                )));
+            }
+            if r.reason.trim().len() < 20 {
+                return Err(bad_input(format!(
+                    "{at}: the reason is missing or too short; say from the kernel's code why \
+                     the function is out of test_hmm's reach and which driver calls it"
+                )));
+            }
+            out.push(Entry {
+                file: r.file,
+                function: r.function,
+                operator: String::new(),
+                original: String::new(),
+                mutated: None,
+                releases: r.releases,
+                context: None,
+                every: true,
+                reason: r.reason.trim().to_string(),
+                at,
+            });
+            continue;
+        }
+        let (Some(operator), Some(original)) = (r.operator, r.original) else {
+            return Err(bad_input(format!(
+                "{at}: an entry needs operator and original (or `every = true` for every \
+                 mutant of a function test_hmm never reaches)"
+            )));
+        };
+        let r = Named {
+            operator,
+            original,
+            mutated: r.mutated,
+            context: r.context,
+            reason: r.reason,
+            file: r.file,
+            function: r.function,
+            releases: r.releases,
+        };
         if !known.contains(&r.operator.as_str()) {
             return Err(bad_input(format!(
                 "{at}: operator \"{}\" is not one of {}; give the operator of the mutant's id",
@@ -135,11 +190,24 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
             mutated: r.mutated.as_deref().map(squash),
             releases: r.releases,
             context: r.context.as_deref().map(squash).filter(|l| !l.is_empty()),
+            every: false,
             reason: r.reason.trim().to_string(),
             at,
         });
     }
     Ok(out)
+}
+
+/// An entry that names its mutants by their code.
+struct Named {
+    file: String,
+    function: String,
+    operator: String,
+    original: String,
+    mutated: Option<String>,
+    releases: Vec<String>,
+    context: Option<String>,
+    reason: String,
 }
 
 /// What an entry is matched against.
@@ -155,6 +223,9 @@ pub struct Change<'a> {
 
 impl Entry {
     pub fn matches(&self, c: &Change, release: &str) -> bool {
+        if self.every {
+            return self.file == c.file && self.function == c.function && self.holds_for(release);
+        }
         self.file == c.file
             && self.function == c.function
             && self.operator == c.operator
@@ -167,13 +238,7 @@ impl Entry {
                 .context
                 .as_ref()
                 .is_none_or(|l| squash(c.line).contains(l.as_str()))
-            && (self.releases.is_empty()
-                || self.releases.iter().any(|r| {
-                    release == r
-                        || release.strip_prefix(r.as_str()).is_some_and(|rest| {
-                            rest.starts_with('.') || rest.starts_with('-') || rest.starts_with('+')
-                        })
-                }))
+            && self.holds_for(release)
     }
 }
 
@@ -204,6 +269,19 @@ pub fn release_of_tree(tree: &Path) -> Option<String> {
         field("PATCHLEVEL")?,
         field("SUBLEVEL")?
     ))
+}
+
+impl Entry {
+    /// Does the entry hold for `release` (its `releases` are prefixes)?
+    fn holds_for(&self, release: &str) -> bool {
+        self.releases.is_empty()
+            || self.releases.iter().any(|r| {
+                release == r
+                    || release.strip_prefix(r.as_str()).is_some_and(|rest| {
+                        rest.starts_with('.') || rest.starts_with('-') || rest.starts_with('+')
+                    })
+            })
+    }
 }
 
 /// The first entry of `list` that matches `c` on `release`.
@@ -309,6 +387,36 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
         let text = "a\nb\nc\nd\ne\n";
         assert_eq!(context_of(text, 5), "b\nc\nd\ne");
         assert_eq!(context_of(text, 2), "a\nb");
+    }
+
+    #[test]
+    fn an_every_entry_names_each_mutant_of_its_function_and_nothing_more() {
+        let l = parse(
+            "[[equivalent]]\nfile = \"mm/m.c\"\nfunction = \"f\"\nevery = true\n\
+             releases = [\"7.3\"]\nreason = \"only drm_pagemap calls f; test_hmm never does\"\n",
+            "l.toml",
+        )
+        .unwrap();
+        assert!(l[0].matches(&change("f", "negate-cond", "a", "!a"), "7.3.4"));
+        assert!(l[0].matches(&change("f", "zero-const", "1", "0"), "7.3.4"));
+        assert!(!l[0].matches(&change("g", "zero-const", "1", "0"), "7.3.4"));
+        assert!(!l[0].matches(&change("f", "zero-const", "1", "0"), "6.12.1"));
+        let e = parse(
+            "[[equivalent]]\nfile = \"m.c\"\nfunction = \"f\"\nevery = true\noperator = \"zero-const\"\n\
+             reason = \"a reason long enough to pass the check\"\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("l.toml:1: `every = true`"), "{e}");
+        let e = parse(
+            "[[equivalent]]\nfile = \"m.c\"\nfunction = \"f\"\n\
+             reason = \"a reason long enough to pass the check\"\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs operator and original"), "{e}");
     }
 
     #[test]
