@@ -235,9 +235,9 @@ fn timings(c: &Comparison) -> Markup {
         section {
             h2 { "Durations" }
             p class="muted" {
-                "Each instance's duration over the passing runs of each side: the bar spans "
-                "the shortest to the longest run, the tick is the median; both sides on one "
-                "scale, from zero to the longer of the two. "
+                "Each instance's duration over the passing runs of each side: the thin line runs "
+                "from zero to the median (the tick), the bar spans the shortest to the longest "
+                "run; both sides on one scale, from zero to the longer of the two. "
                 span class="key" style={ "background:" (A_COLOUR) } {} " A "
                 span class="key" style={ "background:" (B_COLOUR) } {} " B "
                 span class="key" style={ "background:" (SLOWER_COLOUR) } {} " B flagged slower"
@@ -319,7 +319,9 @@ fn plot(a: Option<&Stats>, b: Option<&Stats>, flagged: Option<Direction>) -> Mar
                             (name) ": median " (duration(s.median as u64)) ", "
                             (duration(s.min as u64)) " – " (duration(s.max as u64)) ", " (s.n) " runs"
                         }
-                        rect x=(format!("{x0:.1}")) y=(y) width=(format!("{:.1}", (x1 - x0).max(2.0)))
+                        rect x="1" y=(y + 3.0) width=(format!("{:.1}", x(s.median) - 1.0)) height="2"
+                            fill=(colour) opacity="0.35" {}
+                        rect class="spread" x=(format!("{x0:.1}")) y=(y) width=(format!("{:.1}", (x1 - x0).max(2.0)))
                             height="8" fill=(colour) opacity="0.55" {}
                         rect x=(format!("{:.1}", x(s.median) - 1.0)) y=(y - 1.0) width="2" height="10"
                             fill=(colour) {}
@@ -450,6 +452,7 @@ mod tests {
         // B's range starts right of where A's ends.
         let range = |side: &str| -> (f64, f64) {
             let g = &row[row.find(&format!("data-side=\"{side}\"")).unwrap()..];
+            let g = &g[g.find("class=\"spread\"").unwrap()..];
             let num = |attr: &str| -> f64 {
                 let at = g.find(&format!(" {attr}=\"")).unwrap() + attr.len() + 3;
                 g[at..at + g[at..].find('"').unwrap()].parse().unwrap()
