@@ -71,6 +71,10 @@ pub enum Task {
     /// run itself writes it.
     #[command(hide = true)]
     ReportHtml(ReportHtmlArgs),
+    /// Write a matrix directory's matrix.html again from its cells'
+    /// run.json, as the matrix itself writes it.
+    #[command(hide = true)]
+    MatrixHtml(MatrixHtmlArgs),
     /// Mutants of the code under test: small plausible changes of
     /// mm/migrate_device.c (or --file), made from its C syntax tree, each a
     /// unified diff `patch -p1` applies. `--list` lists them; nothing is built.
@@ -416,6 +420,11 @@ pub struct CompareArgs {
     /// Print the comparison as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the comparison as one self-contained page to FILE
+    /// (e.g. compare.html): A and B side by side, new failures and fixes
+    /// first, then every instance's duration on both sides with its spread.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -490,6 +499,15 @@ pub struct ReportHtmlArgs {
     /// The run directory (results/<run-id>), or its run.json.
     pub run: PathBuf,
     /// Where to write the page (default: report.html in the run directory).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixHtmlArgs {
+    /// The matrix directory (results/matrix-<id>).
+    pub dir: PathBuf,
+    /// Where to write the page (default: matrix.html in the matrix directory).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask compare A B`: load two result sets and print what changed
-//! (the comparison itself is `hmmlab_harness::compare`).
+//! (the comparison itself is `hmmlab_harness::compare`); `--html FILE`
+//! also writes it as a page (`compare_html`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hmmlab_harness::compare::{self, Options, Side};
 use hmmlab_harness::exit;
 use hmmlab_harness::report::RunReport;
@@ -25,6 +26,13 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     }
     use crate::mutate::compare::{self as mutation, is_mutation_run};
     match (is_mutation_run(&a.a), is_mutation_run(&a.b)) {
+        (true, true) if a.html.is_some() => {
+            return Err(bad_input(
+                "--html: two mutation runs have their pages already (report.html in each); \
+                 --html is for scenario runs"
+                    .to_string(),
+            ))
+        }
         (true, true) => return mutation::compare(&a.a, &a.b, a.json),
         (true, false) | (false, true) => {
             let (m, other) = if is_mutation_run(&a.a) {
@@ -56,6 +64,14 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
             min_change_pct: a.min_change,
         },
     );
+    if let Some(out) = &a.html {
+        hmmlab_harness::report::write::write_atomic(
+            out,
+            crate::compare_html::render(&c).as_bytes(),
+        )
+        .with_context(|| format!("--html {}", out.display()))?;
+        eprintln!("compare: page in {}", out.display());
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {

@@ -1,6 +1,7 @@
 //! `cargo xtask matrix`: build each distinct kernel of the selected cells
 //! once, then run the cells, up to N at once, each as its own
-//! `run-scenarios --cell NAME` process, and print a cells × scenarios table.
+//! `run-scenarios --cell NAME` process, and print a cells × scenarios table
+//! (`table.txt`) and write the page of the matrix (`matrix.html`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use hmmlab_harness::{exit, interrupt};
 
 use crate::cli::{Emit, MatrixArgs};
 use crate::matrix::{self, Cell};
+use crate::matrix_html::{self, CellRun};
 
 pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     let path = crate::paths::absolute(&a.matrix);
@@ -46,9 +48,13 @@ pub fn matrix(a: &MatrixArgs) -> Result<i32> {
 
     std::fs::write(dir.join("builds.txt"), &builds)?;
     print!("kernels:\n{builds}\n");
-    let table = table(&cells, &dir);
+    let names: Vec<String> = cells.iter().map(|c| c.name.clone()).collect();
+    let runs = matrix_html::load(&dir, &names);
+    let table = table(&runs);
     print!("{table}");
     std::fs::write(dir.join("table.txt"), &table)?;
+    let page = matrix_html::write(&dir, &matrix_html::title_of(&dir), &runs)?;
+    println!("matrix: {}", page.display());
     let mut coverage_failed = false;
     if a.coverage.on() && !interrupt::requested() {
         if let Err(e) = crate::coverage::merge_cells(&cells, &kernels, &dir) {
@@ -251,14 +257,14 @@ fn default_jobs() -> usize {
 
 /// Rows: scenarios; columns: cells; each entry the worst outcome of that
 /// scenario's instances in the cell.
-fn table(cells: &[Cell], dir: &Path) -> String {
+fn table(cells: &[CellRun]) -> String {
     let mut grid: BTreeMap<String, BTreeMap<String, hmmlab_proto::Outcome>> = BTreeMap::new();
     let mut status: BTreeMap<String, String> = BTreeMap::new();
     for c in cells {
-        let run = match cell_run(&dir.join(&c.name)) {
-            Ok(run) => run,
+        let run = match &c.run {
+            Ok((_, run)) => run,
             Err(e) => {
-                status.insert(c.name.clone(), format!("{e:#} (see the cell's .log)"));
+                status.insert(c.name.clone(), format!("{e} (see the cell's .log)"));
                 continue;
             }
         };
@@ -306,11 +312,11 @@ fn table(cells: &[Cell], dir: &Path) -> String {
     out
 }
 
-/// The run a cell made: the one run directory in its folder.
-pub fn cell_run(cell_dir: &Path) -> Result<hmmlab_harness::report::RunReport> {
+/// The run a cell made: the one run directory in its folder, and its report.
+pub fn cell_run(cell_dir: &Path) -> Result<(PathBuf, hmmlab_harness::report::RunReport)> {
     let runs = hmmlab_harness::report::load::run_dirs(cell_dir);
     let run = runs
         .first()
         .with_context(|| format!("{}: no run.json", cell_dir.display()))?;
-    hmmlab_harness::report::load(run)
+    Ok((run.clone(), hmmlab_harness::report::load(run)?))
 }

@@ -31,6 +31,7 @@ pub fn dispatch(task: Task) -> Result<i32> {
         Task::Sources(a) => crate::sources::sources(&a),
         Task::CoverageReport(a) => crate::coverage::coverage_report(&a),
         Task::ReportHtml(a) => report_html_task(&a),
+        Task::MatrixHtml(a) => crate::matrix_html::task(&a),
         Task::Mutate(a) => crate::mutate::mutate(&a),
         Task::Cache(a) => crate::cache::task(&a),
     }
