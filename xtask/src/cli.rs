@@ -657,6 +657,9 @@ pub struct MutateArgs {
     /// changes the code.
     #[arg(long, value_name = "PATCH")]
     pub lines_of: Option<PathBuf>,
+    /// Only this mutant (its id, as `--list` prints it; repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
     /// Only mutants of this operator (repeatable).
     #[arg(long = "operator", value_enum, value_name = "NAME")]
     pub operators: Vec<crate::mutate::Operator>,

@@ -68,6 +68,8 @@ pub struct Selection {
     pub files: Vec<String>,
     pub functions: Vec<String>,
     pub lines: Option<Lines>,
+    /// `--id`: only these mutants.
+    pub ids: Vec<String>,
     /// `--lines-of`: per file, the lines a patch adds or changes.
     pub changed: Option<BTreeMap<String, std::collections::BTreeSet<usize>>>,
     pub operators: Vec<Operator>,
@@ -159,11 +161,20 @@ pub fn generate(tree: &Path, sel: &Selection) -> Result<Vec<FileMutants>> {
             )));
         }
     }
+    for id in &sel.ids {
+        if !out.iter().any(|fm| fm.mutants.iter().any(|m| &m.id == id)) {
+            return Err(bad_input(format!(
+                "--id {id}: no such mutant in {}; `cargo xtask mutate --list` prints the ids",
+                seen_files.join(", ")
+            )));
+        }
+    }
     for fm in &mut out {
         let changed = sel.changed.as_ref().map(|c| c.get(&fm.file));
         fm.mutants.retain(|m| {
             let last = m.line + m.original.matches('\n').count();
             (sel.functions.is_empty() || sel.functions.contains(&m.function))
+                && (sel.ids.is_empty() || sel.ids.contains(&m.id))
                 && sel.lines.is_none_or(|l| l.contains(m.line))
                 && changed
                     .is_none_or(|c| c.is_some_and(|c| c.range(m.line..=last).next().is_some()))
@@ -378,6 +389,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
         functions: a.functions.clone(),
         lines: a.lines.as_deref().map(Lines::parse).transpose()?,
         changed: a.lines_of.as_deref().map(patch_lines).transpose()?,
+        ids: a.ids.clone(),
         operators: a.operators.clone(),
     };
     if let Some(s) = &a.shard {

@@ -576,3 +576,32 @@ fn a_patch_selects_the_lines_it_adds_and_where_it_deletes() {
     let e = super::parse_patch_lines("@@ -1 +1 @@\n").unwrap_err();
     assert!(e.1.contains("before any `+++`"), "{e:?}");
 }
+
+#[test]
+fn ids_select_those_mutants_and_an_unknown_one_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("mm")).unwrap();
+    std::fs::write(
+        t.path().join("mm/m.c"),
+        "int f(int a)\n{\n\tif (a)\n\t\treturn 1;\n\treturn 2;\n}\n",
+    )
+    .unwrap();
+    let sel = |ids: &[&str]| super::Selection {
+        files: vec!["mm/m.c".into()],
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let all = super::generate(t.path(), &sel(&[])).unwrap();
+    let ids: Vec<String> = all[0].mutants.iter().map(|m| m.id.clone()).collect();
+    assert!(ids.len() > 2, "{ids:?}");
+    let two = super::generate(t.path(), &sel(&[&ids[2], &ids[0]])).unwrap();
+    let got: Vec<&str> = two[0].mutants.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(got, [ids[0].as_str(), ids[2].as_str()]);
+    let e = super::generate(t.path(), &sel(&["mm/m.c:f:9:zero-const:0"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--id mm/m.c:f:9:zero-const:0: no such mutant"),
+        "{e}"
+    );
+}
