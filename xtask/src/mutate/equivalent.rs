@@ -63,9 +63,10 @@ pub struct Entry {
     pub mutated: Option<String>,
     /// Release prefixes (`7.3`, `6.12`) it holds for; empty: every one.
     pub releases: Vec<String>,
-    /// Text the mutant's source line, with the three lines before it, must
-    /// hold (whitespace runs made one space): tells apart mutants of a short
-    /// original such as `0` or `goto next;` in one function.
+    /// Text that the mutant's source line, with up to [`CONTEXT_LINES`]
+    /// lines before it, must end with (whitespace runs made one space):
+    /// tells apart mutants of a short original such as `0` or `goto next;`
+    /// in one function.
     pub context: Option<String>,
     /// Every mutant of the function (operator and original unused).
     pub every: bool,
@@ -172,8 +173,9 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
         }
         if inserts && r.context.as_deref().is_none_or(|c| squash(c).is_empty()) {
             return Err(bad_input(format!(
-                "{at}: an early-return entry needs `context`, the text its line and the three \
-                 before it hold: the return replaces nothing, so the context says where it goes"
+                "{at}: an early-return entry needs `context`, the text its line (and the lines \
+                 before it) end with: the return replaces nothing, so the context says where it \
+                 goes"
             )));
         }
         if r.reason.trim().len() < 20 {
@@ -217,7 +219,8 @@ pub struct Change<'a> {
     pub operator: &'a str,
     pub original: &'a str,
     pub mutated: &'a str,
-    /// The source line the mutant changes, with the three before it.
+    /// The source line the mutant changes, with the lines before it
+    /// ([`context_of`]).
     pub line: &'a str,
 }
 
@@ -237,15 +240,20 @@ impl Entry {
             && self
                 .context
                 .as_ref()
-                .is_none_or(|l| squash(c.line).contains(l.as_str()))
+                .is_none_or(|l| squash(c.line).ends_with(l.as_str()))
             && self.holds_for(release)
     }
 }
 
-/// Line `line` (1-based) of `text` with the three lines before it, as an
-/// entry's `context` is matched against.
+/// Lines before a mutant's own that an entry's `context` may reach back
+/// over.
+pub const CONTEXT_LINES: usize = 12;
+
+/// Line `line` (1-based) of `text` with the [`CONTEXT_LINES`] lines before
+/// it, as an entry's `context` is matched against: the window must end
+/// with it.
 pub fn context_of(text: &str, line: usize) -> String {
-    let first = line.saturating_sub(4);
+    let first = line.saturating_sub(CONTEXT_LINES + 1);
     text.lines()
         .skip(first)
         .take(line - first)
@@ -345,6 +353,8 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
         };
         assert!(l[0].matches(&at("\t}\n\t\tm->src[n] = 0;"), "7.3"));
         assert!(!l[0].matches(&at("\t\tm->dst[n] = 0;"), "7.3"));
+        // The window must end with it: the line after does not match.
+        assert!(!l[0].matches(&at("\t\tm->src[n] = 0;\n\t\tn++;"), "7.3"));
     }
 
     #[test]
@@ -384,9 +394,13 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
         )
         .unwrap();
         assert_eq!(release_of_tree(t.path()).as_deref(), Some("7.3.4"));
-        let text = "a\nb\nc\nd\ne\n";
-        assert_eq!(context_of(text, 5), "b\nc\nd\ne");
-        assert_eq!(context_of(text, 2), "a\nb");
+        let text: String = (1..=20).map(|n| format!("l{n}\n")).collect();
+        let window = context_of(&text, 15);
+        assert!(
+            window.starts_with("l3\n") && window.ends_with("\nl15"),
+            "{window}"
+        );
+        assert_eq!(context_of(&text, 2), "l1\nl2");
     }
 
     #[test]
