@@ -154,6 +154,7 @@ fn no_migrate_empty_pte() {
             "hmm-tests-thp-always",
             "mixed-populated-empty-zero",
             "read-only-anon",
+            "thp-discard-head",
             "thp-empty-device",
             "thp-empty-device-thp-never",
             "thp-empty-unaligned",
@@ -211,6 +212,7 @@ fn no_migrate_empty_pte_7_3() {
             "hmm-tests-thp-always",
             "mixed-populated-empty-zero",
             "read-only-anon",
+            "thp-discard-head",
         ],
     );
 }
