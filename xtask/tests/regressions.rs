@@ -89,29 +89,42 @@ fn check(kernel: &str, patch: &str, expect: &[&str]) {
 /// console, and every scenario run before it must pass: no earlier one
 /// noticed. The crash ends the run: the rest are errors, not run.
 fn check_crash(kernel: &str, patch: &str, scenario: &str, bug: &str) {
+    check_stop(kernel, patch, "crashed", scenario, bug);
+}
+
+/// As [`check_crash`], for a kernel that hangs in `scenario`: it times out
+/// (the guest stops answering), the VM is stopped, the rest are not run.
+fn check_hang(kernel: &str, patch: &str, scenario: &str) {
+    check_stop(kernel, patch, "timeout", scenario, "timeout");
+}
+
+/// The run stops at the first instance of `scenario`, whose outcome is
+/// `outcome` with `text` in its message; every scenario before it passed
+/// and every one after it is an error (not run).
+fn check_stop(kernel: &str, patch: &str, outcome: &str, scenario: &str, text: &str) {
     let run = patched_run(kernel, patch);
     let j = run.json();
     let scenarios = j["scenarios"].as_array().unwrap();
     let at = scenarios
         .iter()
-        .position(|s| s["outcome"] == "crashed")
-        .unwrap_or_else(|| panic!("{patch}: no scenario crashed\n{}", run.stdout));
-    let crashed = &scenarios[at];
+        .position(|s| s["outcome"] == outcome)
+        .unwrap_or_else(|| panic!("{patch}: no scenario {outcome}\n{}", run.stdout));
+    let stopped = &scenarios[at];
     assert_eq!(
-        crashed["name"].as_str().unwrap().split('@').next().unwrap(),
+        stopped["name"].as_str().unwrap().split('@').next().unwrap(),
         scenario,
-        "{patch}: the scenario that crashed\n{}",
+        "{patch}: the scenario that stopped the run\n{}",
         run.stdout
     );
     assert!(
-        crashed["message"].as_str().unwrap_or("").contains(bug),
+        stopped["message"].as_str().unwrap_or("").contains(text),
         "{patch}: {}",
-        crashed["message"]
+        stopped["message"]
     );
     for s in &scenarios[..at] {
         assert!(
             s["outcome"] == "pass" || s["outcome"] == "skip",
-            "{patch}: {} ran before the crash and was {}",
+            "{patch}: {} ran before the stop and was {}",
             s["name"],
             s["outcome"]
         );
@@ -119,7 +132,7 @@ fn check_crash(kernel: &str, patch: &str, scenario: &str, bug: &str) {
     for s in &scenarios[at + 1..] {
         assert_eq!(
             s["outcome"], "error",
-            "{patch}: {} after the crash",
+            "{patch}: {} after the stop",
             s["name"]
         );
     }
@@ -350,5 +363,33 @@ fn hole_stale_dst_7_3() {
         "7.3/hole-stale-dst",
         "holes-to-system-second-batch",
         "Bad page map",
+    );
+}
+
+/// Survivors of `cargo xtask mutate` until the scenarios written from them
+/// (thp-discard-head, thp-device-other-owner,
+/// thp-device-fault-tail-then-head): each fails exactly that one.
+#[test]
+fn pte_walk_resume_7_3() {
+    check(K73, "7.3/pte-walk-resume", &["thp-discard-head"]);
+}
+
+#[test]
+fn device_pmd_ignores_owner_7_3() {
+    check(
+        K73,
+        "7.3/device-pmd-ignores-owner",
+        &["thp-device-other-owner"],
+    );
+}
+
+/// The old head stays locked: the fault on it waits in do_swap_page() for
+/// good.
+#[test]
+fn fault_split_head_locked_7_3() {
+    check_hang(
+        K73,
+        "7.3/fault-split-head-locked",
+        "thp-device-fault-tail-then-head",
     );
 }
