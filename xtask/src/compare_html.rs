@@ -338,14 +338,7 @@ mod tests {
     use hmmlab_harness::compare::{compare, Options, Side};
     use hmmlab_harness::report::RunReport;
 
-    fn fixture(name: &str) -> RunReport {
-        hmmlab_harness::report::load(
-            &crate::paths::repo_root()
-                .join("xtask/tests/fixtures/runs")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::paths::fixture_run as fixture;
 
     fn page(a: &[RunReport], b: &[RunReport]) -> String {
         let c = compare(

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use hmmlab_harness::exit;
-use hmmlab_harness::report::page::{self, chip, duration, outcome_class, Facet};
+use hmmlab_harness::report::page::{self, chip, duration, outcome_class, Facet, OUTCOMES};
 use hmmlab_harness::report::write::write_atomic;
 use hmmlab_harness::report::{RunReport, RunStatus, ScenarioResult};
 use hmmlab_proto::Outcome;
@@ -36,16 +36,6 @@ impl CellRun {
         self.run.as_ref().ok().map(|(_, r)| r)
     }
 }
-
-/// Every outcome, in the order the page counts them.
-const OUTCOMES: [Outcome; 6] = [
-    Outcome::Pass,
-    Outcome::Fail,
-    Outcome::Crashed,
-    Outcome::Timeout,
-    Outcome::Error,
-    Outcome::Skip,
-];
 
 /// The id of the instances grid (the filters name it).
 const GRID: &str = "grid";
@@ -431,14 +421,7 @@ fn plot(cells: &[CellRun], squares: &[Square]) -> Markup {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> RunReport {
-        hmmlab_harness::report::load(
-            &crate::paths::repo_root()
-                .join("xtask/tests/fixtures/runs")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use crate::paths::fixture_run as fixture;
 
     fn cell(name: &str, run: &str) -> CellRun {
         let r = fixture(run);

@@ -26,3 +26,10 @@ pub fn cache_root() -> PathBuf {
 pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+/// A run of `xtask/tests/fixtures/runs/` (its run.json), for unit tests of
+/// the pages.
+#[cfg(test)]
+pub fn fixture_run(name: &str) -> hmmlab_harness::report::RunReport {
+    hmmlab_harness::report::load(&repo_root().join("xtask/tests/fixtures/runs").join(name)).unwrap()
+}

@@ -15,19 +15,9 @@ use hmmlab_proto::Outcome;
 use maud::{html, Markup};
 
 use super::model::{RunReport, RunStatus, ScenarioResult, StepResult};
-use super::page::{self, bar, chip, copy_line, duration, outcome_class, Facet};
+use super::page::{self, bar, chip, copy_line, duration, outcome_class, Facet, OUTCOMES};
 use super::skips::{self, Skips};
 use crate::console::Finding;
-
-/// Every outcome, in the order the page lists them.
-const OUTCOMES: [Outcome; 6] = [
-    Outcome::Pass,
-    Outcome::Fail,
-    Outcome::Crashed,
-    Outcome::Timeout,
-    Outcome::Error,
-    Outcome::Skip,
-];
 
 /// The id of the instances table (the filters name it).
 const TABLE: &str = "instances";

@@ -7,6 +7,16 @@
 use hmmlab_proto::Outcome;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+/// Every outcome, in the order the pages count and list them.
+pub const OUTCOMES: [Outcome; 6] = [
+    Outcome::Pass,
+    Outcome::Fail,
+    Outcome::Crashed,
+    Outcome::Timeout,
+    Outcome::Error,
+    Outcome::Skip,
+];
+
 /// The style sheet of every page. Outcome colours are the classes
 /// `o-pass`, `o-fail`, … ([`outcome_class`]).
 const CSS: &str = r#"
