@@ -352,3 +352,18 @@ pub fn mutate_dir(results: &Path) -> PathBuf {
         })
         .expect("a results/mutate-<id> directory")
 }
+
+/// Open a page that must stand alone in the browser with `probe` (which
+/// reports `external`, the scripts, styles and links it would load, and
+/// `fetched`, what it did load): no console message, nothing external,
+/// nothing fetched. Prints how long loading and probing took; returns the
+/// probe's result.
+pub fn self_contained_page(page: &Path, probe: &str) -> serde_json::Value {
+    let t = std::time::Instant::now();
+    let (p, console) = browser_page(page, probe);
+    println!("chromium loaded and probed it in {:.2?}", t.elapsed());
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_eq!(p["external"], serde_json::json!([]), "{p}");
+    assert_eq!(p["fetched"], serde_json::json!([]), "nothing fetched");
+    p
+}

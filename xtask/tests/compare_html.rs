@@ -7,9 +7,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
-use common::{browser_page, browser_screenshot, repo};
+use common::{browser_screenshot, repo, self_contained_page};
 
 /// B's failing instance, which passes in A.
 const NEW_FAILURE: &str = "fail-alloc-thp@madvise";
@@ -65,12 +64,7 @@ fn a_new_failure_is_listed_first_and_every_instance_shows_both_durations() {
     let size = std::fs::metadata(&page).unwrap().len();
     println!("compare.html: {size} bytes");
 
-    let t = Instant::now();
-    let (p, console) = browser_page(&page, PROBE);
-    println!("chromium loaded and probed it in {:.2?}", t.elapsed());
-    assert!(console.is_empty(), "console messages: {console:#?}");
-    assert_eq!(p["external"], serde_json::json!([]), "{p}");
-    assert_eq!(p["fetched"], serde_json::json!([]), "nothing fetched");
+    let p = self_contained_page(&page, PROBE);
     assert_eq!(
         p["sides"],
         serde_json::json!([a.display().to_string(), b.display().to_string()]),

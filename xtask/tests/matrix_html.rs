@@ -10,9 +10,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use common::{browser_page, browser_screenshot, repo, run_json};
+use common::{browser_screenshot, repo, run_json, self_contained_page};
 
 /// The matrix's cells: name and the fixture run it left (None: no run).
 const CELLS: [(&str, Option<&str>); 4] = [
@@ -107,12 +106,7 @@ fn the_matrix_page_shows_each_cell_and_instance_and_links_to_the_cells_reports()
     );
     let size = std::fs::metadata(&page).unwrap().len();
     println!("matrix.html of {} cells: {size} bytes", CELLS.len());
-    let t = Instant::now();
-    let (p, console) = browser_page(&page, PROBE);
-    println!("chromium loaded and probed it in {:.2?}", t.elapsed());
-    assert!(console.is_empty(), "console messages: {console:#?}");
-    assert_eq!(p["external"], serde_json::json!([]), "{p}");
-    assert_eq!(p["fetched"], serde_json::json!([]), "nothing fetched");
+    let p = self_contained_page(&page, PROBE);
 
     // The cells, by name, as columns; the cell without a run says so.
     let mut names: Vec<&str> = CELLS.iter().map(|(c, _)| *c).collect();
