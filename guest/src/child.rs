@@ -8,7 +8,7 @@ use hmmlab_proto::scenario::Kind;
 use hmmlab_proto::Outcome;
 
 use crate::results::Results;
-use crate::{kselftest, steps};
+use crate::{bench, kselftest, steps};
 
 /// How a scenario ended, as seen from inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +125,7 @@ pub fn run_child(planned: &PlannedScenario, results: &Results, report: OwnedFd) 
     let verdict = match scenario.kind {
         Kind::Steps => steps::run(&planned.name, scenario, results),
         Kind::Kselftest => kselftest::run(&planned.name, scenario.kselftest.as_ref(), results),
+        Kind::Bench => bench::run(&planned.name, scenario, results),
     };
     if let Some(message) = &verdict.message {
         write_all(report, message.as_bytes());

@@ -17,6 +17,7 @@
 
 mod abi;
 mod balance;
+mod bench;
 mod child;
 mod coverage;
 mod dmirror;

@@ -264,6 +264,17 @@ impl Mapped {
         Ok(())
     }
 
+    /// Write one byte of every page in `range`: a write fault per page,
+    /// each allocating (and zeroing) the page.
+    pub fn touch_write(&self, range: PageRange) {
+        let dst = self.words(range).cast::<u8>();
+        for page in 0..range.len() as usize {
+            // SAFETY: page < range.len(), inside the mapping, which the
+            // caller made writable.
+            unsafe { ptr::write_volatile(dst.add(page * PAGE_SIZE as usize), 1) };
+        }
+    }
+
     /// Read one byte of every page in `range`: a read fault per page.
     pub fn touch_read(&self, range: PageRange) {
         let src = self.words(range).cast::<u8>();

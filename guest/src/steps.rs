@@ -1083,6 +1083,7 @@ pub(crate) mod tests {
             }],
             step: steps,
             kselftest: None,
+            bench: None,
             requires: None,
         }
     }

@@ -93,6 +93,23 @@ impl Assembler {
                     message: message.clone(),
                 });
             }
+            Record::Sample {
+                scenario,
+                case,
+                pages,
+                round,
+                prepare_ns,
+                migrate_ns,
+            } => {
+                let i = self.idx(scenario)?;
+                self.out[i].samples.push(crate::report::bench::Sample {
+                    case: *case,
+                    pages: *pages,
+                    round: *round,
+                    prepare_ns: *prepare_ns,
+                    migrate_ns: *migrate_ns,
+                });
+            }
             Record::Output { scenario, line } => {
                 let i = self.idx(scenario)?;
                 self.out[i].output.push(line.clone());

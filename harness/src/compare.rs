@@ -196,7 +196,7 @@ impl ChangeKind {
 }
 
 /// Median, min, max and spread (max - min) of one timing on one side.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Samples: passing runs that have this timing.
     pub n: usize,
@@ -468,6 +468,7 @@ fn timings<'a>(
             })
             .collect()
     };
+    out.extend(bench_timings(&pa, &pb, opts));
     let steps: BTreeSet<u32> = pa
         .iter()
         .chain(&pb)
@@ -490,6 +491,39 @@ fn timings<'a>(
         ));
     }
     out
+}
+
+/// A bench instance's series (`kind = "bench"`): each case and size, its
+/// measured rounds of every passing run of a side (touch plus migration).
+/// Rounds are repeated measurements like runs are, so five rounds of one
+/// run already give a spread.
+fn bench_timings(
+    pa: &[&ScenarioResult],
+    pb: &[&ScenarioResult],
+    opts: &Options,
+) -> Vec<TimingChange> {
+    let totals = |v: &[&ScenarioResult], case, pages| -> Vec<f64> {
+        v.iter()
+            .flat_map(|s| s.samples.iter())
+            .filter(|x| x.case == case && x.pages == pages)
+            .map(|x| x.total_ns() as f64)
+            .collect()
+    };
+    let series: BTreeSet<(u64, hmmlab_proto::bench::BenchCase)> = pa
+        .iter()
+        .chain(pb)
+        .flat_map(|s| s.samples.iter())
+        .map(|x| (x.pages, x.case))
+        .collect();
+    series
+        .into_iter()
+        .filter_map(|(pages, case)| {
+            let (a, b) = (totals(pa, case, pages), totals(pb, case, pages));
+            (!a.is_empty() && !b.is_empty()).then(|| {
+                TimingChange::new(format!("bench {case} {pages}p"), None, "ns", &a, &b, opts)
+            })
+        })
+        .collect()
 }
 
 /// From this many runs per side on, the runs of two identical sides land
@@ -537,8 +571,28 @@ pub fn compare(a: Side, b: Side, opts: &Options) -> Comparison {
         *summary.slot(i.kind) += 1;
     }
     let (ia, ib) = (SideInfo::of(&a), SideInfo::of(&b));
-    let timing_compared = ia.runs >= 2 && ib.runs >= 2;
-    let notes = notes(&a, &b, &ia, &ib, timing_compared);
+    let runs_compared = ia.runs >= 2 && ib.runs >= 2;
+    let mut notes = notes(&a, &b, &ia, &ib, runs_compared);
+    // A bench's rounds are repeated measurements of their own: one run
+    // per side already has a spread for its series.
+    let has_bench = |side: &Side| {
+        side.runs
+            .iter()
+            .any(|r| r.scenarios.iter().any(|s| !s.samples.is_empty()))
+    };
+    let bench = has_bench(&a) && has_bench(&b);
+    if bench && !runs_compared {
+        if let Some(n) = notes
+            .iter_mut()
+            .find(|n| n.starts_with("timing not compared"))
+        {
+            *n = format!(
+                "{n}; the bench series are compared all the same, each from its rounds \
+                 ({CONFIDENT_RUNS} or more per side)"
+            );
+        }
+    }
+    let timing_compared = runs_compared || bench;
     let regression = instances.iter().any(|i| i.regression);
     Comparison {
         a: ia,
@@ -694,7 +748,8 @@ pub fn render(c: &Comparison) -> String {
         let _ = writeln!(
             s,
             "timing: flagged when |median B - median A| > max(spread A, spread B) and > {}% \
-             (duration of passing runs; migrate-to-device pages/s by step)",
+             (duration of passing runs; migrate-to-device pages/s by step; a bench's \
+             touch plus migration per case and size, over its rounds)",
             c.min_change_pct
         );
     }
@@ -880,6 +935,7 @@ mod tests {
             cases: vec![],
             known_failures: vec![],
             not_applicable: false,
+            samples: vec![],
             reproduce: String::new(),
         }
     }
@@ -907,6 +963,58 @@ mod tests {
             .iter()
             .find(|i| i.instance == name)
             .unwrap_or_else(|| panic!("{name} not in {c:#?}"))
+    }
+
+    /// A bench instance of one run: `direct` at 64 pages, these totals.
+    fn bench(totals_ms: &[f64]) -> ScenarioResult {
+        let mut r = sc("seed@never", Outcome::Pass, 100.0, 1.0);
+        r.steps.clear();
+        r.samples = totals_ms
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| crate::report::bench::Sample {
+                case: hmmlab_proto::bench::BenchCase::Direct,
+                pages: 64,
+                round: i as u32,
+                prepare_ns: 0,
+                migrate_ns: (ms * 1e6) as u64,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn a_bench_is_compared_from_its_rounds_in_one_run_per_side() {
+        let a = [run(vec![bench(&[1.0, 1.1, 1.05, 0.95, 1.0])])];
+        let same = [run(vec![bench(&[1.02, 1.08, 0.97, 1.0, 1.04])])];
+        let c = cmp(&a, &same);
+        assert!(c.timing_compared && !c.regression, "{}", render(&c));
+        let t = get(&c, "seed@never")
+            .timing
+            .iter()
+            .find(|t| t.metric == "bench direct 64p")
+            .expect("the bench series is compared");
+        assert!(t.compared && t.flagged.is_none());
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.contains("bench series are compared all the same")),
+            "{:?}",
+            c.notes
+        );
+        // Planted: every round 40 % slower.
+        let slow = [run(vec![bench(&[1.4, 1.5, 1.45, 1.4, 1.42])])];
+        let c = cmp(&a, &slow);
+        assert!(c.regression, "{}", render(&c));
+        let i = get(&c, "seed@never");
+        assert_eq!(i.kind, ChangeKind::Slower);
+        assert!(render(&c).contains("bench direct 64p"), "{}", render(&c));
+        // Fewer than five rounds a side: shown, never flagged.
+        let c = cmp(
+            &[run(vec![bench(&[1.0, 1.1])])],
+            &[run(vec![bench(&[2.0, 2.1])])],
+        );
+        assert!(!c.regression, "{}", render(&c));
     }
 
     const Z: &str = "zero-page@never";

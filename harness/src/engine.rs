@@ -122,7 +122,9 @@ impl Engine {
                 at,
                 message: message.clone(),
             },
-            Record::Plan { .. } | Record::Output { .. } | Record::Done => return,
+            Record::Plan { .. } | Record::Output { .. } | Record::Sample { .. } | Record::Done => {
+                return
+            }
         };
         self.emit(ev);
     }

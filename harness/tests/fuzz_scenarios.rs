@@ -281,6 +281,9 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
             let b = &s.kselftest.as_ref().unwrap().binary;
             prop_assert!(!b.is_empty() && !b.contains('/') && b != "." && b != "..");
         }
+        Kind::Bench => {
+            prop_assert!(s.bench.is_some() && s.mapping.is_none() && s.step.is_empty());
+        }
     }
     if let Some(m) = &s.mapping {
         prop_assert!((1..=MAX_PAGES).contains(&m.pages));
@@ -602,13 +605,19 @@ fn rules_allow(s: &Scenario) -> bool {
     let mut ok = !s.description.trim().is_empty();
     ok &= s.timeout_ms.is_none_or(|t| TIMEOUT_MS.contains(&t));
     ok &= match s.kind {
-        Kind::Steps => s.mapping.is_some() && !s.step.is_empty() && s.kselftest.is_none(),
+        Kind::Steps => {
+            s.mapping.is_some() && !s.step.is_empty() && s.kselftest.is_none() && s.bench.is_none()
+        }
         Kind::Kselftest => {
             s.kselftest.is_some()
                 && s.mapping.is_none()
                 && s.populate.is_empty()
                 && s.step.is_empty()
+                && s.bench.is_none()
         }
+        // Never generated: bench scenarios have their own tests
+        // (harness/src/scenario/tests).
+        Kind::Bench => false,
     };
     if let Some(k) = &s.kselftest {
         let b = k.binary.as_str();
@@ -1115,6 +1124,7 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
         populate: vec![],
         step: vec![],
         kselftest: None,
+        bench: None,
         requires: rng.chance(1, 4).then(|| gen_when(rng, true)),
     }
 }
@@ -1301,7 +1311,7 @@ fn gen_free(rng: &mut Rng) -> Scenario {
     }
     let has_mapping = match s.kind {
         Kind::Steps => !rng.chance(1, 10),
-        Kind::Kselftest => rng.chance(1, 4),
+        Kind::Kselftest | Kind::Bench => rng.chance(1, 4),
     };
     let n = if rng.chance(1, 6) {
         gen_number(rng, MAX_PAGES)
@@ -1469,7 +1479,7 @@ fn perturb(rng: &mut Rng, s: &mut Scenario) {
         2 => {
             s.kind = match s.kind {
                 Kind::Steps => Kind::Kselftest,
-                Kind::Kselftest => Kind::Steps,
+                Kind::Kselftest | Kind::Bench => Kind::Steps,
             }
         }
         3 => {
@@ -1843,6 +1853,7 @@ fn to_toml(s: &Scenario, seed: u64) -> String {
         let kind = match s.kind {
             Kind::Steps => "steps",
             Kind::Kselftest => "kselftest",
+            Kind::Bench => "bench",
         };
         top.push(format!("kind = {}", st.string(kind)));
     }

@@ -10,6 +10,12 @@ use hmmlab_harness::exit;
 use crate::cli::BenchArgs;
 
 pub fn bench(a: &BenchArgs) -> Result<i32> {
+    if a.seed {
+        return crate::bench_seed::seed(a);
+    }
+    if a.history {
+        return crate::bench_seed::history(a);
+    }
     if a.runs == 0 {
         return Err(crate::fail::bad_input("--runs must be at least 1"));
     }

@@ -353,9 +353,38 @@ pub struct DepsArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// How many runs.
+    /// How many runs (whole `run-scenarios` runs; not with --seed).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// The seed's own benchmark, in one boot: never-touched ranges migrated
+    /// to the device directly, against touched first (CPU writes) and
+    /// read-faulted (zero page) ones, per size, in THP modes never and
+    /// always; on 7.2 and later also a THP migrated whole against split.
+    /// Appends to <results-dir>/bench-history.jsonl.
+    #[arg(long, conflicts_with = "history")]
+    pub seed: bool,
+    /// --seed: range sizes in pages.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,64,512,16384",
+        value_name = "PAGES"
+    )]
+    pub sizes: Vec<u64>,
+    /// --seed: measured rounds of each case and size.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub rounds: u32,
+    /// --seed: rounds run first and not counted.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub warmup: u32,
+    /// Show the --seed runs appended so far: a table of the ratios, and
+    /// <results-dir>/bench-history.html with one plot per series (median
+    /// line, min-max band).
+    #[arg(long)]
+    pub history: bool,
+    /// Where --seed puts its run and its history.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results_dir: PathBuf,
     /// Arguments for `run-scenarios` (after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub run_args: Vec<String>,

@@ -3,6 +3,7 @@
 
 mod accel;
 mod bench;
+mod bench_seed;
 mod bisect;
 mod cache;
 mod cli;

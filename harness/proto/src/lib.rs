@@ -6,9 +6,11 @@
 //! * [`record`]: what the guest reports back, one JSON object per line, on a
 //!   serial port of its own (never mixed with the kernel console).
 //! * [`state`]: names of the per-page states `HMM_DMIRROR_SNAPSHOT` reports.
+//! * [`bench`]: what a `kind = "bench"` scenario measures.
 //! * [`coverage`]: each scenario instance's gcov counters, framed on a
 //!   serial port of their own (a coverage run only).
 
+pub mod bench;
 pub mod coverage;
 pub mod op;
 pub mod plan;

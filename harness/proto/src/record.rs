@@ -95,6 +95,22 @@ pub enum Record {
         outcome: Outcome,
         message: String,
     },
+    /// One measurement of a `kind = "bench"` scenario: a freshly mapped
+    /// range of `pages` pages prepared as `case` says, then migrated to
+    /// the device by one `HMM_DMIRROR_MIGRATE_TO_DEV`, which moved every
+    /// page (checked). Times are CLOCK_MONOTONIC inside the guest; the THP
+    /// mode is the scenario's (its start record).
+    Sample {
+        scenario: String,
+        case: crate::bench::BenchCase,
+        pages: u64,
+        /// 0-based, warm-up rounds not counted.
+        round: u32,
+        /// The CPU touch before the migration (0 when there is none).
+        prepare_ns: u64,
+        /// The migration ioctl.
+        migrate_ns: u64,
+    },
     /// Last record: every planned scenario has ended; the guest powers off.
     Done,
     /// The driver itself failed outside any scenario.

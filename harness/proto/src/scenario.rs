@@ -16,7 +16,8 @@ pub struct Scenario {
     /// One line saying what behaviour this scenario pins down.
     pub description: String,
     /// `steps` (default): map, populate, run the steps. `kselftest`: run a
-    /// kernel selftest binary built from the same tree.
+    /// kernel selftest binary built from the same tree. `bench`: time
+    /// migrations to the device ([`crate::bench`]).
     #[serde(default)]
     pub kind: Kind,
     /// THP mode to set in /sys/kernel/mm/transparent_hugepage/enabled before
@@ -39,6 +40,9 @@ pub struct Scenario {
     pub step: Vec<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kselftest: Option<Kselftest>,
+    /// `kind = "bench"`: what to time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench: Option<crate::bench::Bench>,
     /// Run only on kernels that match; otherwise the scenario is a skip with
     /// the reason. Resolved on the host, never sent to the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,6 +105,7 @@ pub enum Kind {
     #[default]
     Steps,
     Kselftest,
+    Bench,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -429,6 +434,7 @@ mod tests {
                 variant: vec![],
             }],
             kselftest: None,
+            bench: None,
             requires: None,
         };
         let json = serde_json::to_string(&s).unwrap();

@@ -52,6 +52,7 @@ pub fn markup(r: &RunReport) -> Markup {
                     }
                 }
                 (instances(r))
+                (bench(r))
                 (failures(r))
                 (skipped(r))
                 (known_failures(r))
@@ -121,6 +122,69 @@ fn counts(r: &RunReport) -> Markup {
             }
             @if not_applicable > 0 {
                 (chip(Outcome::Skip, &format!("{not_applicable} not applicable")))
+            }
+        }
+    }
+}
+
+/// What the bench scenarios measured: per series a bar from min to max
+/// with the median marked, on one scale per size, then the ratios.
+fn bench(r: &RunReport) -> Markup {
+    let b = super::bench::Summary::of(&r.scenarios);
+    if b.is_empty() {
+        return html! {};
+    }
+    let widest = |pages: u64| {
+        b.series
+            .iter()
+            .filter(|s| s.pages == pages)
+            .map(|s| s.total_ms.max)
+            .fold(0.0_f64, f64::max)
+    };
+    let ms = super::bench::ms;
+    html! {
+        section id="bench" {
+            h2 { "Bench" }
+            p { "Time of touch plus migration, min to max over the rounds (bar), median (mark); \
+                 bars of one size share a scale. Ratios pair the rounds of two cases." }
+            table class="bench" {
+                thead { tr { th { "instance" } th { "case" } th { "pages" } th { "ms min / median / max" } th { "pages/s" } th { "spread" } } }
+                tbody {
+                    @for s in &b.series {
+                        @let w = widest(s.pages).max(f64::MIN_POSITIVE);
+                        @let x = |v: f64| v / w * 200.0;
+                        tr class="bench-series" {
+                            td { (s.at.to_string()) }
+                            td { (s.case.as_str()) }
+                            td class="num" { (s.pages) }
+                            td class="num" { (ms(s.total_ms.min)) " / " (ms(s.total_ms.median)) " / " (ms(s.total_ms.max)) }
+                            td class="num" { (format!("{:.0}", s.pages_per_sec.median)) }
+                            td {
+                                svg width="204" height="12" role="img" aria-label=(format!("{} ms median", ms(s.total_ms.median))) {
+                                    rect x=(format!("{:.1}", x(s.total_ms.min) + 2.0)) y="3" height="6"
+                                        width=(format!("{:.1}", (x(s.total_ms.max) - x(s.total_ms.min)).max(1.0)))
+                                        fill="#9ab" {}
+                                    rect x=(format!("{:.1}", x(s.total_ms.median) + 1.0)) y="0" width="2" height="12" fill="#234" {}
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !b.ratios.is_empty() {
+                table class="bench" {
+                    thead { tr { th { "instance" } th { "ratio of totals" } th { "pages" } th { "min / median / max" } } }
+                    tbody {
+                        @for q in &b.ratios {
+                            tr class="bench-ratio" {
+                                td { (q.at.to_string()) }
+                                td { (q.of.as_str()) " / " (q.to.as_str()) }
+                                td class="num" { (q.pages) }
+                                td class="num" { (format!("{:.3} / {:.3} / {:.3}", q.ratio.min, q.ratio.median, q.ratio.max)) }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -499,6 +563,37 @@ mod tests {
         );
         assert!(page.contains("requires CONFIG_USERFAULTFD"), "{page}");
         assert!(!page.contains("http"), "nothing is fetched: {page}");
+    }
+
+    #[test]
+    fn a_bench_shows_its_series_and_ratios() {
+        use crate::report::bench::Sample;
+        use hmmlab_proto::bench::BenchCase;
+        let mut b = ScenarioResult::for_tests("seed@madvise", Outcome::Pass);
+        for round in 0..3 {
+            for (case, prepare) in [(BenchCase::Direct, 0), (BenchCase::TouchFirst, 500_000)] {
+                b.samples.push(Sample {
+                    case,
+                    pages: 64,
+                    round,
+                    prepare_ns: prepare,
+                    migrate_ns: 1_000_000 + u64::from(round) * 100_000,
+                });
+            }
+        }
+        let page = render(&RunReport::for_tests(vec![b])).unwrap();
+        assert!(page.contains("<section id=\"bench\">"), "{page}");
+        assert_eq!(page.matches("class=\"bench-series\"").count(), 2, "{page}");
+        assert_eq!(page.matches("class=\"bench-ratio\"").count(), 1, "{page}");
+        assert!(page.contains("direct / touch-first"), "{page}");
+        // Direct: 1.0 / 1.1 / 1.2 ms.
+        assert!(page.contains("1.000 / 1.100 / 1.200"), "{page}");
+        let plain = render(&RunReport::for_tests(vec![ScenarioResult::for_tests(
+            "zero@never",
+            Outcome::Pass,
+        )]))
+        .unwrap();
+        assert!(!plain.contains("id=\"bench\""), "{plain}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ mod tests {
             output: vec![],
             console_findings: vec![],
             not_applicable: false,
+            samples: vec![],
             cases: vec![
                 case("t.open_close", Outcome::Pass, None),
                 case(

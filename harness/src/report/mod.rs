@@ -3,6 +3,7 @@
 //! results.ktap, report.html and the terminal summary.
 
 pub mod apply;
+pub mod bench;
 pub mod html;
 pub mod junit;
 pub mod ktap_out;

@@ -170,6 +170,9 @@ pub struct ScenarioResult {
     /// kernel's version: counted apart, never a failure of --fail-on-skip.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_applicable: bool,
+    /// What a `kind = "bench"` scenario measured, in the order measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<super::bench::Sample>,
     /// One line that reruns just this scenario on the same kernel.
     pub reproduce: String,
 }
@@ -206,6 +209,7 @@ impl ScenarioResult {
             cases: vec![],
             known_failures: vec![],
             not_applicable: false,
+            samples: vec![],
             reproduce: reproduce.to_string(),
         }
     }

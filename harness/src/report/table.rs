@@ -37,6 +37,11 @@ pub fn summary(r: &RunReport, dir: &Path) -> String {
         return s;
     }
     s.push_str(&render(r));
+    let bench = super::bench::Summary::of(&r.scenarios);
+    if !bench.is_empty() {
+        s.push('\n');
+        s.push_str(&bench.text());
+    }
     for f in r.failed() {
         let _ = writeln!(
             s,
@@ -226,6 +231,7 @@ mod tests {
             cases: vec![],
             known_failures: vec![],
             not_applicable: false,
+            samples: vec![],
             reproduce: String::new(),
         };
         let plain = sc.clone();

@@ -344,3 +344,62 @@ fn a_snapshot_names_every_page_or_says_any() {
     let loaded = super::super::parse_str(std::path::Path::new("t.toml"), &named);
     assert!(loaded.is_ok(), "{:?}", loaded.err());
 }
+
+#[test]
+fn bench_kind_needs_its_table_and_nothing_else() {
+    let d = one("description = \"d\"\nkind = \"bench\"\n");
+    assert_at(&d, 2, 1, "needs a [bench] table");
+    let text =
+        "description = \"d\"\nkind = \"bench\"\n[bench]\ncases = [\"direct\"]\nsizes = [1]\n\
+                [mapping]\nkind = \"anon-private\"\npages = 1\n";
+    assert_at(&one(text), 6, 1, "takes no [mapping]");
+    let d = one(&format!("{OK}[bench]\ncases = [\"direct\"]\nsizes = [1]\n"));
+    assert_at(
+        &d,
+        8,
+        1,
+        "[bench] is only used with `kind = \"bench\"`, not `steps`",
+    );
+    let text = "description = \"d\"\nkind = \"bench\"\n[bench]\ncases = [\"direct\", \"touch-first\", \"zero-page\"]\n\
+                sizes = [1, 64, 512, 16384]\nrounds = 5\nwarmup = 1\n";
+    super::super::parse_str(std::path::Path::new("t.toml"), text).unwrap();
+}
+
+#[test]
+fn bench_table_is_checked() {
+    let head = "description = \"d\"\nkind = \"bench\"\n[bench]\n";
+    let d = one(&format!("{head}cases = []\nsizes = [1]\n"));
+    assert_at(&d, 4, 9, "`cases` is empty");
+    let d = one(&format!(
+        "{head}cases = [\"direct\", \"direct\"]\nsizes = [1]\n"
+    ));
+    assert_at(&d, 4, 20, "named twice");
+    let d = one(&format!("{head}cases = [\"direct\"]\nsizes = [1, 0]\n"));
+    assert_at(&d, 5, 13, "size 0 is out of range");
+    let d = one(&format!("{head}cases = [\"direct\"]\nsizes = [262145]\n"));
+    assert_at(&d, 5, 10, "out of range");
+    let d = one(&format!(
+        "{head}cases = [\"direct\"]\nsizes = [1]\nrounds = 0\n"
+    ));
+    assert_at(&d, 6, 10, "`rounds = 0` is out of range");
+    let d = one(&format!(
+        "{head}cases = [\"direct\"]\nsizes = [1]\nwarmup = 101\n"
+    ));
+    assert_at(&d, 6, 10, "`warmup = 101` is out of range");
+    let d = one(&format!("{head}cases = [\"sideways\"]\nsizes = [1]\n"));
+    assert!(d.message.contains("sideways"), "{}", d.message);
+}
+
+#[test]
+fn bench_split_needs_one_thp_in_mode_always() {
+    let text = "description = \"d\"\nkind = \"bench\"\nthp = \"always\"\n[bench]\ncases = [\"direct\", \"split\"]\nsizes = [512]\n";
+    super::super::parse_str(std::path::Path::new("t.toml"), text).unwrap();
+    let ds = errs(
+        &text
+            .replace("[512]", "[1, 512]")
+            .replace("\"always\"", "\"never\""),
+    );
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 5, 20, "every size must be 512");
+    assert_at(&ds[1], 5, 20, "needs THP mode always");
+}

@@ -1,7 +1,8 @@
 //! Checks on the scenario as a whole: its kind and sections, the
 //! kselftest binary, and the mapping.
 
-use hmmlab_proto::scenario::{Kind, MappingKind};
+use hmmlab_proto::bench::{BenchCase, MAX_BENCH_PAGES, THP_PAGES};
+use hmmlab_proto::scenario::{Kind, MappingKind, ThpMode};
 
 use super::{Ctx, MAX_PAGES, TIMEOUT_MS};
 use crate::scenario::span::key_path;
@@ -52,6 +53,7 @@ pub(super) fn check_kind_sections(cx: &mut Ctx<'_, '_>) {
                 let msg = "[kselftest] is only used with `kind = \"kselftest\"`".to_string();
                 cx.at_value(key_path!["kselftest"], msg, Some(hint));
             }
+            no_bench_table(cx, "steps");
         }
         Kind::Kselftest => {
             if s.kselftest.is_none() {
@@ -72,6 +74,108 @@ pub(super) fn check_kind_sections(cx: &mut Ctx<'_, '_>) {
                 let msg = "a `kind = \"kselftest\"` scenario takes no [[step]]".to_string();
                 cx.at_value(key_path!["step", 0], msg, hint());
             }
+            no_bench_table(cx, "kselftest");
+        }
+        Kind::Bench => {
+            if s.bench.is_none() {
+                let hint = "add a [bench] table with `cases` and `sizes`".to_string();
+                let msg = "`kind = \"bench\"` needs a [bench] table".to_string();
+                cx.at_key(key_path!["kind"], msg, Some(hint));
+            }
+            let hint =
+                || Some("a bench scenario maps its own ranges, one per case and size".to_string());
+            for (key, what) in [
+                ("mapping", "[mapping]"),
+                ("populate", "[[populate]]"),
+                ("step", "[[step]]"),
+                ("kselftest", "[kselftest]"),
+            ] {
+                if cx.doc.root.get_ref().contains_key(key) {
+                    let msg = format!("a `kind = \"bench\"` scenario takes no {what}");
+                    cx.at_value(key_path![key], msg, hint());
+                }
+            }
+        }
+    }
+}
+
+fn no_bench_table(cx: &mut Ctx<'_, '_>, kind: &str) {
+    if cx.s.bench.is_some() {
+        let hint = "set `kind = \"bench\"` or remove the [bench] table".to_string();
+        let msg = format!("[bench] is only used with `kind = \"bench\"`, not `{kind}`");
+        cx.at_value(key_path!["bench"], msg, Some(hint));
+    }
+}
+
+/// `[bench]`: something to measure, sizes a guest can map, rounds to
+/// take a spread from, and a `split` case only where it means something.
+pub(super) fn check_bench(cx: &mut Ctx<'_, '_>) {
+    let Some(b) = cx.s.bench.clone() else { return };
+    if b.cases.is_empty() {
+        let hint = format!(
+            "name one or more of {}",
+            BenchCase::ALL.map(|c| format!("\"{c}\"")).join(", ")
+        );
+        cx.at_value(
+            key_path!["bench", "cases"],
+            "`cases` is empty".into(),
+            Some(hint),
+        );
+    }
+    for (i, c) in b.cases.iter().enumerate() {
+        if b.cases[..i].contains(c) {
+            let msg = format!("case \"{c}\" is named twice");
+            cx.at_value(
+                key_path!["bench", "cases", i],
+                msg,
+                Some("name it once".into()),
+            );
+        }
+    }
+    if b.sizes.is_empty() {
+        let hint = "give sizes in pages, e.g. `sizes = [1, 64, 512, 16384]`".to_string();
+        cx.at_value(
+            key_path!["bench", "sizes"],
+            "`sizes` is empty".into(),
+            Some(hint),
+        );
+    }
+    for (i, &n) in b.sizes.iter().enumerate() {
+        if !(1..=MAX_BENCH_PAGES).contains(&n) {
+            let hint = format!("use 1 to {MAX_BENCH_PAGES} pages");
+            let msg = format!("size {n} is out of range");
+            cx.at_value(key_path!["bench", "sizes", i], msg, Some(hint));
+        }
+    }
+    if !(1..=1000).contains(&b.rounds) {
+        let hint = "use 1 to 1000 rounds; 5 or more give a spread worth comparing".to_string();
+        let msg = format!("`rounds = {}` is out of range", b.rounds);
+        cx.at_value(key_path!["bench", "rounds"], msg, Some(hint));
+    }
+    if b.warmup > 100 {
+        let hint = "use 0 to 100 warm-up rounds".to_string();
+        let msg = format!("`warmup = {}` is out of range", b.warmup);
+        cx.at_value(key_path!["bench", "warmup"], msg, Some(hint));
+    }
+    if let Some(i) = b.cases.iter().position(|c| *c == BenchCase::Split) {
+        // test_hmm's HMM_DMIRROR_FLAG_FAIL_ALLOC fails one allocation, the
+        // first of the next migration (dmirror_migrate_alloc_and_copy()
+        // clears it): one THP per ioctl, and only a THP-sized empty range
+        // in THP mode `always` is collected as a compound entry to fail.
+        if b.sizes.iter().any(|&n| n != THP_PAGES) {
+            let hint =
+                format!("measure `split` in a scenario of its own with `sizes = [{THP_PAGES}]`");
+            let msg = format!(
+                "case \"split\" fails the allocation of one THP, so every size must be {THP_PAGES}"
+            );
+            cx.at_value(key_path!["bench", "cases", i], msg, Some(hint));
+        }
+        if cx.s.thp != Some(ThpMode::Always) {
+            let hint = "set `thp = \"always\"`".to_string();
+            let msg = "case \"split\" needs THP mode always: in other modes an empty range \
+                       is not collected as one THP"
+                .to_string();
+            cx.at_value(key_path!["bench", "cases", i], msg, Some(hint));
         }
     }
 }
