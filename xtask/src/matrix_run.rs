@@ -183,8 +183,8 @@ fn run_cells(
 }
 
 /// The matrix's progress: cells finished of all, and the time left at the
-/// mean time of the finished cells, `jobs` at once, counted down from the
-/// last finish; what runs now.
+/// mean time of the finished cells, `jobs` at once (fewer when fewer are
+/// left), counted down from the last finish; what runs now.
 fn cells_progress(
     shown: &mut Progress,
     took: &[Duration],
@@ -196,7 +196,8 @@ fn cells_progress(
     let left = (cells - took.len()) as u64;
     let eta = (!took.is_empty()).then(|| {
         let mean = took.iter().sum::<Duration>() / took.len() as u32;
-        crate::progress::items_eta(mean, left, jobs, last_finish.elapsed())
+        let at_once = jobs.min(left as usize);
+        crate::progress::items_eta(mean, left, at_once, last_finish.elapsed())
     });
     let now: Vec<&str> = running.iter().map(|(c, _, _)| c.name.as_str()).collect();
     let what = if now.is_empty() {
