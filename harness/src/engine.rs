@@ -55,7 +55,7 @@ impl Engine {
         for r in &mut self.reporters {
             if let Err(e) = r.on_event(&ev, &self.report) {
                 let why = format!("{}: {e:#}", r.name());
-                eprintln!("warning: reporter {why}");
+                crate::say::err(&format!("warning: reporter {why}\n"));
                 self.failed.push(why);
             }
         }

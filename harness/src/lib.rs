@@ -12,5 +12,6 @@ pub mod qemu;
 pub mod qmp;
 pub mod report;
 pub mod runner;
+pub mod say;
 pub mod scenario;
 pub mod vm;

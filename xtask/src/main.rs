@@ -22,6 +22,7 @@ mod mutate;
 mod paths;
 mod plan;
 mod preflight;
+mod progress;
 mod run;
 mod shell;
 mod shell_task;

@@ -14,6 +14,7 @@ use hmmlab_harness::{exit, interrupt};
 use crate::cli::{Emit, MatrixArgs};
 use crate::matrix::{self, Cell};
 use crate::matrix_html::{self, CellRun};
+use crate::progress::Progress;
 
 pub fn matrix(a: &MatrixArgs) -> Result<i32> {
     let path = crate::paths::absolute(&a.matrix);
@@ -136,6 +137,9 @@ fn run_cells(
     let mut pending: Vec<&Cell> = cells.iter().rev().collect();
     let mut running: Vec<(&Cell, Child, Instant)> = Vec::new();
     let mut codes: BTreeMap<String, Option<i32>> = BTreeMap::new();
+    let mut shown = Progress::counted("matrix", "cells", Some(cells.len() as u64));
+    let mut took: Vec<Duration> = Vec::new();
+    let mut last_finish = Instant::now();
     while !pending.is_empty() || !running.is_empty() {
         if interrupt::requested() {
             for (_, child, _) in &mut running {
@@ -157,20 +161,51 @@ fn run_cells(
         while i < running.len() {
             if let Some(st) = running[i].1.try_wait()? {
                 let (c, _, t) = running.remove(i);
-                eprintln!(
+                shown.println(&format!(
                     "matrix: {} finished (exit {:?}) in {:.1}s",
                     c.name,
                     st.code(),
                     t.elapsed().as_secs_f64()
-                );
+                ));
                 codes.insert(c.name.clone(), st.code());
+                took.push(t.elapsed());
+                last_finish = Instant::now();
+                cells_progress(&mut shown, &took, cells.len(), jobs, last_finish, &running);
+                shown.line_now();
             } else {
                 i += 1;
             }
         }
+        cells_progress(&mut shown, &took, cells.len(), jobs, last_finish, &running);
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(codes)
+}
+
+/// The matrix's progress: cells finished of all, and the time left at the
+/// mean time of the finished cells, `jobs` at once (fewer when fewer are
+/// left), counted down from the last finish; what runs now.
+fn cells_progress(
+    shown: &mut Progress,
+    took: &[Duration],
+    cells: usize,
+    jobs: usize,
+    last_finish: Instant,
+    running: &[(&Cell, Child, Instant)],
+) {
+    let left = (cells - took.len()) as u64;
+    let eta = (!took.is_empty()).then(|| {
+        let mean = took.iter().sum::<Duration>() / took.len() as u32;
+        let at_once = jobs.min(left as usize);
+        crate::progress::items_eta(mean, left, at_once, last_finish.elapsed())
+    });
+    let now: Vec<&str> = running.iter().map(|(c, _, _)| c.name.as_str()).collect();
+    let what = if now.is_empty() {
+        String::new()
+    } else {
+        format!("running {}", now.join(", "))
+    };
+    shown.update(took.len() as u64, eta, &what);
 }
 
 /// One line per kernel build of the matrix: cached, or built in how long

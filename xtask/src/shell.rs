@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use hmmlab_harness::interrupt;
+
+use crate::progress::Progress;
 
 /// Quote one word for a POSIX shell, only when needed.
 pub fn quote(word: &str) -> String {
@@ -111,6 +113,29 @@ impl Cmd {
         label: &str,
         progress: fn(&str) -> Option<String>,
     ) -> Result<()> {
+        self.run_watched(log, label, progress, None).map(|_| ())
+    }
+
+    /// `run_logged`, counting the picked lines that `count` says are one
+    /// step of the work, shown against the steps expected; how many there
+    /// were.
+    pub fn run_counted(
+        &self,
+        log: &Path,
+        label: &str,
+        progress: fn(&str) -> Option<String>,
+        count: Count,
+    ) -> Result<u64> {
+        self.run_watched(log, label, progress, Some(count))
+    }
+
+    fn run_watched(
+        &self,
+        log: &Path,
+        label: &str,
+        progress: fn(&str) -> Option<String>,
+        count: Option<Count>,
+    ) -> Result<u64> {
         let mut logf = File::options()
             .create(true)
             .append(true)
@@ -136,10 +161,14 @@ impl Cmd {
             std::thread::spawn(move || stop_on_signal(pid, &done))
         };
         let start = Instant::now();
-        let mut ticker = Ticker::new(label);
+        let mut shown = match &count {
+            Some(c) => Progress::counted(label, c.unit, c.expected),
+            None => Progress::command(label),
+        };
+        let mut steps = 0u64;
+        let mut last = String::new();
         let mut lines = BufReader::new(&reader);
         let mut line = Vec::new();
-        let mut last = String::new();
         let read = loop {
             line.clear();
             match lines.read_until(b'\n', &mut line) {
@@ -149,11 +178,18 @@ impl Cmd {
             }
             logf.write_all(&line)?;
             if let Some(p) = progress(String::from_utf8_lossy(&line).trim_end()) {
+                if count.as_ref().is_some_and(|c| (c.counts)(&p)) {
+                    steps += 1;
+                }
                 last = p;
             }
-            ticker.tick(start.elapsed(), &last);
+            let eta = count
+                .as_ref()
+                .and_then(|c| c.expected)
+                .and_then(|n| crate::progress::rate_eta(start.elapsed(), steps, n));
+            shown.update(steps, eta, &last);
         };
-        ticker.finish();
+        drop(shown);
         done.store(true, Ordering::SeqCst);
         let _ = watcher.join();
         if interrupt::requested() {
@@ -177,8 +213,16 @@ impl Cmd {
                 self.display()
             );
         }
-        Ok(())
+        Ok(steps)
     }
+}
+
+/// What a long command counts: the picked lines that are one step each
+/// (`counts`), named `unit`, and how many are expected, when that is known.
+pub struct Count {
+    pub counts: fn(&str) -> bool,
+    pub unit: &'static str,
+    pub expected: Option<u64>,
 }
 
 /// Until `done`: on SIGINT/SIGTERM, SIGTERM the child's process group, then
@@ -195,56 +239,6 @@ fn stop_on_signal(pid: u32, done: &AtomicBool) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Progress on stderr: a rewritten line on a terminal, a line every 20 s otherwise.
-struct Ticker {
-    label: String,
-    tty: bool,
-    last_draw: Option<Instant>,
-    drew: bool,
-}
-
-impl Ticker {
-    fn new(label: &str) -> Self {
-        Ticker {
-            label: label.into(),
-            tty: std::io::stderr().is_terminal(),
-            last_draw: None,
-            drew: false,
-        }
-    }
-    fn tick(&mut self, elapsed: Duration, what: &str) {
-        let every = if self.tty {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(20)
-        };
-        if self.last_draw.is_some_and(|t| t.elapsed() < every) {
-            return;
-        }
-        self.last_draw = Some(Instant::now());
-        let mut what: String = what.chars().take(60).collect();
-        if what.is_empty() {
-            what = "…".into();
-        }
-        if self.tty {
-            eprint!(
-                "\r\x1b[2K  {} [{:>4}s] {}",
-                self.label,
-                elapsed.as_secs(),
-                what
-            );
-            self.drew = true;
-        } else if elapsed > Duration::from_secs(5) {
-            eprintln!("  {} [{:>4}s] {}", self.label, elapsed.as_secs(), what);
-        }
-    }
-    fn finish(&mut self) {
-        if self.tty && self.drew {
-            eprint!("\r\x1b[2K");
-        }
     }
 }
 
@@ -277,6 +271,36 @@ mod tests {
         assert!(is_error_line("mm/a.c:20:58: error: unknown type name"));
         assert!(is_error_line("make[4]: *** [x] Error 1"));
         assert!(!is_error_line("  CC      tools/objtool/str_error_r.o"));
+    }
+
+    #[test]
+    fn a_counted_command_counts_the_picked_lines_that_are_steps() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("make.log");
+        let made = Cmd::new(&[
+            "sh",
+            "-c",
+            "printf '  CC      a.o\\n  AR      b.a\\nnoise\\n  CC      c.o\\n'",
+        ])
+        .run_counted(
+            &log,
+            "make",
+            |l| {
+                l.trim()
+                    .split_once(' ')
+                    .map(|(v, t)| format!("{v} {}", t.trim()))
+            },
+            Count {
+                counts: |s| s.ends_with(".o"),
+                unit: "objects",
+                expected: Some(10),
+            },
+        )
+        .unwrap();
+        assert_eq!(made, 2);
+        assert!(std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("  AR      b.a"));
     }
 
     #[test]

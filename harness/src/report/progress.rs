@@ -16,7 +16,7 @@ impl Reporter for Progress {
 
     fn on_event(&mut self, ev: &RunEvent, _run: &RunReport) -> Result<()> {
         if let Some(line) = line(ev) {
-            eprintln!("{line}");
+            crate::say::err(&format!("{line}\n"));
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use super::skips::Skips;
 pub fn printer(dir: &Path) -> impl FnMut(&RunReport) -> Result<()> {
     let dir = dir.to_path_buf();
     move |run| {
-        print!("{}", summary(run, &dir));
-        eprint!("{}", problems(run, &dir));
+        crate::say::out(&summary(run, &dir));
+        crate::say::err(&problems(run, &dir));
         Ok(())
     }
 }

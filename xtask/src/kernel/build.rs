@@ -12,11 +12,12 @@ use super::config::{self, Setting};
 use super::cover;
 use super::distro::{self, DebianConfig};
 use super::key::{short_hash, KeyBuilder};
+use super::objects;
 use super::patch::{self, Patch};
 use super::selftest;
 use super::source::{self, Source};
 use crate::cli::{ConfigBase, KernelArgs};
-use crate::shell::Cmd;
+use crate::shell::{Cmd, Count};
 use hmmlab_harness::identity as verify;
 
 /// Bump when the way kernels are built changes, so old cache entries are not reused.
@@ -189,7 +190,8 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
 
     configure(&tree, &obj, &base, &req.fragments, &settings, &log)?;
     let config_text = fs::read(obj.join(".config")).context("reading the final .config")?;
-    let reuse = make_bzimage(req, &tree, &obj, &cache, &build_dir, &log)?;
+    let config_hash = short_hash(&config_text);
+    let reuse = make_bzimage(req, &tree, &obj, &cache, &build_dir, &config_hash, &log)?;
     let release = kernel_release(&tree, &obj)?;
     let hmm_tests_error = hmm_tests(&tree, &obj, &build_dir);
 
@@ -210,7 +212,7 @@ pub fn ensure(req: &Request) -> Result<Kernel> {
             .collect(),
         config_base: base.describe(),
         cover: req.cover.clone(),
-        config_hash: short_hash(&config_text),
+        config_hash,
         compiler,
         tree,
         bzimage: obj.join("arch/x86/boot/bzImage"),
@@ -399,13 +401,15 @@ fn cached(
 }
 
 /// `make bzImage` in `obj`, through ccache when there is one; how much
-/// ccache reused.
+/// ccache reused. Its progress counts the objects made, against the count
+/// of the last build of the same configuration (`objects`).
 fn make_bzimage(
     req: &Request,
     tree: &Path,
     obj: &Path,
     cache: &Path,
     build_dir: &Path,
+    config_hash: &str,
     log: &Path,
 ) -> Result<Option<Reuse>> {
     let mut make = vec![
@@ -431,8 +435,21 @@ fn make_bzimage(
     for (k, v) in &cmd_env {
         cmd = cmd.env(k, v);
     }
+    let scratch = objects::from_scratch(obj);
+    let count = Count {
+        counts: objects::is_object,
+        unit: "objects",
+        expected: scratch
+            .then(|| objects::expected(&cache.join("build"), config_hash))
+            .flatten(),
+    };
     let t = Instant::now();
-    cmd.run_logged(log, "make bzImage", make_progress)?;
+    let made = cmd.run_counted(log, "make bzImage", make_progress, count)?;
+    if scratch {
+        if let Err(e) = objects::record(build_dir, config_hash, made) {
+            eprintln!("kernel: warning: the count of objects was not kept: {e:#}");
+        }
+    }
     let reuse = ccache
         .then(|| fs::read_to_string(&stats_log).ok())
         .flatten()

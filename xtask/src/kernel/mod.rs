@@ -7,6 +7,7 @@ pub mod config;
 pub mod cover;
 pub mod distro;
 pub mod key;
+pub mod objects;
 pub mod patch;
 pub mod relink;
 pub mod selftest;

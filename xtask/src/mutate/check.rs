@@ -28,7 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::{Mutant, Selection};
 use crate::coverage::model::{Coverage, FileCoverage};
 use crate::fail::bad_input;
+use crate::progress::Progress;
 
 /// What a compile of a mutant says about it before any boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -1278,7 +1279,13 @@ fn boot_pending(
         total: todo.len(),
         started: Instant::now(),
         totals: vec![],
+        shown: None,
     };
+    b.shown = Some(Progress::counted(
+        "mutate",
+        "mutants",
+        Some(todo.len() as u64),
+    ));
     let mut left: Vec<&Candidate> = todo.clone();
 
     if !a.no_schemata {
@@ -1308,7 +1315,7 @@ fn boot_pending(
                 woven.numbers.len()
             );
             let linked = b.ws.link(&[(&recipes[file], object)], &boot::tag(&label))?;
-            eprintln!(
+            b.say(&format!(
                 "mutate: {} mutants of {file} woven into one kernel: compiled in {secs:.1}s, \
                  linked in {:.1}s{}",
                 woven.numbers.len(),
@@ -1318,15 +1325,15 @@ fn boot_pending(
                 } else {
                     format!("; {} linked on their own", woven.left_out.len())
                 }
-            );
+            ));
             let kernel = boot::kernel(k, &b.ws, &label, &linked);
             let base_dir = runs.join(format!("woven-{}", boot::file_name(file)));
             match b.baseline(&base_args, &inputs, &kernel, base_dir) {
                 Ok(()) => {}
                 Err(e) => {
-                    eprintln!(
+                    b.say(&format!(
                         "mutate: {e:#}\nmutate: so the mutants of {file} are linked one by one"
-                    );
+                    ));
                     continue;
                 }
             }
@@ -1361,7 +1368,10 @@ fn boot_pending(
         let own = fs::read(&recipes[first].built_object)?;
         let label = format!("unmutated {}", k.key);
         let linked = b.ws.link(&[(&recipes[first], own)], &boot::tag(&label))?;
-        eprintln!("mutate: unmutated kernel linked in {:.1}s", linked.seconds);
+        b.say(&format!(
+            "mutate: unmutated kernel linked in {:.1}s",
+            linked.seconds
+        ));
         let kernel = boot::kernel(k, &b.ws, &label, &linked);
         b.baseline(&base_args, &inputs, &kernel, runs.join("unmutated"))?;
     }
@@ -1445,10 +1455,14 @@ struct Booter<'a> {
     /// time per mutant, said at the end (`Drop`).
     started: Instant,
     totals: Vec<f64>,
+    /// Mutants booted of all, and the time left at the median so far.
+    shown: Option<Progress>,
 }
 
 impl Drop for Booter<'_> {
     fn drop(&mut self) {
+        // Its live line is gone before the last line is printed.
+        self.shown = None;
         if self.totals.is_empty() {
             return;
         }
@@ -1467,6 +1481,34 @@ impl Drop for Booter<'_> {
 }
 
 impl Booter<'_> {
+    /// Print `line` on stderr, above the live progress line when there is one.
+    fn say(&self, line: &str) {
+        match &self.shown {
+            Some(p) => p.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// The progress after a mutant: done of all, and the time left at the
+    /// median time of a booted mutant so far.
+    fn progress(&mut self) {
+        let mut v = self.totals.clone();
+        let eta = (!v.is_empty()).then(|| {
+            let (median, _, _) = crate::bench::stats(&mut v);
+            let left = self.total.saturating_sub(self.done) as u64;
+            crate::progress::items_eta(
+                Duration::from_secs_f64(median.max(0.0)),
+                left,
+                1,
+                Duration::ZERO,
+            )
+        });
+        if let Some(p) = self.shown.as_mut() {
+            p.update(self.done as u64, eta, "");
+            p.line_now();
+        }
+    }
+
     /// Run every asked scenario on `kernel` with no mutant active: all
     /// must pass, or a mutant's failure would mean nothing. Sets the limit.
     fn baseline(
@@ -1510,13 +1552,13 @@ impl Booter<'_> {
         if self.limits.is_empty() {
             self.limits = super::boot::instance_limits(&report.scenarios);
         }
-        eprintln!(
+        self.say(&format!(
             "mutate: the unmutated kernel ({}) passes {} scenarios in {:.1}s; limit per \
              scenario for mutants: 3 times its time there, 10s at least (at most {limit:.0}s)",
             kernel.patches.join(", "),
             report.scenarios.len(),
             t.elapsed().as_secs_f64()
-        );
+        ));
         self.limit.get_or_insert(limit);
         Ok(())
     }
@@ -1643,7 +1685,7 @@ fn save(
         ),
         _ => String::new(),
     };
-    eprintln!(
+    b.say(&format!(
         "mutate: [{}/{}] {:<9} {:.1}s  {}{}{why}",
         b.done,
         b.total,
@@ -1653,7 +1695,8 @@ fn save(
         rec.schema
             .map(|n| format!(" (woven #{n})"))
             .unwrap_or_default(),
-    );
+    ));
+    b.progress();
     if let Some(slot) = records.iter_mut().rev().find(|r| r.id == rec.id) {
         *slot = rec;
     }
