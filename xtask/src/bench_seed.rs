@@ -250,10 +250,11 @@ pub fn history(a: &BenchArgs) -> Result<i32> {
             file.display()
         )));
     }
-    print!("{}", history_text(&entries));
     let page = a.results_dir.join(HISTORY_PAGE);
     hmmlab_harness::report::write::write_atomic(&page, history_page(&entries).as_bytes())?;
-    println!("bench: plots in {}", page.display());
+    // Through `say`, which stops quietly when a pager or `head` goes away.
+    hmmlab_harness::say::out(&history_text(&entries));
+    hmmlab_harness::say::out(&format!("bench: plots in {}\n", page.display()));
     Ok(exit::OK)
 }
 
@@ -262,10 +263,7 @@ pub fn history_text(entries: &[Entry]) -> String {
     let mut s = String::new();
     for (kernel, runs) in by_kernel(entries) {
         s.push_str(&format!("kernel {kernel}: {} runs\n", runs.len()));
-        let keys: BTreeSet<String> = runs
-            .iter()
-            .flat_map(|e| e.ratios.iter().map(Ratio::key))
-            .collect();
+        let keys = ordered(runs.iter().flat_map(|e| e.ratios.iter().map(Ratio::key)));
         for key in keys {
             s.push_str(&format!("  {key}\n"));
             for e in &runs {
@@ -296,6 +294,23 @@ fn by_kernel(entries: &[Entry]) -> BTreeMap<String, Vec<&Entry>> {
         v.sort_by_key(|e| e.started_unix);
     }
     m
+}
+
+/// Distinct keys in reading order: by what precedes the size, then by the
+/// size as a number (`… 1p`, `… 64p`, `… 512p`, `… 16384p`).
+fn ordered(keys: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = keys.collect::<BTreeSet<_>>().into_iter().collect();
+    let split = |k: &str| -> (String, u64) {
+        match k.rsplit_once(' ') {
+            Some((head, n)) => (
+                head.to_string(),
+                n.trim_end_matches('p').parse().unwrap_or(u64::MAX),
+            ),
+            None => (k.to_string(), 0),
+        }
+    };
+    v.sort_by_key(|k| split(k));
+    v
 }
 
 /// How a run is named on its points: its id, and its patches.
@@ -381,7 +396,7 @@ pub fn history_page(entries: &[Entry]) -> String {
                 h2 { "Kernel " (kernel) " (" (runs.len()) " runs)" }
                 h3 { "Ratios of totals (touch plus migration), round by round" }
                 div class="plots" {
-                    @for key in runs.iter().flat_map(|e| e.ratios.iter().map(Ratio::key)).collect::<BTreeSet<_>>() {
+                    @for key in ordered(runs.iter().flat_map(|e| e.ratios.iter().map(Ratio::key))) {
                         @let pts: Vec<(String, Stats)> = runs.iter().filter_map(|e| {
                             e.ratios.iter().find(|r| r.key() == key).map(|r| (label(e), r.ratio))
                         }).collect();
@@ -390,7 +405,7 @@ pub fn history_page(entries: &[Entry]) -> String {
                 }
                 h3 { "Touch plus migration, ms" }
                 div class="plots" {
-                    @for key in runs.iter().flat_map(|e| e.series.iter().map(Series::key)).collect::<BTreeSet<_>>() {
+                    @for key in ordered(runs.iter().flat_map(|e| e.series.iter().map(Series::key))) {
                         @let pts: Vec<(String, Stats)> = runs.iter().filter_map(|e| {
                             e.series.iter().find(|s| s.key() == key).map(|s| (label(e), s.total_ms))
                         }).collect();
