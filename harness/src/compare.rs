@@ -292,7 +292,14 @@ impl TimingChange {
         // A spread needs repeated runs, and with fewer than CONFIDENT_RUNS
         // per side identical runs land apart too often to call it a change.
         t.compared = sa.n >= CONFIDENT_RUNS && sb.n >= CONFIDENT_RUNS;
-        let beyond_noise = diff.abs() > sa.spread.max(sb.spread);
+        // Beyond noise: the two sides' runs land wholly apart (which
+        // identical sides do less than once in a hundred from
+        // CONFIDENT_RUNS on, see `chance_apart`), or the medians differ by
+        // more than either side's spread. The first catches a change whose
+        // new side is itself noisy (a slowdown that varies), which the
+        // second alone would excuse.
+        let apart = sa.max < sb.min || sb.max < sa.min;
+        let beyond_noise = apart || diff.abs() > sa.spread.max(sb.spread);
         let beyond_threshold = t.change_pct.is_some_and(|p| p.abs() > opts.min_change_pct);
         if t.compared && beyond_noise && beyond_threshold {
             let higher_is_better = unit != "ns";
@@ -747,7 +754,8 @@ pub fn render(c: &Comparison) -> String {
     if c.timing_compared {
         let _ = writeln!(
             s,
-            "timing: flagged when |median B - median A| > max(spread A, spread B) and > {}% \
+            "timing: flagged when A's and B's values do not overlap or |median B - median A| > \
+             max(spread A, spread B), and the change is > {}% \
              (duration of passing runs; migrate-to-device pages/s by step; a bench's \
              touch plus migration per case and size, over its rounds)",
             c.min_change_pct
@@ -1009,6 +1017,11 @@ mod tests {
         let i = get(&c, "seed@never");
         assert_eq!(i.kind, ChangeKind::Slower);
         assert!(render(&c).contains("bench direct 64p"), "{}", render(&c));
+        // A noisy slowdown: B's own spread (14..37 ms) exceeds the change
+        // of the medians, but no round of B comes near any of A.
+        let noisy = [run(vec![bench(&[14.3, 18.8, 36.9, 15.0, 20.0])])];
+        let c = cmp(&[run(vec![bench(&[0.52, 0.58, 1.17, 0.55, 0.6])])], &noisy);
+        assert!(c.regression, "{}", render(&c));
         // Fewer than five rounds a side: shown, never flagged.
         let c = cmp(
             &[run(vec![bench(&[1.0, 1.1])])],
