@@ -20,6 +20,15 @@ impl Model {
         }
     }
 
+    /// A copy for a forked child, whose writes get generations from
+    /// `first_generation` on.
+    pub fn fork_copy(&self, first_generation: u64) -> Model {
+        Model {
+            pages: self.pages.clone(),
+            last_generation: first_generation - 1,
+        }
+    }
+
     /// A fresh generation for a write operation: 1, 2, 3, …
     pub fn next_generation(&mut self) -> u64 {
         self.last_generation += 1;

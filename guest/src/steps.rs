@@ -15,6 +15,7 @@ use hmmlab_proto::{Outcome, Record};
 use crate::abi::{Command, HmmDmirrorCmd};
 use crate::child::{self, Verdict};
 use crate::dmirror::Dmirror;
+use crate::fork::{ChildError, Forks};
 use crate::mapping::{Access, Mapped, PAGE_SIZE, WORDS_PER_PAGE};
 use crate::model::Model;
 use crate::race::{self, Crew};
@@ -67,11 +68,16 @@ fn run_on(
         (Ok(pipes), Ok(pins)) => (pipes, pins),
         (Err(e), _) | (_, Err(e)) => return Verdict::error(e),
     };
+    let forks = match Forks::prepare(&scenario.step) {
+        Ok(forks) => forks,
+        Err(e) => return Verdict::error(e),
+    };
     let mut scratch = Scratch {
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
         pipes,
         pins,
+        forks,
     };
     // The same goes for threads, which map stacks: migrate-race's two
     // threads start here and end only after the mapping is gone (race.rs).
@@ -171,6 +177,11 @@ fn run_mapped(
             );
         }
     }
+    // A forked child must end as it should: its pages and its checks were
+    // fine up to its last step.
+    if let Err(e) = cx.scratch.forks.finish() {
+        return Verdict::with(Outcome::Fail, e);
+    }
     Verdict::pass()
 }
 
@@ -245,6 +256,8 @@ struct Scratch {
     states: Vec<u8>,
     pipes: Pipes,
     pins: Pins,
+    /// The child of a `fork` step (fork.rs).
+    forks: Forks,
 }
 
 struct Ctx<'a> {
@@ -282,6 +295,7 @@ impl Ctx<'_> {
             Op::HoldRefs | Op::DropRefs | Op::PinPages | Op::UnpinPages => {
                 self.refs_step(step, range, m)
             }
+            Op::Fork | Op::ChildRead | Op::ChildWrite => self.fork_step(step, range, m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -462,6 +476,37 @@ impl Ctx<'_> {
         .map_err(Failure::error)?;
         m.duration_ns = monotonic_ns() - t0;
         m.message = Some(note);
+        Ok(())
+    }
+
+    /// fork, child-read and child-write (fork.rs). The child reads and
+    /// writes as the CPU would, so the pages must be mapped for it.
+    fn fork_step(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        let t0 = monotonic_ns();
+        let note = match step.op {
+            Op::Fork => self
+                .scratch
+                .forks
+                .fork(self.map, self.model, &mut self.scratch.words)
+                .map_err(Failure::error)?,
+            op => {
+                let writes = op == Op::ChildWrite;
+                self.cpu_may(op, range, writes)?;
+                self.scratch.forks.ask(writes, range).map_err(|e| match e {
+                    ChildError::Setup(e) => Failure::error(e),
+                    ChildError::Failed(e) => Failure::fail(e),
+                })?
+            }
+        };
+        m.duration_ns = monotonic_ns() - t0;
+        if !note.is_empty() {
+            m.message = Some(note);
+        }
         Ok(())
     }
 

@@ -588,7 +588,7 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     }
     let refused = match st.op {
         Op::UserfaultfdIdle => !m.userfaultfd,
-        _ => st.op.cpu_writes() && m.prot == Prot::ReadOnly,
+        _ => (st.op.cpu_writes() || st.op == Op::ChildWrite) && m.prot == Prot::ReadOnly,
     };
     if refused {
         return Err(format!("{op} on this mapping"));
@@ -633,7 +633,27 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
-    ok && refs_allowed(&s.step)
+    ok && refs_allowed(&s.step) && fork_allowed(s)
+}
+
+/// `fork` once, before its `child-read` and `child-write` steps, in a
+/// private mapping without userfaultfd, with no VMA change and no
+/// migrate-race in the scenario.
+fn fork_allowed(s: &Scenario) -> bool {
+    let forks = s.step.iter().filter(|st| st.op == Op::Fork).count();
+    let Some(first) = s.step.iter().position(|st| st.op == Op::Fork) else {
+        return s.step.iter().all(|st| !st.op.is_child_access());
+    };
+    let mapping_ok = s
+        .mapping
+        .as_ref()
+        .is_none_or(|m| m.kind != MappingKind::AnonShared && !m.userfaultfd);
+    forks == 1
+        && mapping_ok
+        && s.step[..first].iter().all(|st| !st.op.is_child_access())
+        && s.step.iter().all(|st| {
+            st.op != Op::MigrateRace && st.op.rules().kind != hmmlab_proto::op::OpKind::VmaChange
+        })
 }
 
 /// A hold-refs or pin-pages step holds at most MAX_HELD_PAGES pages; a
@@ -688,10 +708,11 @@ fn mapping_allowed(s: &Scenario, m: &Mapping) -> bool {
     ok &= !m.userfaultfd || m.kind != MappingKind::FilePrivate;
     if m.prot == Prot::ReadOnly {
         ok &= s.populate.iter().all(|p| p.how == Touch::Read);
-        ok &= s
-            .step
-            .iter()
-            .all(|st| !st.op.cpu_writes() && (!st.op.device_writes() || st.expect_errno.is_some()));
+        ok &= s.step.iter().all(|st| {
+            !st.op.cpu_writes()
+                && st.op != Op::ChildWrite
+                && (!st.op.device_writes() || st.expect_errno.is_some())
+        });
     }
     ok &= m.userfaultfd || s.step.iter().all(|st| st.op != Op::UserfaultfdIdle);
     ok &= m.kind == MappingKind::AnonPrivate || s.step.iter().all(|st| st.op != Op::Discard);
@@ -1063,7 +1084,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     }
     let allowed: Vec<Op> = Op::ALL
         .into_iter()
-        .filter(|op| !op.cpu_writes() || prot == Prot::ReadWrite)
+        .filter(|op| !(op.cpu_writes() || *op == Op::ChildWrite) || prot == Prot::ReadWrite)
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .filter(|op| *op != Op::Discard || m.kind == MappingKind::AnonPrivate)
         .collect();
@@ -1072,14 +1093,21 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     for _ in 0..rng.between(1, 6) {
         // A step that reaches pages an earlier munmap or mprotect step
         // took from it, or a drop-refs with nothing held, is drawn again
-        // (the first step always fits).
-        for _ in 0..4 {
+        // (the first step fits unless it is a child's, drawn again until
+        // it is not).
+        let tries = if s.step.is_empty() { 64 } else { 4 };
+        for _ in 0..tries {
             let op = *rng.pick(&allowed);
             let st = gen_valid_step(rng, op, n, prot);
             steps_so_far.push(st.clone());
             let drops_ok = refs_allowed(&steps_so_far);
+            let fork_ok = fork_allowed(&Scenario {
+                mapping: Some(m.clone()),
+                step: steps_so_far.clone(),
+                ..base_scenario(&mut Rng(0))
+            });
             steps_so_far.pop();
-            if reaches_as_allowed(&access, &st) && drops_ok {
+            if reaches_as_allowed(&access, &st) && drops_ok && fork_ok {
                 change_access(&mut access, &st);
                 steps_so_far.push(st.clone());
                 s.step.push(st);

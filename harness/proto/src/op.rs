@@ -77,6 +77,21 @@ pub enum Op {
     /// first, the rest of the THP stays mapped by ptes) and they read as
     /// zeros again, holes that keep their VMA.
     Discard,
+    /// fork(2): a child process that shares the mapping's pages
+    /// copy-on-write with this one until the scenario ends. The child
+    /// keeps its own view of the data as of the fork; `child-read` and
+    /// `child-write` act in it. Anonymous pages the parent had to itself
+    /// become shared (no longer AnonExclusive), device-private entries are
+    /// copied (mm/memory.c: copy_nonpresent_pte()).
+    Fork,
+    /// The forked child reads the step's pages from the CPU (faulting
+    /// device pages back) and checks them against its own view: what they
+    /// held at the fork, or what the child wrote since. The parent's writes
+    /// after the fork must not show.
+    ChildRead,
+    /// The forked child writes a fresh data pattern over the step's pages,
+    /// which the parent must never see.
+    ChildWrite,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -119,6 +134,10 @@ pub enum OpKind {
     PageRefs { hold: bool },
     /// Tests the harness itself.
     HarnessOnly,
+    /// Forks a child that shares the mapping copy-on-write.
+    Fork,
+    /// The forked child reads or writes the pages' data from the CPU.
+    ChildAccess { writes: bool },
 }
 
 /// Which pages a step works on.
@@ -210,7 +229,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 22] = [
+    pub const ALL: [Op; 25] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -233,6 +252,9 @@ impl Op {
         Op::PinPages,
         Op::UnpinPages,
         Op::Discard,
+        Op::Fork,
+        Op::ChildRead,
+        Op::ChildWrite,
     ];
 
     /// This op's rules: the one place they are written.
@@ -334,6 +356,12 @@ impl Op {
             Op::UnpinPages => Some(Op::PinPages),
             _ => None,
         }
+    }
+
+    /// The forked child reads or writes the step's pages (`child-read`,
+    /// `child-write`).
+    pub fn is_child_access(self) -> bool {
+        matches!(self.rules().kind, OpKind::ChildAccess { .. })
     }
 
     /// Tests of the harness itself, not of the kernel.

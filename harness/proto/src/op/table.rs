@@ -28,6 +28,9 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::DropRefs => &DROP_REFS,
         Op::PinPages => &PIN_PAGES,
         Op::UnpinPages => &UNPIN_PAGES,
+        Op::Fork => &FORK,
+        Op::ChildRead => &CHILD_READ,
+        Op::ChildWrite => &CHILD_WRITE,
     }
 }
 
@@ -337,6 +340,44 @@ const UNPIN_PAGES: OpRules = OpRules {
     checks: own_check(
         "unpin-pages issues no dmirror ioctl and must succeed: PIN_LONGTERM_TEST_STOP unpins \
          every page pinned",
+    ),
+    command: None,
+};
+
+/// fork(2) in the scenario's process (mm/memory.c: copy_page_range()): an
+/// AnonExclusive page becomes shared (folio_try_dup_anon_rmap_pte()), both
+/// ptes read-only in a copy-on-write mapping, and a writable
+/// device-private entry is made readable in both (copy_nonpresent_pte()).
+const FORK: OpRules = OpRules {
+    name: "fork",
+    kind: OpKind::Fork,
+    pages: Pages::None {
+        why: "fork copies the whole address space, the whole mapping with it",
+    },
+    checks: own_check(
+        "fork issues no dmirror ioctl and must succeed; child-read checks what the child sees",
+    ),
+    command: None,
+};
+
+const CHILD_READ: OpRules = OpRules {
+    name: "child-read",
+    kind: OpKind::ChildAccess { writes: false },
+    pages: Pages::WholeByDefault,
+    checks: own_check(
+        "child-read checks the data: the child must read what the pages held at the fork, or \
+         what it wrote since, never the parent's later writes",
+    ),
+    command: None,
+};
+
+const CHILD_WRITE: OpRules = OpRules {
+    name: "child-write",
+    kind: OpKind::ChildAccess { writes: true },
+    pages: Pages::WholeByDefault,
+    checks: own_check(
+        "child-write must succeed; the parent's later reads check that the child's data never \
+         shows in its pages",
     ),
     command: None,
 };

@@ -28,6 +28,9 @@ fn position(op: Op) -> usize {
         Op::PinPages => 19,
         Op::UnpinPages => 20,
         Op::Discard => 21,
+        Op::Fork => 22,
+        Op::ChildRead => 23,
+        Op::ChildWrite => 24,
     }
 }
 
@@ -155,9 +158,15 @@ fn kinds() {
             Op::FailAlloc,
             Op::Release,
             Op::DropRefs,
-            Op::UnpinPages
+            Op::UnpinPages,
+            Op::Fork
         ]
     );
+    let child: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|o| o.is_child_access())
+        .collect();
+    assert_eq!(child, [Op::ChildRead, Op::ChildWrite]);
     let hold: Vec<Op> = Op::ALL.into_iter().filter(|o| o.holds_refs()).collect();
     let drop: Vec<Op> = Op::ALL.into_iter().filter(|o| o.drops_refs()).collect();
     assert_eq!(

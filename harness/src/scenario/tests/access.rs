@@ -440,3 +440,49 @@ fn mirror_is_0_or_1_and_only_for_migrations_snapshots_and_device_access() {
          [[step]]\nop = \"device-read\"\nmirror = 0\nexpect_faults = 0\n",
     ));
 }
+
+#[test]
+fn fork_once_before_its_child_steps_in_a_private_mapping() {
+    // Line 9: child-read before any fork; 11: the fork; 13: a second
+    // fork; 15: a VMA change after it.
+    let ds = errs(&with(
+        "[[step]]\nop = \"child-read\"\n\
+         [[step]]\nop = \"fork\"\n\
+         [[step]]\nop = \"fork\"\n\
+         [[step]]\nop = \"munmap\"\npages = [0, 1]\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        9,
+        6,
+        "`op = \"child-read\"` comes before the fork step (line 11)",
+    );
+    assert_at(
+        &ds[1],
+        13,
+        6,
+        "a second `op = \"fork\"` (the first is on line 11)",
+    );
+    assert_at(&ds[2], 15, 6, "`op = \"munmap\"` in a scenario that forks");
+    let d = one(&with("[[step]]\nop = \"child-write\"\npages = [0, 2]\n"));
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"child-write\"` needs a fork step before it",
+    );
+    let shared = with("[[step]]\nop = \"fork\"\n").replace("anon-private", "anon-shared");
+    let d = one(&shared);
+    assert_at(&d, 9, 6, "`op = \"fork\"` of a shared mapping");
+    assert!(d.hint.as_ref().unwrap().contains("anon-private"));
+    let ro = with("[[step]]\nop = \"fork\"\n[[step]]\nop = \"child-write\"\n")
+        .replace("pages = 16\n", "pages = 16\nprot = \"read-only\"\n");
+    let d = one(&ro);
+    assert_at(&d, 12, 6, "`op = \"child-write\"` on a read-only mapping");
+    loads(&with(
+        "[[step]]\nop = \"fork\"\n[[step]]\nop = \"migrate-to-device\"\n\
+         [[step]]\nop = \"child-read\"\npages = [0, 8]\n[[step]]\nop = \"cpu-write\"\n\
+         [[step]]\nop = \"child-write\"\n[[step]]\nop = \"cpu-read\"\n",
+    ));
+}

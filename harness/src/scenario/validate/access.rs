@@ -183,6 +183,83 @@ pub(super) fn check_held_refs(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// `fork` once, in a scenario whose mapping a child can share and check:
+/// private (a shared mapping's pages are the same for both, so the child
+/// would see the parent's writes by design), without userfaultfd (a child
+/// reading a hole would block for good), without migrate-race threads (a
+/// fork copies only the calling thread) and without VMA changes (they
+/// change the parent's mapping only, which the child's view does not
+/// follow). `child-read` and `child-write` need the fork before them.
+pub(super) fn check_fork(cx: &mut Ctx<'_, '_>) {
+    let Some(first) = cx.s.step.iter().position(|st| st.op == Op::Fork) else {
+        for (i, st) in cx.s.step.iter().enumerate() {
+            if st.op.is_child_access() {
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    format!("`op = \"{}\"` needs a fork step before it", st.op.as_str()),
+                    Some("add an `op = \"fork\"` step before it".to_string()),
+                );
+            }
+        }
+        return;
+    };
+    let fork_line = cx.line_of(key_path!["step", first, "op"]);
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let op = st.op.as_str();
+        let (message, hint) = if st.op.is_child_access() && i < first {
+            (
+                format!("`op = \"{op}\"` comes before the fork step (line {fork_line})"),
+                "move it after the fork step".to_string(),
+            )
+        } else if st.op == Op::Fork && i != first {
+            (
+                format!("a second `op = \"fork\"` (the first is on line {fork_line})"),
+                "a scenario forks one child; leave this one out".to_string(),
+            )
+        } else if st.op == Op::MigrateRace {
+            (
+                "`op = \"migrate-race\"` in a scenario that forks".to_string(),
+                "fork(2) copies only the calling thread, and migrate-race's threads run \
+                 through the whole scenario: race in a scenario of its own"
+                    .to_string(),
+            )
+        } else if st.op.rules().kind == OpKind::VmaChange {
+            (
+                format!("`op = \"{op}\"` in a scenario that forks"),
+                "a VMA change changes the parent's mapping only, and the child's view of it \
+                 does not follow: change the mapping in a scenario without fork"
+                    .to_string(),
+            )
+        } else {
+            continue;
+        };
+        cx.at_value(key_path!["step", i, "op"], message, Some(hint));
+    }
+    let Some(m) = &cx.s.mapping else { return };
+    let why = if m.kind == MappingKind::AnonShared {
+        Some((
+            "a shared mapping",
+            "its pages are the same in both processes by design, so the child sees the \
+             parent's writes: fork with `kind = \"anon-private\"` or `\"file-private\"`",
+        ))
+    } else if m.userfaultfd {
+        Some((
+            "a userfaultfd mapping",
+            "nobody serves the userfaultfd, so a child reading a hole would block for good: \
+             fork without `userfaultfd = true`",
+        ))
+    } else {
+        None
+    };
+    if let Some((what, hint)) = why {
+        cx.at_value(
+            key_path!["step", first, "op"],
+            format!("`op = \"fork\"` of {what}"),
+            Some(hint.to_string()),
+        );
+    }
+}
+
 /// What the CPU may do with a page at some step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {

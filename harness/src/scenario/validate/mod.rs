@@ -55,6 +55,7 @@ const CHECKS: &[Check] = &[
     check_newer_commands,
     check_page_access,
     check_held_refs,
+    check_fork,
 ];
 
 /// Run every check on `s`; `doc` is the same file parsed with spans.

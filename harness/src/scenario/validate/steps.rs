@@ -167,7 +167,7 @@ pub(super) fn check_read_only(cx: &mut Ctx<'_, '_>) {
         }
     }
     for (i, st) in cx.s.step.iter().enumerate() {
-        let hint = if st.op.cpu_writes() {
+        let hint = if st.op.cpu_writes() || st.op == Op::ChildWrite {
             format!(
                 "{why}; {} writes from the CPU, and a CPU write would fault",
                 st.op.as_str()
