@@ -124,12 +124,26 @@ fn counters_to_every_format() {
         serde_json::json!(["big@madvise", "small@madvise"])
     );
 
-    let index = std::fs::read_to_string(report.join("html/index.html")).unwrap();
-    assert!(index.contains("href=\"prog.c.html\""), "{index}");
-    let page = std::fs::read_to_string(report.join("html/prog.c.html")).unwrap();
+    // One page: the files' table links to the file's section on it, which
+    // holds the source, each line with its own anchor.
+    let page = std::fs::read_to_string(report.join("html/index.html")).unwrap();
+    assert!(page.contains("href=\"#prog.c\""), "{page}");
+    assert!(page.contains("<section id=\"prog.c\">"), "{page}");
     assert!(page.contains("if (n &lt; 3) /* cond */"), "{page}");
+    assert!(
+        page.contains(&format!("<tr id=\"prog.c-L{big}\" class=\"hit\">")),
+        "{page}"
+    );
+    let html: Vec<_> = std::fs::read_dir(report.join("html"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(html, ["index.html"]);
 
-    // An earlier report merged in: counts add up.
+    // An earlier report merged in: counts add up. A page per file that an
+    // older report left in the directory written is removed.
+    std::fs::create_dir_all(d.join("twice/html")).unwrap();
+    std::fs::write(d.join("twice/html/prog.c.html"), "stale").unwrap();
     let again = xtask(
         &[
             "coverage-report",
@@ -151,6 +165,8 @@ fn counters_to_every_format() {
     );
     let info = std::fs::read_to_string(d.join("twice/coverage.info")).unwrap();
     assert!(info.contains(&format!("\nDA:{big},2\n")), "{info}");
+    assert!(d.join("twice/html/index.html").is_file());
+    assert!(!d.join("twice/html/prog.c.html").exists());
 
     // The report names the source it counted, by its SHA-256.
     let sum = must(

@@ -170,9 +170,11 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
     let info = std::fs::read_to_string(dir.join("coverage.info")).unwrap();
     assert!(info.contains("SF:") && info.contains("migrate_device.c") && info.contains("\nDA:"));
 
-    // The HTML view, as a browser shows it: a row per line with code, marked
-    // missed or run as coverage.json says, the marks in distinct colours,
-    // the hole line listing the scenario that ran it; the index links to it.
+    // The HTML view, one page, as a browser shows it: the file's section
+    // has a row per line with code, marked missed or run as coverage.json
+    // says, the marks in distinct colours, the hole line (its anchor named
+    // after the file) listing the scenario that ran it; the files' table
+    // links to the section.
     let (mut missed, mut ran) = (0, 0);
     for l in file["lines"].as_object().unwrap().values() {
         if l["count"].as_u64().unwrap() == 0 {
@@ -182,14 +184,18 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
         }
     }
     let page = browser_probe(
-        &dir.join("html/mm_migrate_device.c.html"),
+        &dir.join("html/index.html"),
         &format!(
-            "const q = s => document.querySelectorAll(s).length;
-             const bg = s => getComputedStyle(document.querySelector(s)).backgroundColor;
-             const hole = document.getElementById('L{}');
+            "const sec = document.getElementById('mm_migrate_device.c');
+             const q = s => sec.querySelectorAll(s).length;
+             const bg = s => getComputedStyle(sec.querySelector(s)).backgroundColor;
+             const hole = document.getElementById('mm_migrate_device.c-L{}');
              probe = {{ miss: q('tr.miss'), ran: q('tr.hit') + q('tr.part'),
                        colours: [bg('tr.miss td.code'), bg('tr.hit td.code'), bg('tr.part td.code')],
-                       hole_class: hole.className, hole_who: hole.querySelector('.who').textContent }};",
+                       hole_class: hole.className, hole_who: hole.querySelector('.who').textContent,
+                       hole_in_section: sec.contains(hole),
+                       links: [...document.querySelectorAll('#files a')].map(a =>
+                         [a.getAttribute('href'), document.getElementById(decodeURIComponent(a.hash.slice(1))) === sec]) }};",
             hole[0]
         ),
     );
@@ -209,6 +215,7 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
         "missed, run and partly run lines look alike: {colours:?}"
     );
     assert_ne!(page["hole_class"], "miss", "{page}");
+    assert_eq!(page["hole_in_section"], true, "{page}");
     assert!(
         page["hole_who"]
             .as_str()
@@ -216,16 +223,18 @@ fn each_scenario_is_credited_with_the_lines_it_ran_and_only_those() {
             .contains("empty-one-page@madvise"),
         "{page}"
     );
-    let index = browser_probe(
-        &dir.join("html/index.html"),
-        "probe = [...document.querySelectorAll('a')].map(a => a.href);",
-    );
     assert!(
-        index.as_array().unwrap().iter().any(|h| h
-            .as_str()
+        page["links"]
+            .as_array()
             .unwrap()
-            .ends_with("/html/mm_migrate_device.c.html")),
-        "{index}"
+            .iter()
+            .any(|l| l[0] == "#mm_migrate_device.c" && l[1] == true),
+        "{page}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("html")).unwrap().count(),
+        1,
+        "html/ holds the one page"
     );
     assert!(no_qemu_left(&run));
 }
@@ -267,13 +276,10 @@ fn a_matrix_merges_the_cells_of_one_source_and_compares_kernels() {
         ["empty-one-page@always", "empty-one-page@madvise"],
         "{hole}"
     );
-    for f in [
-        "coverage.info",
-        "html/index.html",
-        "html/mm_migrate_device.c.html",
-    ] {
+    for f in ["coverage.info", "html/index.html"] {
         assert!(merged.join(f).is_file(), "{f}");
     }
+    assert!(!merged.join("html/mm_migrate_device.c.html").exists());
     let summary = std::fs::read_to_string(matrix_dir.join("coverage/summary.txt")).unwrap();
     assert!(
         summary.contains(&format!(

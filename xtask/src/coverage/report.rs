@@ -1,5 +1,6 @@
 //! `cargo xtask coverage-report`: counters in, every report format out.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -109,7 +110,9 @@ fn parse_instance(spec: &str) -> Result<Instance> {
     }
 }
 
-/// Write coverage.info, coverage.json and html/ into `out`.
+/// Write coverage.info, coverage.json and html/index.html into `out`.
+/// html/ holds that one page: any other `.html` file there (the per-file
+/// pages earlier reports wrote beside their index) is removed.
 pub fn write(cov: &Coverage, source: &Path, out: &Path) -> Result<()> {
     let pages = out.join("html");
     std::fs::create_dir_all(&pages).with_context(|| format!("creating {}", pages.display()))?;
@@ -118,13 +121,26 @@ pub fn write(cov: &Coverage, source: &Path, out: &Path) -> Result<()> {
         lcov::render(cov, "", source).as_bytes(),
     )?;
     write_atomic(&out.join("coverage.json"), &serde_json::to_vec_pretty(cov)?)?;
-    write_atomic(&pages.join("index.html"), html::index(cov).as_bytes())?;
-    for (key, file) in &cov.files {
-        let text = std::fs::read(source.join(key))
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let page = html::file_page(key, file, text.as_deref());
-        write_atomic(&pages.join(html::page_name(key)), page.as_bytes())?;
+    let texts: BTreeMap<String, String> = cov
+        .files
+        .keys()
+        .filter_map(|key| {
+            let bytes = std::fs::read(source.join(key)).ok()?;
+            Some((key.clone(), String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect();
+    write_atomic(
+        &pages.join("index.html"),
+        html::render(cov, &texts).as_bytes(),
+    )?;
+    for e in std::fs::read_dir(&pages).with_context(|| format!("reading {}", pages.display()))? {
+        let p = e?.path();
+        let stale = p.is_file()
+            && p.extension().is_some_and(|x| x == "html")
+            && p.file_name().is_some_and(|n| n != "index.html");
+        if stale {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
     }
     Ok(())
 }

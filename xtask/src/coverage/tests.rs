@@ -275,15 +275,25 @@ fn reports() {
     assert_eq!(lines.last(), Some(&"end_of_record"));
 
     let text = std::fs::read_to_string(f.source.join("prog.c")).unwrap();
-    let page = html::file_page("prog.c", &cov.files["prog.c"], Some(&text));
+    let page = html::render(&cov, &[("prog.c".to_string(), text)].into());
     assert!(
         page.contains("if (x &lt; 0) /* never-negative */"),
         "{page}"
     );
     assert!(!page.contains("x < 0"));
-    assert!(page.contains(&format!("id=L{} class=miss", line_of("never-run"))));
-    assert!(page.contains(&format!("id=L{} class=part", neg)));
-    assert!(page.contains("<summary>1</summary><div class=who>second@madvise</div>"));
+    assert!(page.contains(&format!(
+        "id=\"prog.c-L{}\" class=\"miss\"",
+        line_of("never-run")
+    )));
+    assert!(page.contains(&format!("id=\"prog.c-L{neg}\" class=\"part\"")));
+    assert!(page.contains("<summary>1</summary><div class=\"who\">second@madvise</div>"));
+    // One page: the file's figures link to its section, its functions to
+    // their first lines.
+    assert!(page.contains("<a href=\"#prog.c\"><code>prog.c</code></a>"));
+    assert!(page.contains(&format!(
+        "<a href=\"#prog.c-L{}\"><code>collect_one</code></a>",
+        cov.files["prog.c"].functions["collect_one"].start_line
+    )));
 
     let order = table::order(&cov.files["prog.c"]);
     assert_eq!(
