@@ -118,10 +118,19 @@ impl Machine {
 
     /// The image QEMU boots from a build directory whose `.config` is
     /// `dotconfig`: `pvh_image` when the machine names one and the kernel
-    /// has `CONFIG_PVH=y`, else `kernel_image`. Relative to the build
-    /// directory, with the machine file's key that names it.
+    /// has `CONFIG_PVH=y` without `CONFIG_KASAN=y`, else `kernel_image`.
+    /// Relative to the build directory, with the machine file's key that
+    /// names it.
+    ///
+    /// A KASAN kernel entered through PVH resets before its first console
+    /// line (measured with the `kasan` variant of 7.3.4, 6.12.118 and
+    /// 6.1.192 under TCG: the VM ends with guest-reset after 0.1 s), while
+    /// its bzImage boots with the same command line and passes. Where in
+    /// the PVH entry (arch/x86/platform/pvh/) it goes wrong was not pinned
+    /// down, so a KASAN kernel boots its bzImage.
     pub fn boot_image(&self, dotconfig: &str) -> (&Path, &'static str) {
-        let pvh = dotconfig.lines().any(|l| l.trim() == "CONFIG_PVH=y");
+        let set = |sym: &str| dotconfig.lines().any(|l| l.trim() == format!("{sym}=y"));
+        let pvh = set("CONFIG_PVH") && !set("CONFIG_KASAN");
         match &self.pvh_image {
             Some(p) if pvh => (p, "pvh_image"),
             _ => (&self.kernel_image, "kernel_image"),
@@ -168,6 +177,11 @@ mod tests {
                 (Path::new("arch/x86/boot/bzImage"), "kernel_image")
             );
         }
+        let kasan = "CONFIG_X86_64=y\nCONFIG_PVH=y\nCONFIG_KASAN=y\n";
+        assert_eq!(
+            m.boot_image(kasan),
+            (Path::new("arch/x86/boot/bzImage"), "kernel_image")
+        );
         let bare = Machine {
             pvh_image: None,
             ..m
