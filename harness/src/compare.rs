@@ -927,24 +927,15 @@ mod tests {
             pages_per_sec: rate,
             message: None,
         };
+        let thp =
+            serde_json::from_value(serde_json::json!(name.rsplit('@').next().unwrap())).unwrap();
         ScenarioResult {
-            name: name.into(),
-            outcome,
-            thp: serde_json::from_value(serde_json::json!(name.rsplit('@').next().unwrap()))
-                .unwrap(),
             duration_ns: (duration_ms * 1e6) as u64,
-            checks_ns: 0,
             message: outcome
                 .is_failure()
                 .then(|| "step 1 (migrate-to-device): cpages: expected 127, got 128".into()),
             steps: vec![step(0, "snapshot", None), step(1, MIGRATE_OP, Some(rate))],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            known_failures: vec![],
-            not_applicable: false,
-            samples: vec![],
-            reproduce: String::new(),
+            ..ScenarioResult::new(name, outcome, thp, "")
         }
     }
 

@@ -112,17 +112,8 @@ mod tests {
 
     fn selftest_result() -> ScenarioResult {
         ScenarioResult {
-            name: "hmm-tests@always".into(),
-            outcome: Outcome::Fail,
-            thp: Some(hmmlab_proto::scenario::ThpMode::Always),
             duration_ns: 1_000_000,
-            checks_ns: 0,
             message: Some("1 of 4 cases failed: t.exclusive".into()),
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            not_applicable: false,
-            samples: vec![],
             cases: vec![
                 case("t.open_close", Outcome::Pass, None),
                 case(
@@ -144,8 +135,12 @@ exclusive: Test terminated by assertion",
                     Some("never reported: the output ends after case 3"),
                 ),
             ],
-            known_failures: vec![],
-            reproduce: "cargo xtask run-scenarios".into(),
+            ..ScenarioResult::new(
+                "hmm-tests@always",
+                Outcome::Fail,
+                Some(hmmlab_proto::scenario::ThpMode::Always),
+                "cargo xtask run-scenarios",
+            )
         }
     }
 

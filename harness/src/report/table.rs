@@ -219,20 +219,13 @@ mod tests {
     #[test]
     fn selftest_lines_end_with_case_counts() {
         let mut sc = ScenarioResult {
-            name: "hmm-tests@madvise".into(),
-            outcome: Outcome::Pass,
-            thp: Some(hmmlab_proto::scenario::ThpMode::Madvise),
             duration_ns: 2_500_000,
-            checks_ns: 0,
-            message: None,
-            steps: vec![],
-            output: vec![],
-            console_findings: vec![],
-            cases: vec![],
-            known_failures: vec![],
-            not_applicable: false,
-            samples: vec![],
-            reproduce: String::new(),
+            ..ScenarioResult::new(
+                "hmm-tests@madvise",
+                Outcome::Pass,
+                Some(hmmlab_proto::scenario::ThpMode::Madvise),
+                "",
+            )
         };
         let plain = sc.clone();
         for (n, o) in [(26, Outcome::Pass), (32, Outcome::Skip)] {
