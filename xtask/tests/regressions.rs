@@ -389,18 +389,21 @@ fn hole_stale_dst_7_3() {
     );
 }
 
-/// Three survivors of `cargo xtask mutate` until the scenarios written
-/// from them, in one kernel (one build instead of three): the walk resumes
+/// Four survivors of `cargo xtask mutate` until the scenarios written
+/// from them, in one kernel (one build instead of four): the walk resumes
 /// at the wrong pte after a split (thp-discard-head fails), a device PMD
-/// of another owner is collected (thp-device-other-owner fails), and a
+/// of another owner is collected (thp-device-other-owner fails), a page
+/// shared after fork is collected as AnonExclusive (fork-shared-anon and
+/// fork-device-pages fail: the child sees the parent's write), and a
 /// fault-path split leaves the old head locked (thp-fault-tail-then-head,
-/// which runs after both, hangs: the next fault on the head waits for
-/// good). Everything else before the hang passes.
+/// which runs after all of them, hangs: the next fault on the head waits
+/// for good). Everything else before the hang passes.
 #[test]
 fn survivors_killed_by_their_scenarios_7_3() {
     let patches = [
         "7.3/pte-walk-resume",
         "7.3/device-pmd-ignores-owner",
+        "7.3/shared-page-taken-as-exclusive",
         "7.3/fault-split-head-locked",
     ];
     let run = patched_runs(K73, &patches);
@@ -425,7 +428,12 @@ fn survivors_killed_by_their_scenarios_7_3() {
         "{}",
         run.stdout
     );
-    let fails = ["thp-device-other-owner", "thp-discard-head"];
+    let fails = [
+        "thp-device-other-owner",
+        "thp-discard-head",
+        "fork-shared-anon",
+        "fork-device-pages",
+    ];
     for s in &scenarios[..at] {
         let want: &[&str] = if fails.contains(&base(s).as_str()) {
             &["fail"]
