@@ -163,6 +163,34 @@ pub fn reach(cov: Option<&FileCoverage>, function: &str, first: usize, last: usi
     }
 }
 
+/// The last line of the expression that line `last` (1-based) of `text`
+/// belongs to: while a line ends in `&&`, `||`, `|`, `&`, `,` or `(`,
+/// the expression goes on on the next one (at most 8 more). gcov may
+/// count a condition written over several lines on another of its lines
+/// than the one a mutant changes (7.3.4's `if (!softleaf_is_device_private(entry) ||`
+/// of migrate_vma_collect_huge_pmd() has its count on the line after), so
+/// the lines a mutant reaches run to the end of its expression.
+pub fn continued_to(text: &str, last: usize) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = last;
+    while at < lines.len() && at < last + 8 {
+        let code = lines[at - 1];
+        let code = code.split("//").next().unwrap_or("").trim_end();
+        let code = match code.rfind("/*") {
+            Some(i) if code.ends_with("*/") => code[..i].trim_end(),
+            _ => code,
+        };
+        let open = ["&&", "||", "|", "&", ",", "("]
+            .iter()
+            .any(|end| code.ends_with(end));
+        if !open {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
 /// The scenario instances that ran lines `first..=last` of `function`
 /// (the function's own, when none of those lines has code).
 pub fn instances_over(
@@ -880,7 +908,7 @@ pub fn run(a: &crate::cli::MutateArgs, sel: &Selection) -> Result<i32> {
                 file: m.file.clone(),
                 function: m.function.clone(),
                 line: m.line,
-                last_line: m.line + text[m.start..m.end].matches('\n').count(),
+                last_line: continued_to(text, m.line + text[m.start..m.end].matches('\n').count()),
                 operator: m.operator.name().to_string(),
                 under: m.under.clone(),
                 text: Text::Generated(m),
@@ -2085,6 +2113,20 @@ mod tests {
         assert_eq!(reach(Some(&f), "ran", 20, 21), Reach::Covered);
         assert_eq!(reach(Some(&f), "never", 20, 21), Reach::Uncovered);
         assert_eq!(reach(Some(&f), "unknown", 20, 21), Reach::Uncovered);
+    }
+
+    #[test]
+    fn a_mutant_reaches_to_the_end_of_its_expression() {
+        let text =
+            "if (!a(entry) ||\n    !(flags & B)) {\n\tx = f(1,\n\t      2); /* c */\n\ty++;\n}\n";
+        // Line 1 goes on to line 2; line 3 to line 4; line 5 ends itself.
+        assert_eq!(continued_to(text, 1), 2);
+        assert_eq!(continued_to(text, 2), 2);
+        assert_eq!(continued_to(text, 3), 4);
+        assert_eq!(continued_to(text, 5), 5);
+        // A trailing comment does not hide the operator, the last line stops.
+        assert_eq!(continued_to("a &&  // why\nb;\n", 1), 2);
+        assert_eq!(continued_to("a &&", 1), 1);
     }
 
     /// `relist` on 7.3.4 without sources, its appended lines dropped.
