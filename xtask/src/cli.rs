@@ -666,6 +666,13 @@ pub struct MutateArgs {
     /// checks turn a mutant that breaks a lock or a reference into a crash.
     #[arg(long = "config-fragment", value_name = "FILE", conflicts_with = "tree")]
     pub fragments: Vec<PathBuf>,
+    /// With --run: the kinds of device memory every boot runs the
+    /// scenarios on, as for run-scenarios (comma-separated or repeated).
+    /// `coherent` reaches the branches only device-coherent memory takes
+    /// (e.g. migrate_vma_insert_huge_pmd_page()'s). Give a resumed run the
+    /// same kinds as its start.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "private")]
+    pub device: Vec<DeviceChoice>,
     /// An extracted kernel source tree to mutate instead of --kernel's
     /// (--list only: --check compiles against the kernel's own build).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["check", "run"])]

@@ -271,7 +271,7 @@ pub fn run_args(
         scenario_dir: scenario_dir.to_path_buf(),
         scenario_files: vec![],
         thp: sel.thp.clone(),
-        device: vec![crate::cli::DeviceChoice::Private],
+        device: a.device.clone(),
         accel: crate::cli::AccelChoice::Auto,
         machine: "x86_64".into(),
         boot_timeout: None,
@@ -331,6 +331,34 @@ pub fn snapshot_scenarios(from: &Path, to: &Path) -> anyhow::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mutate_args(argv: &[&str]) -> crate::cli::MutateArgs {
+        use clap::Parser;
+        let mut all = vec!["cargo xtask", "mutate"];
+        all.extend_from_slice(argv);
+        match crate::cli::Cli::try_parse_from(all).unwrap().task {
+            crate::cli::Task::Mutate(a) => *a,
+            t => panic!("{t:?}"),
+        }
+    }
+
+    /// Every boot runs the scenarios on the kinds of device memory asked
+    /// for: device-private alone unless `--device` says otherwise.
+    #[test]
+    fn boots_run_on_the_device_kinds_asked_for() {
+        use crate::cli::DeviceChoice::{Coherent, Private};
+        let run = |argv: &[&str]| {
+            let a = mutate_args(argv);
+            let sel = Selected::asked(&a);
+            run_args(&a, Path::new("s"), PathBuf::from("r"), None, &sel).device
+        };
+        assert_eq!(run(&["--run"]), [Private]);
+        assert_eq!(run(&["--run", "--device", "coherent"]), [Coherent]);
+        assert_eq!(
+            run(&["--run", "--device", "private,coherent"]),
+            [Private, Coherent]
+        );
+    }
 
     fn result(name: &str, o: Outcome, secs: f64, message: Option<&str>) -> ScenarioResult {
         ScenarioResult {
