@@ -28,6 +28,7 @@ mod kmsg;
 mod kselftest;
 mod mapping;
 mod model;
+mod pagemap;
 mod race;
 mod refs;
 mod release;

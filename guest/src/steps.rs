@@ -149,6 +149,7 @@ fn run_mapped(
         scratch,
         uffd: uffd.as_ref(),
         crew,
+        wp: None,
     };
     for (index, step) in scenario.step.iter().enumerate() {
         let range = step.pages.unwrap_or(PageRange(0, map.pages()));
@@ -271,6 +272,10 @@ struct Ctx<'a> {
     uffd: Option<&'a Userfaultfd>,
     /// migrate-race's threads, when the scenario has such a step.
     crew: Option<&'a Crew<'a>>,
+    /// The userfaultfd of the `write-protect` steps, the whole mapping
+    /// registered in WP mode at the first; closed (with `Ctx`) before the
+    /// mapping is unmapped.
+    wp: Option<Userfaultfd>,
 }
 
 impl Ctx<'_> {
@@ -296,6 +301,7 @@ impl Ctx<'_> {
                 self.refs_step(step, range, m)
             }
             Op::Fork | Op::ChildRead | Op::ChildWrite => self.fork_step(step, range, m),
+            Op::WriteProtect | Op::CheckWriteProtected => self.wp_step(step, range, m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -507,6 +513,27 @@ impl Ctx<'_> {
         if !note.is_empty() {
             m.message = Some(note);
         }
+        Ok(())
+    }
+
+    /// write-protect (userfaultfd WP) and check-write-protected (pagemap).
+    fn wp_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
+        let t0 = monotonic_ns();
+        if step.op == Op::WriteProtect {
+            if self.wp.is_none() {
+                let uffd = Userfaultfd::register_wp(self.map.addr(0), self.map.pages() * PAGE_SIZE)
+                    .map_err(Failure::error)?;
+                self.wp = Some(uffd);
+            }
+            let uffd = self.wp.as_ref().expect("registered above");
+            uffd.write_protect(self.map.addr(range.start()), range.len() * PAGE_SIZE)
+                .map_err(Failure::error)?;
+        } else {
+            let flags = crate::pagemap::read(self.map.addr(range.start()), range.len())
+                .map_err(Failure::error)?;
+            crate::pagemap::all_write_protected(range.start(), &flags).map_err(Failure::fail)?;
+        }
+        m.duration_ns = monotonic_ns() - t0;
         Ok(())
     }
 

@@ -63,6 +63,20 @@ pub const UFFDIO_API: u32 = iowr(UFFDIO, 0x3F, size_of::<UffdioApi>());
 pub const UFFDIO_REGISTER: u32 = iowr(UFFDIO, 0x00, size_of::<UffdioRegister>());
 
 pub const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
+pub const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+
+/// `struct uffdio_writeprotect`
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UffdioWriteprotect {
+    pub range: UffdioRange,
+    /// UFFDIO_WRITEPROTECT_MODE_* bits.
+    pub mode: u64,
+}
+
+/// `_IOWR(UFFDIO, _UFFDIO_WRITEPROTECT = 0x06, struct uffdio_writeprotect)`
+pub const UFFDIO_WRITEPROTECT: u32 = iowr(UFFDIO, 0x06, size_of::<UffdioWriteprotect>());
+pub const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
 
 pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 pub const UFFD_EVENT_FORK: u8 = 0x13;
@@ -99,6 +113,37 @@ impl Userfaultfd {
     /// handshake (no features) and register `len` bytes at `start` in
     /// `UFFDIO_REGISTER_MODE_MISSING`.
     pub fn register_missing(start: u64, len: u64) -> Result<Userfaultfd, String> {
+        let uffd = Userfaultfd::open()?;
+        uffd.register(start, len, UFFDIO_REGISTER_MODE_MISSING, "MISSING")?;
+        Ok(uffd)
+    }
+
+    /// A userfaultfd with `len` bytes at `start` registered in
+    /// `UFFDIO_REGISTER_MODE_WP`, for [`Userfaultfd::write_protect`].
+    pub fn register_wp(start: u64, len: u64) -> Result<Userfaultfd, String> {
+        let uffd = Userfaultfd::open()?;
+        uffd.register(start, len, UFFDIO_REGISTER_MODE_WP, "WP")?;
+        Ok(uffd)
+    }
+
+    /// UFFDIO_WRITEPROTECT with `UFFDIO_WRITEPROTECT_MODE_WP` of `len`
+    /// bytes at `start`, inside the range registered in WP mode.
+    pub fn write_protect(&self, start: u64, len: u64) -> Result<(), String> {
+        let mut wp = UffdioWriteprotect {
+            range: UffdioRange { start, len },
+            mode: UFFDIO_WRITEPROTECT_MODE_WP,
+        };
+        self.ioctl(UFFDIO_WRITEPROTECT, &mut wp).map_err(|e| {
+            format!(
+                "UFFDIO_WRITEPROTECT of {len} bytes at {start:#x} failed: {}",
+                describe_errno(e)
+            )
+        })
+    }
+
+    /// Create a userfaultfd (O_CLOEXEC | O_NONBLOCK) and do the UFFDIO_API
+    /// handshake (no features).
+    fn open() -> Result<Userfaultfd, String> {
         // SAFETY: plain syscall taking flags only.
         let rc =
             unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
@@ -119,18 +164,21 @@ impl Userfaultfd {
         uffd.ioctl(UFFDIO_API, &mut api)
             .map_err(|e| format!("UFFDIO_API failed: {}", describe_errno(e)))?;
 
+        Ok(uffd)
+    }
+
+    fn register(&self, start: u64, len: u64, mode: u64, name: &str) -> Result<(), String> {
         let mut register = UffdioRegister {
             range: UffdioRange { start, len },
-            mode: UFFDIO_REGISTER_MODE_MISSING,
+            mode,
             ioctls: 0,
         };
-        uffd.ioctl(UFFDIO_REGISTER, &mut register).map_err(|e| {
+        self.ioctl(UFFDIO_REGISTER, &mut register).map_err(|e| {
             format!(
-                "UFFDIO_REGISTER (MISSING) of {len} bytes at {start:#x} failed: {}",
+                "UFFDIO_REGISTER ({name}) of {len} bytes at {start:#x} failed: {}",
                 describe_errno(e)
             )
-        })?;
-        Ok(uffd)
+        })
     }
 
     fn ioctl<T>(&self, request: u32, arg: &mut T) -> Result<(), i32> {
@@ -235,6 +283,10 @@ mod tests {
         assert_eq!(UFFDIO_REGISTER, 0xC020_AA00);
         assert_eq!(UFFD_API, 0xAA);
         assert_eq!(UFFDIO_REGISTER_MODE_MISSING, 1);
+        // _IOWR(0xAA, 0x06, 24 bytes).
+        assert_eq!(UFFDIO_WRITEPROTECT, 0xC018_AA06);
+        assert_eq!(UFFDIO_REGISTER_MODE_WP, 2);
+        assert_eq!(UFFDIO_WRITEPROTECT_MODE_WP, 1);
     }
 
     #[test]
@@ -244,6 +296,8 @@ mod tests {
         assert_eq!(size_of::<UffdioRegister>(), 32);
         assert_eq!(offset_of!(UffdioRegister, mode), 16);
         assert_eq!(offset_of!(UffdioRegister, ioctls), 24);
+        assert_eq!(size_of::<UffdioWriteprotect>(), 24);
+        assert_eq!(offset_of!(UffdioWriteprotect, mode), 16);
         // uffd_msg is __packed: event at 0, arg at 8, 32 bytes in all.
         assert_eq!(size_of::<UffdMsg>(), 32);
         assert_eq!(offset_of!(UffdMsg, arg), 8);

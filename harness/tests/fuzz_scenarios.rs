@@ -633,7 +633,38 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
-    ok && refs_allowed(&s.step) && fork_allowed(s)
+    ok && refs_allowed(&s.step) && fork_allowed(s) && wp_allowed(s)
+}
+
+/// `write-protect` in an anon-private mapping without userfaultfd, no
+/// write after the first one, and `check-write-protected` only of pages an
+/// earlier `write-protect` protected.
+fn wp_allowed(s: &Scenario) -> bool {
+    let n = s.mapping.as_ref().map_or(0, |m| m.pages);
+    let first = s.step.iter().position(|st| st.op == Op::WriteProtect);
+    if let (Some(_), Some(m)) = (first, &s.mapping) {
+        if m.kind != MappingKind::AnonPrivate || m.userfaultfd {
+            return false;
+        }
+    }
+    let mut protected = vec![false; n.min(1 << 24) as usize];
+    for (i, st) in s.step.iter().enumerate() {
+        let r = st.pages.unwrap_or(PageRange(0, n));
+        let inside = r.start() < r.end() && r.end() <= protected.len() as u64;
+        let span = r.start() as usize..r.end() as usize;
+        match st.op {
+            Op::WriteProtect if inside => protected[span].fill(true),
+            Op::CheckWriteProtected if inside && protected[span].iter().any(|p| !p) => {
+                return false
+            }
+            _ => {}
+        }
+        let writes = st.op.cpu_writes() || st.op.device_writes() || st.op == Op::ChildWrite;
+        if writes && first.is_some_and(|f| f < i) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `fork` once, before its `child-read` and `child-write` steps, in a
@@ -1087,6 +1118,9 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .filter(|op| !(op.cpu_writes() || *op == Op::ChildWrite) || prot == Prot::ReadWrite)
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .filter(|op| *op != Op::Discard || m.kind == MappingKind::AnonPrivate)
+        .filter(|op| {
+            *op != Op::WriteProtect || (m.kind == MappingKind::AnonPrivate && !m.userfaultfd)
+        })
         .collect();
     let mut access = AccessMap::new(&m);
     let mut steps_so_far: Vec<Step> = vec![];
@@ -1101,11 +1135,12 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
             let st = gen_valid_step(rng, op, n, prot);
             steps_so_far.push(st.clone());
             let drops_ok = refs_allowed(&steps_so_far);
-            let fork_ok = fork_allowed(&Scenario {
+            let so_far = Scenario {
                 mapping: Some(m.clone()),
                 step: steps_so_far.clone(),
                 ..base_scenario(&mut Rng(0))
-            });
+            };
+            let fork_ok = fork_allowed(&so_far) && wp_allowed(&so_far);
             steps_so_far.pop();
             if reaches_as_allowed(&access, &st) && drops_ok && fork_ok {
                 change_access(&mut access, &st);

@@ -92,6 +92,17 @@ pub enum Op {
     /// The forked child writes a fresh data pattern over the step's pages,
     /// which the parent must never see.
     ChildWrite,
+    /// userfaultfd write-protection (UFFDIO_WRITEPROTECT) of the step's
+    /// pages (required), the mapping registered in
+    /// UFFDIO_REGISTER_MODE_WP at the first such step: their ptes get the
+    /// uffd-wp bit, which every migration must carry along (migration
+    /// entries, device-private entries and back). Nobody serves the
+    /// userfaultfd, so no step may write the pages afterwards.
+    WriteProtect,
+    /// Every page of the step's range shows uffd-wp in /proc/self/pagemap
+    /// (PM_UFFD_WP, bit 57): the bit survived whatever happened to the page
+    /// since its `write-protect` step.
+    CheckWriteProtected,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -138,6 +149,10 @@ pub enum OpKind {
     Fork,
     /// The forked child reads or writes the pages' data from the CPU.
     ChildAccess { writes: bool },
+    /// Write-protects pages through userfaultfd.
+    WriteProtect,
+    /// Reads the pages' flags in /proc/self/pagemap.
+    PagemapCheck,
 }
 
 /// Which pages a step works on.
@@ -229,7 +244,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 25] = [
+    pub const ALL: [Op; 27] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -255,6 +270,8 @@ impl Op {
         Op::Fork,
         Op::ChildRead,
         Op::ChildWrite,
+        Op::WriteProtect,
+        Op::CheckWriteProtected,
     ];
 
     /// This op's rules: the one place they are written.

@@ -31,6 +31,8 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::Fork => &FORK,
         Op::ChildRead => &CHILD_READ,
         Op::ChildWrite => &CHILD_WRITE,
+        Op::WriteProtect => &WRITE_PROTECT,
+        Op::CheckWriteProtected => &CHECK_WRITE_PROTECTED,
     }
 }
 
@@ -378,6 +380,38 @@ const CHILD_WRITE: OpRules = OpRules {
     checks: own_check(
         "child-write must succeed; the parent's later reads check that the child's data never \
          shows in its pages",
+    ),
+    command: None,
+};
+
+/// UFFDIO_WRITEPROTECT (fs/userfaultfd.c, mwriteprotect_range()): the
+/// ptes get the uffd-wp bit (`_PAGE_UFFD` on x86) and lose write
+/// permission. migrate_vma_collect_pmd() copies the bit into the migration
+/// entry (pte_swp_mkuffd()), remove_migration_pte() (mm/migrate.c) into the
+/// device-private entry and, on the way back, into the new pte.
+const WRITE_PROTECT: OpRules = OpRules {
+    name: "write-protect",
+    kind: OpKind::WriteProtect,
+    pages: Pages::Required {
+        verb: "write-protect",
+    },
+    checks: own_check(
+        "write-protect issues no dmirror ioctl and must succeed: userfaultfd must register the \
+         mapping and protect every page",
+    ),
+    command: None,
+};
+
+/// /proc/self/pagemap (fs/proc/task_mmu.c, pte_to_pagemap_entry()):
+/// PM_UFFD_WP for a present pte with the bit and for a swap-type entry
+/// (migration, device-private) with it.
+const CHECK_WRITE_PROTECTED: OpRules = OpRules {
+    name: "check-write-protected",
+    kind: OpKind::PagemapCheck,
+    pages: Pages::WholeByDefault,
+    checks: own_check(
+        "check-write-protected checks /proc/self/pagemap itself: every page of the range must \
+         show PM_UFFD_WP",
     ),
     command: None,
 };

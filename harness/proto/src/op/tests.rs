@@ -31,6 +31,8 @@ fn position(op: Op) -> usize {
         Op::Fork => 22,
         Op::ChildRead => 23,
         Op::ChildWrite => 24,
+        Op::WriteProtect => 25,
+        Op::CheckWriteProtected => 26,
     }
 }
 
@@ -114,7 +116,10 @@ fn every_ops_rules_are_consistent() {
         // Ops that need pages change the mapping, or hold references on
         // its pages, and must succeed.
         if op.needs_pages() {
-            let kind_ok = matches!(r.kind, OpKind::VmaChange | OpKind::PageRefs { hold: true });
+            let kind_ok = matches!(
+                r.kind,
+                OpKind::VmaChange | OpKind::PageRefs { hold: true } | OpKind::WriteProtect
+            );
             assert!(op.checks_itself() && kind_ok, "{name}");
         }
         // Hints say which op they are about.

@@ -486,3 +486,50 @@ fn fork_once_before_its_child_steps_in_a_private_mapping() {
          [[step]]\nop = \"child-write\"\n[[step]]\nop = \"cpu-read\"\n",
     ));
 }
+
+#[test]
+fn write_protect_then_no_writes_and_checks_of_protected_pages_only() {
+    // Line 9: a check before any write-protect; 11-12: protect [0, 8);
+    // 14: a CPU write after it; 16-17: a check reaching page 8.
+    let ds = errs(&with(
+        "[[step]]\nop = \"check-write-protected\"\n\
+         [[step]]\nop = \"write-protect\"\npages = [0, 8]\n\
+         [[step]]\nop = \"cpu-write\"\n\
+         [[step]]\nop = \"check-write-protected\"\npages = [4, 9]\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(
+        &ds[0],
+        9,
+        6,
+        "`op = \"check-write-protected\"` of page 0, which no write-protect step before it \
+         protected",
+    );
+    assert_at(
+        &ds[1],
+        14,
+        6,
+        "`op = \"cpu-write\"` after the write-protect step on line 11",
+    );
+    assert_at(
+        &ds[2],
+        16,
+        6,
+        "`op = \"check-write-protected\"` of page 8, which no write-protect step before it \
+         protected",
+    );
+    let shared = with("[[step]]\nop = \"write-protect\"\npages = [0, 1]\n")
+        .replace("anon-private", "anon-shared");
+    let d = one(&shared);
+    assert_at(
+        &d,
+        9,
+        6,
+        "`op = \"write-protect\"` in a mapping that is not `kind = \"anon-private\"`",
+    );
+    loads(&with(
+        "[[step]]\nop = \"cpu-write\"\n[[step]]\nop = \"write-protect\"\npages = [0, 16]\n\
+         [[step]]\nop = \"migrate-to-device\"\n[[step]]\nop = \"check-write-protected\"\n\
+         [[step]]\nop = \"write-protect\"\npages = [0, 2]\n",
+    ));
+}

@@ -260,6 +260,76 @@ pub(super) fn check_fork(cx: &mut Ctx<'_, '_>) {
     }
 }
 
+/// `write-protect` in an anon-private mapping without `userfaultfd` (the
+/// guest registers the whole mapping in WP mode), and no write after it:
+/// nobody serves the userfaultfd, so a CPU write (cpu-write, migrate-race,
+/// child-write) or a device write (test_hmm faults the page in for
+/// writing) would block for good. `check-write-protected` checks only
+/// pages a `write-protect` step before it protected.
+pub(super) fn check_write_protect(cx: &mut Ctx<'_, '_>) {
+    let first = cx.s.step.iter().position(|st| st.op == Op::WriteProtect);
+    let pages = cx.s.mapping.as_ref().map_or(0, |m| m.pages);
+    let mut protected = vec![false; pages.min(1 << 24) as usize];
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let op = st.op.as_str();
+        let range = st.pages.unwrap_or(PageRange(0, pages));
+        let inside = |r: PageRange| r.start() < r.end() && r.end() <= protected.len() as u64;
+        if st.op == Op::WriteProtect {
+            if inside(range) {
+                protected[range.start() as usize..range.end() as usize].fill(true);
+            }
+            continue;
+        }
+        let writes = st.op.cpu_writes() || st.op.device_writes() || st.op == Op::ChildWrite;
+        if let (true, Some(f)) = (writes, first.filter(|f| *f < i)) {
+            let line = cx.line_of(key_path!["step", f, "op"]);
+            cx.at_value(
+                key_path!["step", i, "op"],
+                format!("`op = \"{op}\"` after the write-protect step on line {line}"),
+                Some(
+                    "nobody serves the userfaultfd, so a write to a write-protected page would \
+                     block for good: write before the write-protect step, or in another scenario"
+                        .to_string(),
+                ),
+            );
+        }
+        if st.op == Op::CheckWriteProtected && inside(range) {
+            let missing = (range.start()..range.end()).find(|p| !protected[*p as usize]);
+            if let Some(p) = missing {
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    format!(
+                        "`op = \"{op}\"` of page {p}, which no write-protect step before it \
+                         protected"
+                    ),
+                    Some("check pages an earlier `op = \"write-protect\"` step names".to_string()),
+                );
+            }
+        }
+    }
+    let (Some(f), Some(m)) = (first, &cx.s.mapping) else {
+        return;
+    };
+    let why = if m.kind != MappingKind::AnonPrivate {
+        Some("a mapping that is not `kind = \"anon-private\"`")
+    } else if m.userfaultfd {
+        Some("a `userfaultfd = true` mapping")
+    } else {
+        None
+    };
+    if let Some(what) = why {
+        cx.at_value(
+            key_path!["step", f, "op"],
+            format!("`op = \"write-protect\"` in {what}"),
+            Some(
+                "the guest registers the mapping in userfaultfd's WP mode itself: write-protect \
+                 pages of an anon-private mapping without `userfaultfd = true`"
+                    .to_string(),
+            ),
+        );
+    }
+}
+
 /// What the CPU may do with a page at some step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {

@@ -56,6 +56,7 @@ const CHECKS: &[Check] = &[
     check_page_access,
     check_held_refs,
     check_fork,
+    check_write_protect,
 ];
 
 /// Run every check on `s`; `doc` is the same file parsed with spans.
