@@ -633,22 +633,24 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
-    ok && refs_allowed(&s.step) && fork_allowed(s) && wp_allowed(s)
+    ok && refs_allowed(&s.step)
+        && fork_allowed(s.mapping.as_ref(), &s.step)
+        && wp_allowed(s.mapping.as_ref(), &s.step)
 }
 
 /// `write-protect` in an anon-private mapping without userfaultfd, no
 /// write after the first one, and `check-write-protected` only of pages an
 /// earlier `write-protect` protected.
-fn wp_allowed(s: &Scenario) -> bool {
-    let n = s.mapping.as_ref().map_or(0, |m| m.pages);
-    let first = s.step.iter().position(|st| st.op == Op::WriteProtect);
-    if let (Some(_), Some(m)) = (first, &s.mapping) {
+fn wp_allowed(mapping: Option<&Mapping>, steps: &[Step]) -> bool {
+    let n = mapping.map_or(0, |m| m.pages);
+    let first = steps.iter().position(|st| st.op == Op::WriteProtect);
+    if let (Some(_), Some(m)) = (first, mapping) {
         if m.kind != MappingKind::AnonPrivate || m.userfaultfd {
             return false;
         }
     }
     let mut protected = vec![false; n.min(1 << 24) as usize];
-    for (i, st) in s.step.iter().enumerate() {
+    for (i, st) in steps.iter().enumerate() {
         let r = st.pages.unwrap_or(PageRange(0, n));
         let inside = r.start() < r.end() && r.end() <= protected.len() as u64;
         let span = r.start() as usize..r.end() as usize;
@@ -670,19 +672,16 @@ fn wp_allowed(s: &Scenario) -> bool {
 /// `fork` once, before its `child-read` and `child-write` steps, in a
 /// private mapping without userfaultfd, with no VMA change and no
 /// migrate-race in the scenario.
-fn fork_allowed(s: &Scenario) -> bool {
-    let forks = s.step.iter().filter(|st| st.op == Op::Fork).count();
-    let Some(first) = s.step.iter().position(|st| st.op == Op::Fork) else {
-        return s.step.iter().all(|st| !st.op.is_child_access());
+fn fork_allowed(mapping: Option<&Mapping>, steps: &[Step]) -> bool {
+    let forks = steps.iter().filter(|st| st.op == Op::Fork).count();
+    let Some(first) = steps.iter().position(|st| st.op == Op::Fork) else {
+        return steps.iter().all(|st| !st.op.is_child_access());
     };
-    let mapping_ok = s
-        .mapping
-        .as_ref()
-        .is_none_or(|m| m.kind != MappingKind::AnonShared && !m.userfaultfd);
+    let mapping_ok = mapping.is_none_or(|m| m.kind != MappingKind::AnonShared && !m.userfaultfd);
     forks == 1
         && mapping_ok
-        && s.step[..first].iter().all(|st| !st.op.is_child_access())
-        && s.step.iter().all(|st| {
+        && steps[..first].iter().all(|st| !st.op.is_child_access())
+        && steps.iter().all(|st| {
             st.op != Op::MigrateRace && st.op.rules().kind != hmmlab_proto::op::OpKind::VmaChange
         })
 }
@@ -1135,12 +1134,8 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
             let st = gen_valid_step(rng, op, n, prot);
             steps_so_far.push(st.clone());
             let drops_ok = refs_allowed(&steps_so_far);
-            let so_far = Scenario {
-                mapping: Some(m.clone()),
-                step: steps_so_far.clone(),
-                ..base_scenario(&mut Rng(0))
-            };
-            let fork_ok = fork_allowed(&so_far) && wp_allowed(&so_far);
+            let fork_ok =
+                fork_allowed(Some(&m), &steps_so_far) && wp_allowed(Some(&m), &steps_so_far);
             steps_so_far.pop();
             if reaches_as_allowed(&access, &st) && drops_ok && fork_ok {
                 change_access(&mut access, &st);
