@@ -122,10 +122,9 @@ pub fn run_child(planned: &PlannedScenario, results: &Results, report: OwnedFd) 
     }));
 
     let scenario = &planned.scenario;
-    let verdict = match scenario.kind {
-        Kind::Steps => steps::run(&planned.name, scenario, results),
-        Kind::Kselftest => kselftest::run(&planned.name, scenario.kselftest.as_ref(), results),
-        Kind::Bench => bench::run(&planned.name, scenario, results),
+    let verdict = match pin_to_this_cpu(scenario.pin_cpu) {
+        Err(e) => Verdict::error(format!("pin_cpu: {e}")),
+        Ok(()) => run_kind(planned, results),
     };
     if let Some(message) = &verdict.message {
         write_all(report, message.as_bytes());
@@ -133,6 +132,37 @@ pub fn run_child(planned: &PlannedScenario, results: &Results, report: OwnedFd) 
     // _exit, not exit: nothing of PID 1's inherited state is ours to flush.
     // SAFETY: as above.
     unsafe { libc::_exit(exit_code(verdict.outcome)) }
+}
+
+fn run_kind(planned: &PlannedScenario, results: &Results) -> Verdict {
+    let scenario = &planned.scenario;
+    match scenario.kind {
+        Kind::Steps => steps::run(&planned.name, scenario, results),
+        Kind::Kselftest => kselftest::run(&planned.name, scenario.kselftest.as_ref(), results),
+        Kind::Bench => bench::run(&planned.name, scenario, results),
+    }
+}
+
+/// `pin_cpu = true`: this process (and what it forks later) runs only on
+/// the CPU it runs on now.
+fn pin_to_this_cpu(pin: bool) -> std::io::Result<()> {
+    if !pin {
+        return Ok(());
+    }
+    // SAFETY: plain syscall.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size given.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Best effort: the pipe holds far more than a message, so this does not

@@ -290,7 +290,8 @@ impl Ctx<'_> {
             | Op::DeviceReadUnlocked
             | Op::DeviceWrite
             | Op::FailAlloc
-            | Op::Release => self.device_step(step, range, m),
+            | Op::Release
+            | Op::MigrateVdso => self.device_step(step, range, m),
             Op::CpuRead | Op::CpuWrite => self.cpu_step(step, range, m),
             Op::MigrateRace => self.migrate_race(step, range, m),
             Op::Munmap | Op::Mprotect | Op::UnmapNeighbour | Op::Discard => {
@@ -358,6 +359,13 @@ impl Ctx<'_> {
                 let result = self.call_newer(command, self.map.addr(0), 0, flags);
                 m.duration_ns = monotonic_ns() - t0;
                 result?;
+            }
+            Op::MigrateVdso => {
+                // One page, so the scratch buffer (a page at least) holds
+                // whatever a kernel that let it through would read back.
+                let addr = vdso_base().map_err(Failure::error)?;
+                let ptr = self.scratch.words.as_mut_ptr() as u64;
+                self.ioctl_at(command, step, addr, 1, ptr, m)?;
             }
             op => return Err(Failure::error(format!("{} is no device step", op.as_str()))),
         }
@@ -619,6 +627,21 @@ impl Ctx<'_> {
         ptr: u64,
         m: &mut Measured,
     ) -> Result<Option<HmmDmirrorCmd>, Failure> {
+        let addr = self.map.addr(range.start());
+        self.ioctl_at(command, step, addr, range.len(), ptr, m)
+    }
+
+    /// The same for `npages` pages at `addr`, which may lie outside the
+    /// mapping (`migrate-vdso`).
+    fn ioctl_at(
+        &self,
+        command: Command,
+        step: &Step,
+        addr: u64,
+        npages: u64,
+        ptr: u64,
+        m: &mut Measured,
+    ) -> Result<Option<HmmDmirrorCmd>, Failure> {
         if command.defined() == Some(false) {
             let header = Command::checked_header().unwrap_or("the kernel's lib/test_hmm_uapi.h");
             return Err(Failure::error(format!(
@@ -637,7 +660,7 @@ impl Ctx<'_> {
             }
         };
         let t0 = monotonic_ns();
-        let result = dev.call(command, self.map.addr(range.start()), ptr, range.len());
+        let result = dev.call(command, addr, ptr, npages);
         m.duration_ns = monotonic_ns() - t0;
         if let (Ok(cmd), true) = (&result, step.op.rules().checks.cpages) {
             m.cpages = Some(cmd.cpages);
@@ -661,6 +684,21 @@ impl Ctx<'_> {
             .check(range.start(), words)
             .map_err(Failure::fail)
     }
+}
+
+/// Where the kernel mapped this process's vdso (its ELF header is the
+/// mapping's first page).
+fn vdso_base() -> Result<u64, String> {
+    // SAFETY: getauxval reads the process's auxiliary vector.
+    let base = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    if base == 0 {
+        return Err(
+            "this process has no vdso (AT_SYSINFO_EHDR is 0): the kernel was booted \
+                    with vdso=0 or built without one"
+                .to_string(),
+        );
+    }
+    Ok(base)
 }
 
 fn words_in(range: PageRange) -> usize {
@@ -1141,6 +1179,7 @@ pub(crate) mod tests {
             thp: None,
             timeout_ms: None,
             device: None,
+            pin_cpu: false,
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages,

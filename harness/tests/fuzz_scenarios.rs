@@ -633,9 +633,16 @@ fn rules_allow(s: &Scenario) -> bool {
     for st in &s.step {
         ok &= step_allowed(s, st, limit);
     }
+    ok &= pin_allowed(s);
     ok && refs_allowed(&s.step)
         && fork_allowed(s.mapping.as_ref(), &s.step)
         && wp_allowed(s.mapping.as_ref(), &s.step)
+}
+
+/// `pin_cpu` in a steps scenario without migrate-race (whose threads need
+/// both CPUs).
+fn pin_allowed(s: &Scenario) -> bool {
+    !s.pin_cpu || (s.kind == Kind::Steps && s.step.iter().all(|st| st.op != Op::MigrateRace))
 }
 
 /// `write-protect` in an anon-private mapping without userfaultfd, no
@@ -1078,6 +1085,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     let mut s = base_scenario(rng);
     if rng.chance(1, 10) {
         s.kind = Kind::Kselftest;
+        s.pin_cpu = false;
         s.kselftest = Some(Kselftest {
             binary: rng.pick(&["hmm-tests", "a.b", "x y", "..."]).to_string(),
             args: (0..rng.below(3)).map(|_| gen_text(rng, 8)).collect(),
@@ -1115,6 +1123,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     let allowed: Vec<Op> = Op::ALL
         .into_iter()
         .filter(|op| !(op.cpu_writes() || *op == Op::ChildWrite) || prot == Prot::ReadWrite)
+        .filter(|op| *op != Op::MigrateRace || !s.pin_cpu)
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .filter(|op| *op != Op::Discard || m.kind == MappingKind::AnonPrivate)
         .filter(|op| {
@@ -1178,6 +1187,7 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
             .chance(1, 3)
             .then(|| rng.between(*TIMEOUT_MS.start(), *TIMEOUT_MS.end())),
         device: rng.chance(1, 4).then(|| *rng.pick(&DeviceKind::ALL)),
+        pin_cpu: rng.chance(1, 8),
         mapping: None,
         populate: vec![],
         step: vec![],
@@ -1924,6 +1934,9 @@ fn to_toml(s: &Scenario, seed: u64) -> String {
     if let Some(d) = s.device {
         top.push(format!("device = {}", st.string(d.as_str())));
     }
+    if s.pin_cpu || st.defaults {
+        top.push(format!("pin_cpu = {}", s.pin_cpu));
+    }
     if let (Some(w), false) = (&s.requires, st.when_tables) {
         top.push(format!("requires = {}", st.when_inline(w)));
     }
@@ -2254,6 +2267,7 @@ const KEYS: &[&str] = &[
     "thp",
     "timeout_ms",
     "device",
+    "pin_cpu",
     "mapping",
     "populate",
     "step",

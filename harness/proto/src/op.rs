@@ -103,6 +103,11 @@ pub enum Op {
     /// (PM_UFFD_WP, bit 57): the bit survived whatever happened to the page
     /// since its `write-protect` step.
     CheckWriteProtected,
+    /// HMM_DMIRROR_MIGRATE_TO_DEV of the first page of the process's
+    /// [vdso] mapping, outside the test mapping: a mapping the kernel
+    /// installed with VM_DONTEXPAND (__install_special_mapping()), one of
+    /// VM_SPECIAL, which migrate_vma_setup() refuses with EINVAL.
+    MigrateVdso,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -153,6 +158,8 @@ pub enum OpKind {
     WriteProtect,
     /// Reads the pages' flags in /proc/self/pagemap.
     PagemapCheck,
+    /// Migrates a page outside the mapping: the process's vdso.
+    MigrateOutside,
 }
 
 /// Which pages a step works on.
@@ -244,7 +251,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 27] = [
+    pub const ALL: [Op; 28] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -272,6 +279,7 @@ impl Op {
         Op::ChildWrite,
         Op::WriteProtect,
         Op::CheckWriteProtected,
+        Op::MigrateVdso,
     ];
 
     /// This op's rules: the one place they are written.

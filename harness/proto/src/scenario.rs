@@ -32,6 +32,12 @@ pub struct Scenario {
     /// host pins it in every instance it sends the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceKind>,
+    /// Run the scenario process, and a child it forks, on one CPU only:
+    /// the one it starts on. For what depends on one CPU's state between
+    /// steps (its TLB, its per-CPU free page lists), which a move to the
+    /// other CPU would leave behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin_cpu: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Mapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -405,6 +411,7 @@ mod tests {
             thp: Some(ThpMode::Madvise),
             timeout_ms: None,
             device: Some(DeviceKind::Coherent),
+            pin_cpu: true,
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages: 16,

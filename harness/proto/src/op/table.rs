@@ -33,6 +33,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::ChildWrite => &CHILD_WRITE,
         Op::WriteProtect => &WRITE_PROTECT,
         Op::CheckWriteProtected => &CHECK_WRITE_PROTECTED,
+        Op::MigrateVdso => &MIGRATE_VDSO,
     }
 }
 
@@ -414,4 +415,23 @@ const CHECK_WRITE_PROTECTED: OpRules = OpRules {
          show PM_UFFD_WP",
     ),
     command: None,
+};
+
+/// test_hmm's dmirror_migrate_to_device() asks only that the VMA be
+/// readable (the vdso is) before migrate_vma_setup(), which refuses a
+/// VM_SPECIAL one with EINVAL; the vdso's VMA has VM_DONTEXPAND from
+/// __install_special_mapping(). A kernel that let it through would walk
+/// it, collect nothing and leave test_hmm's mirror without the page, and
+/// test_hmm's read-back would answer ENOENT instead.
+const MIGRATE_VDSO: OpRules = OpRules {
+    name: "migrate-vdso",
+    kind: OpKind::MigrateOutside,
+    pages: Pages::None {
+        why: "migrate-vdso migrates the first page of the process's vdso, outside the mapping",
+    },
+    checks: Checks {
+        errno: Errno::Ioctl,
+        ..NOTHING
+    },
+    command: command("HMM_DMIRROR_MIGRATE_TO_DEV"),
 };

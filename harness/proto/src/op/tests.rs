@@ -33,6 +33,7 @@ fn position(op: Op) -> usize {
         Op::ChildWrite => 24,
         Op::WriteProtect => 25,
         Op::CheckWriteProtected => 26,
+        Op::MigrateVdso => 27,
     }
 }
 
@@ -98,10 +99,12 @@ fn every_ops_rules_are_consistent() {
             assert!(!given || c.errno == Errno::Ioctl, "{name}");
         }
         // A checked ioctl reports its pages, except release, which
-        // reports none (test_hmm answers 0 pages for the whole device).
+        // reports none (test_hmm answers 0 pages for the whole device),
+        // and migrate-vdso, whose page is not the mapping's.
         if c.errno == Errno::Ioctl {
             assert!(r.command.is_some(), "{name}");
-            assert_eq!(c.cpages, r.kind != OpKind::EvictDevice, "{name}");
+            let own_pages = !matches!(r.kind, OpKind::EvictDevice | OpKind::MigrateOutside);
+            assert_eq!(c.cpages, own_pages, "{name}");
         }
         // Only migrate-race takes iterations, and with them min_complete;
         // only mprotect takes prot.
@@ -164,7 +167,8 @@ fn kinds() {
             Op::Release,
             Op::DropRefs,
             Op::UnpinPages,
-            Op::Fork
+            Op::Fork,
+            Op::MigrateVdso
         ]
     );
     let child: Vec<Op> = Op::ALL

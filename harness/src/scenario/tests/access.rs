@@ -533,3 +533,32 @@ fn write_protect_then_no_writes_and_checks_of_protected_pages_only() {
          [[step]]\nop = \"write-protect\"\npages = [0, 2]\n",
     ));
 }
+
+#[test]
+fn pin_cpu_in_steps_scenarios_without_a_race() {
+    let pinned = |rest: &str| OK.replacen("\n", "\npin_cpu = true\n", 1) + rest;
+    loads(&pinned(
+        "[[step]]\nop = \"fork\"\n[[step]]\nop = \"child-read\"\n",
+    ));
+    // Line 2: pin_cpu; 10: the race.
+    let d = one(&pinned(
+        "[[step]]\nop = \"migrate-race\"\npages = [0, 4]\niterations = 2\nmin_complete = 1\n",
+    ));
+    assert_at(
+        &d,
+        2,
+        11,
+        "`pin_cpu` with `op = \"migrate-race\"` (line 10)",
+    );
+    assert!(d.hint.as_ref().unwrap().contains("different CPUs"));
+    let selftest = "description = \"d\"\npin_cpu = true\nkind = \"kselftest\"\n\
+                    [kselftest]\nbinary = \"hmm-tests\"\n";
+    assert_at(
+        &one(selftest),
+        2,
+        11,
+        "`pin_cpu` in a `kind = \"kselftest\"` scenario",
+    );
+    let d = one(&OK.replacen("\n", "\npin_cpu = 1\n", 1));
+    assert_eq!(d.line, 2, "{d}");
+}

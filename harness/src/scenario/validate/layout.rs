@@ -2,7 +2,7 @@
 //! kselftest binary, and the mapping.
 
 use hmmlab_proto::bench::{BenchCase, MAX_BENCH_PAGES, THP_PAGES};
-use hmmlab_proto::scenario::{Kind, MappingKind, ThpMode};
+use hmmlab_proto::scenario::{Kind, MappingKind, Op, ThpMode};
 
 use super::{Ctx, MAX_PAGES, TIMEOUT_MS};
 use crate::scenario::span::key_path;
@@ -25,6 +25,41 @@ pub(super) fn check_timeout(cx: &mut Ctx<'_, '_>) {
             key_path!["timeout_ms"],
             format!("`timeout_ms = {t}` is out of range"),
             Some(hint),
+        );
+    }
+}
+
+/// `pin_cpu` keeps a steps scenario on one CPU: a selftest or a benchmark
+/// has its own threads and placement, and migrate-race's threads race
+/// only on CPUs of their own.
+pub(super) fn check_pin_cpu(cx: &mut Ctx<'_, '_>) {
+    if !cx.s.pin_cpu {
+        return;
+    }
+    if cx.s.kind != Kind::Steps {
+        let kind = match cx.s.kind {
+            Kind::Steps => "steps",
+            Kind::Kselftest => "kselftest",
+            Kind::Bench => "bench",
+        };
+        cx.at_value(
+            key_path!["pin_cpu"],
+            format!("`pin_cpu` in a `kind = \"{kind}\"` scenario"),
+            Some("`pin_cpu` is for steps scenarios; remove it".to_string()),
+        );
+        return;
+    }
+    let race = cx.s.step.iter().position(|st| st.op == Op::MigrateRace);
+    if let Some(i) = race {
+        let line = cx.line_of(key_path!["step", i, "op"]);
+        cx.at_value(
+            key_path!["pin_cpu"],
+            format!("`pin_cpu` with `op = \"migrate-race\"` (line {line})"),
+            Some(
+                "migrate-race's threads race only when they run on different CPUs: \
+                 remove `pin_cpu` or race in a scenario of its own"
+                    .to_string(),
+            ),
         );
     }
 }

@@ -28,6 +28,7 @@ const CHECKS: &[Check] = &[
     check_description,
     check_timeout,
     check_kind_sections,
+    check_pin_cpu,
     check_kselftest_binary,
     check_kselftest_exclusions,
     check_bench,
