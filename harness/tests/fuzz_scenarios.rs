@@ -1139,8 +1139,28 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         // it is not).
         let tries = if s.step.is_empty() { 64 } else { 4 };
         for _ in 0..tries {
-            let op = *rng.pick(&allowed);
-            let st = gen_valid_step(rng, op, n, prot);
+            // A check that needs an earlier step comes up once in 30
+            // draws or so: after its step, it is drawn more often.
+            let follow = checks_after(&steps_so_far);
+            let op = if !follow.is_empty() && rng.chance(1, 4) {
+                *rng.pick(&follow)
+            } else {
+                *rng.pick(&allowed)
+            };
+            let mut st = gen_valid_step(rng, op, n, prot);
+            if op == Op::CheckWriteProtected {
+                // Mostly pages the last write-protect step protected,
+                // which a range drawn over the whole mapping seldom is
+                // (once in 3000 seeds before this).
+                let last = steps_so_far
+                    .iter()
+                    .rev()
+                    .find(|st| st.op == Op::WriteProtect)
+                    .and_then(|st| st.pages);
+                if let (Some(r), true) = (last, rng.chance(3, 4)) {
+                    st.pages = Some(range_in(rng, r.start(), r.end()));
+                }
+            }
             steps_so_far.push(st.clone());
             let drops_ok = refs_allowed(&steps_so_far);
             let fork_ok =
@@ -1157,6 +1177,16 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     require_newer_commands(&mut s);
     s.mapping = Some(m);
     s
+}
+
+/// The checks that need an earlier step which `steps` has: a
+/// `write-protect` step for `check-write-protected`.
+fn checks_after(steps: &[Step]) -> Vec<Op> {
+    [(Op::WriteProtect, Op::CheckWriteProtected)]
+        .into_iter()
+        .filter(|(before, _)| steps.iter().any(|st| st.op == *before))
+        .map(|(_, check)| check)
+        .collect()
 }
 
 /// Ops only newer test_hmm has need `[requires] kernel` to exclude the
