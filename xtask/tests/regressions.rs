@@ -389,21 +389,25 @@ fn hole_stale_dst_7_3() {
     );
 }
 
-/// Four survivors of `cargo xtask mutate` until the scenarios written
-/// from them, in one kernel (one build instead of four): the walk resumes
+/// Five survivors of `cargo xtask mutate` until the scenarios written
+/// from them, in one kernel (one build instead of five): the walk resumes
 /// at the wrong pte after a split (thp-discard-head fails), a device PMD
 /// of another owner is collected (thp-device-other-owner fails), a page
 /// shared after fork is collected as AnonExclusive (fork-shared-anon and
-/// fork-device-pages fail: the child sees the parent's write), and a
-/// fault-path split leaves the old head locked (thp-fault-tail-then-head,
-/// which runs after all of them, hangs: the next fault on the head waits
-/// for good). Everything else before the hang passes.
+/// fork-device-pages fail: the child sees the parent's write), a page with
+/// an extra reference passes migrate_vma_check_page()
+/// (fail-alloc-after-extra-ref fails: the failed allocation is spent on
+/// it), and a fault-path split leaves the old head locked
+/// (thp-fault-tail-then-head, which runs after all of them, hangs: the
+/// next fault on the head waits for good). Everything else before the
+/// hang passes.
 #[test]
 fn survivors_killed_by_their_scenarios_7_3() {
     let patches = [
         "7.3/pte-walk-resume",
         "7.3/device-pmd-ignores-owner",
         "7.3/shared-page-taken-as-exclusive",
+        "7.3/extra-ref-let-through",
         "7.3/fault-split-head-locked",
     ];
     let run = patched_runs(K73, &patches);
@@ -433,6 +437,7 @@ fn survivors_killed_by_their_scenarios_7_3() {
         "thp-discard-head",
         "fork-shared-anon",
         "fork-device-pages",
+        "fail-alloc-after-extra-ref",
     ];
     for s in &scenarios[..at] {
         let want: &[&str] = if fails.contains(&base(s).as_str()) {
