@@ -18,6 +18,9 @@ use crate::sysnames::{describe_errno, last_errno};
 pub const UFFD_API: u64 = 0xAA;
 /// The ioctl type of every userfaultfd command.
 const UFFDIO: u32 = 0xAA;
+/// `UFFD_FEATURE_WP_UNPOPULATED` (6.4+): UFFDIO_WRITEPROTECT of an
+/// unpopulated anonymous page leaves a uffd-wp pte marker.
+pub const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 
 /// `struct uffdio_api`
 #[repr(C)]
@@ -120,8 +123,15 @@ impl Userfaultfd {
 
     /// A userfaultfd with `len` bytes at `start` registered in
     /// `UFFDIO_REGISTER_MODE_WP`, for [`Userfaultfd::write_protect`].
+    ///
+    /// Where the kernel offers UFFD_FEATURE_WP_UNPOPULATED (6.4+), the
+    /// handshake asks for it: write-protecting a page that is not
+    /// populated then installs a uffd-wp pte marker
+    /// (mm/mprotect.c, change_protection()) instead of leaving the pte
+    /// empty, as shmem and hugetlb always do.
     pub fn register_wp(start: u64, len: u64) -> Result<Userfaultfd, String> {
-        let uffd = Userfaultfd::open()?;
+        let offered = Userfaultfd::open_with(0)?.1.features;
+        let (uffd, _) = Userfaultfd::open_with(offered & UFFD_FEATURE_WP_UNPOPULATED)?;
         uffd.register(start, len, UFFDIO_REGISTER_MODE_WP, "WP")?;
         Ok(uffd)
     }
@@ -144,6 +154,12 @@ impl Userfaultfd {
     /// Create a userfaultfd (O_CLOEXEC | O_NONBLOCK) and do the UFFDIO_API
     /// handshake (no features).
     fn open() -> Result<Userfaultfd, String> {
+        Ok(Userfaultfd::open_with(0)?.0)
+    }
+
+    /// The same, asking for `features`; with the kernel's answer, whose
+    /// `features` are all it offers.
+    fn open_with(features: u64) -> Result<(Userfaultfd, UffdioApi), String> {
         // SAFETY: plain syscall taking flags only.
         let rc =
             unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
@@ -159,12 +175,17 @@ impl Userfaultfd {
 
         let mut api = UffdioApi {
             api: UFFD_API,
+            features,
             ..Default::default()
         };
-        uffd.ioctl(UFFDIO_API, &mut api)
-            .map_err(|e| format!("UFFDIO_API failed: {}", describe_errno(e)))?;
+        uffd.ioctl(UFFDIO_API, &mut api).map_err(|e| {
+            format!(
+                "UFFDIO_API with features {features:#x} failed: {}",
+                describe_errno(e)
+            )
+        })?;
 
-        Ok(uffd)
+        Ok((uffd, api))
     }
 
     fn register(&self, start: u64, len: u64, mode: u64, name: &str) -> Result<(), String> {
