@@ -1159,6 +1159,7 @@ fn relist(
                     .get(&m.file)
                     .map(|t| super::equivalent::context_of(t, m.line))
                     .unwrap_or_default(),
+                index: m.index,
             },
             release,
         );

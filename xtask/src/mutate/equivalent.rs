@@ -49,6 +49,8 @@ struct Raw {
     releases: Vec<String>,
     #[serde(default)]
     context: Option<String>,
+    #[serde(default)]
+    index: Option<usize>,
     reason: String,
 }
 
@@ -68,6 +70,10 @@ pub struct Entry {
     /// tells apart mutants of a short original such as `0` or `goto next;`
     /// in one function.
     pub context: Option<String>,
+    /// The mutant's number among those of its operator on its line (the
+    /// last field of its id): tells apart two mutants that change the same
+    /// text on one line, such as the two `||` of `a || b || c`.
+    pub index: Option<usize>,
     /// Every mutant of the function (operator and original unused).
     pub every: bool,
     pub reason: String,
@@ -101,7 +107,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
         let line = e.span().map(|s| line_of(s.start)).unwrap_or(1);
         bad_input(format!(
             "{shown}:{line}: {}; each [[equivalent]] has file, function, operator, original, \
-             reason, and may have mutated, releases and context",
+             reason, and may have mutated, releases, context and index",
             e.message()
         ))
     })?;
@@ -115,10 +121,11 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
                 || r.original.is_some()
                 || r.mutated.is_some()
                 || r.context.is_some()
+                || r.index.is_some()
             {
                 return Err(bad_input(format!(
                     "{at}: `every = true` names every mutant of the function: drop operator, \
-                     original, mutated and context, or drop `every`"
+                     original, mutated, context and index, or drop `every`"
                 )));
             }
             if r.reason.trim().len() < 20 {
@@ -135,6 +142,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
                 mutated: None,
                 releases: r.releases,
                 context: None,
+                index: None,
                 every: true,
                 reason: r.reason.trim().to_string(),
                 at,
@@ -152,6 +160,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
             original,
             mutated: r.mutated,
             context: r.context,
+            index: r.index,
             reason: r.reason,
             file: r.file,
             function: r.function,
@@ -192,6 +201,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Entry>> {
             mutated: r.mutated.as_deref().map(squash),
             releases: r.releases,
             context: r.context.as_deref().map(squash).filter(|l| !l.is_empty()),
+            index: r.index,
             every: false,
             reason: r.reason.trim().to_string(),
             at,
@@ -209,6 +219,7 @@ struct Named {
     mutated: Option<String>,
     releases: Vec<String>,
     context: Option<String>,
+    index: Option<usize>,
     reason: String,
 }
 
@@ -222,6 +233,8 @@ pub struct Change<'a> {
     /// The source line the mutant changes, with the lines before it
     /// ([`context_of`]).
     pub line: &'a str,
+    /// Its number among the mutants of its operator on its line.
+    pub index: usize,
 }
 
 impl Entry {
@@ -241,6 +254,7 @@ impl Entry {
                 .context
                 .as_ref()
                 .is_none_or(|l| squash(c.line).ends_with(l.as_str()))
+            && self.index.is_none_or(|i| i == c.index)
             && self.holds_for(release)
     }
 }
@@ -335,7 +349,36 @@ reason = "both arms do the same thing on every path of g, so no caller sees it"
             original,
             mutated,
             line: original,
+            index: 0,
         }
+    }
+
+    #[test]
+    fn index_tells_apart_two_mutants_of_one_text_on_one_line() {
+        let l = parse(
+            "[[equivalent]]\nfile = \"mm/m.c\"\nfunction = \"f\"\noperator = \"swap-logical\"\n\
+             original = \"||\"\nmutated = \"&&\"\nindex = 0\n\
+             reason = \"the first operand is never true where f is called\"\n",
+            "l.toml",
+        )
+        .unwrap();
+        let nth = |index| Change {
+            index,
+            ..change("f", "swap-logical", "||", "&&")
+        };
+        assert!(l[0].matches(&nth(0), "7.3"));
+        assert!(!l[0].matches(&nth(1), "7.3"));
+        let every = parse(
+            "[[equivalent]]\nfile = \"mm/m.c\"\nfunction = \"f\"\nevery = true\nindex = 1\n\
+             reason = \"no driver under test calls f at all\"\n",
+            "l.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            every.contains("drop operator, original, mutated, context and index"),
+            "{every}"
+        );
     }
 
     #[test]

@@ -431,6 +431,7 @@ pub fn mutate(a: &MutateArgs) -> Result<i32> {
             original: &m.original,
             mutated: &m.mutated,
             line: &line,
+            index: m.index,
         };
         if let Some(e) = equivalent::find(&list, &change, &release) {
             out.push_str(&format!("  [listed equivalent: {}]", e.at));
