@@ -173,6 +173,7 @@ const ZERO_PAGE: &[&str] = &[
     "mixed-populated-empty-zero",
     "read-only-anon",
     "zero-page",
+    "zero-page-stale-tlb",
 ];
 
 // 6.12 (test_hmm migrates in batches of 64 pages there).
@@ -190,6 +191,7 @@ fn no_migrate_empty_pte() {
             "hmm-tests-thp-always",
             "mixed-populated-empty-zero",
             "read-only-anon",
+            "read-only-thp-hole",
             "thp-discard-head",
             "thp-empty-device",
             "thp-empty-device-thp-never",
@@ -213,6 +215,7 @@ fn skip_holes() {
             "empty-anon",
             "empty-multi-pmd",
             "empty-one-page",
+            "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
             "thp-empty-unaligned",
@@ -271,6 +274,7 @@ fn skip_holes_7_3() {
             "hmm-tests",
             "hmm-tests-thp-always",
             "huge-zero-page",
+            "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
             "thp-empty-unaligned",
@@ -304,6 +308,7 @@ fn thp_hole_not_compound_7_3() {
             "hmm-tests",
             "hmm-tests-thp-always",
             "huge-zero-page",
+            "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
         ],
