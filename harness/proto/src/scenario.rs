@@ -114,6 +114,17 @@ pub enum Kind {
     Bench,
 }
 
+impl Kind {
+    /// The name scenario files write (`kind = "…"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Steps => "steps",
+            Kind::Kselftest => "kselftest",
+            Kind::Bench => "bench",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum ThpMode {

@@ -37,11 +37,7 @@ pub(super) fn check_pin_cpu(cx: &mut Ctx<'_, '_>) {
         return;
     }
     if cx.s.kind != Kind::Steps {
-        let kind = match cx.s.kind {
-            Kind::Steps => "steps",
-            Kind::Kselftest => "kselftest",
-            Kind::Bench => "bench",
-        };
+        let kind = cx.s.kind.as_str();
         cx.at_value(
             key_path!["pin_cpu"],
             format!("`pin_cpu` in a `kind = \"{kind}\"` scenario"),
