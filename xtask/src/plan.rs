@@ -1,7 +1,11 @@
 //! From loaded scenario files to the instances one VM boot runs: each
 //! scenario is resolved against the kernel under test (`requires`, per-step
 //! `variant`s) and run once per THP mode of the run, unless it pins a mode,
-//! and once per kind of device memory of the run, unless it pins one.
+//! and once per kind of device memory of the run, unless it pins one: a
+//! scenario that pins its kind runs on that kind in every run, whatever
+//! kinds the run asks for (its subject exists only there; leaving it out
+//! of a default run would hide it), or is skipped, with the reason, on a
+//! machine without that kind of memory (`plan_stage()` in run.rs).
 //! An instance is named `<scenario>@<thp mode>` on device-private memory
 //! (the names runs had before the device axis, so `compare` still pairs
 //! them) and `<scenario>@<thp mode>@coherent` on device-coherent memory.
@@ -84,8 +88,8 @@ pub fn instance_name(base: &str, thp: ThpMode, device: Option<DeviceKind>) -> St
     }
 }
 
-/// A scenario that pins a device the run does not use is not run at all
-/// (as one `-s` leaves out): `--device coherent` asks for coherent memory.
+/// A scenario that pins a device runs on it alone, whether the run's
+/// `devices` include it or not; the others run on each of `devices`.
 pub fn expand(
     scenarios: &[LoadedScenario],
     modes: &[ThpMode],
@@ -98,13 +102,10 @@ pub fn expand(
         let pinned = s.scenario.thp.map(|m| vec![m]);
         let kinds: Vec<Option<DeviceKind>> = if s.scenario.kselftest.is_some() {
             vec![None]
+        } else if let Some(pinned) = s.scenario.device {
+            vec![Some(pinned)]
         } else {
-            devices
-                .iter()
-                .copied()
-                .filter(|d| s.scenario.device.is_none_or(|p| p == *d))
-                .map(Some)
-                .collect()
+            devices.iter().copied().map(Some).collect()
         };
         for &m in pinned.as_deref().unwrap_or(modes) {
             for &d in &kinds {
@@ -183,6 +184,48 @@ pub fn skip_unbuilt(run: &mut Vec<Instance>, skipped: &mut Vec<Skipped>, binary:
         device: i.device,
         reason: why.to_string(),
         not_applicable: false,
+    }));
+}
+
+/// Whether the machine file's devices include test_hmm's first device of
+/// kind `d` (`/dev/hmm_dmirror<first_minor>`).
+pub fn machine_has(devices: &[String], d: DeviceKind) -> bool {
+    let name = format!("hmm_dmirror{}", d.first_minor());
+    devices.contains(&name)
+}
+
+/// Move the instances on a kind of device memory the machine lacks to the
+/// skipped ones, with the reason: they can only be scenarios that pin that
+/// kind (a run cannot ask for a kind its machine lacks: `plan_stage()`).
+pub fn skip_missing_devices(
+    run: &mut Vec<Instance>,
+    skipped: &mut Vec<Skipped>,
+    devices: &[String],
+    machine: &str,
+) {
+    let (gone, kept): (Vec<Instance>, Vec<Instance>) = std::mem::take(run)
+        .into_iter()
+        .partition(|i| i.device.is_some_and(|d| !machine_has(devices, d)));
+    *run = kept;
+    skipped.extend(gone.into_iter().map(|i| {
+        let d = i.device.expect("partitioned on a device");
+        Skipped {
+            reason: format!(
+                "pinned to device-{} memory (`device = \"{}\"`), which machine `{machine}` \
+                 does not have (its devices: {}); use a machine file with \
+                 /dev/hmm_dmirror{}",
+                d.as_str(),
+                d.as_str(),
+                devices.join(", "),
+                d.first_minor()
+            ),
+            name: i.name,
+            base: i.base,
+            path: i.path,
+            thp: i.thp,
+            device: i.device,
+            not_applicable: false,
+        }
     }));
 }
 
@@ -399,11 +442,62 @@ mod tests {
                 ("coh@madvise@coherent".to_string(), Some(Coherent)),
             ]
         );
-        // A scenario pinned to a device the run does not use is left out.
+        // A scenario pinned to a device the run does not ask for runs on it
+        // all the same.
         assert_eq!(
             names(&[Private]),
-            vec![("free@madvise".to_string(), Some(Private))]
+            vec![
+                ("free@madvise".to_string(), Some(Private)),
+                ("coh@madvise@coherent".to_string(), Some(Coherent)),
+            ]
         );
+        assert_eq!(
+            names(&[Coherent]),
+            vec![
+                ("free@madvise@coherent".to_string(), Some(Coherent)),
+                ("coh@madvise@coherent".to_string(), Some(Coherent)),
+            ]
+        );
+    }
+
+    #[test]
+    fn pinned_kinds_the_machine_lacks_are_skipped_with_the_reason() {
+        let facts = KernelFacts::from_dotconfig("7.3.4", "");
+        let s = vec![
+            loaded("free", &format!("description = \"d\"\n{BODY}")),
+            loaded(
+                "coh",
+                &format!("description = \"d\"\ndevice = \"coherent\"\n{BODY}"),
+            ),
+        ];
+        let (mut run, mut skipped) =
+            expand(&s, &[ThpMode::Madvise], &[DeviceKind::Private], &facts);
+        let private_only = vec!["hmm_dmirror0".to_string(), "hmm_dmirror1".to_string()];
+        assert!(machine_has(&private_only, DeviceKind::Private));
+        assert!(!machine_has(&private_only, DeviceKind::Coherent));
+        skip_missing_devices(&mut run, &mut skipped, &private_only, "x86_64-private");
+        assert_eq!(
+            run.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            vec!["free@madvise"]
+        );
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].name, "coh@madvise@coherent");
+        assert!(!skipped[0].not_applicable);
+        assert!(
+            skipped[0].reason.starts_with(
+                "pinned to device-coherent memory (`device = \"coherent\"`), which machine \
+                 `x86_64-private` does not have (its devices: hmm_dmirror0, hmm_dmirror1)"
+            ),
+            "{}",
+            skipped[0].reason
+        );
+        // A machine with both kinds keeps it.
+        let (mut run, mut skipped) =
+            expand(&s, &[ThpMode::Madvise], &[DeviceKind::Private], &facts);
+        let both: Vec<String> = (0..4).map(|n| format!("hmm_dmirror{n}")).collect();
+        skip_missing_devices(&mut run, &mut skipped, &both, "x86_64");
+        assert_eq!(run.len(), 2);
+        assert!(skipped.is_empty());
     }
 
     #[test]

@@ -190,6 +190,8 @@ fn with_cell(args: &RunArgs) -> Result<RunArgs> {
 pub struct Inputs {
     pub scenarios: Vec<LoadedScenario>,
     pub machine: Machine,
+    /// The machine as `--machine` named it, for messages.
+    pub machine_name: String,
     pub kernel: kernel::Request,
 }
 
@@ -208,6 +210,7 @@ pub fn inputs(args: &RunArgs) -> Result<Inputs> {
     Ok(Inputs {
         scenarios,
         machine,
+        machine_name: args.machine.clone(),
         kernel,
     })
 }
@@ -346,8 +349,30 @@ pub fn plan_stage(
     let dotconfig = std::fs::read_to_string(k.obj_dir.join(".config"))
         .context("reading the kernel's .config")?;
     let facts = KernelFacts::from_dotconfig(&k.release, &dotconfig);
+    let machine = &inputs.machine;
+    if let Some(d) = devices
+        .iter()
+        .find(|d| !crate::plan::machine_has(&machine.devices, **d))
+    {
+        return Err(crate::fail::bad_input(format!(
+            "--device {}: machine `{}` has no device-{} memory (its devices: {}); \
+             drop `{}` from --device, or use a machine file that has /dev/hmm_dmirror{}",
+            d.as_str(),
+            inputs.machine_name,
+            d.as_str(),
+            machine.devices.join(", "),
+            d.as_str(),
+            d.first_minor()
+        )));
+    }
     let (mut instances, mut skipped) =
         crate::plan::expand(&inputs.scenarios, &modes, devices, &facts);
+    crate::plan::skip_missing_devices(
+        &mut instances,
+        &mut skipped,
+        &machine.devices,
+        &inputs.machine_name,
+    );
     if let Some(why) = &k.hmm_tests_error {
         crate::plan::skip_unbuilt(&mut instances, &mut skipped, "hmm-tests", why);
     }

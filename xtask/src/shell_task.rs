@@ -46,10 +46,16 @@ pub fn shell(a: &ShellArgs) -> Result<i32> {
         scenarios: hmmlab_harness::scenario::load_dir(&repo.join("scenarios"))?,
         machine: Machine::load(&repo.join("images/machines"), &a.machine)
             .map_err(|e| crate::fail::bad_input(e.to_string()))?,
+        machine_name: a.machine.clone(),
         kernel: crate::kernel::Request::from_args(&a.kernel)?,
     };
     let (k, guest) = run::prepare(&inputs)?;
-    let plan = run::plan_stage(vec![ThpMode::Madvise], &DeviceKind::ALL, &inputs, &k)?;
+    // Every kind of device memory the machine has.
+    let kinds: Vec<DeviceKind> = DeviceKind::ALL
+        .into_iter()
+        .filter(|d| crate::plan::machine_has(&inputs.machine.devices, *d))
+        .collect();
+    let plan = run::plan_stage(vec![ThpMode::Madvise], &kinds, &inputs, &k)?;
     let dir = tempfile::Builder::new().prefix("hmmlab-shell-").tempdir()?;
     let initrd = dir.path().join("initramfs.cpio");
     image::write_initramfs(
