@@ -23,6 +23,10 @@ pub struct Mapped {
     /// Per page, what a CPU access may do now: `munmap` and `mprotect`
     /// steps change it.
     access: RefCell<Vec<Access>>,
+    /// The unlinked file behind a `file-private` mapping, open for the
+    /// mapping's lifetime so that `check-file` can read it (closed after
+    /// the unmap: fields drop after `Drop::drop`).
+    file: Option<fs::File>,
 }
 
 /// What the CPU may do with one page of the mapping.
@@ -54,8 +58,6 @@ impl Mapped {
         let fd = file.as_ref().map_or(-1, |f| f.as_raw_fd());
         let align = spec.align_pages.max(1) * PAGE_SIZE;
         let base = map_aligned(len, align, prot, flags, fd)?;
-        // The file stays alive through the mapping; only the name goes.
-        drop(file);
 
         let access = if writable {
             Access::ReadWrite
@@ -68,6 +70,7 @@ impl Mapped {
             writable,
             kind: spec.kind,
             access: RefCell::new(vec![access; spec.pages as usize]),
+            file,
         };
         if spec.hugepage {
             // SAFETY: base..base+len is our mapping.
@@ -88,6 +91,37 @@ impl Mapped {
     /// Was the mapping created writable (before any `mprotect` step)?
     pub fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Is there a file behind the mapping (`file-private`)?
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// pread(2) the whole backing file, `pages * PAGE_SIZE` bytes from
+    /// offset 0, into `buf` (exactly that long): through the file's own
+    /// descriptor, not the mapping, which may be unmapped in part or whole.
+    pub fn read_file(&self, buf: &mut [u64]) -> Result<(), String> {
+        let Some(file) = &self.file else {
+            return Err(format!("a {:?} mapping has no backing file", self.kind));
+        };
+        let len = (self.pages * PAGE_SIZE) as usize;
+        assert_eq!(buf.len() * 8, len, "buffer is not the file's size");
+        // SAFETY: buf is `len` bytes of writable memory; the descriptor is
+        // open while `self` lives.
+        let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), len, 0) };
+        if n < 0 {
+            return Err(format!(
+                "pread of the backing file ({len} bytes) failed: {}",
+                describe_errno(last_errno())
+            ));
+        }
+        if n as usize != len {
+            return Err(format!(
+                "pread of the backing file returned {n} of its {len} bytes"
+            ));
+        }
+        Ok(())
     }
 
     /// The first page of `range` that does not allow `want`: an unmapped
@@ -497,6 +531,36 @@ mod tests {
         let err = m.protect(PageRange(4, 6), Prot::ReadOnly).unwrap_err();
         assert!(err.contains("page 5"), "{err}");
         // Drop unmaps [0, 5) and [7, 8) only.
+    }
+
+    #[test]
+    fn the_backing_file_of_a_private_mapping_keeps_its_zeros() {
+        use std::os::unix::fs::FileExt;
+        let m = Mapped::create(&spec(MappingKind::FilePrivate, 4, 1)).unwrap();
+        assert!(m.has_file());
+        // SAFETY: pages 0..4 of a writable mapping, this thread only.
+        unsafe { write_pattern_at(m.addr(0), 0, 4, 5) };
+        m.unmap(PageRange(2, 3)).unwrap();
+        let mut buf = vec![1u64; 4 * WORDS_PER_PAGE];
+        m.read_file(&mut buf).unwrap();
+        assert!(buf.iter().all(|&w| w == 0));
+        // What the file holds, not what the mapping holds.
+        let file = m.file.as_ref().unwrap();
+        file.write_at(&[0x5a], 3 * PAGE_SIZE + 8).unwrap();
+        m.read_file(&mut buf).unwrap();
+        assert_eq!(buf[3 * WORDS_PER_PAGE + 1].to_ne_bytes()[0], 0x5a);
+        // A file cut short reads short.
+        file.set_len(PAGE_SIZE).unwrap();
+        let e = m.read_file(&mut buf).unwrap_err();
+        assert_eq!(
+            e,
+            "pread of the backing file returned 4096 of its 16384 bytes"
+        );
+
+        let anon = Mapped::create(&spec(MappingKind::AnonPrivate, 1, 1)).unwrap();
+        assert!(!anon.has_file());
+        let e = anon.read_file(&mut buf[..WORDS_PER_PAGE]).unwrap_err();
+        assert!(e.contains("no backing file"), "{e}");
     }
 
     #[test]

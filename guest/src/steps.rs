@@ -303,6 +303,7 @@ impl Ctx<'_> {
             }
             Op::Fork | Op::ChildRead | Op::ChildWrite => self.fork_step(step, range, m),
             Op::WriteProtect | Op::CheckWriteProtected => self.wp_step(step, range, m),
+            Op::CheckFile => self.check_file(m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -545,6 +546,25 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// check-file: pread(2) the whole file behind a `file-private`
+    /// mapping, into the scratch buffer (the mapping's size, allocated
+    /// before the mapping like every buffer), and find every byte zero. It
+    /// reads the file, not the mapping: the content model does not change,
+    /// and unmapped pages do not matter.
+    fn check_file(&mut self, m: &mut Measured) -> Result<(), Failure> {
+        if !self.map.has_file() {
+            return Err(Failure::error(
+                "check-file needs a file-private mapping: an anonymous mapping has no file to read",
+            ));
+        }
+        let buf = &mut self.scratch.words[..words_in(PageRange(0, self.map.pages()))];
+        let t0 = monotonic_ns();
+        let read = self.map.read_file(buf);
+        m.duration_ns = monotonic_ns() - t0;
+        read.map_err(Failure::fail)?;
+        file_reads_zeros(buf).map_err(Failure::fail)
+    }
+
     fn userfaultfd_idle(&mut self, m: &mut Measured) -> Result<(), Failure> {
         let Some(uffd) = self.uffd else {
             return Err(Failure::error(
@@ -699,6 +719,24 @@ fn vdso_base() -> Result<u64, String> {
         );
     }
     Ok(base)
+}
+
+/// The backing file of a private mapping, read whole into `words`: every
+/// byte zero, or the first that is not, by page and byte.
+fn file_reads_zeros(words: &[u64]) -> Result<(), String> {
+    let Some(at) = words.iter().position(|&w| w != 0) else {
+        return Ok(());
+    };
+    // The bytes in file order: the buffer's memory order.
+    let bytes = words[at].to_ne_bytes();
+    let (i, byte) = bytes.iter().enumerate().find(|(_, b)| **b != 0).unwrap();
+    let offset = at as u64 * 8 + i as u64;
+    Err(format!(
+        "the backing file's page {} reads {byte:#04x} at byte {}: a private mapping must leave \
+         its file as it was (all zeros)",
+        offset / PAGE_SIZE,
+        offset % PAGE_SIZE
+    ))
 }
 
 fn words_in(range: PageRange) -> usize {
@@ -1490,6 +1528,71 @@ pub(crate) mod tests {
             verdict,
             Verdict::error("step 0 (drop-refs): drop-refs: no hold-refs step holds pages")
         );
+    }
+
+    #[test]
+    fn check_file_reads_the_private_mappings_file_and_leaves_the_model() {
+        use hmmlab_proto::scenario::MappingKind;
+        let pages = |a, b| Some(PageRange(a, b));
+        let steps = vec![
+            step(Op::CheckFile),
+            Step {
+                pages: pages(1, 3),
+                ..step(Op::CpuWrite)
+            },
+            Step {
+                pages: pages(3, 4),
+                ..step(Op::Munmap)
+            },
+            // The file, not the mapping: the unmapped page does not matter.
+            step(Op::CheckFile),
+            // The model is as the CPU steps left it.
+            Step {
+                pages: pages(0, 3),
+                ..step(Op::CpuRead)
+            },
+        ];
+        let mut s = scenario(4, false, steps);
+        s.mapping.as_mut().unwrap().kind = MappingKind::FilePrivate;
+        let (verdict, records) = run_without_device(&s);
+        assert_eq!(verdict, Verdict::pass());
+        assert_eq!(records.len(), 5);
+
+        let (verdict, _) = run_without_device(&scenario(4, false, vec![step(Op::CheckFile)]));
+        assert_eq!(
+            verdict,
+            Verdict::error(
+                "step 0 (check-file): check-file needs a file-private mapping: an anonymous \
+                 mapping has no file to read"
+            )
+        );
+        let mut s = step(Op::CheckFile);
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.expect_errno = Some(0);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error(
+                "check-file issues no ioctl: expect_errno, expect_cpages and expect_faults do \
+                 not apply"
+            )
+        );
+    }
+
+    #[test]
+    fn file_reads_zeros_names_the_first_byte_that_is_not() {
+        let mut words = vec![0u64; 3 * WORDS_PER_PAGE];
+        assert_eq!(file_reads_zeros(&words), Ok(()));
+        words[1] = u64::from_ne_bytes([0, 0, 0, 0, 0, 0x5a, 0, 0x01]);
+        words[WORDS_PER_PAGE] = 7;
+        assert_eq!(
+            file_reads_zeros(&words).unwrap_err(),
+            "the backing file's page 0 reads 0x5a at byte 13: a private mapping must leave its \
+             file as it was (all zeros)"
+        );
+        words[1] = 0;
+        assert!(file_reads_zeros(&words)
+            .unwrap_err()
+            .starts_with("the backing file's page 1 reads 0x07 at byte 0:"));
     }
 
     #[test]

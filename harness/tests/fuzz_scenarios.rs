@@ -588,6 +588,7 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     }
     let refused = match st.op {
         Op::UserfaultfdIdle => !m.userfaultfd,
+        Op::CheckFile => m.kind != MappingKind::FilePrivate,
         _ => (st.op.cpu_writes() || st.op == Op::ChildWrite) && m.prot == Prot::ReadOnly,
     };
     if refused {
@@ -753,6 +754,7 @@ fn mapping_allowed(s: &Scenario, m: &Mapping) -> bool {
     }
     ok &= m.userfaultfd || s.step.iter().all(|st| st.op != Op::UserfaultfdIdle);
     ok &= m.kind == MappingKind::AnonPrivate || s.step.iter().all(|st| st.op != Op::Discard);
+    ok &= m.kind == MappingKind::FilePrivate || s.step.iter().all(|st| st.op != Op::CheckFile);
     // Steps run in order: what a page allows depends on the munmap and
     // mprotect steps before.
     if (1..=MAX_PAGES).contains(&m.pages) {
@@ -1126,6 +1128,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         .filter(|op| *op != Op::MigrateRace || !s.pin_cpu)
         .filter(|op| *op != Op::UserfaultfdIdle || m.userfaultfd)
         .filter(|op| *op != Op::Discard || m.kind == MappingKind::AnonPrivate)
+        .filter(|op| *op != Op::CheckFile || m.kind == MappingKind::FilePrivate)
         .filter(|op| {
             *op != Op::WriteProtect || (m.kind == MappingKind::AnonPrivate && !m.userfaultfd)
         })

@@ -108,6 +108,11 @@ pub enum Op {
     /// installed with VM_DONTEXPAND (__install_special_mapping()), one of
     /// VM_SPECIAL, which migrate_vma_setup() refuses with EINVAL.
     MigrateVdso,
+    /// pread(2) of the whole file behind a `file-private` mapping, through
+    /// a descriptor kept open for the mapping's lifetime: a private mapping
+    /// never writes back, so every byte must still be zero. Goes through
+    /// the file, not the mapping: no CPU access to the mapping.
+    CheckFile,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -160,6 +165,9 @@ pub enum OpKind {
     PagemapCheck,
     /// Migrates a page outside the mapping: the process's vdso.
     MigrateOutside,
+    /// Reads the mapping's backing file through its own descriptor, not
+    /// through the mapping.
+    FileCheck,
 }
 
 /// Which pages a step works on.
@@ -251,7 +259,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 28] = [
+    pub const ALL: [Op; 29] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -280,6 +288,7 @@ impl Op {
         Op::WriteProtect,
         Op::CheckWriteProtected,
         Op::MigrateVdso,
+        Op::CheckFile,
     ];
 
     /// This op's rules: the one place they are written.

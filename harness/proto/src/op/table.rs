@@ -34,6 +34,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::WriteProtect => &WRITE_PROTECT,
         Op::CheckWriteProtected => &CHECK_WRITE_PROTECTED,
         Op::MigrateVdso => &MIGRATE_VDSO,
+        Op::CheckFile => &CHECK_FILE,
     }
 }
 
@@ -434,4 +435,25 @@ const MIGRATE_VDSO: OpRules = OpRules {
         ..NOTHING
     },
     command: command("HMM_DMIRROR_MIGRATE_TO_DEV"),
+};
+
+/// A MAP_PRIVATE mapping never writes back to its file (the guest's is an
+/// unlinked tmpfs file sized with set_len, all zeros): whatever the steps
+/// did to the mapping, pread(2) of the file must read zeros. A page-cache
+/// page that a migration to the device refused (__migrate_device_pages():
+/// a page with a mapping that is not anonymous loses MIGRATE_PFN_MIGRATE)
+/// must still be the file's own; a kernel that went on to
+/// folio_migrate_mapping() would leave the device page in the page cache,
+/// and reading the file would show it (wrong data or an oops).
+const CHECK_FILE: OpRules = OpRules {
+    name: "check-file",
+    kind: OpKind::FileCheck,
+    pages: Pages::None {
+        why: "check-file reads the whole backing file, not pages of the mapping",
+    },
+    checks: own_check(
+        "check-file issues no dmirror ioctl and checks the file itself: every byte must read \
+         as zero",
+    ),
+    command: None,
 };

@@ -34,6 +34,7 @@ fn position(op: Op) -> usize {
         Op::WriteProtect => 25,
         Op::CheckWriteProtected => 26,
         Op::MigrateVdso => 27,
+        Op::CheckFile => 28,
     }
 }
 
@@ -168,7 +169,8 @@ fn kinds() {
             Op::DropRefs,
             Op::UnpinPages,
             Op::Fork,
-            Op::MigrateVdso
+            Op::MigrateVdso,
+            Op::CheckFile
         ]
     );
     let child: Vec<Op> = Op::ALL
@@ -211,4 +213,22 @@ fn pin_pages_needs_a_newer_gup_test() {
         assert_eq!(op.newer_interface(), op.newer_command(), "{op:?}");
     }
     assert_eq!(Op::FailAlloc.newer_interface().unwrap().module, "test_hmm");
+}
+
+#[test]
+fn check_file_reads_the_file_not_the_mapping() {
+    let op = Op::CheckFile;
+    assert_eq!(Op::from_name("check-file"), Some(op));
+    let back: Op = serde_json::from_str("\"check-file\"").unwrap();
+    assert_eq!(back, op);
+    assert_eq!(serde_json::to_string(&op).unwrap(), "\"check-file\"");
+    // The whole file, checked by the op itself: no pages, no expect*
+    // fields, no variants, no ioctl.
+    assert!(op.takes_no_pages() && op.checks_itself() && !op.issues_ioctl());
+    assert_eq!(op.rules().command, None);
+    assert_eq!(op.rules().kind, OpKind::FileCheck);
+    // Through the file: no CPU access to the mapping, so the content
+    // model does not change.
+    assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
+    assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
 }

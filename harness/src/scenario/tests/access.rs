@@ -1,7 +1,8 @@
 //! The ops that change the mapping (`munmap`, `mprotect`), the ops that
 //! hold references or pins (`hold-refs`, `drop-refs`, `pin-pages`,
-//! `unpin-pages`) and the ops that need a newer test_hmm or gup_test
-//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`).
+//! `unpin-pages`), the ops that need a newer test_hmm or gup_test
+//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`) and the op that
+//! needs the mapping's backing file (`check-file`).
 
 use std::path::Path;
 
@@ -561,4 +562,55 @@ fn pin_cpu_in_steps_scenarios_without_a_race() {
     );
     let d = one(&OK.replacen("\n", "\npin_cpu = 1\n", 1));
     assert_eq!(d.line, 2, "{d}");
+}
+
+#[test]
+fn check_file_only_in_a_file_private_mapping() {
+    let step = "[[step]]\nop = \"check-file\"\n";
+    let file = with(step).replace("anon-private", "file-private");
+    loads(&file);
+    // Parsed as the op, and back through the record format unchanged.
+    let s = parse_str(Path::new("t.toml"), &file).unwrap();
+    assert_eq!(s.step[1].op, hmmlab_proto::scenario::Op::CheckFile);
+    assert_eq!(s.step[1].pages, None);
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains("\"op\":\"check-file\""), "{json}");
+    assert_eq!(
+        serde_json::from_str::<hmmlab_proto::scenario::Scenario>(&json).unwrap(),
+        s
+    );
+    // Line 4: the mapping's kind; line 9: the step's op.
+    for kind in ["anon-private", "anon-shared"] {
+        let d = one(&with(step).replace("anon-private", kind));
+        assert_at(
+            &d,
+            9,
+            6,
+            "`op = \"check-file\"` needs `kind = \"file-private\"` in [mapping]",
+        );
+        let hint = d.hint.as_ref().unwrap();
+        assert!(
+            hint.contains("line 4") && hint.contains("file-private"),
+            "{hint}"
+        );
+    }
+    // The whole file, checked by the op itself: no pages, no expect*
+    // fields, no variants.
+    let d = one(&format!("{file}pages = [0, 1]\n"));
+    assert_at(&d, 10, 1, "`pages` does not apply to `op = \"check-file\"`");
+    let d = one(&format!("{file}expect_errno = 0\n"));
+    assert_at(
+        &d,
+        10,
+        1,
+        "`expect_errno` does not apply to `op = \"check-file\"`",
+    );
+    let d = one(&format!(
+        "{file}[[step.variant]]\nwhen = {{ kernel = \">=7.0\" }}\nexpect_errno = 0\n"
+    ));
+    assert!(
+        d.message
+            .contains("`op = \"check-file\"` takes no [[step.variant]]"),
+        "{d}"
+    );
 }

@@ -45,6 +45,7 @@ const CHECKS: &[Check] = &[
     check_iterations,
     check_min_complete,
     check_userfaultfd_idle,
+    check_file_ops,
     check_step_fields,
     check_faults_stated,
     check_cpages_bound,

@@ -3,7 +3,7 @@
 //! `expect*` fields.
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
-use hmmlab_proto::scenario::{Op, PageRange, Prot, Scenario, StateExpect, Touch};
+use hmmlab_proto::scenario::{MappingKind, Op, PageRange, Prot, Scenario, StateExpect, Touch};
 use hmmlab_proto::state::{for_device, parse_expected, ANY};
 use toml::de::DeValue;
 
@@ -402,6 +402,30 @@ pub(super) fn check_userfaultfd_idle(cx: &mut Ctx<'_, '_>) {
             cx.at_value(
                 key_path!["step", i, "op"],
                 "`op = \"userfaultfd-idle\"` needs `userfaultfd = true` in [mapping]".to_string(),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// check-file reads the file behind a `file-private` mapping: an
+/// anonymous mapping has none.
+pub(super) fn check_file_ops(cx: &mut Ctx<'_, '_>) {
+    let Some(m) = &cx.s.mapping else { return };
+    if m.kind == MappingKind::FilePrivate {
+        return;
+    }
+    for (i, st) in cx.s.step.iter().enumerate() {
+        if st.op == Op::CheckFile {
+            let line = cx.line_of(key_path!["mapping", "kind"]);
+            let hint = format!(
+                "check-file reads the file behind the mapping, and an anonymous mapping (kind on \
+                 line {line}) has none: check the file in a `kind = \"file-private\"` scenario, \
+                 or leave the step out"
+            );
+            cx.at_value(
+                key_path!["step", i, "op"],
+                "`op = \"check-file\"` needs `kind = \"file-private\"` in [mapping]".to_string(),
                 Some(hint),
             );
         }
