@@ -1259,6 +1259,8 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
             .prot
             .then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         mirror: None,
+        set: None,
+        clear: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1537,6 +1539,8 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
         }),
         prot: (checks.prot != maybe(rng, 1)).then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         mirror: None,
+        set: None,
+        clear: None,
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {
