@@ -304,6 +304,7 @@ impl Ctx<'_> {
             Op::Fork | Op::ChildRead | Op::ChildWrite => self.fork_step(step, range, m),
             Op::WriteProtect | Op::CheckWriteProtected => self.wp_step(step, range, m),
             Op::CheckFile => self.check_file(m),
+            Op::CheckPageFlags => self.check_page_flags(step, range, m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -565,6 +566,42 @@ impl Ctx<'_> {
         file_reads_zeros(buf).map_err(Failure::fail)
     }
 
+    /// check-page-flags: each page's PFN from /proc/self/pagemap (the
+    /// whole range in one read), then that PFN's flags in /proc/kpageflags
+    /// (pagemap.rs), held against `set` and `clear`. Both go into the
+    /// scratch buffer (the mapping's size in words, so room for two words
+    /// per page), allocated before the mapping like every buffer. It reads
+    /// /proc files, not the mapping: the content model does not change.
+    /// An unmapped page is refused like a CPU read of it: it has no page.
+    fn check_page_flags(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        use crate::pagemap::{self, FlagsProblem, KpageFlags};
+        self.cpu_may(step.op, range, false)?;
+        let n = range.len() as usize;
+        let (entries, rest) = self.scratch.words.split_at_mut(n);
+        let flags = &mut rest[..n];
+        let t0 = monotonic_ns();
+        let kpf = KpageFlags::open().map_err(Failure::error)?;
+        pagemap::read_into(self.map.addr(range.start()), entries).map_err(Failure::error)?;
+        let result = pagemap::check_page_flags(
+            range.start(),
+            entries,
+            flags,
+            |pfn| kpf.read(pfn),
+            step.set.as_deref().unwrap_or_default(),
+            step.clear.as_deref().unwrap_or_default(),
+        );
+        m.duration_ns = monotonic_ns() - t0;
+        result.map_err(|p| match p {
+            FlagsProblem::Unreadable(e) => Failure::error(e),
+            FlagsProblem::Differs(e) => Failure::fail(e),
+        })
+    }
+
     fn userfaultfd_idle(&mut self, m: &mut Measured) -> Result<(), Failure> {
         let Some(uffd) = self.uffd else {
             return Err(Failure::error(
@@ -765,6 +802,19 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         }
         _ => {}
     }
+    if checks.page_flags {
+        let (set, clear) = (step.set.as_deref(), step.clear.as_deref());
+        let (set, clear) = (set.unwrap_or_default(), clear.unwrap_or_default());
+        if set.is_empty() && clear.is_empty() {
+            return refuse(format!("{op} needs a flag in `set` or `clear`"));
+        }
+        if let Some(f) = set.iter().find(|f| clear.contains(f)) {
+            return refuse(format!("{f} is in both `set` and `clear`"));
+        }
+    } else if step.set.is_some() || step.clear.is_some() {
+        let with = ops_with(|c| c.page_flags);
+        return refuse(format!("`set` and `clear` apply to {with} steps, not {op}"));
+    }
     if !step.expect.is_empty() && !checks.states {
         let with = ops_with(|c| c.states);
         return refuse(format!("`expect` applies to {with} steps, not {op}"));
@@ -924,6 +974,8 @@ pub(crate) mod tests {
             min_complete: None,
             prot: None,
             mirror: None,
+            set: None,
+            clear: None,
             variant: vec![],
         }
     }
@@ -1574,6 +1626,113 @@ pub(crate) mod tests {
             Failure::error(
                 "check-file issues no ioctl: expect_errno, expect_cpages and expect_faults do \
                  not apply"
+            )
+        );
+    }
+
+    #[test]
+    fn check_page_flags_takes_its_flags_and_no_other_op_does() {
+        use hmmlab_proto::scenario::PageFlag::*;
+        let mut s = step(Op::CheckPageFlags);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("check-page-flags needs a flag in `set` or `clear`")
+        );
+        s.set = Some(vec![]);
+        s.clear = Some(vec![]);
+        assert!(check_applicable(&s).is_err());
+        s.clear = Some(vec![Dirty]);
+        assert_eq!(check_applicable(&s), Ok(()));
+        s.set = Some(vec![Uptodate, Dirty]);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("dirty is in both `set` and `clear`")
+        );
+        s.expect_errno = Some(0);
+        s.set = None;
+        assert!(check_applicable(&s)
+            .unwrap_err()
+            .message
+            .starts_with("check-page-flags issues no ioctl"));
+        let mut s = step(Op::CheckWriteProtected);
+        s.set = Some(vec![Anon]);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error(
+                "`set` and `clear` apply to check-page-flags steps, not check-write-protected"
+            )
+        );
+    }
+
+    /// Run through the scenario process's code as root on the machine the
+    /// tests run on (skipped where /proc/kpageflags cannot be read): the
+    /// written pages of an anonymous mapping are uptodate, anonymous and
+    /// swap-backed, the holes are no pages, an unmapped page is refused, and
+    /// the content model stays as it was.
+    #[test]
+    fn check_page_flags_reads_the_flags_of_written_pages() {
+        use hmmlab_proto::scenario::PageFlag::*;
+        if let Err(e) = crate::pagemap::KpageFlags::open() {
+            println!("skipped: {e}");
+            return;
+        }
+        let flags = |pages: (u64, u64), set, clear| Step {
+            pages: Some(PageRange(pages.0, pages.1)),
+            set: Some(set),
+            clear: Some(clear),
+            ..step(Op::CheckPageFlags)
+        };
+        // Pages 0 and 1 are written by populate, 2 and 3 are holes.
+        let steps = vec![
+            flags((0, 2), vec![Uptodate, Anon, Swapbacked], vec![Locked]),
+            Step {
+                pages: Some(PageRange(0, 2)),
+                ..step(Op::CpuRead)
+            },
+        ];
+        let (verdict, records) = run_without_device(&scenario(4, false, steps));
+        assert_eq!(verdict, Verdict::pass());
+        assert_eq!(records.len(), 2);
+
+        let steps = vec![flags((0, 4), vec![Anon], vec![])];
+        let (verdict, _) = run_without_device(&scenario(4, false, steps));
+        assert_eq!(
+            verdict,
+            Verdict::with(
+                Outcome::Fail,
+                "step 0 (check-page-flags): page 2 is not a present page in system memory \
+                 (pagemap entry 0x0000000000000000): check-page-flags reads the flags of system \
+                 pages only"
+            )
+        );
+
+        let steps = vec![flags((0, 2), vec![], vec![Anon])];
+        let (verdict, _) = run_without_device(&scenario(4, false, steps));
+        let Verdict { outcome, message } = verdict;
+        assert_eq!(outcome, Outcome::Fail);
+        let message = message.unwrap();
+        assert!(
+            message.starts_with("step 0 (check-page-flags): page 0: anon is set (kpageflags 0x"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("expected clear; 2 of 2 pages differ"),
+            "{message}"
+        );
+
+        let steps = vec![
+            Step {
+                pages: Some(PageRange(1, 2)),
+                ..step(Op::Munmap)
+            },
+            flags((0, 2), vec![Anon], vec![]),
+        ];
+        let (verdict, _) = run_without_device(&scenario(4, false, steps));
+        assert_eq!(
+            verdict,
+            Verdict::error(
+                "step 1 (check-page-flags): check-page-flags of page 1, which a munmap step \
+                 unmapped"
             )
         );
     }

@@ -15,8 +15,9 @@
 //!   ones, whether they load must agree with the rules of the file format,
 //!   restated here (`rules_allow`): which op takes which field is the op
 //!   table's (`Op::rules`), how the fields combine, what the `munmap`
-//!   and `mprotect` steps leave the later steps and when a `drop-refs` step
-//!   has references to drop is restated independently.
+//!   and `mprotect` steps leave the later steps, when a `drop-refs` step
+//!   has references to drop and which flags a `check-page-flags` step may
+//!   name is restated independently.
 //!   Every op in `Op::ALL` is generated.
 //!
 //! What must hold for every input: no panic; an `Err` carries at least one
@@ -54,8 +55,8 @@ use hmmlab_harness::scenario::{
 };
 use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
-    DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageRange, Populate, Prot, Scenario,
-    StateExpect, Step, ThpMode, Touch, Variant, When,
+    DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageFlag, PageRange, Populate, Prot,
+    Scenario, StateExpect, Step, ThpMode, Touch, Variant, When,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
@@ -308,6 +309,11 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
             prop_assert!(st.pages.is_none());
         }
         prop_assert_eq!(st.prot.is_some(), st.op.rules().checks.prot);
+        if st.op.rules().checks.page_flags {
+            prop_assert!(flags_allowed(st));
+        } else {
+            prop_assert!(st.set.is_none() && st.clear.is_none());
+        }
         if st.op.checks_itself() {
             prop_assert!(st.variant.is_empty() && st.expect_errno.is_none());
         }
@@ -451,6 +457,7 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
             || st.op == Op::Discard
             || st.op == Op::HoldRefs
             || st.op == Op::PinPages
+            || st.op == Op::CheckPageFlags
             || (st.op.issues_ioctl() && !fails))
     {
         return false;
@@ -507,12 +514,13 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             guest_accepts_step(m, st).map_err(|why| format!("{at}: {why}"))?;
         }
         // The guest refuses a CPU access to an unmapped page, a CPU write
-        // to a read-only one, an mprotect or a hold-refs of an unmapped
-        // page.
+        // to a read-only one, an mprotect, a hold-refs or a
+        // check-page-flags of an unmapped page.
         if let Some(r) = step_range(own, m.pages) {
             let cpu_bad = (own.op.is_cpu_access()
                 || own.op == Op::HoldRefs
-                || own.op == Op::PinPages)
+                || own.op == Op::PinPages
+                || own.op == Op::CheckPageFlags)
                 && access.any(r, |a, _| {
                     a == PageAccess::Unmapped || (own.op.cpu_writes() && a == PageAccess::ReadOnly)
                 });
@@ -553,6 +561,19 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     }
     if st.prot.is_some() != rules.checks.prot {
         return Err("prot".into());
+    }
+    // check-page-flags: a flag in one of the lists, none in both (a flag
+    // named twice in one list does no harm there).
+    if rules.checks.page_flags {
+        let (set, clear) = (
+            st.set.as_deref().unwrap_or_default(),
+            st.clear.as_deref().unwrap_or_default(),
+        );
+        if (set.is_empty() && clear.is_empty()) || set.iter().any(|f| clear.contains(f)) {
+            return Err("set/clear".into());
+        }
+    } else if st.set.is_some() || st.clear.is_some() {
+        return Err(format!("set/clear on {op}"));
     }
     if !st.expect.is_empty() && !rules.checks.states {
         return Err(format!("expect on {op}"));
@@ -777,6 +798,11 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     ok &= !(st.op.takes_no_pages() && st.pages.is_some());
     ok &= !(st.op.needs_pages() && st.pages.is_none());
     ok &= st.prot.is_some() == checks.prot;
+    ok &= if checks.page_flags {
+        flags_allowed(st)
+    } else {
+        st.set.is_none() && st.clear.is_none()
+    };
     if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
         ok &= req
@@ -817,6 +843,15 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
     ok && tables
         .into_iter()
         .all(|t| expectations_allowed(st, t, limit, &range_ok))
+}
+
+/// The flags of a step that checks them (check-page-flags): at least one
+/// between `set` and `clear`, each named once, none in both.
+fn flags_allowed(st: &Step) -> bool {
+    let set = st.set.as_deref().unwrap_or_default();
+    let clear = st.clear.as_deref().unwrap_or_default();
+    let all: Vec<PageFlag> = set.iter().chain(clear).copied().collect();
+    !all.is_empty() && all.iter().enumerate().all(|(i, f)| !all[..i].contains(f))
 }
 
 /// One table of expectations: cpages, faults, errno, states, and whether
@@ -1259,6 +1294,8 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
             .prot
             .then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         mirror: None,
+        set: None,
+        clear: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1280,6 +1317,9 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
             st.expect = gen_expects(rng, span);
         }
     }
+    if checks.page_flags {
+        (st.set, st.clear) = gen_valid_flags(rng);
+    }
     if checks.iterations {
         st.iterations =
             Some(rng.between(u64::from(*ITERATIONS.start()), u64::from(*ITERATIONS.end())) as u32);
@@ -1299,6 +1339,26 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         }
     }
     st
+}
+
+/// `set` and `clear` of a check-page-flags step: distinct flags, at least
+/// one, split between the two lists; an empty list written or left out.
+fn gen_valid_flags(rng: &mut Rng) -> (Option<Vec<PageFlag>>, Option<Vec<PageFlag>>) {
+    let mut all = PageFlag::ALL;
+    rng.shuffle(&mut all);
+    let n = rng.between(1, 4) as usize;
+    let cut = rng.between(0, n as u64) as usize;
+    let list = |rng: &mut Rng, flags: &[PageFlag]| {
+        (!flags.is_empty() || rng.chance(1, 4)).then(|| flags.to_vec())
+    };
+    (list(rng, &all[..cut]), list(rng, &all[cut..n]))
+}
+
+/// `set` or `clear` chosen freely: empty, a flag twice, any flags.
+fn gen_free_flags(rng: &mut Rng) -> Vec<PageFlag> {
+    (0..rng.below(4))
+        .map(|_| *rng.pick(&PageFlag::ALL))
+        .collect()
 }
 
 fn gen_errno(rng: &mut Rng) -> i32 {
@@ -1537,6 +1597,8 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
         }),
         prot: (checks.prot != maybe(rng, 1)).then(|| *rng.pick(&[Prot::ReadOnly, Prot::ReadWrite])),
         mirror: None,
+        set: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
+        clear: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {
@@ -1634,7 +1696,8 @@ fn perturb_mapping(rng: &mut Rng, m: &mut Mapping, choice: u64) {
     }
 }
 
-/// Change one field of a step (`choice` 13 to 24).
+/// Change one field of a step (`choice` 13 to 24; 19 is `iterations` or
+/// `min_complete`, 23 `prot` or the page flags).
 fn perturb_step(rng: &mut Rng, st: &mut Step, choice: u64, n: u64) {
     match choice {
         13 | 14 => st.op = *rng.pick(&Op::ALL),
@@ -1678,11 +1741,27 @@ fn perturb_step(rng: &mut Rng, st: &mut Step, choice: u64, n: u64) {
             })
         }
         22 => st.expect.clear(),
-        23 => {
+        23 if rng.chance(1, 2) => {
             st.prot = match rng.below(3) {
                 0 => None,
                 1 => Some(Prot::ReadOnly),
                 _ => Some(Prot::ReadWrite),
+            }
+        }
+        23 => {
+            // A flag list dropped, emptied, or given a flag (maybe one the
+            // other list or this one has already).
+            let list = if rng.chance(1, 2) {
+                &mut st.set
+            } else {
+                &mut st.clear
+            };
+            match rng.below(3) {
+                0 => *list = None,
+                1 => *list = Some(vec![]),
+                _ => list
+                    .get_or_insert_with(Vec::new)
+                    .push(*rng.pick(&PageFlag::ALL)),
             }
         }
         _ => {
@@ -2106,6 +2185,18 @@ fn count_keys(
     keys
 }
 
+/// `set = [...]` and `clear = [...]`, as the step gives them.
+fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
+    let mut keys = vec![];
+    for (key, list) in [("set", &step.set), ("clear", &step.clear)] {
+        if let Some(list) = list {
+            let names: Vec<String> = list.iter().map(|f| st.string(f.as_str())).collect();
+            keys.push(format!("{key} = [{}]", names.join(", ")));
+        }
+    }
+    keys
+}
+
 /// A step as one inline table.
 fn step_inline(st: &mut Style, step: &Step) -> String {
     let mut keys = vec![format!("op = {}", st.string(op_name(step.op)))];
@@ -2127,6 +2218,7 @@ fn step_inline(st: &mut Style, step: &Step) -> String {
     if let Some(p) = step.prot {
         keys.push(format!("prot = {}", st.string(p.as_str())));
     }
+    keys.extend(flag_keys(st, step));
     if !step.expect.is_empty() {
         keys.push(format!("expect = {}", st.expects_inline(&step.expect)));
     }
@@ -2175,6 +2267,7 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
     if let Some(p) = step.prot {
         keys.push(format!("prot = {}", st.string(p.as_str())));
     }
+    keys.extend(flag_keys(st, step));
     let expect_tables = st.expect_tables;
     if !step.expect.is_empty() && !expect_tables {
         keys.push(format!("expect = {}", st.expects_inline(&step.expect)));
@@ -2274,6 +2367,7 @@ fn known_words() -> Vec<String> {
     );
     w.extend(THP_MODES.iter().map(|t| t.as_str().to_string()));
     w.extend(STATE_NAMES.iter().map(|(n, _)| n.to_string()));
+    w.extend(PageFlag::ALL.iter().map(|f| f.as_str().to_string()));
     w.extend(
         [
             "steps",
@@ -2319,6 +2413,8 @@ const KEYS: &[&str] = &[
     "expect",
     "iterations",
     "min_complete",
+    "set",
+    "clear",
     "variant",
     "when",
     "kernel",
@@ -2789,6 +2885,44 @@ fn the_generators_emit_every_op() {
             op.as_str()
         );
     }
+}
+
+#[test]
+fn generated_page_flags_break_each_rule_and_keep_them() {
+    // Valid check-page-flags steps with flags in both lists, and free or
+    // perturbed ones with none, with a flag twice or in both lists, and
+    // flags on another op: each is made.
+    let mut valid_both = 0;
+    let (mut none, mut twice, mut other_op) = (0, 0, 0);
+    for seed in 0..3000 {
+        for st in gen_valid(&mut Rng(seed)).step {
+            let given = |l: &Option<Vec<PageFlag>>| l.as_ref().is_some_and(|l| !l.is_empty());
+            if st.op == Op::CheckPageFlags && given(&st.set) && given(&st.clear) {
+                valid_both += 1;
+            }
+        }
+        let mut rng = Rng(seed);
+        let s = if rng.chance(1, 2) {
+            gen_free(&mut rng)
+        } else {
+            gen_perturbed(&mut rng)
+        };
+        for st in &s.step {
+            let all: Vec<PageFlag> = st.set.iter().chain(&st.clear).flatten().copied().collect();
+            if st.op != Op::CheckPageFlags {
+                other_op += usize::from(st.set.is_some() || st.clear.is_some());
+            } else if all.is_empty() {
+                none += 1;
+            } else if !flags_allowed(st) {
+                twice += 1;
+            }
+        }
+    }
+    assert!(valid_both > 20, "{valid_both}");
+    assert!(
+        none > 5 && twice > 5 && other_op > 5,
+        "{none} {twice} {other_op}"
+    );
 }
 
 #[test]

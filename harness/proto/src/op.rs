@@ -113,6 +113,11 @@ pub enum Op {
     /// never writes back, so every byte must still be zero. Goes through
     /// the file, not the mapping: no CPU access to the mapping.
     CheckFile,
+    /// Every page of the step's range is a page of system memory (present
+    /// in /proc/self/pagemap, with a PFN) whose entry in /proc/kpageflags
+    /// has the flags `set` names and none of those `clear` names. Reads
+    /// /proc files only: no CPU access to the mapping.
+    CheckPageFlags,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -168,6 +173,9 @@ pub enum OpKind {
     /// Reads the mapping's backing file through its own descriptor, not
     /// through the mapping.
     FileCheck,
+    /// Reads the pages' flags in /proc/kpageflags, through their PFNs in
+    /// /proc/self/pagemap.
+    PageFlagsCheck,
 }
 
 /// Which pages a step works on.
@@ -202,6 +210,8 @@ pub struct Checks {
     pub min_complete: bool,
     /// `prot`, required.
     pub prot: bool,
+    /// `set` and `clear` (page flags), at least one flag between them.
+    pub page_flags: bool,
 }
 
 /// Whether a step takes `expect_errno` (and `[[step.variant]]`).
@@ -259,7 +269,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 29] = [
+    pub const ALL: [Op; 30] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -289,6 +299,7 @@ impl Op {
         Op::CheckWriteProtected,
         Op::MigrateVdso,
         Op::CheckFile,
+        Op::CheckPageFlags,
     ];
 
     /// This op's rules: the one place they are written.

@@ -276,10 +276,118 @@ pub struct Step {
     /// snapshots and device reads and writes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<u32>,
+    /// `check-page-flags`: the flags every page of the range must have in
+    /// /proc/kpageflags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<Vec<PageFlag>>,
+    /// `check-page-flags`: the flags no page of the range may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<Vec<PageFlag>>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variant: Vec<Variant>,
+}
+
+/// A page flag `check-page-flags` checks: one bit of a page's entry in
+/// /proc/kpageflags (Documentation/admin-guide/mm/pagemap.rst), numbered as
+/// include/uapi/linux/kernel-page-flags.h numbers it. The kernel reports
+/// the flags of the page's folio: every page of a THP shows its folio's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum PageFlag {
+    /// KPF_LOCKED (0): PG_locked, the folio is locked (a migration holds
+    /// the lock from collecting the page to its end).
+    Locked,
+    /// KPF_REFERENCED (2): PG_referenced.
+    Referenced,
+    /// KPF_UPTODATE (3): PG_uptodate, the folio's data is valid.
+    Uptodate,
+    /// KPF_DIRTY (4): PG_dirty.
+    Dirty,
+    /// KPF_LRU (5): PG_lru, the folio is on an LRU list.
+    Lru,
+    /// KPF_ACTIVE (6): PG_active, on the active LRU list.
+    Active,
+    /// KPF_ANON (12): an anonymous folio (folio_test_anon()).
+    Anon,
+    /// KPF_SWAPBACKED (14): PG_swapbacked, backed by swap (anonymous and
+    /// shmem memory).
+    Swapbacked,
+    /// KPF_THP (22): the folio is a transparent huge page (on newer kernels
+    /// any large anonymous or page-cache folio, not only a PMD-sized one;
+    /// the huge zero page too).
+    Thp,
+}
+
+impl PageFlag {
+    pub const ALL: [PageFlag; 9] = [
+        PageFlag::Locked,
+        PageFlag::Referenced,
+        PageFlag::Uptodate,
+        PageFlag::Dirty,
+        PageFlag::Lru,
+        PageFlag::Active,
+        PageFlag::Anon,
+        PageFlag::Swapbacked,
+        PageFlag::Thp,
+    ];
+
+    /// The name scenario files write.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PageFlag::Locked => "locked",
+            PageFlag::Referenced => "referenced",
+            PageFlag::Uptodate => "uptodate",
+            PageFlag::Dirty => "dirty",
+            PageFlag::Lru => "lru",
+            PageFlag::Active => "active",
+            PageFlag::Anon => "anon",
+            PageFlag::Swapbacked => "swapbacked",
+            PageFlag::Thp => "thp",
+        }
+    }
+
+    /// The flag's bit number in /proc/kpageflags (`KPF_*`).
+    pub const fn kpf_bit(self) -> u32 {
+        match self {
+            PageFlag::Locked => 0,
+            PageFlag::Referenced => 2,
+            PageFlag::Uptodate => 3,
+            PageFlag::Dirty => 4,
+            PageFlag::Lru => 5,
+            PageFlag::Active => 6,
+            PageFlag::Anon => 12,
+            PageFlag::Swapbacked => 14,
+            PageFlag::Thp => 22,
+        }
+    }
+
+    /// The header's name, e.g. `KPF_UPTODATE`.
+    pub const fn kpf_name(self) -> &'static str {
+        match self {
+            PageFlag::Locked => "KPF_LOCKED",
+            PageFlag::Referenced => "KPF_REFERENCED",
+            PageFlag::Uptodate => "KPF_UPTODATE",
+            PageFlag::Dirty => "KPF_DIRTY",
+            PageFlag::Lru => "KPF_LRU",
+            PageFlag::Active => "KPF_ACTIVE",
+            PageFlag::Anon => "KPF_ANON",
+            PageFlag::Swapbacked => "KPF_SWAPBACKED",
+            PageFlag::Thp => "KPF_THP",
+        }
+    }
+
+    /// Is the flag set in a /proc/kpageflags entry?
+    pub const fn is_set_in(self, kpageflags: u64) -> bool {
+        kpageflags & (1 << self.kpf_bit()) != 0
+    }
+}
+
+impl std::fmt::Display for PageFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -449,6 +557,8 @@ mod tests {
                 min_complete: None,
                 prot: None,
                 mirror: None,
+                set: Some(vec![PageFlag::Uptodate, PageFlag::Thp]),
+                clear: Some(vec![]),
                 variant: vec![],
             }],
             kselftest: None,
@@ -456,8 +566,30 @@ mod tests {
             requires: None,
         };
         let json = serde_json::to_string(&s).unwrap();
+        assert!(
+            json.contains(r#""set":["uptodate","thp"],"clear":[]"#),
+            "{json}"
+        );
         let back: Scenario = serde_json::from_str(&json).unwrap();
         assert_eq!(s, back);
+    }
+
+    #[test]
+    fn page_flags_are_named_and_numbered_as_the_kernel_does() {
+        for (i, f) in PageFlag::ALL.into_iter().enumerate() {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.as_str()));
+            assert_eq!(serde_json::from_str::<PageFlag>(&json).unwrap(), f);
+            assert_eq!(f.kpf_name(), format!("KPF_{}", f.as_str().to_uppercase()));
+            assert!(f.is_set_in(1 << f.kpf_bit()) && !f.is_set_in(!(1 << f.kpf_bit())));
+            // One bit each, in the header's order.
+            for g in &PageFlag::ALL[i + 1..] {
+                assert!(f.kpf_bit() < g.kpf_bit(), "{f} {g}");
+            }
+        }
+        let bits: Vec<u32> = PageFlag::ALL.iter().map(|f| f.kpf_bit()).collect();
+        assert_eq!(bits, [0, 2, 3, 4, 5, 6, 12, 14, 22]);
+        assert!(serde_json::from_str::<PageFlag>("\"mlocked\"").is_err());
     }
 
     #[test]

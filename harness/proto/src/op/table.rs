@@ -35,6 +35,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::CheckWriteProtected => &CHECK_WRITE_PROTECTED,
         Op::MigrateVdso => &MIGRATE_VDSO,
         Op::CheckFile => &CHECK_FILE,
+        Op::CheckPageFlags => &CHECK_PAGE_FLAGS,
     }
 }
 
@@ -48,6 +49,7 @@ const NOTHING: Checks = Checks {
     iterations: false,
     min_complete: false,
     prot: false,
+    page_flags: false,
 };
 
 /// One dmirror ioctl, checked by `expect_errno` and `expect_cpages`.
@@ -455,5 +457,27 @@ const CHECK_FILE: OpRules = OpRules {
         "check-file issues no dmirror ioctl and checks the file itself: every byte must read \
          as zero",
     ),
+    command: None,
+};
+
+/// /proc/self/pagemap gives each page's PFN (bit 63 present, bits 0-54 the
+/// PFN, shown to CAP_SYS_ADMIN only: the guest runs as root), and
+/// /proc/kpageflags (fs/proc/page.c, stable_page_flags()) that PFN's flags,
+/// the folio's: every page of a THP reports its folio's. Only pages of
+/// system memory have them: a device-private page is a swap-type entry
+/// (PM_SWAP) without a PFN of its own, and device-coherent memory is
+/// ZONE_DEVICE, not online (pfn_to_online_page() is NULL: KPF_NOPAGE, or 0
+/// from 7.x on).
+const CHECK_PAGE_FLAGS: OpRules = OpRules {
+    name: "check-page-flags",
+    kind: OpKind::PageFlagsCheck,
+    pages: Pages::WholeByDefault,
+    checks: Checks {
+        page_flags: true,
+        ..own_check(
+            "check-page-flags checks /proc/kpageflags itself: every page of the range must be \
+             a page of system memory with the flags `set` names and none of those `clear` names",
+        )
+    },
     command: None,
 };

@@ -35,6 +35,7 @@ fn position(op: Op) -> usize {
         Op::CheckWriteProtected => 26,
         Op::MigrateVdso => 27,
         Op::CheckFile => 28,
+        Op::CheckPageFlags => 29,
     }
 }
 
@@ -117,6 +118,8 @@ fn every_ops_rules_are_consistent() {
         assert_eq!(c.faults_required, op == Op::DeviceRead, "{name}");
         assert_eq!(op.needs_faults(), c.faults_required, "{name}");
         assert_eq!(c.prot, op == Op::Mprotect, "{name}");
+        // Only check-page-flags takes `set` and `clear`.
+        assert_eq!(c.page_flags, op == Op::CheckPageFlags, "{name}");
         // Ops that need pages change the mapping, or hold references on
         // its pages, and must succeed.
         if op.needs_pages() {
@@ -231,4 +234,26 @@ fn check_file_reads_the_file_not_the_mapping() {
     // model does not change.
     assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
     assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
+}
+
+#[test]
+fn check_page_flags_reads_proc_files_not_the_mapping() {
+    let op = Op::CheckPageFlags;
+    assert_eq!(Op::from_name("check-page-flags"), Some(op));
+    let back: Op = serde_json::from_str("\"check-page-flags\"").unwrap();
+    assert_eq!(back, op);
+    assert_eq!(serde_json::to_string(&op).unwrap(), "\"check-page-flags\"");
+    // The whole mapping by default, like check-write-protected; checked
+    // by the op itself: no expect* fields, no variants, no ioctl; the
+    // flags in `set` and `clear`.
+    let r = op.rules();
+    assert_eq!(r.pages, Pages::WholeByDefault);
+    assert!(op.checks_itself() && !op.issues_ioctl() && r.checks.page_flags);
+    assert_eq!(r.command, None);
+    assert_eq!(r.kind, OpKind::PageFlagsCheck);
+    // /proc files only: no CPU access to the mapping, so the content
+    // model does not change.
+    assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
+    assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
+    assert!(!op.needs_pages() && !op.takes_no_pages());
 }

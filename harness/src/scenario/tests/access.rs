@@ -1,8 +1,9 @@
 //! The ops that change the mapping (`munmap`, `mprotect`), the ops that
 //! hold references or pins (`hold-refs`, `drop-refs`, `pin-pages`,
 //! `unpin-pages`), the ops that need a newer test_hmm or gup_test
-//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`) and the op that
-//! needs the mapping's backing file (`check-file`).
+//! (`fail-alloc`, `device-read-unlocked`, `pin-pages`), the op that
+//! needs the mapping's backing file (`check-file`), and `check-page-flags`
+//! with its flags.
 
 use std::path::Path;
 
@@ -612,5 +613,160 @@ fn check_file_only_in_a_file_private_mapping() {
         d.message
             .contains("`op = \"check-file\"` takes no [[step.variant]]"),
         "{d}"
+    );
+}
+
+#[test]
+fn check_page_flags_names_known_flags_in_set_or_clear() {
+    use hmmlab_proto::scenario::{Op, PageFlag, PageRange};
+    // Line 9: the op; 10: set; 11: clear.
+    let step = |rest: &str| with(&format!("[[step]]\nop = \"check-page-flags\"\n{rest}"));
+    let file =
+        step("set = [\"uptodate\", \"anon\"]\nclear = [\"locked\", \"thp\"]\npages = [0, 8]\n");
+    loads(&file);
+    // Parsed as the op and its flags, and back through the record format
+    // unchanged.
+    let s = parse_str(Path::new("t.toml"), &file).unwrap();
+    let st = &s.step[1];
+    assert_eq!(st.op, Op::CheckPageFlags);
+    assert_eq!(st.pages, Some(PageRange(0, 8)));
+    assert_eq!(st.set, Some(vec![PageFlag::Uptodate, PageFlag::Anon]));
+    assert_eq!(st.clear, Some(vec![PageFlag::Locked, PageFlag::Thp]));
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(
+        json.contains(r#""op":"check-page-flags","pages":[0,8],"set":["uptodate","anon"],"clear":["locked","thp"]"#),
+        "{json}"
+    );
+    assert_eq!(
+        serde_json::from_str::<hmmlab_proto::scenario::Scenario>(&json).unwrap(),
+        s
+    );
+    // One list is enough, the other may be empty; the whole mapping by
+    // default; every flag name.
+    loads(&step("clear = [\"dirty\"]\nset = []\n"));
+    loads(&step(
+        "set = [\"locked\", \"referenced\", \"uptodate\", \"dirty\", \"lru\", \"active\", \
+         \"anon\", \"swapbacked\", \"thp\"]\n",
+    ));
+
+    // A name that is no flag: where it is, and the names to use.
+    let d = one(&step("set = [\"uptodate\", \"mlocked\"]\n"));
+    assert_at(&d, 10, 20, "invalid value `mlocked` for `set`");
+    let hint = d.hint.as_deref().unwrap();
+    assert!(
+        hint.contains(
+            "`locked`, `referenced`, `uptodate`, `dirty`, `lru`, `active`, `anon`, \
+             `swapbacked`, `thp`"
+        ),
+        "{hint}"
+    );
+    let d = one(&step("clear = [\"Dirty\"]\n"));
+    assert_at(&d, 10, 10, "invalid value `Dirty` for `clear`");
+    assert!(
+        d.hint.as_deref().unwrap().contains("did you mean `dirty`?"),
+        "{d}"
+    );
+
+    // No flag at all: at the op, with the names.
+    for rest in ["", "set = []\n", "set = []\nclear = []\n"] {
+        let d = one(&step(rest));
+        assert_at(
+            &d,
+            9,
+            6,
+            "`op = \"check-page-flags\"` needs a flag in `set` or `clear`",
+        );
+        let hint = d.hint.as_deref().unwrap();
+        assert!(hint.contains("`swapbacked`, `thp`"), "{hint}");
+    }
+    // A flag in both lists: at its place in `clear`, with the line of `set`.
+    let d = one(&step(
+        "set = [\"anon\", \"dirty\"]\nclear = [\"lru\",\n\"dirty\"]\n",
+    ));
+    assert_at(&d, 12, 1, "`dirty` is in both `set` and `clear`");
+    assert!(d.hint.as_deref().unwrap().contains("line 10"), "{d}");
+    // Twice in one list.
+    let d = one(&step("set = [\"anon\", \"anon\"]\n"));
+    assert_at(
+        &d,
+        10,
+        16,
+        "`anon` is named twice in `set` (first on line 10)",
+    );
+
+    // Pages inside the mapping, and still mapped.
+    let d = one(&step("set = [\"anon\"]\npages = [8, 17]\n"));
+    assert_at(
+        &d,
+        11,
+        9,
+        "page range `[8, 17]` ends past the end of the mapping",
+    );
+    let d = one(&with(
+        "[[step]]\nop = \"munmap\"\npages = [4, 8]\n\
+         [[step]]\nop = \"check-page-flags\"\nset = [\"anon\"]\npages = [0, 5]\n",
+    ));
+    assert_at(
+        &d,
+        12,
+        6,
+        "`op = \"check-page-flags\"` reaches page 4, which step 1 (line 9) unmapped",
+    );
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap()
+            .contains("no page in system memory"),
+        "{d}"
+    );
+
+    // Checked by the op itself: no expect* fields, no variants.
+    let d = one(&step("set = [\"anon\"]\nexpect_errno = 0\n"));
+    assert_at(
+        &d,
+        11,
+        1,
+        "`expect_errno` does not apply to `op = \"check-page-flags\"`",
+    );
+    let d = one(&step("set = [\"anon\"]\nexpect_cpages = 1\n"));
+    assert_at(
+        &d,
+        11,
+        1,
+        "`expect_cpages` does not apply to `op = \"check-page-flags\"`",
+    );
+    let d = one(&step(
+        "set = [\"anon\"]\n[[step.variant]]\nwhen = { kernel = \">=7.0\" }\n",
+    ));
+    assert!(
+        d.message
+            .contains("`op = \"check-page-flags\"` takes no [[step.variant]]"),
+        "{d}"
+    );
+    // The flags are this op's: no other takes them.
+    let ds = errs(&with(
+        "[[step]]\nop = \"check-write-protected\"\nset = [\"anon\"]\nclear = [\"thp\"]\n",
+    ));
+    assert_eq!(ds.len(), 3, "{}", render(&ds));
+    assert_at(
+        &ds[1],
+        10,
+        1,
+        "`set` does not apply to `op = \"check-write-protected\"`",
+    );
+    assert!(
+        ds[1]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("`op = \"check-page-flags\"`"),
+        "{}",
+        ds[1]
+    );
+    assert_at(
+        &ds[2],
+        11,
+        1,
+        "`clear` does not apply to `op = \"check-write-protected\"`",
     );
 }

@@ -410,6 +410,9 @@ fn access_problem(
              stay mapped"
         } else if st.op == Op::PinPages {
             "pinning an unmapped page fails with EFAULT: pin pages that stay mapped"
+        } else if st.op == Op::CheckPageFlags {
+            "an unmapped page has no page in system memory, so it has no flags to check: check \
+             pages that stay mapped"
         } else if st.op.issues_ioctl() && !fails {
             "test_hmm fails an ioctl over an unmapped page (EINVAL, or EFAULT for a snapshot): \
              give `pages` that stay mapped, or the errno in `expect_errno`"

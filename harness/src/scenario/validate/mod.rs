@@ -46,6 +46,7 @@ const CHECKS: &[Check] = &[
     check_min_complete,
     check_userfaultfd_idle,
     check_file_ops,
+    check_page_flags,
     check_step_fields,
     check_faults_stated,
     check_cpages_bound,

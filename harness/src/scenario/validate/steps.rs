@@ -3,7 +3,9 @@
 //! `expect*` fields.
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
-use hmmlab_proto::scenario::{MappingKind, Op, PageRange, Prot, Scenario, StateExpect, Touch};
+use hmmlab_proto::scenario::{
+    MappingKind, Op, PageFlag, PageRange, Prot, Scenario, StateExpect, Touch,
+};
 use hmmlab_proto::state::{for_device, parse_expected, ANY};
 use toml::de::DeValue;
 
@@ -426,6 +428,83 @@ pub(super) fn check_file_ops(cx: &mut Ctx<'_, '_>) {
             cx.at_value(
                 key_path!["step", i, "op"],
                 "`op = \"check-file\"` needs `kind = \"file-private\"` in [mapping]".to_string(),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// The page flags a step may name, for hints: `locked`, `referenced`, …
+fn flag_names() -> String {
+    let names: Vec<String> = PageFlag::ALL
+        .iter()
+        .map(|f| format!("`{}`", f.as_str()))
+        .collect();
+    names.join(", ")
+}
+
+/// `set` and `clear` belong to the ops that check page flags
+/// (check-page-flags), which need a flag in one of them; a flag is named
+/// once, in one of the two lists. (A name that is no flag is refused when
+/// the file is read, with the names allowed.)
+pub(super) fn check_page_flags(cx: &mut Ctx<'_, '_>) {
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let op = st.op.as_str();
+        if !st.op.rules().checks.page_flags {
+            for (field, given) in [("set", st.set.is_some()), ("clear", st.clear.is_some())] {
+                if given {
+                    let hint = format!(
+                        "`set` and `clear` are the page flags {} checks",
+                        ops_taking(|c| c.page_flags)
+                    );
+                    cx.at_key(
+                        key_path!["step", i, field],
+                        format!("`{field}` does not apply to `op = \"{op}\"`"),
+                        Some(hint),
+                    );
+                }
+            }
+            continue;
+        }
+        let set = st.set.as_deref().unwrap_or_default();
+        let clear = st.clear.as_deref().unwrap_or_default();
+        if set.is_empty() && clear.is_empty() {
+            let hint = format!(
+                "give the flags every page of the range must have in `set = [...]`, and those \
+                 none may have in `clear = [...]`, from: {}",
+                flag_names()
+            );
+            cx.at_value(
+                key_path!["step", i, "op"],
+                format!("`op = \"{op}\"` needs a flag in `set` or `clear`"),
+                Some(hint),
+            );
+            continue;
+        }
+        for (field, list) in [("set", set), ("clear", clear)] {
+            for (j, f) in list.iter().enumerate() {
+                if let Some(k) = list[..j].iter().position(|g| g == f) {
+                    let line = cx.line_of(key_path!["step", i, field, k]);
+                    cx.at_value(
+                        key_path!["step", i, field, j],
+                        format!("`{f}` is named twice in `{field}` (first on line {line})"),
+                        Some("name each flag once".to_string()),
+                    );
+                }
+            }
+        }
+        for (j, f) in clear.iter().enumerate() {
+            let Some(k) = set.iter().position(|g| g == f) else {
+                continue;
+            };
+            let line = cx.line_of(key_path!["step", i, "set", k]);
+            let hint = format!(
+                "a flag is either set or clear: `set` on line {line} names it too; leave it out \
+                 of one of the two"
+            );
+            cx.at_value(
+                key_path!["step", i, "clear", j],
+                format!("`{f}` is in both `set` and `clear`"),
                 Some(hint),
             );
         }
