@@ -402,15 +402,19 @@ fn hole_stale_dst_7_3() {
     );
 }
 
-/// Five survivors of `cargo xtask mutate` until the scenarios written
-/// from them, in one kernel (one build instead of five): the walk resumes
+/// Seven survivors of `cargo xtask mutate` until the scenarios written
+/// from them, in one kernel (one build instead of seven): the walk resumes
 /// at the wrong pte after a split (thp-discard-head fails), a device PMD
 /// of another owner is collected (thp-device-other-owner fails), a page
 /// shared after fork is collected as AnonExclusive (fork-shared-anon and
 /// fork-device-pages fail: the child sees the parent's write), a page with
 /// an extra reference passes migrate_vma_check_page()
 /// (fail-alloc-after-extra-ref fails: the failed allocation is spent on
-/// it), and a fault-path split leaves the old head locked
+/// it), the notifier around hole insertion is a plain clear
+/// (mirror-kept-for-refused-page fails: test_hmm's mirror loses the page
+/// that stayed), folio flags are not carried over (page-flags-round-trip
+/// and page-flags-round-trip-thp fail: not uptodate after a round trip),
+/// and a fault-path split leaves the old head locked
 /// (thp-fault-tail-then-head, which runs after all of them, hangs: the
 /// next fault on the head waits for good). Everything else before the
 /// hang passes.
@@ -421,6 +425,8 @@ fn survivors_killed_by_their_scenarios_7_3() {
         "7.3/device-pmd-ignores-owner",
         "7.3/shared-page-taken-as-exclusive",
         "7.3/extra-ref-let-through",
+        "7.3/hole-notifier-clear",
+        "7.3/migrate-flags-dropped",
         "7.3/fault-split-head-locked",
     ];
     let run = patched_runs(K73, &patches);
@@ -451,6 +457,9 @@ fn survivors_killed_by_their_scenarios_7_3() {
         "fork-shared-anon",
         "fork-device-pages",
         "fail-alloc-after-extra-ref",
+        "mirror-kept-for-refused-page",
+        "page-flags-round-trip",
+        "page-flags-round-trip-thp",
     ];
     for s in &scenarios[..at] {
         let want: &[&str] = if fails.contains(&base(s).as_str()) {
