@@ -418,16 +418,21 @@ mod tests {
         assert_eq!(na, vec![true, true, false, false]);
     }
 
-    #[test]
-    fn expands_per_device_unless_pinned() {
-        let facts = KernelFacts::from_dotconfig("7.3.4", "");
-        let s = vec![
+    /// A scenario on the device axis and one pinned to coherent memory.
+    fn free_and_coherent() -> Vec<LoadedScenario> {
+        vec![
             loaded("free", &format!("description = \"d\"\n{BODY}")),
             loaded(
                 "coh",
                 &format!("description = \"d\"\ndevice = \"coherent\"\n{BODY}"),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn expands_per_device_unless_pinned() {
+        let facts = KernelFacts::from_dotconfig("7.3.4", "");
+        let s = free_and_coherent();
         let names = |devices: &[DeviceKind]| -> Vec<(String, Option<DeviceKind>)> {
             let (run, _) = expand(&s, &[ThpMode::Madvise], devices, &facts);
             assert!(run.iter().all(|i| i.scenario.device == i.device));
@@ -463,13 +468,7 @@ mod tests {
     #[test]
     fn pinned_kinds_the_machine_lacks_are_skipped_with_the_reason() {
         let facts = KernelFacts::from_dotconfig("7.3.4", "");
-        let s = vec![
-            loaded("free", &format!("description = \"d\"\n{BODY}")),
-            loaded(
-                "coh",
-                &format!("description = \"d\"\ndevice = \"coherent\"\n{BODY}"),
-            ),
-        ];
+        let s = free_and_coherent();
         let (mut run, mut skipped) =
             expand(&s, &[ThpMode::Madvise], &[DeviceKind::Private], &facts);
         let private_only = vec!["hmm_dmirror0".to_string(), "hmm_dmirror1".to_string()];
