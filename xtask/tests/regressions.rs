@@ -199,6 +199,7 @@ fn no_migrate_empty_pte() {
             "thp-empty-device",
             "thp-empty-device-thp-never",
             "thp-empty-unaligned",
+            "zero-filled-page-refused",
         ],
     );
 }
@@ -218,6 +219,7 @@ fn skip_holes() {
             "empty-anon",
             "empty-multi-pmd",
             "empty-one-page",
+            "hole-pmd-before-pages",
             "page-flags-round-trip-thp",
             "read-only-thp-hole",
             "thp-empty-device",
@@ -257,6 +259,7 @@ fn no_migrate_empty_pte_7_3() {
             "page-flags-round-trip",
             "read-only-anon",
             "thp-discard-head",
+            "zero-filled-page-refused",
         ],
     );
 }
@@ -278,6 +281,7 @@ fn skip_holes_7_3() {
             "fail-alloc-thp",
             "hmm-tests",
             "hmm-tests-thp-always",
+            "hole-pmd-before-pages",
             "huge-zero-page",
             "page-flags-round-trip-thp",
             "read-only-thp-hole",
