@@ -173,6 +173,7 @@ const ZERO_PAGE: &[&str] = &[
     "mirror-kept-for-refused-page",
     "mixed-populated-empty-zero",
     "read-only-anon",
+    "read-only-anon-coherent",
     "zero-page",
     "zero-page-stale-tlb",
 ];
@@ -194,6 +195,7 @@ fn no_migrate_empty_pte() {
             "page-flags-round-trip",
             "page-flags-round-trip-thp",
             "read-only-anon",
+            "read-only-anon-coherent",
             "read-only-thp-hole",
             "thp-discard-head",
             "thp-empty-device",
@@ -258,6 +260,7 @@ fn no_migrate_empty_pte_7_3() {
             "mixed-populated-empty-zero",
             "page-flags-round-trip",
             "read-only-anon",
+            "read-only-anon-coherent",
             "thp-discard-head",
             "zero-filled-page-refused",
         ],
