@@ -23,6 +23,7 @@ mod coverage;
 mod dmirror;
 mod fork;
 mod init;
+mod khugepaged;
 mod kmemleak;
 mod kmsg;
 mod kselftest;
@@ -174,6 +175,12 @@ fn drive(
         return Ok(());
     }
     check_devices(&plan.devices, &system::dmirror_devices())?;
+    // In the VM only: by hand, the machine's khugepaged is its owner's.
+    if init::is_pid1() {
+        if let Err(e) = khugepaged::hold_off() {
+            eprintln!("hmmlab-guest: khugepaged is not held off, scenarios may see it: {e}");
+        }
+    }
     let counters = plan.coverage.as_ref().and_then(|c| match coverage_out() {
         Ok(out) => Some(coverage::Counters::new(c, Path::new(GCOV_DIR), out)),
         Err(e) => {

@@ -16,6 +16,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use hmmlab_proto::plan::PlannedScenario;
+use hmmlab_proto::scenario::ThpMode;
 use hmmlab_proto::{Outcome, Plan, Record};
 
 use crate::balance::{self, Sample};
@@ -50,6 +51,7 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
     // baseline: nothing but PID 1 (taken off) runs in between.
     let mut baseline = first.clone().ok();
     let mut failed: Option<String> = None;
+    let mut passed_with_khugepaged = Vec::new();
     for planned in &plan.scenarios {
         match (&held, &failed) {
             (Some(why), _) => not_run(plan, planned, results, why),
@@ -59,8 +61,12 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
                     Some(b) => Ok(b),
                     None => locked.clone().and_then(|()| balance::sample()),
                 };
-                let outcome;
-                (held, baseline, outcome) = run_scenario(plan, planned, results, start, counters);
+                let (outcome, khugepaged_ran);
+                (held, baseline, outcome, khugepaged_ran) =
+                    run_scenario(plan, planned, results, start, counters);
+                if khugepaged_ran && !outcome.is_failure() {
+                    passed_with_khugepaged.push(planned.name.clone());
+                }
                 if plan.stop_at_failure && outcome.is_failure() && stops_here(planned) {
                     failed = Some(planned.name.clone());
                 }
@@ -71,6 +77,13 @@ pub fn run_plan(plan: &Plan, results: &Results, counters: Option<&Counters>) {
         if let Some(check) = end_of_run(first) {
             results.emit(&check);
         }
+    }
+    if let Some((name, message)) = crate::khugepaged::run_check(&passed_with_khugepaged) {
+        results.emit(&Record::RunCheck {
+            name,
+            outcome: Outcome::Error,
+            message,
+        });
     }
     if let Some(check) = kmemleak_check(kmemleak) {
         results.emit(&check);
@@ -155,11 +168,20 @@ fn run_scenario(
     results: &Results,
     baseline: Result<Sample, String>,
     counters: Option<&Counters>,
-) -> (Option<String>, Option<Sample>, Outcome) {
+) -> (Option<String>, Option<Sample>, Outcome, bool) {
     let scenario = &planned.scenario;
     let thp = scenario.thp.unwrap_or(plan.default_thp);
     let timeout_ms = scenario.timeout_ms.unwrap_or(plan.scenario_timeout_ms);
-    let thp_set = set_thp(thp);
+    let was_never = crate::system::thp_modes().contains("[never]");
+    let khugepaged_before = crate::khugepaged::counts();
+    let thp_set = set_thp(thp).and_then(|()| {
+        if was_never && thp != ThpMode::Never {
+            crate::khugepaged::after_thread_start(khugepaged_before)
+        } else {
+            Ok(())
+        }
+    });
+    let khugepaged_start = crate::khugepaged::counts();
     results.emit(&Record::ScenarioStart {
         name: planned.name.clone(),
         thp,
@@ -171,6 +193,12 @@ fn run_scenario(
         Ok(()) => supervise(planned, results, timeout_ms),
         Err(e) => Verdict::error(e),
     };
+    let khugepaged_ran = crate::khugepaged::ran(khugepaged_start, crate::khugepaged::counts());
+    if let Some(why) = &khugepaged_ran {
+        if verdict.outcome.is_failure() {
+            verdict = with_problem(verdict, why.clone());
+        }
+    }
     let checks_start = monotonic_ns();
     let (after, held, clean) = after_scenario(baseline);
     let checks_ns = monotonic_ns() - checks_start;
@@ -192,7 +220,7 @@ fn run_scenario(
     if let Some(c) = counters.filter(|_| counting) {
         c.send(&planned.name);
     }
-    (held, clean, verdict.outcome)
+    (held, clean, verdict.outcome, khugepaged_ran.is_some())
 }
 
 /// The checks after a scenario: release the device memory, then compare
