@@ -105,7 +105,15 @@ fn check(kernel: &str, patch: &str, expect: &[&str]) {
 /// console, and every scenario run before it must pass: no earlier one
 /// noticed. The crash ends the run: the rest are errors, not run.
 fn check_crash(kernel: &str, patch: &str, scenario: &str, bug: &str) {
-    check_stop(kernel, patch, "crashed", scenario, bug, true);
+    check_stop(kernel, patch, "crashed", scenario, bug, true, &[]);
+}
+
+/// As [`check_crash`], but the scenarios `may_fail` (kernel selftests,
+/// whose failures never stop a run) may fail before the crash: for a
+/// mistake whose damage an earlier scenario can leave behind unnoticed,
+/// for a later one to meet, depending on what lies in memory.
+fn check_crash_allowing(kernel: &str, patch: &str, scenario: &str, bug: &str, may_fail: &[&str]) {
+    check_stop(kernel, patch, "crashed", scenario, bug, true, may_fail);
 }
 
 /// The run stops being trustworthy at the first instance of `scenario`,
@@ -119,6 +127,7 @@ fn check_stop(
     scenario: &str,
     text: &str,
     rest_errors: bool,
+    may_fail: &[&str],
 ) {
     let run = patched_run(kernel, patch);
     let j = run.json();
@@ -142,8 +151,9 @@ fn check_stop(
         stopped["message"]
     );
     for s in &scenarios[..at] {
+        let base = s["name"].as_str().unwrap_or("").split('@').next().unwrap();
         assert!(
-            s["outcome"] == "pass" || s["outcome"] == "skip",
+            s["outcome"] == "pass" || s["outcome"] == "skip" || may_fail.contains(&base),
             "{patch}: {} ran before the stop and was {}",
             s["name"],
             s["outcome"]
@@ -196,6 +206,7 @@ fn no_migrate_empty_pte() {
             "page-flags-round-trip-thp",
             "read-only-anon",
             "read-only-anon-coherent",
+            "read-only-return-exclusive",
             "read-only-thp-hole",
             "thp-discard-head",
             "thp-empty-device",
@@ -261,6 +272,7 @@ fn no_migrate_empty_pte_7_3() {
             "page-flags-round-trip",
             "read-only-anon",
             "read-only-anon-coherent",
+            "read-only-return-exclusive",
             "thp-discard-head",
             "zero-filled-page-refused",
         ],
@@ -287,6 +299,7 @@ fn skip_holes_7_3() {
             "hole-pmd-before-pages",
             "huge-zero-page",
             "page-flags-round-trip-thp",
+            "read-only-return-exclusive-thp",
             "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
@@ -322,6 +335,7 @@ fn thp_hole_not_compound_7_3() {
             "hmm-tests-thp-always",
             "huge-zero-page",
             "page-flags-round-trip-thp",
+            "read-only-return-exclusive-thp",
             "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
@@ -399,13 +413,18 @@ fn skip_stale_dst_7_3() {
     );
 }
 
+/// A hole's stale dst maps a page of test_hmm's previous batch a second
+/// time; which scenario meets the damage depends on what the previous
+/// batch left. hmm-tests, run after the scenarios that migrate in several
+/// batches, failed in one run of several (alone it passed 6 runs of 6).
 #[test]
 fn hole_stale_dst_7_3() {
-    check_crash(
+    check_crash_allowing(
         K73,
         "7.3/hole-stale-dst",
         "holes-to-system-second-batch",
         "Bad page map",
+        &["hmm-tests", "hmm-tests-thp-always"],
     );
 }
 
