@@ -38,6 +38,7 @@ mod runner;
 mod steps;
 mod sysnames;
 mod system;
+mod thpstats;
 #[cfg(test)]
 #[allow(dead_code)]
 mod uapi_header;

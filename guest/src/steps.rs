@@ -23,6 +23,7 @@ use crate::refs::{Pins, Pipes};
 use crate::results::Results;
 use crate::sysnames::describe_errno;
 use crate::system::monotonic_ns;
+use crate::thpstats::ThpStats;
 use crate::uffd::{describe_msg, Userfaultfd};
 
 pub fn run(name: &str, scenario: &Scenario, results: &Results) -> Verdict {
@@ -72,12 +73,19 @@ fn run_on(
         Ok(forks) => forks,
         Err(e) => return Verdict::error(e),
     };
+    // The THP counters of the check-thp-stats steps, as they are before
+    // anything is mapped.
+    let thp_stats = match ThpStats::prepare(&scenario.step) {
+        Ok(s) => s,
+        Err(e) => return Verdict::error(format!("check-thp-stats: {e}")),
+    };
     let mut scratch = Scratch {
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
         pipes,
         pins,
         forks,
+        thp_stats,
     };
     // The same goes for threads, which map stacks: migrate-race's two
     // threads start here and end only after the mapping is gone (race.rs).
@@ -259,6 +267,8 @@ struct Scratch {
     pins: Pins,
     /// The child of a `fork` step (fork.rs).
     forks: Forks,
+    /// The THP counters when the scenario began (thpstats.rs).
+    thp_stats: ThpStats,
 }
 
 struct Ctx<'a> {
@@ -305,6 +315,7 @@ impl Ctx<'_> {
             Op::WriteProtect | Op::CheckWriteProtected => self.wp_step(step, range, m),
             Op::CheckFile => self.check_file(m),
             Op::CheckPageFlags => self.check_page_flags(step, range, m),
+            Op::CheckThpStats => self.check_thp_stats(step, m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -602,6 +613,20 @@ impl Ctx<'_> {
         })
     }
 
+    fn check_thp_stats(&mut self, step: &Step, m: &mut Measured) -> Result<(), Failure> {
+        use crate::thpstats::{read, StatsProblem};
+        let Some(want) = &step.thp_stats else {
+            return Err(Failure::error("check-thp-stats needs `thp_stats`"));
+        };
+        let t0 = monotonic_ns();
+        let result = self.scratch.thp_stats.check(want, read);
+        m.duration_ns = monotonic_ns() - t0;
+        result.map_err(|p| match p {
+            StatsProblem::Unreadable(e) => Failure::error(e),
+            StatsProblem::Differs(e) => Failure::fail(e),
+        })
+    }
+
     fn userfaultfd_idle(&mut self, m: &mut Measured) -> Result<(), Failure> {
         let Some(uffd) = self.uffd else {
             return Err(Failure::error(
@@ -815,6 +840,17 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         let with = ops_with(|c| c.page_flags);
         return refuse(format!("`set` and `clear` apply to {with} steps, not {op}"));
     }
+    match (checks.thp_stats, &step.thp_stats) {
+        (true, None) => return refuse(format!("{op} needs `thp_stats`")),
+        (true, Some(m)) if m.is_empty() => {
+            return refuse(format!("{op} needs a counter in `thp_stats`"))
+        }
+        (false, Some(_)) => {
+            let with = ops_with(|c| c.thp_stats);
+            return refuse(format!("`thp_stats` applies to {with} steps, not {op}"));
+        }
+        _ => {}
+    }
     if !step.expect.is_empty() && !checks.states {
         let with = ops_with(|c| c.states);
         return refuse(format!("`expect` applies to {with} steps, not {op}"));
@@ -960,6 +996,7 @@ fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Resu
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use hmmlab_proto::scenario::ThpStat;
 
     /// A step of `op` with nothing else set.
     pub(crate) fn step(op: Op) -> Step {
@@ -976,6 +1013,7 @@ pub(crate) mod tests {
             mirror: None,
             set: None,
             clear: None,
+            thp_stats: None,
             variant: vec![],
         }
     }
@@ -1518,6 +1556,13 @@ pub(crate) mod tests {
         // guest did so for hang, hang-guest and fail-alloc only and ignored
         // them on unmap-neighbour and userfaultfd-idle.
         for op in Op::ALL.into_iter().filter(|op| op.takes_no_pages()) {
+            let step = |op| {
+                let mut s = step(op);
+                if op == Op::CheckThpStats {
+                    s.thp_stats = Some([(ThpStat::Split, 0)].into());
+                }
+                s
+            };
             assert_eq!(check_applicable(&step(op)), Ok(()), "{op:?}");
             let mut s = step(op);
             s.pages = Some(PageRange(0, 1));
@@ -1627,6 +1672,28 @@ pub(crate) mod tests {
                 "check-file issues no ioctl: expect_errno, expect_cpages and expect_faults do \
                  not apply"
             )
+        );
+    }
+
+    #[test]
+    fn check_thp_stats_takes_its_counters_and_no_other_op_does() {
+        let mut s = step(Op::CheckThpStats);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("check-thp-stats needs `thp_stats`")
+        );
+        s.thp_stats = Some(Default::default());
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("check-thp-stats needs a counter in `thp_stats`")
+        );
+        s.thp_stats = Some([(ThpStat::AnonFaultAlloc, 1)].into());
+        assert_eq!(check_applicable(&s), Ok(()));
+        let mut s = step(Op::Snapshot);
+        s.thp_stats = Some([(ThpStat::AnonFaultAlloc, 1)].into());
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("`thp_stats` applies to check-thp-stats steps, not snapshot")
         );
     }
 

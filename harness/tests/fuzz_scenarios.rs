@@ -44,6 +44,7 @@
 //! cases run first on every run. The seeds replay through the generators
 //! below, so a change to a generator changes what an old seed means.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,7 +57,7 @@ use hmmlab_harness::scenario::{
 use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
     DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageFlag, PageRange, Populate, Prot,
-    Scenario, StateExpect, Step, ThpMode, Touch, Variant, When,
+    Scenario, StateExpect, Step, ThpMode, ThpStat, Touch, Variant, When,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
@@ -313,6 +314,13 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
             prop_assert!(flags_allowed(st));
         } else {
             prop_assert!(st.set.is_none() && st.clear.is_none());
+        }
+        prop_assert_eq!(
+            st.thp_stats.as_ref().is_some_and(|m| !m.is_empty()),
+            st.op.rules().checks.thp_stats
+        );
+        if !st.op.rules().checks.thp_stats {
+            prop_assert!(st.thp_stats.is_none());
         }
         if st.op.checks_itself() {
             prop_assert!(st.variant.is_empty() && st.expect_errno.is_none());
@@ -575,6 +583,11 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
     } else if st.set.is_some() || st.clear.is_some() {
         return Err(format!("set/clear on {op}"));
     }
+    match (rules.checks.thp_stats, &st.thp_stats) {
+        (true, Some(m)) if !m.is_empty() => {}
+        (false, None) => {}
+        _ => return Err(format!("thp_stats on {op}")),
+    }
     if !st.expect.is_empty() && !rules.checks.states {
         return Err(format!("expect on {op}"));
     }
@@ -802,6 +815,10 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
         flags_allowed(st)
     } else {
         st.set.is_none() && st.clear.is_none()
+    };
+    ok &= match &st.thp_stats {
+        Some(m) => checks.thp_stats && !m.is_empty(),
+        None => !checks.thp_stats,
     };
     if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
@@ -1296,6 +1313,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         mirror: None,
         set: None,
         clear: None,
+        thp_stats: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1319,6 +1337,9 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     }
     if checks.page_flags {
         (st.set, st.clear) = gen_valid_flags(rng);
+    }
+    if checks.thp_stats {
+        st.thp_stats = Some(gen_thp_stats(rng, 1));
     }
     if checks.iterations {
         st.iterations =
@@ -1599,6 +1620,7 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
         mirror: None,
         set: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
         clear: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
+        thp_stats: (checks.thp_stats != maybe(rng, 1)).then(|| gen_thp_stats(rng, 0)),
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {
@@ -2185,7 +2207,8 @@ fn count_keys(
     keys
 }
 
-/// `set = [...]` and `clear = [...]`, as the step gives them.
+/// `set = [...]` and `clear = [...]`, and `thp_stats = { ... }`, as the
+/// step gives them.
 fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
     let mut keys = vec![];
     for (key, list) in [("set", &step.set), ("clear", &step.clear)] {
@@ -2193,6 +2216,13 @@ fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
             let names: Vec<String> = list.iter().map(|f| st.string(f.as_str())).collect();
             keys.push(format!("{key} = [{}]", names.join(", ")));
         }
+    }
+    if let Some(m) = &step.thp_stats {
+        let pairs: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", st.signed(*v)))
+            .collect();
+        keys.push(format!("thp_stats = {{ {} }}", pairs.join(", ")));
     }
     keys
 }
@@ -2979,4 +3009,13 @@ fn the_writer_round_trips_valid_scenarios() {
             Err(ds) => panic!("{text}\n{}", Diagnostics(ds)),
         }
     }
+}
+
+/// A `thp_stats` table of at least `least` counters, each with a change of
+/// either sign.
+fn gen_thp_stats(rng: &mut Rng, least: u64) -> BTreeMap<ThpStat, i64> {
+    let n = rng.between(least, ThpStat::ALL.len() as u64);
+    (0..n)
+        .map(|_| (*rng.pick(&ThpStat::ALL), rng.between(0, 4) as i64 - 1))
+        .collect()
 }

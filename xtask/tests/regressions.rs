@@ -304,6 +304,7 @@ fn skip_holes_7_3() {
             "thp-empty-device",
             "thp-empty-device-thp-never",
             "thp-empty-unaligned",
+            "thp-hole-counted",
         ],
     );
 }
@@ -339,6 +340,7 @@ fn thp_hole_not_compound_7_3() {
             "read-only-thp-hole",
             "thp-empty-device",
             "thp-empty-device-thp-never",
+            "thp-hole-counted",
         ],
     );
 }
@@ -354,6 +356,7 @@ fn huge_pmd_read_only_7_3() {
             "page-flags-round-trip-thp",
             "thp-empty-device",
             "thp-empty-device-thp-never",
+            "thp-hole-counted",
         ],
     );
 }

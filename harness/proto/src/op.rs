@@ -118,6 +118,12 @@ pub enum Op {
     /// has the flags `set` names and none of those `clear` names. Reads
     /// /proc files only: no CPU access to the mapping.
     CheckPageFlags,
+    /// The PMD-size THP counters of
+    /// /sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/ that
+    /// `thp_stats` names changed by the amounts it gives since the scenario
+    /// began (read before its mapping was made). The counters are the
+    /// whole system's, and the scenario process is the only one running.
+    CheckThpStats,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -176,6 +182,8 @@ pub enum OpKind {
     /// Reads the pages' flags in /proc/kpageflags, through their PFNs in
     /// /proc/self/pagemap.
     PageFlagsCheck,
+    /// Reads the system's THP counters in sysfs.
+    ThpStatsCheck,
 }
 
 /// Which pages a step works on.
@@ -212,6 +220,8 @@ pub struct Checks {
     pub prot: bool,
     /// `set` and `clear` (page flags), at least one flag between them.
     pub page_flags: bool,
+    /// `thp_stats` (THP counters), required, at least one counter.
+    pub thp_stats: bool,
 }
 
 /// Whether a step takes `expect_errno` (and `[[step.variant]]`).
@@ -269,7 +279,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 30] = [
+    pub const ALL: [Op; 31] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -300,6 +310,7 @@ impl Op {
         Op::MigrateVdso,
         Op::CheckFile,
         Op::CheckPageFlags,
+        Op::CheckThpStats,
     ];
 
     /// This op's rules: the one place they are written.

@@ -7,6 +7,7 @@
 //! half-open `[start, end)`.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub use crate::op::{NewerCommand, Op};
 
@@ -283,6 +284,10 @@ pub struct Step {
     /// `check-page-flags`: the flags no page of the range may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clear: Option<Vec<PageFlag>>,
+    /// `check-thp-stats`: by how much each named counter of the PMD-size
+    /// THP stats must have changed since the scenario began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp_stats: Option<BTreeMap<ThpStat, i64>>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -385,6 +390,77 @@ impl PageFlag {
 }
 
 impl std::fmt::Display for PageFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A counter `check-thp-stats` reads: a file of
+/// /sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/
+/// (Documentation/admin-guide/mm/transhuge.rst, mm/huge_memory.c
+/// `DEFINE_MTHP_STAT_ATTR`), the PMD size's share of the mTHP counters.
+/// Older kernels lack some (6.12.118 has all of these, 6.1 has no such
+/// directory); a missing file is an error, not a failure.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ThpStat {
+    /// MTHP_STAT_ANON_FAULT_ALLOC: an anonymous THP allocated and mapped
+    /// at a fault, and (7.x) at a device THP's insertion into a hole
+    /// (migrate_vma_insert_huge_pmd_page()).
+    AnonFaultAlloc,
+    /// MTHP_STAT_ANON_FAULT_FALLBACK: a THP fault that fell back to pages.
+    AnonFaultFallback,
+    /// MTHP_STAT_ANON_FAULT_FALLBACK_CHARGE: the same, for a failed
+    /// memcg charge.
+    AnonFaultFallbackCharge,
+    /// MTHP_STAT_SPLIT: a THP split.
+    Split,
+    /// MTHP_STAT_SPLIT_FAILED: a split that failed.
+    SplitFailed,
+    /// MTHP_STAT_SPLIT_DEFERRED: a THP queued for a deferred split.
+    SplitDeferred,
+    /// MTHP_STAT_NR_ANON: anonymous THPs now (a gauge: it goes down too).
+    NrAnon,
+    /// MTHP_STAT_NR_ANON_PARTIALLY_MAPPED: of those, the partly mapped.
+    NrAnonPartiallyMapped,
+}
+
+impl ThpStat {
+    pub const ALL: [ThpStat; 8] = [
+        ThpStat::AnonFaultAlloc,
+        ThpStat::AnonFaultFallback,
+        ThpStat::AnonFaultFallbackCharge,
+        ThpStat::Split,
+        ThpStat::SplitFailed,
+        ThpStat::SplitDeferred,
+        ThpStat::NrAnon,
+        ThpStat::NrAnonPartiallyMapped,
+    ];
+
+    /// The name scenario files write: the counter's file name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ThpStat::AnonFaultAlloc => "anon_fault_alloc",
+            ThpStat::AnonFaultFallback => "anon_fault_fallback",
+            ThpStat::AnonFaultFallbackCharge => "anon_fault_fallback_charge",
+            ThpStat::Split => "split",
+            ThpStat::SplitFailed => "split_failed",
+            ThpStat::SplitDeferred => "split_deferred",
+            ThpStat::NrAnon => "nr_anon",
+            ThpStat::NrAnonPartiallyMapped => "nr_anon_partially_mapped",
+        }
+    }
+
+    /// Where the kernel shows it.
+    pub fn path(self) -> String {
+        format!("{THP_STATS_DIR}/{}", self.as_str())
+    }
+}
+
+/// The PMD size's mTHP counters (x86-64: 2 MiB).
+pub const THP_STATS_DIR: &str = "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats";
+
+impl std::fmt::Display for ThpStat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -559,6 +635,7 @@ mod tests {
                 mirror: None,
                 set: Some(vec![PageFlag::Uptodate, PageFlag::Thp]),
                 clear: Some(vec![]),
+                thp_stats: Some([(ThpStat::NrAnon, -1)].into()),
                 variant: vec![],
             }],
             kselftest: None,
@@ -567,7 +644,7 @@ mod tests {
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(
-            json.contains(r#""set":["uptodate","thp"],"clear":[]"#),
+            json.contains(r#""set":["uptodate","thp"],"clear":[],"thp_stats":{"nr_anon":-1}"#),
             "{json}"
         );
         let back: Scenario = serde_json::from_str(&json).unwrap();
@@ -590,6 +667,28 @@ mod tests {
         let bits: Vec<u32> = PageFlag::ALL.iter().map(|f| f.kpf_bit()).collect();
         assert_eq!(bits, [0, 2, 3, 4, 5, 6, 12, 14, 22]);
         assert!(serde_json::from_str::<PageFlag>("\"mlocked\"").is_err());
+    }
+
+    #[test]
+    fn thp_stats_are_the_files_of_the_pmd_size_stats_directory() {
+        for st in ThpStat::ALL {
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+            assert_eq!(serde_json::from_str::<ThpStat>(&json).unwrap(), st);
+            assert_eq!(
+                st.path(),
+                format!("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/{st}")
+            );
+        }
+        let m: BTreeMap<ThpStat, i64> =
+            serde_json::from_str(r#"{"anon_fault_alloc": 1, "nr_anon": -2}"#).unwrap();
+        assert_eq!(
+            m,
+            [(ThpStat::AnonFaultAlloc, 1), (ThpStat::NrAnon, -2)].into()
+        );
+        assert!(
+            serde_json::from_str::<BTreeMap<ThpStat, i64>>(r#"{"thp_fault_alloc": 1}"#).is_err()
+        );
     }
 
     #[test]

@@ -137,9 +137,16 @@ fn explain(doc: &Doc<'_>, msg: &str, span: Range<usize>, target: Option<&[Seg]>)
         };
         (format!("unknown field `{word}` in {table}"), Some(hint))
     } else if head.starts_with("unknown variant") {
-        let message = match key {
-            Some(k) => format!("invalid value `{word}` for `{k}`"),
-            None => format!("invalid value `{word}`"),
+        // A table whose keys are names (`thp_stats = { split = 0 }`): the
+        // word is the key itself, and the table is the field.
+        let parent = match target {
+            [.., Seg::Key(p), Seg::Key(k)] if k == word => Some(p.as_str()),
+            _ => None,
+        };
+        let message = match (key, parent) {
+            (_, Some(p)) => format!("invalid key `{word}` in `{p}`"),
+            (Some(k), None) => format!("invalid value `{word}` for `{k}`"),
+            (None, None) => format!("invalid value `{word}`"),
         };
         (
             message,

@@ -36,6 +36,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::MigrateVdso => &MIGRATE_VDSO,
         Op::CheckFile => &CHECK_FILE,
         Op::CheckPageFlags => &CHECK_PAGE_FLAGS,
+        Op::CheckThpStats => &CHECK_THP_STATS,
     }
 }
 
@@ -50,6 +51,7 @@ const NOTHING: Checks = Checks {
     min_complete: false,
     prot: false,
     page_flags: false,
+    thp_stats: false,
 };
 
 /// One dmirror ioctl, checked by `expect_errno` and `expect_cpages`.
@@ -477,6 +479,26 @@ const CHECK_PAGE_FLAGS: OpRules = OpRules {
         ..own_check(
             "check-page-flags checks /proc/kpageflags itself: every page of the range must be \
              a page of system memory with the flags `set` names and none of those `clear` names",
+        )
+    },
+    command: None,
+};
+
+/// The counters are the system's, not the mapping's: no pages. Each named
+/// counter is read from sysfs before the scenario's mapping is made and
+/// again at the step (mm/huge_memory.c: the `stats` group of each mTHP
+/// size's kobject, per-CPU counters summed when read).
+const CHECK_THP_STATS: OpRules = OpRules {
+    name: "check-thp-stats",
+    kind: OpKind::ThpStatsCheck,
+    pages: Pages::None {
+        why: "check-thp-stats reads the THP counters of the whole system, not of pages",
+    },
+    checks: Checks {
+        thp_stats: true,
+        ..own_check(
+            "check-thp-stats checks the THP counters itself: each counter `thp_stats` names must \
+             have changed by the amount it gives since the scenario began",
         )
     },
     command: None,

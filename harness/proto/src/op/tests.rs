@@ -36,6 +36,7 @@ fn position(op: Op) -> usize {
         Op::MigrateVdso => 27,
         Op::CheckFile => 28,
         Op::CheckPageFlags => 29,
+        Op::CheckThpStats => 30,
     }
 }
 
@@ -120,6 +121,8 @@ fn every_ops_rules_are_consistent() {
         assert_eq!(c.prot, op == Op::Mprotect, "{name}");
         // Only check-page-flags takes `set` and `clear`.
         assert_eq!(c.page_flags, op == Op::CheckPageFlags, "{name}");
+        // Only check-thp-stats takes `thp_stats`.
+        assert_eq!(c.thp_stats, op == Op::CheckThpStats, "{name}");
         // Ops that need pages change the mapping, or hold references on
         // its pages, and must succeed.
         if op.needs_pages() {
@@ -173,7 +176,8 @@ fn kinds() {
             Op::UnpinPages,
             Op::Fork,
             Op::MigrateVdso,
-            Op::CheckFile
+            Op::CheckFile,
+            Op::CheckThpStats
         ]
     );
     let child: Vec<Op> = Op::ALL
@@ -256,4 +260,18 @@ fn check_page_flags_reads_proc_files_not_the_mapping() {
     assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
     assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
     assert!(!op.needs_pages() && !op.takes_no_pages());
+}
+
+#[test]
+fn check_thp_stats_reads_sysfs_and_no_pages() {
+    let op = Op::CheckThpStats;
+    assert_eq!(Op::from_name("check-thp-stats"), Some(op));
+    let r = op.rules();
+    assert!(op.takes_no_pages() && !op.needs_pages());
+    assert!(op.checks_itself() && !op.issues_ioctl() && r.checks.thp_stats);
+    assert!(!r.checks.page_flags && !r.checks.states && !r.checks.cpages);
+    assert_eq!(r.command, None);
+    assert_eq!(r.kind, OpKind::ThpStatsCheck);
+    assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
+    assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
 }

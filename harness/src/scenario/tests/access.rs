@@ -770,3 +770,73 @@ fn check_page_flags_names_known_flags_in_set_or_clear() {
         "`clear` does not apply to `op = \"check-write-protected\"`",
     );
 }
+
+#[test]
+fn check_thp_stats_names_known_counters_and_no_pages() {
+    use hmmlab_proto::scenario::{Op, ThpStat};
+    // Line 9: the op; 10: thp_stats.
+    let step = |rest: &str| with(&format!("[[step]]\nop = \"check-thp-stats\"\n{rest}"));
+    let file = step("thp_stats = { anon_fault_alloc = 1, nr_anon = -1 }\n");
+    loads(&file);
+    let s = parse_str(Path::new("t.toml"), &file).unwrap();
+    let st = &s.step[1];
+    assert_eq!(st.op, Op::CheckThpStats);
+    assert_eq!(
+        st.thp_stats,
+        Some([(ThpStat::AnonFaultAlloc, 1), (ThpStat::NrAnon, -1)].into())
+    );
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(
+        json.contains(r#""op":"check-thp-stats","thp_stats":{"anon_fault_alloc":1,"nr_anon":-1}"#),
+        "{json}"
+    );
+    // No counter: at the op, with the names.
+    for rest in ["", "thp_stats = {}\n"] {
+        let d = one(&step(rest));
+        assert_at(
+            &d,
+            9,
+            6,
+            "`op = \"check-thp-stats\"` needs a counter in `thp_stats`",
+        );
+        let hint = d.hint.as_deref().unwrap();
+        assert!(
+            hint.contains("`anon_fault_alloc`, `anon_fault_fallback`"),
+            "{hint}"
+        );
+    }
+    // A name that is no counter.
+    let d = one(&step("thp_stats = { split = 1, anon_fault_alloc_ = 1 }\n"));
+    assert_at(&d, 10, 26, "invalid key `anon_fault_alloc_` in `thp_stats`");
+    let hint = d.hint.as_deref().unwrap();
+    assert!(
+        hint.starts_with("did you mean `anon_fault_alloc`?"),
+        "{hint}"
+    );
+    assert!(hint.contains("`split_deferred`, `nr_anon`"), "{hint}");
+    // The counters are the system's: no pages.
+    let d = one(&step("thp_stats = { split = 0 }\npages = [0, 1]\n"));
+    assert_at(
+        &d,
+        11,
+        1,
+        "`pages` does not apply to `op = \"check-thp-stats\"`",
+    );
+    // Only this op takes them.
+    let d = one(&with(
+        "[[step]]\nop = \"snapshot\"\nthp_stats = { split = 0 }\n[[step.expect]]\npages = [0, 16]\nstate = \"none\"\n",
+    ));
+    assert_at(
+        &d,
+        10,
+        1,
+        "`thp_stats` does not apply to `op = \"snapshot\"`",
+    );
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap()
+            .contains("`op = \"check-thp-stats\"`"),
+        "{d}"
+    );
+}

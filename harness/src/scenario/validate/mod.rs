@@ -47,6 +47,7 @@ const CHECKS: &[Check] = &[
     check_userfaultfd_idle,
     check_file_ops,
     check_page_flags,
+    check_thp_stats,
     check_step_fields,
     check_faults_stated,
     check_cpages_bound,

@@ -4,7 +4,7 @@
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{
-    MappingKind, Op, PageFlag, PageRange, Prot, Scenario, StateExpect, Touch,
+    MappingKind, Op, PageFlag, PageRange, Prot, Scenario, StateExpect, ThpStat, Touch,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY};
 use toml::de::DeValue;
@@ -507,6 +507,47 @@ pub(super) fn check_page_flags(cx: &mut Ctx<'_, '_>) {
                 format!("`{f}` is in both `set` and `clear`"),
                 Some(hint),
             );
+        }
+    }
+}
+
+/// `thp_stats` belongs to check-thp-stats, which needs a counter in it.
+/// (A name that is no counter is refused when the file is read, with the
+/// names allowed.)
+pub(super) fn check_thp_stats(cx: &mut Ctx<'_, '_>) {
+    for (i, st) in cx.s.step.iter().enumerate() {
+        let op = st.op.as_str();
+        let takes = st.op.rules().checks.thp_stats;
+        match &st.thp_stats {
+            Some(_) if !takes => {
+                let hint = format!(
+                    "`thp_stats` names the THP counters {} checks",
+                    ops_taking(|c| c.thp_stats)
+                );
+                cx.at_key(
+                    key_path!["step", i, "thp_stats"],
+                    format!("`thp_stats` does not apply to `op = \"{op}\"`"),
+                    Some(hint),
+                );
+            }
+            Some(m) if !m.is_empty() => {}
+            _ if !takes => {}
+            _ => {
+                let names: Vec<String> = ThpStat::ALL
+                    .iter()
+                    .map(|s| format!("`{}`", s.as_str()))
+                    .collect();
+                let hint = format!(
+                    "give by how much each counter must have changed since the scenario began, \
+                     e.g. `thp_stats = {{ anon_fault_alloc = 1 }}`, from: {}",
+                    names.join(", ")
+                );
+                cx.at_value(
+                    key_path!["step", i, "op"],
+                    format!("`op = \"{op}\"` needs a counter in `thp_stats`"),
+                    Some(hint),
+                );
+            }
         }
     }
 }
