@@ -1324,6 +1324,7 @@ pub(crate) mod tests {
             kselftest: None,
             bench: None,
             requires: None,
+            known_warning: vec![],
         }
     }
 

@@ -1279,6 +1279,7 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
         kselftest: None,
         bench: None,
         requires: rng.chance(1, 4).then(|| gen_when(rng, true)),
+        known_warning: vec![],
     }
 }
 

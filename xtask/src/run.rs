@@ -523,7 +523,15 @@ impl BootSetup {
                     .kselftest
                     .as_ref()
                     .map(|k| k.known_failure.clone())
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(
+                        i.scenario
+                            .known_warning
+                            .iter()
+                            .map(|w| w.as_known_failure()),
+                    )
+                    .collect(),
                 excluded: i
                     .scenario
                     .kselftest

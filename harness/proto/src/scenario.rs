@@ -54,6 +54,38 @@ pub struct Scenario {
     /// the reason. Resolved on the host, never sent to the guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<When>,
+    /// Console WARNINGs a `steps` scenario makes the kernel print on
+    /// purpose, outside the code under test (a test driver's own complaint
+    /// about what the scenario asks of it), each with the code that prints
+    /// it. They are listed, not failed; one that does not occur fails the
+    /// scenario. (A kselftest's are `[[kselftest.known_failure]]`.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_warning: Vec<KnownWarning>,
+}
+
+/// One `[[known_warning]]` of a steps scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KnownWarning {
+    /// Text of the WARNING: found in its `WARNING:` line or in the line
+    /// before it (the message WARN() prints).
+    pub console: String,
+    /// The kernels it applies to; every kernel when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    /// Why, citing the kernel code.
+    pub because: String,
+}
+
+impl KnownWarning {
+    /// As a known failure of the run's verdicts, which treat both alike.
+    pub fn as_known_failure(&self) -> KnownFailure {
+        KnownFailure {
+            console: Some(self.console.clone()),
+            because: self.because.clone(),
+            ..KnownFailure::default()
+        }
+    }
 }
 
 /// A condition on the kernel under test. All given fields must hold.
@@ -641,6 +673,7 @@ mod tests {
             kselftest: None,
             bench: None,
             requires: None,
+            known_warning: vec![],
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(

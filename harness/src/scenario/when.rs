@@ -331,6 +331,11 @@ pub fn resolve(
             x.when = None;
         }
     }
+    out.known_warning
+        .retain(|f| f.when.as_ref().is_none_or(|w| matches(w, k, None)));
+    for f in &mut out.known_warning {
+        f.when = None;
+    }
     out.device = device;
     for step in &mut out.step {
         let variants = std::mem::take(&mut step.variant);

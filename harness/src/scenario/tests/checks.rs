@@ -1,6 +1,9 @@
 //! Each semantic check fires on a small bad input, at the right place.
 
+use std::path::Path;
+
 use super::{assert_at, errs, one, render, OK};
+use crate::scenario::parse_str;
 
 #[test]
 fn steps_kind_needs_mapping_and_steps() {
@@ -402,4 +405,46 @@ fn bench_split_needs_one_thp_in_mode_always() {
     assert_eq!(ds.len(), 2, "{}", render(&ds));
     assert_at(&ds[0], 5, 20, "every size must be 512");
     assert_at(&ds[1], 5, 20, "needs THP mode always");
+}
+
+#[test]
+fn known_warnings_of_a_steps_scenario_name_their_text_and_why() {
+    use hmmlab_proto::scenario::KnownWarning;
+    // Lines 8-11: the entry.
+    let text = format!(
+        "{OK}[[known_warning]]\nconsole = \"Conflicting mapping in same section\"\nwhen = {{ kernel = \"<7.2\" }}\nbecause = \"lib/test_hmm.c\"\n"
+    );
+    let s = parse_str(Path::new("t.toml"), &text).unwrap();
+    assert_eq!(s.known_warning.len(), 1);
+    let k: &KnownWarning = &s.known_warning[0];
+    assert_eq!(k.console, "Conflicting mapping in same section");
+    let f = k.as_known_failure();
+    assert_eq!(f.console.as_deref(), Some(k.console.as_str()));
+    assert_eq!((f.case, f.when, f.thp), (None, None, None));
+    assert_eq!(f.because, "lib/test_hmm.c");
+
+    let d = one(&format!(
+        "{OK}[[known_warning]]\nconsole = \" \"\nbecause = \"x\"\n"
+    ));
+    assert_at(&d, 9, 11, "a known warning needs its `console` text");
+    let d = one(&format!(
+        "{OK}[[known_warning]]\nconsole = \"w\"\nbecause = \"\"\n"
+    ));
+    assert_at(&d, 10, 11, "a known warning needs a `because`");
+    let d = one(&format!("{OK}[[known_warning]]\nconsole = \"w\"\n"));
+    assert!(d.message.contains("missing field `because`"), "{d}");
+    let d = one(&format!(
+        "{OK}[[known_warning]]\nconsole = \"w\"\nwhen = {{ kernel = \"<seven\" }}\nbecause = \"x\"\n"
+    ));
+    assert_eq!(d.line, 10, "{d}");
+    // A kselftest declares its own.
+    let d = one(
+        "description = \"d\"\nkind = \"kselftest\"\n[kselftest]\nbinary = \"hmm-tests\"\n\
+         [[known_warning]]\nconsole = \"w\"\nbecause = \"x\"\n",
+    );
+    assert!(
+        d.message
+            .contains("[[known_warning]] is for `kind = \"steps\"` scenarios"),
+        "{d}"
+    );
 }

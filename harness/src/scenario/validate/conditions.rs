@@ -27,6 +27,11 @@ fn conditions(cx: &Ctx<'_, '_>) -> Vec<(Vec<Seg>, &'static str, When)> {
             ));
         }
     }
+    for (i, f) in cx.s.known_warning.iter().enumerate() {
+        if let Some(w) = &f.when {
+            out.push((key_path!["known_warning", i, "when"], "`when`", w.clone()));
+        }
+    }
     if let Some(ks) = &cx.s.kselftest {
         for (i, f) in ks.known_failure.iter().enumerate() {
             if let Some(w) = &f.when {

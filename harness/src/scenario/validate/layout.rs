@@ -106,6 +106,12 @@ pub(super) fn check_kind_sections(cx: &mut Ctx<'_, '_>) {
                 cx.at_value(key_path!["step", 0], msg, hint());
             }
             no_bench_table(cx, "kselftest");
+            if !s.known_warning.is_empty() {
+                let hint = "declare it as `[[kselftest.known_failure]]` with `console = \"...\"`"
+                    .to_string();
+                let msg = "[[known_warning]] is for `kind = \"steps\"` scenarios".to_string();
+                cx.at_value(key_path!["known_warning", 0], msg, Some(hint));
+            }
         }
         Kind::Bench => {
             if s.bench.is_none() {
@@ -207,6 +213,25 @@ pub(super) fn check_bench(cx: &mut Ctx<'_, '_>) {
                        is not collected as one THP"
                 .to_string();
             cx.at_value(key_path!["bench", "cases", i], msg, Some(hint));
+        }
+    }
+}
+
+/// Each `[[known_warning]]` names the WARNING's text and says why.
+pub(super) fn check_known_warnings(cx: &mut Ctx<'_, '_>) {
+    for (i, f) in cx.s.known_warning.iter().enumerate() {
+        if f.console.trim().is_empty() {
+            let hint =
+                "give the text the WARNING prints, e.g. the message of its WARN()".to_string();
+            let msg = "a known warning needs its `console` text".to_string();
+            cx.at_value(key_path!["known_warning", i, "console"], msg, Some(hint));
+        }
+        if f.because.trim().is_empty() {
+            let hint = "say why the scenario makes the kernel print it, citing the code that \
+                        prints it (file and function)"
+                .to_string();
+            let msg = "a known warning needs a `because`".to_string();
+            cx.at_value(key_path!["known_warning", i, "because"], msg, Some(hint));
         }
     }
 }

@@ -30,6 +30,7 @@ const CHECKS: &[Check] = &[
     check_kind_sections,
     check_pin_cpu,
     check_kselftest_binary,
+    check_known_warnings,
     check_kselftest_exclusions,
     check_bench,
     check_mapping_size,
