@@ -82,9 +82,9 @@ pub fn read(stat: ThpStat) -> Result<u64, String> {
     let path = stat.path();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
-            "{path}: {e}: this kernel does not count {stat} (the mTHP counters are in \
-             mm/huge_memory.c from 6.9 on, some later; CONFIG_TRANSPARENT_HUGEPAGE and \
-             CONFIG_SYSFS are needed)"
+            "{path}: {e}: this kernel does not count {stat} (6.12.118 and 7.3.4 have every \
+             counter check-thp-stats names, 6.1.192 has no such directory; \
+             CONFIG_TRANSPARENT_HUGEPAGE and CONFIG_SYSFS are needed)"
         )
     })?;
     parse(&text).ok_or_else(|| format!("{path}: not a count: {:?}", text.trim()))

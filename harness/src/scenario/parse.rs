@@ -139,8 +139,11 @@ fn explain(doc: &Doc<'_>, msg: &str, span: Range<usize>, target: Option<&[Seg]>)
     } else if head.starts_with("unknown variant") {
         // A table whose keys are names (`thp_stats = { split = 0 }`): the
         // word is the key itself, and the table is the field.
+        const NAME_KEYED: [&str; 1] = ["thp_stats"];
         let parent = match target {
-            [.., Seg::Key(p), Seg::Key(k)] if k == word => Some(p.as_str()),
+            [.., Seg::Key(p), Seg::Key(k)] if k == word && NAME_KEYED.contains(&p.as_str()) => {
+                Some(p.as_str())
+            }
             _ => None,
         };
         let message = match (key, parent) {
