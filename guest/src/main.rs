@@ -35,6 +35,7 @@ mod refs;
 mod release;
 mod results;
 mod runner;
+mod smaps;
 mod steps;
 mod sysnames;
 mod system;

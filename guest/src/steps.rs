@@ -316,6 +316,7 @@ impl Ctx<'_> {
             Op::CheckFile => self.check_file(m),
             Op::CheckPageFlags => self.check_page_flags(step, range, m),
             Op::CheckThpStats => self.check_thp_stats(step, m),
+            Op::CheckSmaps => self.check_smaps(step, m),
             // Tests of the harness itself. `hang` blocks until the
             // scenario's timeout kills this process, so its record is never
             // sent; `hang-guest` ends this process with the status that
@@ -627,6 +628,21 @@ impl Ctx<'_> {
         })
     }
 
+    fn check_smaps(&mut self, step: &Step, m: &mut Measured) -> Result<(), Failure> {
+        use crate::smaps::{read_and_check, SmapsProblem};
+        let Some(want) = &step.smaps else {
+            return Err(Failure::error("check-smaps needs `smaps`"));
+        };
+        let pages = self.map.pages();
+        let t0 = monotonic_ns();
+        let result = read_and_check(self.map.addr(0), self.map.addr(pages), want);
+        m.duration_ns = monotonic_ns() - t0;
+        result.map_err(|p| match p {
+            SmapsProblem::Unreadable(e) => Failure::error(e),
+            SmapsProblem::Differs(e) => Failure::fail(e),
+        })
+    }
+
     fn userfaultfd_idle(&mut self, m: &mut Measured) -> Result<(), Failure> {
         let Some(uffd) = self.uffd else {
             return Err(Failure::error(
@@ -851,6 +867,15 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         }
         _ => {}
     }
+    match (checks.smaps, &step.smaps) {
+        (true, None) => return refuse(format!("{op} needs `smaps`")),
+        (true, Some(m)) if m.is_empty() => return refuse(format!("{op} needs a field in `smaps`")),
+        (false, Some(_)) => {
+            let with = ops_with(|c| c.smaps);
+            return refuse(format!("`smaps` applies to {with} steps, not {op}"));
+        }
+        _ => {}
+    }
     if !step.expect.is_empty() && !checks.states {
         let with = ops_with(|c| c.states);
         return refuse(format!("`expect` applies to {with} steps, not {op}"));
@@ -996,7 +1021,7 @@ fn check_states(expect: &[StateExpect], range: PageRange, states: &[u8]) -> Resu
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use hmmlab_proto::scenario::ThpStat;
+    use hmmlab_proto::scenario::{SmapsField, ThpStat};
 
     /// A step of `op` with nothing else set.
     pub(crate) fn step(op: Op) -> Step {
@@ -1014,6 +1039,7 @@ pub(crate) mod tests {
             set: None,
             clear: None,
             thp_stats: None,
+            smaps: None,
             variant: vec![],
         }
     }
@@ -1562,6 +1588,9 @@ pub(crate) mod tests {
                 if op == Op::CheckThpStats {
                     s.thp_stats = Some([(ThpStat::Split, 0)].into());
                 }
+                if op == Op::CheckSmaps {
+                    s.smaps = Some([(SmapsField::Rss, 0)].into());
+                }
                 s
             };
             assert_eq!(check_applicable(&step(op)), Ok(()), "{op:?}");
@@ -1695,6 +1724,28 @@ pub(crate) mod tests {
         assert_eq!(
             check_applicable(&s).unwrap_err(),
             Failure::error("`thp_stats` applies to check-thp-stats steps, not snapshot")
+        );
+    }
+
+    #[test]
+    fn check_smaps_takes_its_fields_and_no_other_op_does() {
+        let mut s = step(Op::CheckSmaps);
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("check-smaps needs `smaps`")
+        );
+        s.smaps = Some(Default::default());
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("check-smaps needs a field in `smaps`")
+        );
+        s.smaps = Some([(SmapsField::Referenced, 1)].into());
+        assert_eq!(check_applicable(&s), Ok(()));
+        let mut s = step(Op::Snapshot);
+        s.smaps = Some([(SmapsField::Referenced, 1)].into());
+        assert_eq!(
+            check_applicable(&s).unwrap_err(),
+            Failure::error("`smaps` applies to check-smaps steps, not snapshot")
         );
     }
 

@@ -57,7 +57,7 @@ use hmmlab_harness::scenario::{
 use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
     DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageFlag, PageRange, Populate, Prot,
-    Scenario, StateExpect, Step, ThpMode, ThpStat, Touch, Variant, When,
+    Scenario, SmapsField, StateExpect, Step, ThpMode, ThpStat, Touch, Variant, When,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
@@ -322,8 +322,22 @@ fn check_invariants(s: &Scenario) -> Result<(), TestCaseError> {
         if !st.op.rules().checks.thp_stats {
             prop_assert!(st.thp_stats.is_none());
         }
+        prop_assert_eq!(
+            st.smaps.as_ref().is_some_and(|m| !m.is_empty()),
+            st.op.rules().checks.smaps
+        );
+        if !st.op.rules().checks.smaps {
+            prop_assert!(st.smaps.is_none());
+        }
         if st.op.checks_itself() {
-            prop_assert!(st.variant.is_empty() && st.expect_errno.is_none());
+            prop_assert!(st.expect_errno.is_none());
+            if st.op.rules().checks.smaps {
+                prop_assert!(st.variant.iter().all(smaps_variant_ok));
+            } else {
+                prop_assert!(st.variant.is_empty());
+            }
+        } else {
+            prop_assert!(st.variant.iter().all(|v| v.smaps.is_none()));
         }
         for e in st
             .expect
@@ -515,6 +529,9 @@ fn guest_accepts(s: &Scenario) -> Result<(), String> {
             if let Some(e) = &v.expect {
                 st.expect = e.clone();
             }
+            if v.smaps.is_some() {
+                st.smaps = v.smaps.clone();
+            }
             views.push(st);
         }
         for (j, st) in views.iter().enumerate() {
@@ -587,6 +604,11 @@ fn guest_accepts_step(m: &Mapping, st: &Step) -> Result<(), String> {
         (true, Some(m)) if !m.is_empty() => {}
         (false, None) => {}
         _ => return Err(format!("thp_stats on {op}")),
+    }
+    match (rules.checks.smaps, &st.smaps) {
+        (true, Some(m)) if !m.is_empty() => {}
+        (false, None) => {}
+        _ => return Err(format!("smaps on {op}")),
     }
     if !st.expect.is_empty() && !rules.checks.states {
         return Err(format!("expect on {op}"));
@@ -820,6 +842,10 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
         Some(m) => checks.thp_stats && !m.is_empty(),
         None => !checks.thp_stats,
     };
+    ok &= match &st.smaps {
+        Some(m) => checks.smaps && !m.is_empty(),
+        None => !checks.smaps,
+    };
     if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
         ok &= req
@@ -836,7 +862,14 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
         (false, n) => n.is_none(),
     };
     if st.op.checks_itself() {
-        ok &= st.expect_errno.is_none() && st.variant.is_empty();
+        ok &= st.expect_errno.is_none();
+        ok &= if checks.smaps {
+            st.variant.iter().all(smaps_variant_ok)
+        } else {
+            st.variant.is_empty()
+        };
+    } else {
+        ok &= st.variant.iter().all(|v| v.smaps.is_none());
     }
     // The step's own expectations, then its variants'.
     let mut tables: Vec<Table> = vec![(
@@ -1315,6 +1348,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         set: None,
         clear: None,
         thp_stats: None,
+        smaps: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1341,6 +1375,9 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     }
     if checks.thp_stats {
         st.thp_stats = Some(gen_thp_stats(rng, 1));
+    }
+    if checks.smaps {
+        st.smaps = Some(gen_smaps(rng, 1, n));
     }
     if checks.iterations {
         st.iterations =
@@ -1431,6 +1468,7 @@ fn gen_valid_variant(rng: &mut Rng, st: &Step, span: PageRange, fails: bool) -> 
         expect_faults: None,
         expect_errno: None,
         expect: None,
+        smaps: None,
     };
     if ioctl && reports_nothing && rng.chance(1, 3) {
         // This kernel fails the ioctl (with another errno).
@@ -1622,6 +1660,7 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
         set: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
         clear: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
         thp_stats: (checks.thp_stats != maybe(rng, 1)).then(|| gen_thp_stats(rng, 0)),
+        smaps: (checks.smaps != maybe(rng, 1)).then(|| gen_smaps(rng, 0, n)),
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {
@@ -1635,6 +1674,7 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
             expect_faults: maybe(rng, 2).then(|| gen_number(rng, small)),
             expect_errno: maybe(rng, 2).then(|| rng.between(0, 100) as i32),
             expect: maybe(rng, 4).then(|| free_expects(rng, n, within)),
+            smaps: maybe(rng, 4).then(|| gen_smaps(rng, 0, n)),
         });
     }
     st
@@ -1753,6 +1793,7 @@ fn perturb_step(rng: &mut Rng, st: &mut Step, choice: u64, n: u64) {
                 expect_faults: rng.chance(1, 4).then(|| gen_number(rng, n)),
                 expect_errno: rng.chance(1, 4).then(|| rng.between(1, 40) as i32),
                 expect: rng.chance(1, 3).then(Vec::new),
+                smaps: rng.chance(1, 4).then(|| gen_smaps(rng, 0, n)),
             })
         }
         21 => {
@@ -2208,8 +2249,8 @@ fn count_keys(
     keys
 }
 
-/// `set = [...]` and `clear = [...]`, and `thp_stats = { ... }`, as the
-/// step gives them.
+/// `set = [...]` and `clear = [...]`, `thp_stats = { ... }` and
+/// `smaps = { ... }`, as the step gives them.
 fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
     let mut keys = vec![];
     for (key, list) in [("set", &step.set), ("clear", &step.clear)] {
@@ -2225,6 +2266,7 @@ fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
             .collect();
         keys.push(format!("thp_stats = {{ {} }}", pairs.join(", ")));
     }
+    keys.extend(smaps_key(&step.smaps));
     keys
 }
 
@@ -2268,6 +2310,7 @@ fn step_inline(st: &mut Style, step: &Step) -> String {
                 if let Some(list) = &v.expect {
                     keys.push(format!("expect = {}", st.expects_inline(list)));
                 }
+                keys.extend(smaps_key(&v.smaps));
                 st.rng.shuffle(&mut keys);
                 format!("{{ {} }}", keys.join(", "))
             })
@@ -2328,6 +2371,7 @@ fn step_lines(st: &mut Style, step: &Step) -> Vec<String> {
         if let (Some(list), false) = (&v.expect, expect_tables) {
             keys.push(format!("expect = {}", st.expects_inline(list)));
         }
+        keys.extend(smaps_key(&v.smaps));
         st.rng.shuffle(&mut keys);
         out.extend(keys);
         if when_table {
@@ -3019,4 +3063,30 @@ fn gen_thp_stats(rng: &mut Rng, least: u64) -> BTreeMap<ThpStat, i64> {
     (0..n)
         .map(|_| (*rng.pick(&ThpStat::ALL), rng.between(0, 4) as i64 - 1))
         .collect()
+}
+
+/// A `smaps` table of at least `least` fields, each a number of pages up
+/// to the mapping's `n`.
+fn gen_smaps(rng: &mut Rng, least: u64, n: u64) -> BTreeMap<SmapsField, u64> {
+    let k = rng.between(least, SmapsField::ALL.len() as u64);
+    (0..k)
+        .map(|_| (*rng.pick(&SmapsField::ALL), rng.between(0, n)))
+        .collect()
+}
+
+/// A variant of a check-smaps step: `smaps` with a field, and nothing else
+/// (the op takes no other expectation).
+fn smaps_variant_ok(v: &Variant) -> bool {
+    v.smaps.as_ref().is_some_and(|m| !m.is_empty())
+        && v.expect_cpages.is_none()
+        && v.expect_faults.is_none()
+        && v.expect_errno.is_none()
+        && v.expect.is_none()
+}
+
+/// `smaps = { ... }`, in a step or a variant, when given.
+fn smaps_key(smaps: &Option<BTreeMap<SmapsField, u64>>) -> Option<String> {
+    let m = smaps.as_ref()?;
+    let pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    Some(format!("smaps = {{ {} }}", pairs.join(", ")))
 }

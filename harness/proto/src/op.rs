@@ -124,6 +124,11 @@ pub enum Op {
     /// began (read before its mapping was made). The counters are the
     /// whole system's, and the scenario process is the only one running.
     CheckThpStats,
+    /// The fields of /proc/self/smaps that `smaps` names, summed over the
+    /// VMAs of the mapping, are the numbers of pages it gives. Reads a
+    /// /proc file only: no CPU access to the mapping (a read would make
+    /// its ptes young, which `referenced` counts).
+    CheckSmaps,
 }
 
 /// Everything the rest of hmmlab needs to know about one op.
@@ -184,6 +189,8 @@ pub enum OpKind {
     PageFlagsCheck,
     /// Reads the system's THP counters in sysfs.
     ThpStatsCheck,
+    /// Reads the mapping's VMAs in /proc/self/smaps.
+    SmapsCheck,
 }
 
 /// Which pages a step works on.
@@ -222,6 +229,8 @@ pub struct Checks {
     pub page_flags: bool,
     /// `thp_stats` (THP counters), required, at least one counter.
     pub thp_stats: bool,
+    /// `smaps` (fields of /proc/self/smaps), required, at least one field.
+    pub smaps: bool,
 }
 
 /// Whether a step takes `expect_errno` (and `[[step.variant]]`).
@@ -279,7 +288,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 31] = [
+    pub const ALL: [Op; 32] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -311,6 +320,7 @@ impl Op {
         Op::CheckFile,
         Op::CheckPageFlags,
         Op::CheckThpStats,
+        Op::CheckSmaps,
     ];
 
     /// This op's rules: the one place they are written.

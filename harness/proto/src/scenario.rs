@@ -320,6 +320,10 @@ pub struct Step {
     /// THP stats must have changed since the scenario began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thp_stats: Option<BTreeMap<ThpStat, i64>>,
+    /// `check-smaps`: how many pages each named field of /proc/self/smaps
+    /// must count, summed over the mapping's VMAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smaps: Option<BTreeMap<SmapsField, u64>>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -498,6 +502,80 @@ impl std::fmt::Display for ThpStat {
     }
 }
 
+/// A field of a VMA's block in /proc/self/smaps that `check-smaps` reads
+/// (fs/proc/task_mmu.c, smaps_account() and __show_smap(); in kB there,
+/// in pages in a scenario). Each counts the pages of the VMA that are:
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SmapsField {
+    /// `Rss`: resident, device-private pages too (smaps_pte_entry() takes
+    /// a device-private entry as present).
+    Rss,
+    /// `Referenced`: accessed: the pte or PMD is young, or the folio is
+    /// marked referenced (PG_referenced) or young (idle page tracking).
+    Referenced,
+    /// `Anonymous`: of anonymous folios.
+    Anonymous,
+    /// `LazyFree`: anonymous, MADV_FREE'd and clean (neither the pte nor
+    /// the folio dirty).
+    LazyFree,
+    /// `AnonHugePages`: anonymous and mapped by a PMD.
+    AnonHugePages,
+    /// `Private_Clean`: mapped once, neither the pte nor the folio dirty.
+    PrivateClean,
+    /// `Private_Dirty`: mapped once, the pte or the folio dirty.
+    PrivateDirty,
+    /// `Swap`: swapped out (a swap entry in the pte).
+    Swap,
+}
+
+impl SmapsField {
+    pub const ALL: [SmapsField; 8] = [
+        SmapsField::Rss,
+        SmapsField::Referenced,
+        SmapsField::Anonymous,
+        SmapsField::LazyFree,
+        SmapsField::AnonHugePages,
+        SmapsField::PrivateClean,
+        SmapsField::PrivateDirty,
+        SmapsField::Swap,
+    ];
+
+    /// The name scenario files write.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SmapsField::Rss => "rss",
+            SmapsField::Referenced => "referenced",
+            SmapsField::Anonymous => "anonymous",
+            SmapsField::LazyFree => "lazy_free",
+            SmapsField::AnonHugePages => "anon_huge_pages",
+            SmapsField::PrivateClean => "private_clean",
+            SmapsField::PrivateDirty => "private_dirty",
+            SmapsField::Swap => "swap",
+        }
+    }
+
+    /// The field's name in /proc/self/smaps, before its colon.
+    pub const fn smaps_name(self) -> &'static str {
+        match self {
+            SmapsField::Rss => "Rss",
+            SmapsField::Referenced => "Referenced",
+            SmapsField::Anonymous => "Anonymous",
+            SmapsField::LazyFree => "LazyFree",
+            SmapsField::AnonHugePages => "AnonHugePages",
+            SmapsField::PrivateClean => "Private_Clean",
+            SmapsField::PrivateDirty => "Private_Dirty",
+            SmapsField::Swap => "Swap",
+        }
+    }
+}
+
+impl std::fmt::Display for SmapsField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
@@ -510,6 +588,10 @@ pub struct Variant {
     pub expect_errno: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Vec<StateExpect>>,
+    /// `check-smaps`: the fields on the kernels `when` picks (a build
+    /// without CONFIG_SWAP, say), in place of the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smaps: Option<BTreeMap<SmapsField, u64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -668,6 +750,7 @@ mod tests {
                 set: Some(vec![PageFlag::Uptodate, PageFlag::Thp]),
                 clear: Some(vec![]),
                 thp_stats: Some([(ThpStat::NrAnon, -1)].into()),
+                smaps: Some([(SmapsField::Referenced, 1)].into()),
                 variant: vec![],
             }],
             kselftest: None,
@@ -677,7 +760,9 @@ mod tests {
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(
-            json.contains(r#""set":["uptodate","thp"],"clear":[],"thp_stats":{"nr_anon":-1}"#),
+            json.contains(
+                r#""set":["uptodate","thp"],"clear":[],"thp_stats":{"nr_anon":-1},"smaps":{"referenced":1}"#
+            ),
             "{json}"
         );
         let back: Scenario = serde_json::from_str(&json).unwrap();
@@ -722,6 +807,20 @@ mod tests {
         assert!(
             serde_json::from_str::<BTreeMap<ThpStat, i64>>(r#"{"thp_fault_alloc": 1}"#).is_err()
         );
+    }
+
+    #[test]
+    fn smaps_fields_are_named_in_snake_case_and_read_by_their_smaps_names() {
+        for f in SmapsField::ALL {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{f}\""));
+            assert_eq!(serde_json::from_str::<SmapsField>(&json).unwrap(), f);
+            assert_eq!(
+                f.smaps_name().to_lowercase().replace('_', ""),
+                f.as_str().replace('_', "")
+            );
+        }
+        assert!(serde_json::from_str::<SmapsField>("\"Referenced\"").is_err());
     }
 
     #[test]

@@ -137,9 +137,10 @@ fn explain(doc: &Doc<'_>, msg: &str, span: Range<usize>, target: Option<&[Seg]>)
         };
         (format!("unknown field `{word}` in {table}"), Some(hint))
     } else if head.starts_with("unknown variant") {
-        // A table whose keys are names (`thp_stats = { split = 0 }`): the
-        // word is the key itself, and the table is the field.
-        const NAME_KEYED: [&str; 1] = ["thp_stats"];
+        // A table whose keys are names (`thp_stats = { split = 0 }`,
+        // `smaps = { rss = 1 }`): the word is the key itself, and the table
+        // is the field.
+        const NAME_KEYED: [&str; 2] = ["thp_stats", "smaps"];
         let parent = match target {
             [.., Seg::Key(p), Seg::Key(k)] if k == word && NAME_KEYED.contains(&p.as_str()) => {
                 Some(p.as_str())

@@ -352,6 +352,9 @@ pub fn resolve(
             if let Some(e) = v.expect {
                 step.expect = e;
             }
+            if v.smaps.is_some() {
+                step.smaps = v.smaps;
+            }
         }
         let coherent = device == Some(DeviceKind::Coherent);
         for e in &mut step.expect {
@@ -578,6 +581,7 @@ mod tests {
             expect_faults: None,
             expect_errno: None,
             expect: None,
+            smaps: None,
         }
     }
 
@@ -650,6 +654,25 @@ mod tests {
         // A version that cannot be read or a bad condition is not a reason.
         assert!(!version_excludes(&w(Some(">=7.2"), None), &facts("weird")));
         assert!(!version_excludes(&w(Some(">=x"), None), &k));
+    }
+
+    #[test]
+    fn a_smaps_variant_replaces_the_steps_fields_where_it_matches() {
+        use hmmlab_proto::scenario::SmapsField::*;
+        let text = "description = \"d\"\n[mapping]\nkind = \"anon-private\"\npages = 16\n\
+                    [[step]]\nop = \"check-smaps\"\nsmaps = { rss = 16, referenced = 1 }\n\
+                    [[step.variant]]\nwhen = { config = \"!CONFIG_SWAP\" }\n\
+                    smaps = { rss = 16, referenced = 0 }\n";
+        let s = crate::scenario::parse_str(std::path::Path::new("t.toml"), text).unwrap();
+        let without = resolve(&s, &facts("7.3.4"), None).unwrap();
+        assert_eq!(
+            without.step[0].smaps,
+            Some([(Rss, 16), (Referenced, 0)].into())
+        );
+        assert!(without.step[0].variant.is_empty());
+        let with = KernelFacts::from_dotconfig("7.3.4", "CONFIG_SWAP=y\n");
+        let r = resolve(&s, &with, None).unwrap();
+        assert_eq!(r.step[0].smaps, Some([(Rss, 16), (Referenced, 1)].into()));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::CheckFile => &CHECK_FILE,
         Op::CheckPageFlags => &CHECK_PAGE_FLAGS,
         Op::CheckThpStats => &CHECK_THP_STATS,
+        Op::CheckSmaps => &CHECK_SMAPS,
     }
 }
 
@@ -52,6 +53,7 @@ const NOTHING: Checks = Checks {
     prot: false,
     page_flags: false,
     thp_stats: false,
+    smaps: false,
 };
 
 /// One dmirror ioctl, checked by `expect_errno` and `expect_cpages`.
@@ -499,6 +501,25 @@ const CHECK_THP_STATS: OpRules = OpRules {
         ..own_check(
             "check-thp-stats checks the THP counters itself: each counter `thp_stats` names must \
              have changed by the amount it gives since the scenario began",
+        )
+    },
+    command: None,
+};
+
+/// The fields are sums over the mapping's VMAs (fs/proc/task_mmu.c,
+/// show_smap(): one block per VMA; an mprotect of part of the mapping
+/// splits it), so the step takes the whole mapping, no pages.
+const CHECK_SMAPS: OpRules = OpRules {
+    name: "check-smaps",
+    kind: OpKind::SmapsCheck,
+    pages: Pages::None {
+        why: "check-smaps sums /proc/self/smaps over the whole mapping's VMAs",
+    },
+    checks: Checks {
+        smaps: true,
+        ..own_check(
+            "check-smaps checks the mapping's /proc/self/smaps itself: each field `smaps` names \
+             must be the number of pages it gives",
         )
     },
     command: None,

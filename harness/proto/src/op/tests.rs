@@ -37,6 +37,7 @@ fn position(op: Op) -> usize {
         Op::CheckFile => 28,
         Op::CheckPageFlags => 29,
         Op::CheckThpStats => 30,
+        Op::CheckSmaps => 31,
     }
 }
 
@@ -123,6 +124,8 @@ fn every_ops_rules_are_consistent() {
         assert_eq!(c.page_flags, op == Op::CheckPageFlags, "{name}");
         // Only check-thp-stats takes `thp_stats`.
         assert_eq!(c.thp_stats, op == Op::CheckThpStats, "{name}");
+        // Only check-smaps takes `smaps`.
+        assert_eq!(c.smaps, op == Op::CheckSmaps, "{name}");
         // Ops that need pages change the mapping, or hold references on
         // its pages, and must succeed.
         if op.needs_pages() {
@@ -177,7 +180,8 @@ fn kinds() {
             Op::Fork,
             Op::MigrateVdso,
             Op::CheckFile,
-            Op::CheckThpStats
+            Op::CheckThpStats,
+            Op::CheckSmaps
         ]
     );
     let child: Vec<Op> = Op::ALL
@@ -272,6 +276,20 @@ fn check_thp_stats_reads_sysfs_and_no_pages() {
     assert!(!r.checks.page_flags && !r.checks.states && !r.checks.cpages);
     assert_eq!(r.command, None);
     assert_eq!(r.kind, OpKind::ThpStatsCheck);
+    assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
+    assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
+}
+
+#[test]
+fn check_smaps_reads_proc_and_no_pages() {
+    let op = Op::CheckSmaps;
+    assert_eq!(Op::from_name("check-smaps"), Some(op));
+    let r = op.rules();
+    assert!(op.takes_no_pages() && !op.needs_pages());
+    assert!(op.checks_itself() && !op.issues_ioctl() && r.checks.smaps);
+    assert!(!r.checks.thp_stats && !r.checks.page_flags && !r.checks.states);
+    assert_eq!(r.command, None);
+    assert_eq!(r.kind, OpKind::SmapsCheck);
     assert!(!op.is_cpu_access() && !op.cpu_writes() && !op.device_writes());
     assert!(!op.is_child_access() && !op.holds_refs() && !op.drops_refs());
 }

@@ -840,3 +840,115 @@ fn check_thp_stats_names_known_counters_and_no_pages() {
         "{d}"
     );
 }
+
+#[test]
+fn check_smaps_names_known_fields_and_no_pages() {
+    use hmmlab_proto::scenario::{Op, SmapsField};
+    // Line 9: the op; 10: smaps.
+    let step = |rest: &str| with(&format!("[[step]]\nop = \"check-smaps\"\n{rest}"));
+    let file = step("smaps = { rss = 16, referenced = 1 }\n");
+    loads(&file);
+    let s = parse_str(Path::new("t.toml"), &file).unwrap();
+    let st = &s.step[1];
+    assert_eq!(st.op, Op::CheckSmaps);
+    assert_eq!(
+        st.smaps,
+        Some([(SmapsField::Rss, 16), (SmapsField::Referenced, 1)].into())
+    );
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(
+        json.contains(r#""op":"check-smaps","smaps":{"rss":16,"referenced":1}"#),
+        "{json}"
+    );
+    // No field: at the op, with the names.
+    for rest in ["", "smaps = {}\n"] {
+        let d = one(&step(rest));
+        assert_at(&d, 9, 6, "`op = \"check-smaps\"` needs a field in `smaps`");
+        let hint = d.hint.as_deref().unwrap();
+        assert!(hint.contains("`rss`, `referenced`, `anonymous`"), "{hint}");
+    }
+    // A name that is no field, and a count that is no number of pages.
+    let d = one(&step("smaps = { rss = 1, refrenced = 1 }\n"));
+    assert_at(&d, 10, 20, "invalid key `refrenced` in `smaps`");
+    let hint = d.hint.as_deref().unwrap();
+    assert!(hint.starts_with("did you mean `referenced`?"), "{hint}");
+    assert_eq!(
+        one(&step("smaps = { rss = -1 }\n")).line,
+        10,
+        "a negative number of pages"
+    );
+    // The fields are the whole mapping's: no pages.
+    let d = one(&step("smaps = { rss = 0 }\npages = [0, 1]\n"));
+    assert_at(
+        &d,
+        11,
+        1,
+        "`pages` does not apply to `op = \"check-smaps\"`",
+    );
+    // Only this op takes them.
+    let d = one(&with(
+        "[[step]]\nop = \"snapshot\"\nsmaps = { rss = 0 }\n[[step.expect]]\npages = [0, 16]\nstate = \"none\"\n",
+    ));
+    assert_at(&d, 10, 1, "`smaps` does not apply to `op = \"snapshot\"`");
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap()
+            .contains("`op = \"check-smaps\"`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_check_smaps_variant_replaces_its_fields_and_gives_nothing_else() {
+    use hmmlab_proto::scenario::SmapsField;
+    // Line 9: the op; 10: smaps; 11: the variant; 12: when; 13: its fields.
+    let step = |rest: &str| {
+        with(&format!(
+            "[[step]]\nop = \"check-smaps\"\nsmaps = {{ referenced = 1 }}\n[[step.variant]]\n\
+             when = {{ config = \"!CONFIG_SWAP\" }}\n{rest}"
+        ))
+    };
+    let file = step("smaps = { referenced = 0 }\n");
+    loads(&file);
+    let s = parse_str(Path::new("t.toml"), &file).unwrap();
+    assert_eq!(
+        s.step[1].variant[0].smaps,
+        Some([(SmapsField::Referenced, 0)].into())
+    );
+    // A variant that gives no field asserts nothing.
+    for rest in ["", "smaps = {}\n"] {
+        let d = one(&step(rest));
+        assert_eq!(
+            d.message, "a variant of `op = \"check-smaps\"` needs a field in `smaps`",
+            "{d}"
+        );
+        assert_eq!(d.line, 11, "{d}");
+    }
+    // Nothing but `smaps`: the op reports no count, no errno, no states.
+    let d = one(&step("smaps = { rss = 1 }\nexpect_cpages = 1\n"));
+    assert_at(
+        &d,
+        14,
+        1,
+        "`expect_cpages` does not apply to `op = \"check-smaps\"`",
+    );
+    let d = one(&step("smaps = { rss = 1 }\nexpect_errno = 2\n"));
+    assert_at(
+        &d,
+        14,
+        1,
+        "`expect_errno` does not apply to `op = \"check-smaps\"`",
+    );
+    // Other ops' variants take no `smaps`.
+    let d = one(&with(
+        "[[step]]\nop = \"migrate-to-device\"\nexpect_cpages = 16\n[[step.variant]]\n\
+         when = { kernel = \"<7.0\" }\nsmaps = { rss = 1 }\n",
+    ));
+    assert_at(
+        &d,
+        13,
+        1,
+        "`smaps` does not apply to `op = \"migrate-to-device\"`",
+    );
+}

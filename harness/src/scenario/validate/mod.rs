@@ -49,6 +49,7 @@ const CHECKS: &[Check] = &[
     check_file_ops,
     check_page_flags,
     check_thp_stats,
+    check_smaps,
     check_step_fields,
     check_faults_stated,
     check_cpages_bound,

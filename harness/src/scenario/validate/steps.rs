@@ -4,7 +4,7 @@
 
 use hmmlab_proto::op::{Checks, Errno, Pages};
 use hmmlab_proto::scenario::{
-    MappingKind, Op, PageFlag, PageRange, Prot, Scenario, StateExpect, ThpStat, Touch,
+    MappingKind, Op, PageFlag, PageRange, Prot, Scenario, SmapsField, StateExpect, ThpStat, Touch,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY};
 use toml::de::DeValue;
@@ -30,6 +30,9 @@ struct Expectations<'a> {
     errno: Option<i32>,
     /// The state expectations, when this table gives `expect` at all.
     expect: Option<&'a [StateExpect]>,
+    /// Whether this table is a variant that gives `smaps` (a step's own
+    /// `smaps` is check_smaps's).
+    smaps: bool,
 }
 
 impl Expectations<'_> {
@@ -55,8 +58,9 @@ fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
             faults: st.expect_faults,
             errno: st.expect_errno,
             expect: Some(st.expect.as_slice()).filter(|e| !e.is_empty()),
+            smaps: false,
         });
-        if st.op.checks_itself() {
+        if st.op.checks_itself() && !takes_variants(st.op) {
             continue;
         }
         for (j, v) in st.variant.iter().enumerate() {
@@ -69,6 +73,7 @@ fn expectations(s: &Scenario) -> Vec<Expectations<'_>> {
                 faults: v.expect_faults,
                 errno: v.expect_errno,
                 expect: v.expect.as_deref(),
+                smaps: v.smaps.is_some(),
             });
         }
     }
@@ -208,7 +213,16 @@ pub(super) fn check_step_pages(cx: &mut Ctx<'_, '_>) {
     }
 }
 
-/// Ops that check their own result take no `expect_errno` and no variants.
+/// Whether an op that checks its own result still takes variants: those
+/// whose check is a table of expected numbers (`smaps`), which a variant
+/// may replace.
+fn takes_variants(op: Op) -> bool {
+    op.rules().checks.smaps
+}
+
+/// Ops that check their own result take no `expect_errno` and no variants,
+/// but those whose expected numbers a variant replaces (check-smaps): each
+/// of their variants gives them.
 pub(super) fn check_self_checking(cx: &mut Ctx<'_, '_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
         let Some(why) = self_checking_hint(st.op) else {
@@ -222,7 +236,28 @@ pub(super) fn check_self_checking(cx: &mut Ctx<'_, '_>) {
                 Some(why.to_string()),
             );
         }
-        if !st.variant.is_empty() {
+        if takes_variants(st.op) {
+            for (j, v) in st.variant.iter().enumerate() {
+                if v.expect_errno.is_some() {
+                    cx.at_key(
+                        key_path!["step", i, "variant", j, "expect_errno"],
+                        format!("`expect_errno` does not apply to `op = \"{op}\"`"),
+                        Some(why.to_string()),
+                    );
+                }
+                if v.smaps.as_ref().is_none_or(|m| m.is_empty()) {
+                    cx.at_value(
+                        key_path!["step", i, "variant", j],
+                        format!("a variant of `op = \"{op}\"` needs a field in `smaps`"),
+                        Some(
+                            "a variant replaces the step's `smaps` on the kernels its `when` \
+                             picks: give the fields as they are there"
+                                .to_string(),
+                        ),
+                    );
+                }
+            }
+        } else if !st.variant.is_empty() {
             let hint = format!(
                 "a variant replaces `expect*` fields, and `op = \"{op}\"` takes none; \
                  use [requires] to run the scenario on some kernels only"
@@ -515,36 +550,79 @@ pub(super) fn check_page_flags(cx: &mut Ctx<'_, '_>) {
 /// (A name that is no counter is refused when the file is read, with the
 /// names allowed.)
 pub(super) fn check_thp_stats(cx: &mut Ctx<'_, '_>) {
+    let names: Vec<&str> = ThpStat::ALL.iter().map(|s| s.as_str()).collect();
+    check_named_table(
+        cx,
+        NamedTable {
+            field: "thp_stats",
+            takes: |c| c.thp_stats,
+            given: |st| st.thp_stats.as_ref().map(|m| m.len()),
+            what: "the THP counters",
+            a_name: "a counter",
+            how: "give by how much each counter must have changed since the scenario began, \
+                  e.g. `thp_stats = { anon_fault_alloc = 1 }`",
+            names: &names,
+        },
+    );
+}
+
+/// `smaps` belongs to check-smaps, which needs a field in it.
+pub(super) fn check_smaps(cx: &mut Ctx<'_, '_>) {
+    let names: Vec<&str> = SmapsField::ALL.iter().map(|s| s.as_str()).collect();
+    check_named_table(
+        cx,
+        NamedTable {
+            field: "smaps",
+            takes: |c| c.smaps,
+            given: |st| st.smaps.as_ref().map(|m| m.len()),
+            what: "the /proc/self/smaps fields",
+            a_name: "a field",
+            how: "give how many of the mapping's pages each field must count, \
+                  e.g. `smaps = { rss = 16, referenced = 1 }`",
+            names: &names,
+        },
+    );
+}
+
+/// A step field that is a table keyed by names (`thp_stats`, `smaps`).
+struct NamedTable<'a> {
+    field: &'static str,
+    takes: fn(&Checks) -> bool,
+    /// How many names the step gives, if it gives the field.
+    given: fn(&hmmlab_proto::scenario::Step) -> Option<usize>,
+    what: &'static str,
+    a_name: &'static str,
+    how: &'static str,
+    names: &'a [&'static str],
+}
+
+/// The field only on the ops that take it; those need a name in it.
+fn check_named_table(cx: &mut Ctx<'_, '_>, t: NamedTable<'_>) {
     for (i, st) in cx.s.step.iter().enumerate() {
         let op = st.op.as_str();
-        let takes = st.op.rules().checks.thp_stats;
-        match &st.thp_stats {
+        let takes = (t.takes)(&st.op.rules().checks);
+        match (t.given)(st) {
             Some(_) if !takes => {
                 let hint = format!(
-                    "`thp_stats` names the THP counters {} checks",
-                    ops_taking(|c| c.thp_stats)
+                    "`{}` names {} {} checks",
+                    t.field,
+                    t.what,
+                    ops_taking(t.takes)
                 );
                 cx.at_key(
-                    key_path!["step", i, "thp_stats"],
-                    format!("`thp_stats` does not apply to `op = \"{op}\"`"),
+                    key_path!["step", i, t.field],
+                    format!("`{}` does not apply to `op = \"{op}\"`", t.field),
                     Some(hint),
                 );
             }
-            Some(m) if !m.is_empty() => {}
+            Some(n) if n > 0 => {}
             _ if !takes => {}
             _ => {
-                let names: Vec<String> = ThpStat::ALL
-                    .iter()
-                    .map(|s| format!("`{}`", s.as_str()))
-                    .collect();
-                let hint = format!(
-                    "give by how much each counter must have changed since the scenario began, \
-                     e.g. `thp_stats = {{ anon_fault_alloc = 1 }}`, from: {}",
-                    names.join(", ")
-                );
+                let names: Vec<String> = t.names.iter().map(|n| format!("`{n}`")).collect();
+                let hint = format!("{}, from: {}", t.how, names.join(", "));
                 cx.at_value(
                     key_path!["step", i, "op"],
-                    format!("`op = \"{op}\"` needs a counter in `thp_stats`"),
+                    format!("`op = \"{op}\"` needs {} in `{}`", t.a_name, t.field),
                     Some(hint),
                 );
             }
@@ -586,6 +664,16 @@ pub(super) fn check_step_fields(cx: &mut Ctx<'_, '_>) {
                 e.path(key_path!["expect_cpages"]),
                 format!("`expect_cpages` does not apply to `op = \"{op}\"`"),
                 Some(hint),
+            );
+        }
+        if e.smaps && !checks.smaps {
+            cx.at_key(
+                e.path(key_path!["smaps"]),
+                format!("`smaps` does not apply to `op = \"{op}\"`"),
+                Some(format!(
+                    "`smaps` names the /proc/self/smaps fields {} checks",
+                    ops_taking(|c| c.smaps)
+                )),
             );
         }
         if e.faults.is_some() && !checks.faults {
