@@ -48,15 +48,9 @@ pub fn check(
             ));
         }
     }
-    match wrong.len() {
-        0 => Ok(()),
-        1 => Err(SmapsProblem::Differs(wrong.remove(0))),
-        n => Err(SmapsProblem::Differs(format!(
-            "{}; and {} more: {}",
-            wrong[0],
-            n - 1,
-            wrong[1..].join("; ")
-        ))),
+    match crate::thpstats::differences(wrong) {
+        None => Ok(()),
+        Some(m) => Err(SmapsProblem::Differs(m)),
     }
 }
 

@@ -64,16 +64,25 @@ impl ThpStats {
                 ));
             }
         }
-        match wrong.len() {
-            0 => Ok(()),
-            1 => Err(StatsProblem::Differs(wrong.remove(0))),
-            n => Err(StatsProblem::Differs(format!(
-                "{}; and {} more: {}",
-                wrong[0],
-                n - 1,
-                wrong[1..].join("; ")
-            ))),
+        match differences(wrong) {
+            None => Ok(()),
+            Some(m) => Err(StatsProblem::Differs(m)),
         }
+    }
+}
+
+/// What a check that compares several numbers found wrong, in one
+/// message: the first difference, then how many more and which; `None`
+/// when nothing differs.
+pub fn differences(wrong: Vec<String>) -> Option<String> {
+    match wrong.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [first, rest @ ..] => Some(format!(
+            "{first}; and {} more: {}",
+            rest.len(),
+            rest.join("; ")
+        )),
     }
 }
 
