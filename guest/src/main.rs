@@ -37,6 +37,7 @@ mod results;
 mod runner;
 mod smaps;
 mod steps;
+mod swap;
 mod sysnames;
 mod system;
 mod thpstats;
@@ -181,6 +182,13 @@ fn drive(
     if init::is_pid1() {
         if let Err(e) = khugepaged::hold_off() {
             eprintln!("hmmlab-guest: khugepaged is not held off, scenarios may see it: {e}");
+        }
+        // Before the leak checks take their baseline: the swap device's
+        // memory is there for the whole run.
+        match swap::set_up() {
+            Ok(Some(device)) => eprintln!("hmmlab-guest: swap on {device}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("hmmlab-guest: no swap device, page-out cannot swap: {e}"),
         }
     }
     let counters = plan.coverage.as_ref().and_then(|c| match coverage_out() {

@@ -193,6 +193,34 @@ impl Mapped {
         Ok(())
     }
 
+    /// madvise(MADV_PAGEOUT) of `range`: the pages are reclaimed, to swap
+    /// if there is any; their data stays.
+    pub fn page_out(&self, range: PageRange) -> Result<(), String> {
+        assert!(range.end() <= self.pages, "page range outside the mapping");
+        if let Some((page, _)) = self.refuses(range, false) {
+            return Err(format!(
+                "page-out of page {page}, which a munmap step unmapped"
+            ));
+        }
+        // SAFETY: the range is mapped and ours; the advice changes no data.
+        let rc = unsafe {
+            libc::madvise(
+                self.addr(range.start()) as *mut libc::c_void,
+                (range.len() * PAGE_SIZE) as usize,
+                libc::MADV_PAGEOUT,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "madvise(MADV_PAGEOUT) of pages [{}, {}) failed: {}",
+                range.start(),
+                range.end(),
+                describe_errno(last_errno())
+            ));
+        }
+        Ok(())
+    }
+
     /// mprotect(2) the pages of `range`, which must all be mapped.
     pub fn protect(&self, range: PageRange, prot: Prot) -> Result<(), String> {
         assert!(range.end() <= self.pages, "page range outside the mapping");

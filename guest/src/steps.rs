@@ -304,7 +304,7 @@ impl Ctx<'_> {
             | Op::MigrateVdso => self.device_step(step, range, m),
             Op::CpuRead | Op::CpuWrite => self.cpu_step(step, range, m),
             Op::MigrateRace => self.migrate_race(step, range, m),
-            Op::Munmap | Op::Mprotect | Op::UnmapNeighbour | Op::Discard => {
+            Op::Munmap | Op::Mprotect | Op::UnmapNeighbour | Op::Discard | Op::PageOut => {
                 self.vma_step(step, range, m)
             }
             Op::UserfaultfdIdle => self.userfaultfd_idle(m),
@@ -462,8 +462,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// munmap, mprotect, unmap-neighbour and discard: VMA changes that must
-    /// succeed.
+    /// munmap, mprotect, unmap-neighbour, discard and page-out: VMA changes
+    /// (or advice) that must succeed.
     fn vma_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
         let t0 = monotonic_ns();
         match (step.op, step.prot) {
@@ -472,6 +472,7 @@ impl Ctx<'_> {
             (Op::Mprotect, None) => Err("mprotect needs `prot`".to_string()),
             (Op::UnmapNeighbour, _) => self.map.unmap_neighbour(),
             (Op::Discard, _) => self.map.discard(range).map(|()| self.model.forget(range)),
+            (Op::PageOut, _) => crate::swap::ready().and_then(|()| self.map.page_out(range)),
             (op, _) => Err(format!("{} is no VMA change", op.as_str())),
         }
         .map_err(Failure::error)?;

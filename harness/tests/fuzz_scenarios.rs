@@ -477,6 +477,7 @@ fn reaches_as_allowed(map: &AccessMap, st: &Step) -> bool {
         && (st.op.is_cpu_access()
             || st.op == Op::Mprotect
             || st.op == Op::Discard
+            || st.op == Op::PageOut
             || st.op == Op::HoldRefs
             || st.op == Op::PinPages
             || st.op == Op::CheckPageFlags

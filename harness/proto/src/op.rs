@@ -77,6 +77,12 @@ pub enum Op {
     /// first, the rest of the THP stays mapped by ptes) and they read as
     /// zeros again, holes that keep their VMA.
     Discard,
+    /// madvise(MADV_PAGEOUT) of the step's pages (required): reclaim them
+    /// now. With a swap device (the guest sets one up on a kernel with
+    /// swap) an anonymous page is written to swap and its pte becomes a
+    /// swap entry; the data stays, and a read fault brings the page back
+    /// through the swap cache. Without swap anonymous pages stay.
+    PageOut,
     /// fork(2): a child process that shares the mapping's pages
     /// copy-on-write with this one until the scenario ends. The child
     /// keeps its own view of the data as of the fork; `child-read` and
@@ -288,7 +294,7 @@ mod table;
 pub const MAX_HELD_PAGES: u64 = 4096;
 
 impl Op {
-    pub const ALL: [Op; 32] = [
+    pub const ALL: [Op; 33] = [
         Op::MigrateToDevice,
         Op::MigrateToSystem,
         Op::Snapshot,
@@ -321,6 +327,7 @@ impl Op {
         Op::CheckPageFlags,
         Op::CheckThpStats,
         Op::CheckSmaps,
+        Op::PageOut,
     ];
 
     /// This op's rules: the one place they are written.

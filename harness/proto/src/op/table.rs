@@ -38,6 +38,7 @@ pub(super) const fn rules(op: Op) -> &'static OpRules {
         Op::CheckPageFlags => &CHECK_PAGE_FLAGS,
         Op::CheckThpStats => &CHECK_THP_STATS,
         Op::CheckSmaps => &CHECK_SMAPS,
+        Op::PageOut => &PAGE_OUT,
     }
 }
 
@@ -239,6 +240,19 @@ const VMA_CHECKS: Checks = own_check(
     "munmap, mprotect and discard issue no dmirror ioctl and must succeed; check their effect \
      with a snapshot step",
 );
+
+/// mm/madvise.c, madvise_pageout(): the pages are isolated and reclaimed
+/// at once (reclaim_pages()), referenced or not.
+const PAGE_OUT: OpRules = OpRules {
+    name: "page-out",
+    kind: OpKind::VmaChange,
+    pages: Pages::Required { verb: "page out" },
+    checks: own_check(
+        "page-out issues no dmirror ioctl and must succeed; check what went to swap with a \
+         check-smaps step (`swap`)",
+    ),
+    command: None,
+};
 
 const DISCARD: OpRules = OpRules {
     name: "discard",

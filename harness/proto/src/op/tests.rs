@@ -38,6 +38,7 @@ fn position(op: Op) -> usize {
         Op::CheckPageFlags => 29,
         Op::CheckThpStats => 30,
         Op::CheckSmaps => 31,
+        Op::PageOut => 32,
     }
 }
 

@@ -952,3 +952,33 @@ fn a_check_smaps_variant_replaces_its_fields_and_gives_nothing_else() {
         "`smaps` does not apply to `op = \"migrate-to-device\"`",
     );
 }
+
+#[test]
+fn page_out_needs_pages_that_are_mapped() {
+    let ds = errs(&with(
+        "[[step]]\nop = \"page-out\"\n\
+         [[step]]\nop = \"munmap\"\npages = [0, 2]\n\
+         [[step]]\nop = \"page-out\"\npages = [1, 4]\n",
+    ));
+    assert_eq!(ds.len(), 2, "{}", render(&ds));
+    assert_at(&ds[0], 9, 6, "`op = \"page-out\"` needs `pages`");
+    assert_at(
+        &ds[1],
+        14,
+        6,
+        "`op = \"page-out\"` reaches page 1, which step 2 (line 11) unmapped",
+    );
+    assert!(ds[1].hint.as_ref().unwrap().contains("MADV_PAGEOUT"));
+    // Any kind of mapping, and no expectation of its own.
+    loads(
+        &with("[[step]]\nop = \"page-out\"\npages = [0, 2]\n")
+            .replace("anon-private", "anon-shared"),
+    );
+    let d = one(&with(
+        "[[step]]\nop = \"page-out\"\npages = [0, 2]\nexpect_cpages = 2\n",
+    ));
+    assert_eq!(
+        d.message, "`expect_cpages` does not apply to `op = \"page-out\"`",
+        "{d}"
+    );
+}

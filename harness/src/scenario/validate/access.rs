@@ -405,6 +405,8 @@ fn access_problem(
             "mprotect of an unmapped page fails with ENOMEM"
         } else if st.op == Op::Discard {
             "madvise(MADV_DONTNEED) of an unmapped page fails with ENOMEM"
+        } else if st.op == Op::PageOut {
+            "madvise(MADV_PAGEOUT) of an unmapped page fails with ENOMEM"
         } else if st.op == Op::HoldRefs {
             "vmsplice(2) of an unmapped page fails with EFAULT: hold references on pages that \
              stay mapped"
