@@ -352,6 +352,9 @@ pub enum PageFlag {
     Active,
     /// KPF_ANON (12): an anonymous folio (folio_test_anon()).
     Anon,
+    /// KPF_SWAPCACHE (13): the folio is in the swap cache
+    /// (folio_test_swapcache(): PG_swapcache of a swap-backed folio).
+    Swapcache,
     /// KPF_SWAPBACKED (14): PG_swapbacked, backed by swap (anonymous and
     /// shmem memory).
     Swapbacked,
@@ -362,7 +365,7 @@ pub enum PageFlag {
 }
 
 impl PageFlag {
-    pub const ALL: [PageFlag; 9] = [
+    pub const ALL: [PageFlag; 10] = [
         PageFlag::Locked,
         PageFlag::Referenced,
         PageFlag::Uptodate,
@@ -370,6 +373,7 @@ impl PageFlag {
         PageFlag::Lru,
         PageFlag::Active,
         PageFlag::Anon,
+        PageFlag::Swapcache,
         PageFlag::Swapbacked,
         PageFlag::Thp,
     ];
@@ -384,6 +388,7 @@ impl PageFlag {
             PageFlag::Lru => "lru",
             PageFlag::Active => "active",
             PageFlag::Anon => "anon",
+            PageFlag::Swapcache => "swapcache",
             PageFlag::Swapbacked => "swapbacked",
             PageFlag::Thp => "thp",
         }
@@ -399,6 +404,7 @@ impl PageFlag {
             PageFlag::Lru => 5,
             PageFlag::Active => 6,
             PageFlag::Anon => 12,
+            PageFlag::Swapcache => 13,
             PageFlag::Swapbacked => 14,
             PageFlag::Thp => 22,
         }
@@ -414,6 +420,7 @@ impl PageFlag {
             PageFlag::Lru => "KPF_LRU",
             PageFlag::Active => "KPF_ACTIVE",
             PageFlag::Anon => "KPF_ANON",
+            PageFlag::Swapcache => "KPF_SWAPCACHE",
             PageFlag::Swapbacked => "KPF_SWAPBACKED",
             PageFlag::Thp => "KPF_THP",
         }
@@ -783,7 +790,7 @@ mod tests {
             }
         }
         let bits: Vec<u32> = PageFlag::ALL.iter().map(|f| f.kpf_bit()).collect();
-        assert_eq!(bits, [0, 2, 3, 4, 5, 6, 12, 14, 22]);
+        assert_eq!(bits, [0, 2, 3, 4, 5, 6, 12, 13, 14, 22]);
         assert!(serde_json::from_str::<PageFlag>("\"mlocked\"").is_err());
     }
 

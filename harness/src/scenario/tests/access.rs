@@ -646,7 +646,7 @@ fn check_page_flags_names_known_flags_in_set_or_clear() {
     loads(&step("clear = [\"dirty\"]\nset = []\n"));
     loads(&step(
         "set = [\"locked\", \"referenced\", \"uptodate\", \"dirty\", \"lru\", \"active\", \
-         \"anon\", \"swapbacked\", \"thp\"]\n",
+         \"anon\", \"swapcache\", \"swapbacked\", \"thp\"]\n",
     ));
 
     // A name that is no flag: where it is, and the names to use.
@@ -656,7 +656,7 @@ fn check_page_flags_names_known_flags_in_set_or_clear() {
     assert!(
         hint.contains(
             "`locked`, `referenced`, `uptodate`, `dirty`, `lru`, `active`, `anon`, \
-             `swapbacked`, `thp`"
+             `swapcache`, `swapbacked`, `thp`"
         ),
         "{hint}"
     );
