@@ -161,7 +161,6 @@ impl Mapped {
     /// madvise(MADV_DONTNEED) the pages of `range` of an anon-private
     /// mapping, which must all be mapped: they read as zeros afterwards.
     pub fn discard(&self, range: PageRange) -> Result<(), String> {
-        assert!(range.end() <= self.pages, "page range outside the mapping");
         if self.kind != MappingKind::AnonPrivate {
             return Err(format!(
                 "discard needs an anon-private mapping, not {:?}: MADV_DONTNEED of a shared or \
@@ -169,50 +168,38 @@ impl Mapped {
                 self.kind
             ));
         }
+        self.advise(range, "discard", libc::MADV_DONTNEED, "MADV_DONTNEED")
+    }
+
+    /// madvise(MADV_PAGEOUT) of `range`, which must all be mapped: the
+    /// pages are reclaimed, to swap if there is any; their data stays.
+    pub fn page_out(&self, range: PageRange) -> Result<(), String> {
+        self.advise(range, "page-out", libc::MADV_PAGEOUT, "MADV_PAGEOUT")
+    }
+
+    /// madvise(2) `advice` (named `name`) over `range`, for the step `op`.
+    fn advise(
+        &self,
+        range: PageRange,
+        op: &str,
+        advice: libc::c_int,
+        name: &str,
+    ) -> Result<(), String> {
+        assert!(range.end() <= self.pages, "page range outside the mapping");
         if let Some((page, _)) = self.refuses(range, false) {
-            return Err(format!(
-                "discard of page {page}, which a munmap step unmapped"
-            ));
+            return Err(format!("{op} of page {page}, which a munmap step unmapped"));
         }
         // SAFETY: the range is mapped and ours; nothing else uses its pages.
         let rc = unsafe {
             libc::madvise(
                 self.addr(range.start()) as *mut libc::c_void,
                 (range.len() * PAGE_SIZE) as usize,
-                libc::MADV_DONTNEED,
+                advice,
             )
         };
         if rc != 0 {
             return Err(format!(
-                "madvise(MADV_DONTNEED) of pages [{}, {}) failed: {}",
-                range.start(),
-                range.end(),
-                describe_errno(last_errno())
-            ));
-        }
-        Ok(())
-    }
-
-    /// madvise(MADV_PAGEOUT) of `range`: the pages are reclaimed, to swap
-    /// if there is any; their data stays.
-    pub fn page_out(&self, range: PageRange) -> Result<(), String> {
-        assert!(range.end() <= self.pages, "page range outside the mapping");
-        if let Some((page, _)) = self.refuses(range, false) {
-            return Err(format!(
-                "page-out of page {page}, which a munmap step unmapped"
-            ));
-        }
-        // SAFETY: the range is mapped and ours; the advice changes no data.
-        let rc = unsafe {
-            libc::madvise(
-                self.addr(range.start()) as *mut libc::c_void,
-                (range.len() * PAGE_SIZE) as usize,
-                libc::MADV_PAGEOUT,
-            )
-        };
-        if rc != 0 {
-            return Err(format!(
-                "madvise(MADV_PAGEOUT) of pages [{}, {}) failed: {}",
+                "madvise({name}) of pages [{}, {}) failed: {}",
                 range.start(),
                 range.end(),
                 describe_errno(last_errno())
