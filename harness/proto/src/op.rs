@@ -166,6 +166,9 @@ pub enum OpKind {
     CpuAccess { writes: bool },
     /// Changes a VMA: the mapping's own or a neighbour.
     VmaChange,
+    /// Advice about the pages (madvise(2)) that changes neither the VMA
+    /// nor the data: where the pages are (in memory or swapped out).
+    PageAdvice,
     /// Sets a flag of the open device file.
     DeviceFlag,
     /// Checks the mapping's userfaultfd.

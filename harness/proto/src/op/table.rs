@@ -245,7 +245,7 @@ const VMA_CHECKS: Checks = own_check(
 /// at once (reclaim_pages()), referenced or not.
 const PAGE_OUT: OpRules = OpRules {
     name: "page-out",
-    kind: OpKind::VmaChange,
+    kind: OpKind::PageAdvice,
     pages: Pages::Required { verb: "page out" },
     checks: own_check(
         "page-out issues no dmirror ioctl and must succeed; check what went to swap with a \

@@ -132,7 +132,10 @@ fn every_ops_rules_are_consistent() {
         if op.needs_pages() {
             let kind_ok = matches!(
                 r.kind,
-                OpKind::VmaChange | OpKind::PageRefs { hold: true } | OpKind::WriteProtect
+                OpKind::VmaChange
+                    | OpKind::PageAdvice
+                    | OpKind::PageRefs { hold: true }
+                    | OpKind::WriteProtect
             );
             assert!(op.checks_itself() && kind_ok, "{name}");
         }
