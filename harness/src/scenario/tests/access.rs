@@ -969,6 +969,12 @@ fn page_out_needs_pages_that_are_mapped() {
         "`op = \"page-out\"` reaches page 1, which step 2 (line 11) unmapped",
     );
     assert!(ds[1].hint.as_ref().unwrap().contains("MADV_PAGEOUT"));
+    // Advice, not a VMA change: allowed in a scenario that forks, before
+    // the fork or after it.
+    loads(&with(
+        "[[step]]\nop = \"page-out\"\npages = [0, 2]\n[[step]]\nop = \"fork\"\n\
+         [[step]]\nop = \"page-out\"\npages = [2, 4]\n[[step]]\nop = \"child-read\"\n",
+    ));
     // Any kind of mapping, and no expectation of its own.
     loads(
         &with("[[step]]\nop = \"page-out\"\npages = [0, 2]\n")
