@@ -857,26 +857,18 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
         let with = ops_with(|c| c.page_flags);
         return refuse(format!("`set` and `clear` apply to {with} steps, not {op}"));
     }
-    match (checks.thp_stats, &step.thp_stats) {
-        (true, None) => return refuse(format!("{op} needs `thp_stats`")),
-        (true, Some(m)) if m.is_empty() => {
-            return refuse(format!("{op} needs a counter in `thp_stats`"))
-        }
-        (false, Some(_)) => {
-            let with = ops_with(|c| c.thp_stats);
-            return refuse(format!("`thp_stats` applies to {with} steps, not {op}"));
-        }
-        _ => {}
-    }
-    match (checks.smaps, &step.smaps) {
-        (true, None) => return refuse(format!("{op} needs `smaps`")),
-        (true, Some(m)) if m.is_empty() => return refuse(format!("{op} needs a field in `smaps`")),
-        (false, Some(_)) => {
-            let with = ops_with(|c| c.smaps);
-            return refuse(format!("`smaps` applies to {with} steps, not {op}"));
-        }
-        _ => {}
-    }
+    let thp_stats = step.thp_stats.as_ref().map(|m| m.len());
+    named_table(
+        op,
+        &checks,
+        "thp_stats",
+        "a counter",
+        |c| c.thp_stats,
+        thp_stats,
+    )
+    .map_err(Failure::error)?;
+    let smaps = step.smaps.as_ref().map(|m| m.len());
+    named_table(op, &checks, "smaps", "a field", |c| c.smaps, smaps).map_err(Failure::error)?;
     if !step.expect.is_empty() && !checks.states {
         let with = ops_with(|c| c.states);
         return refuse(format!("`expect` applies to {with} steps, not {op}"));
@@ -913,6 +905,28 @@ fn check_applicable(step: &Step) -> Result<(), Failure> {
 }
 
 /// The ops whose checks take a field, for messages: `a, b and c`.
+/// A field that is a table keyed by names (`thp_stats`, `smaps`, of which
+/// `given` names this many): required, with `a_name` in it, by the ops that
+/// take it, refused by the others.
+fn named_table(
+    op: &str,
+    checks: &Checks,
+    field: &str,
+    a_name: &str,
+    takes: fn(&Checks) -> bool,
+    given: Option<usize>,
+) -> Result<(), String> {
+    match (takes(checks), given) {
+        (true, None) => Err(format!("{op} needs `{field}`")),
+        (true, Some(0)) => Err(format!("{op} needs {a_name} in `{field}`")),
+        (false, Some(_)) => Err(format!(
+            "`{field}` applies to {} steps, not {op}",
+            ops_with(takes)
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn ops_with(takes: fn(&Checks) -> bool) -> String {
     let names: Vec<&str> = Op::ALL
         .into_iter()
