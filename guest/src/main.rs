@@ -21,6 +21,7 @@ mod bench;
 mod child;
 mod coverage;
 mod dmirror;
+mod faultinject;
 mod fork;
 mod init;
 mod khugepaged;

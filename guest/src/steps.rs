@@ -162,7 +162,7 @@ fn run_mapped(
     for (index, step) in scenario.step.iter().enumerate() {
         let range = step.pages.unwrap_or(PageRange(0, map.pages()));
         let mut m = Measured::default();
-        let result = cx.run_step(step, range, &mut m);
+        let result = cx.run_step_failing(step, range, &mut m);
         results.emit(&Record::Step {
             scenario: name.to_string(),
             index: index as u32,
@@ -289,6 +289,37 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The step, with the allocations its `fail_kernel_alloc` names made
+    /// to fail while it runs (faultinject.rs). A step during which none
+    /// failed fails: what the scenario is about did not happen.
+    fn run_step_failing(
+        &mut self,
+        step: &Step,
+        range: PageRange,
+        m: &mut Measured,
+    ) -> Result<(), Failure> {
+        let Some(f) = &step.fail_kernel_alloc else {
+            return self.run_step(step, range, m);
+        };
+        let armed = crate::faultinject::arm(f).map_err(Failure::error)?;
+        let result = self.run_step(step, range, m);
+        let failed = armed.disarm().map_err(Failure::error)?;
+        result?;
+        if failed == 0 {
+            return Err(Failure::fail(format!(
+                "no {} allocation under {} failed during the step: it never made one",
+                f.allocator.as_str(),
+                f.under
+            )));
+        }
+        let said = crate::faultinject::describe(f, failed);
+        m.message = Some(match m.message.take() {
+            Some(msg) => format!("{msg}; {said}"),
+            None => said,
+        });
+        Ok(())
+    }
+
     fn run_step(&mut self, step: &Step, range: PageRange, m: &mut Measured) -> Result<(), Failure> {
         check_range(range, self.map.pages()).map_err(Failure::error)?;
         check_applicable(step)?;
@@ -1055,6 +1086,7 @@ pub(crate) mod tests {
             clear: None,
             thp_stats: None,
             smaps: None,
+            fail_kernel_alloc: None,
             variant: vec![],
         }
     }

@@ -56,8 +56,9 @@ use hmmlab_harness::scenario::{
 };
 use hmmlab_proto::op::{Pages as OpPages, MAX_HELD_PAGES};
 use hmmlab_proto::scenario::{
-    DeviceKind, Kind, Kselftest, Mapping, MappingKind, Op, PageFlag, PageRange, Populate, Prot,
-    Scenario, SmapsField, StateExpect, Step, ThpMode, ThpStat, Touch, Variant, When,
+    Allocator, DeviceKind, FailKernelAlloc, Kind, Kselftest, Mapping, MappingKind, Op, PageFlag,
+    PageRange, Populate, Prot, Scenario, SmapsField, StateExpect, Step, ThpMode, ThpStat, Touch,
+    Variant, When,
 };
 use hmmlab_proto::state::{for_device, parse_expected, ANY, STATE_NAMES};
 use proptest::prelude::*;
@@ -847,6 +848,13 @@ fn step_allowed(s: &Scenario, st: &Step, limit: Option<u64>) -> bool {
         Some(m) => checks.smaps && !m.is_empty(),
         None => !checks.smaps,
     };
+    // Allocations fail only in steps that enter the kernel for their
+    // pages, under a function named as /proc/kallsyms names one, in a
+    // scenario that requires the fault-injection stack-trace filter.
+    if let Some(f) = &st.fail_kernel_alloc {
+        ok &= st.op.may_fail_kernel_alloc() && kallsyms_name(&f.under);
+        ok &= s.requires.as_ref().and_then(|r| r.config.as_deref()) == Some(STACKTRACE_FILTER);
+    }
     if let Some(cmd) = st.op.newer_interface() {
         let req = s.requires.as_ref().and_then(|r| r.kernel.as_deref());
         ok &= req
@@ -1264,6 +1272,7 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
         }
     }
     require_newer_commands(&mut s);
+    require_fault_injection(&mut s);
     s.mapping = Some(m);
     s
 }
@@ -1276,6 +1285,50 @@ fn checks_after(steps: &[Step]) -> Vec<Op> {
         .filter(|(before, _)| steps.iter().any(|st| st.op == *before))
         .map(|(_, check)| check)
         .collect()
+}
+
+const STACKTRACE_FILTER: &str = "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER";
+
+/// A function's name in /proc/kallsyms: a C identifier, maybe with the
+/// compiler's `.isra.0`-like suffixes.
+fn kallsyms_name(name: &str) -> bool {
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic());
+    first_ok
+        && name
+            .bytes()
+            .all(|b| b == b'_' || b == b'.' || b.is_ascii_alphanumeric())
+}
+
+/// `fail_kernel_alloc` naming a valid function or, when `valid` is false,
+/// maybe not.
+fn gen_fail_kernel_alloc(rng: &mut Rng, valid: bool) -> FailKernelAlloc {
+    const GOOD: &[&str] = &[
+        "__migrate_device_pages",
+        "migrate_device_coherent_folio",
+        "migrate_vma_collect_skip.isra.0",
+        "f",
+        "_x9",
+    ];
+    const BAD: &[&str] = &["", "two words", "0day", "f()", "mm/migrate_device.c", "a-b"];
+    let under = match (valid, rng.below(3)) {
+        (true, _) | (false, 0) => rng.pick(GOOD).to_string(),
+        (false, 1) => rng.pick(BAD).to_string(),
+        (false, _) => gen_text(rng, 12),
+    };
+    FailKernelAlloc {
+        allocator: *rng.pick(&Allocator::ALL),
+        under,
+    }
+}
+
+/// A step whose allocations fail needs the stack-trace filter required.
+fn require_fault_injection(s: &mut Scenario) {
+    if s.step.iter().any(|st| st.fail_kernel_alloc.is_some()) {
+        s.requires.get_or_insert_with(When::default).config = Some(STACKTRACE_FILTER.into());
+    }
 }
 
 /// Ops only newer test_hmm has need `[requires] kernel` to exclude the
@@ -1350,6 +1403,7 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
         clear: None,
         thp_stats: None,
         smaps: None,
+        fail_kernel_alloc: None,
         variant: vec![],
     };
     // An ioctl step either expects the ioctl to fail (an errno and nothing
@@ -1379,6 +1433,9 @@ fn gen_valid_step(rng: &mut Rng, op: Op, n: u64, prot: Prot) -> Step {
     }
     if checks.smaps {
         st.smaps = Some(gen_smaps(rng, 1, n));
+    }
+    if op.may_fail_kernel_alloc() && rng.chance(1, 6) {
+        st.fail_kernel_alloc = Some(gen_fail_kernel_alloc(rng, true));
     }
     if checks.iterations {
         st.iterations =
@@ -1662,6 +1719,10 @@ fn gen_free_step(rng: &mut Rng, n: u64) -> Step {
         clear: (checks.page_flags != maybe(rng, 1)).then(|| gen_free_flags(rng)),
         thp_stats: (checks.thp_stats != maybe(rng, 1)).then(|| gen_thp_stats(rng, 0)),
         smaps: (checks.smaps != maybe(rng, 1)).then(|| gen_smaps(rng, 0, n)),
+        fail_kernel_alloc: maybe(rng, 1).then(|| {
+            let valid = !maybe(rng, 3);
+            gen_fail_kernel_alloc(rng, valid)
+        }),
         variant: vec![],
     };
     if checks.iterations && maybe(rng, 1) {
@@ -2268,6 +2329,13 @@ fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
         keys.push(format!("thp_stats = {{ {} }}", pairs.join(", ")));
     }
     keys.extend(smaps_key(&step.smaps));
+    if let Some(f) = &step.fail_kernel_alloc {
+        keys.push(format!(
+            "fail_kernel_alloc = {{ allocator = {}, under = {} }}",
+            st.string(f.allocator.as_str()),
+            st.string(&f.under)
+        ));
+    }
     keys
 }
 
@@ -2491,6 +2559,9 @@ const KEYS: &[&str] = &[
     "min_complete",
     "set",
     "clear",
+    "fail_kernel_alloc",
+    "allocator",
+    "under",
     "variant",
     "when",
     "kernel",
@@ -3002,6 +3073,28 @@ fn generated_page_flags_break_each_rule_and_keep_them() {
 }
 
 #[test]
+fn generated_allocation_failures_are_checked() {
+    // Valid steps whose allocations fail, and free ones on the wrong op or
+    // naming no function: both are made.
+    let failing = |s: &Scenario| s.step.iter().any(|st| st.fail_kernel_alloc.is_some());
+    let valid = (0..2000)
+        .filter(|&seed| failing(&gen_valid(&mut Rng(seed))))
+        .count();
+    assert!(valid > 20, "{valid}");
+    let broken = (0..3000)
+        .map(|seed| gen_free(&mut Rng(seed)))
+        .filter(|s| {
+            s.step.iter().any(|st| {
+                st.fail_kernel_alloc
+                    .as_ref()
+                    .is_some_and(|f| !kallsyms_name(&f.under) || !st.op.may_fail_kernel_alloc())
+            })
+        })
+        .count();
+    assert!(broken > 20, "{broken}");
+}
+
+#[test]
 fn generated_steps_after_munmap_and_mprotect_are_checked() {
     // Valid scenarios where a step follows a munmap or an mprotect of some
     // of its pages, and free ones that break the rule: both are made.
@@ -3020,7 +3113,7 @@ fn generated_steps_after_munmap_and_mprotect_are_checked() {
         .filter(|&seed| changes(&gen_valid(&mut Rng(seed))))
         .count();
     assert!(valid > 20, "{valid}");
-    let refused = (0..3000)
+    let refused = (0..6000)
         .map(|seed| gen_free(&mut Rng(seed)))
         .filter(|s| s.mapping.is_some() && changes(s))
         .filter(|s| {

@@ -440,6 +440,21 @@ impl Op {
         matches!(self.rules().kind, OpKind::ChildAccess { .. })
     }
 
+    /// The step enters the kernel for its pages, so that allocations made
+    /// on its way can be made to fail (`fail_kernel_alloc`): migrations,
+    /// device and CPU accesses, references and pins taken.
+    pub fn may_fail_kernel_alloc(self) -> bool {
+        matches!(
+            self.rules().kind,
+            OpKind::MigrateToDevice
+                | OpKind::MigrateToSystem
+                | OpKind::DeviceAccess { .. }
+                | OpKind::CpuAccess { .. }
+                | OpKind::PageRefs { hold: true }
+                | OpKind::EvictDevice
+        )
+    }
+
     /// Tests of the harness itself, not of the kernel.
     pub fn is_harness_only(self) -> bool {
         self.rules().kind == OpKind::HarnessOnly

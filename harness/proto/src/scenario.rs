@@ -324,6 +324,10 @@ pub struct Step {
     /// must count, summed over the mapping's VMAs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smaps: Option<BTreeMap<SmapsField, u64>>,
+    /// Allocations the kernel makes during this step that fail, by kernel
+    /// fault injection (the `fault` variant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_kernel_alloc: Option<FailKernelAlloc>,
     /// Expectations for kernels that differ: the first variant whose `when`
     /// matches replaces every `expect*` field it gives. Resolved on the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -583,6 +587,64 @@ impl std::fmt::Display for SmapsField {
     }
 }
 
+/// `fail_kernel_alloc`: while the step runs, every allocation of one of
+/// the kernel's allocators that the step's own task makes with `under` in
+/// its call stack fails, as the kernel's fault injection makes it
+/// (Documentation/fault-injection/fault-injection.rst: `task-filter` with
+/// /proc/self/make-it-fail, `require-start`/`require-end` the function's
+/// text from /proc/kallsyms, `probability` 100). Needs CONFIG_KALLSYMS,
+/// CONFIG_FAIL_PAGE_ALLOC or CONFIG_FAILSLAB and
+/// CONFIG_FAULT_INJECTION_STACKTRACE_FILTER
+/// (images/configs/variants/fault.config). A step during which none
+/// failed fails: the failure the scenario is about never happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FailKernelAlloc {
+    pub allocator: Allocator,
+    /// A function of the kernel's text, as /proc/kallsyms names it (a
+    /// static function the compiler inlined has no name there: name the
+    /// one it was inlined into).
+    pub under: String,
+}
+
+/// The allocator whose failures `fail_kernel_alloc` injects.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// The page allocator (`fail_page_alloc`: alloc_pages() and all built
+    /// on it, page tables included), every order.
+    Page,
+    /// The slab allocator (`failslab`: kmalloc(), kmem_cache_alloc()).
+    Slab,
+}
+
+impl Allocator {
+    pub const ALL: [Allocator; 2] = [Allocator::Page, Allocator::Slab];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Allocator::Page => "page",
+            Allocator::Slab => "slab",
+        }
+    }
+
+    /// Its fault-injection directory in debugfs.
+    pub const fn debugfs_dir(self) -> &'static str {
+        match self {
+            Allocator::Page => "/sys/kernel/debug/fail_page_alloc",
+            Allocator::Slab => "/sys/kernel/debug/failslab",
+        }
+    }
+
+    /// The kernel option that provides it.
+    pub const fn config(self) -> &'static str {
+        match self {
+            Allocator::Page => "CONFIG_FAIL_PAGE_ALLOC",
+            Allocator::Slab => "CONFIG_FAILSLAB",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
@@ -758,6 +820,10 @@ mod tests {
                 clear: Some(vec![]),
                 thp_stats: Some([(ThpStat::NrAnon, -1)].into()),
                 smaps: Some([(SmapsField::Referenced, 1)].into()),
+                fail_kernel_alloc: Some(FailKernelAlloc {
+                    allocator: Allocator::Slab,
+                    under: "__migrate_device_pages".into(),
+                }),
                 variant: vec![],
             }],
             kselftest: None,

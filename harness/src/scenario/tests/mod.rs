@@ -2,6 +2,7 @@
 
 mod access;
 mod checks;
+mod faults;
 mod kernel;
 mod load;
 mod parse;

@@ -3,6 +3,7 @@
 
 mod access;
 mod conditions;
+mod faults;
 mod layout;
 mod steps;
 
@@ -12,6 +13,7 @@ use super::diagnostic::{line_col, Problem};
 use super::span::{Doc, Seg};
 use access::*;
 use conditions::*;
+use faults::*;
 use layout::*;
 use steps::*;
 
@@ -50,6 +52,7 @@ const CHECKS: &[Check] = &[
     check_page_flags,
     check_thp_stats,
     check_smaps,
+    check_fail_kernel_alloc,
     check_step_fields,
     check_faults_stated,
     check_cpages_bound,
