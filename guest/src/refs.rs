@@ -207,6 +207,23 @@ struct Pin {
     pages: PageRange,
 }
 
+/// Why a `pin-pages` step pinned nothing: gup_test's errno, or none when
+/// the harness could not ask.
+#[derive(Debug)]
+pub struct PinError {
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl PinError {
+    fn harness(message: impl Into<String>) -> PinError {
+        PinError {
+            errno: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// The gup_test files of a scenario's `pin-pages` steps: those not used
 /// yet, in step order, and those holding pins.
 pub struct Pins {
@@ -247,20 +264,21 @@ impl Pins {
     }
 
     /// PIN_LONGTERM_TEST_START over the `pages.len()` pages at `addr`:
-    /// pin_user_pages() with FOLL_LONGTERM, read-only.
-    pub fn pin(&mut self, addr: u64, pages: PageRange) -> Result<String, String> {
-        let pin = self
-            .ready
-            .next()
-            .ok_or("pin-pages: no gup_test file was opened for this step")?;
+    /// pin_user_pages() with FOLL_LONGTERM, read-only. gup_test unpins what
+    /// it pinned when pin_user_pages() fails (pin_longterm_test_stop()), so
+    /// a failed pin holds nothing.
+    pub fn pin(&mut self, addr: u64, pages: PageRange) -> Result<String, PinError> {
+        let pin = self.ready.next().ok_or_else(|| {
+            PinError::harness("pin-pages: no gup_test file was opened for this step")
+        })?;
         if pin.pages != pages {
-            return Err(format!(
+            return Err(PinError::harness(format!(
                 "pin-pages: the next gup_test file was opened for pages [{}, {}), not [{}, {})",
                 pin.pages.start(),
                 pin.pages.end(),
                 pages.start(),
                 pages.end()
-            ));
+            )));
         }
         let args = crate::abi::PinLongtermTest {
             addr,
@@ -284,12 +302,15 @@ impl Pins {
             } else {
                 ""
             };
-            return Err(format!(
-                "PIN_LONGTERM_TEST_START of pages [{}, {}) failed: {}{why}",
-                pages.start(),
-                pages.end(),
-                describe_errno(errno)
-            ));
+            return Err(PinError {
+                errno: Some(errno),
+                message: format!(
+                    "PIN_LONGTERM_TEST_START of pages [{}, {}) failed: {}{why}",
+                    pages.start(),
+                    pages.end(),
+                    describe_errno(errno)
+                ),
+            });
         }
         self.pinned.push(pin);
         Ok(format!("{} pages pinned (FOLL_LONGTERM)", pages.len()))

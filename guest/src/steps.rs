@@ -527,13 +527,15 @@ impl Ctx<'_> {
         let addr = self.map.addr(range.start());
         let t0 = monotonic_ns();
         let note = match step.op {
-            Op::HoldRefs => self.scratch.pipes.hold(addr, range),
-            Op::DropRefs => self.scratch.pipes.drop_all(),
-            Op::PinPages => self.scratch.pins.pin(addr, range),
-            Op::UnpinPages => self.scratch.pins.unpin_all(),
-            op => Err(format!("{} holds no references", op.as_str())),
-        }
-        .map_err(Failure::error)?;
+            Op::HoldRefs => self.scratch.pipes.hold(addr, range).map_err(Failure::error),
+            Op::DropRefs => self.scratch.pipes.drop_all().map_err(Failure::error),
+            Op::PinPages => judge_pin(step, self.scratch.pins.pin(addr, range)),
+            Op::UnpinPages => self.scratch.pins.unpin_all().map_err(Failure::error),
+            op => Err(Failure::error(format!(
+                "{} holds no references",
+                op.as_str()
+            ))),
+        }?;
         m.duration_ns = monotonic_ns() - t0;
         m.message = Some(note);
         Ok(())
@@ -974,6 +976,34 @@ fn ops_with(takes: fn(&Checks) -> bool) -> String {
 /// `expect_errno`, with 0 meaning success like its absence.
 fn expected_errno(step: &Step) -> Option<i32> {
     step.expect_errno.filter(|&e| e != 0)
+}
+
+/// Hold a `pin-pages` step's result against its `expect_errno`. A pin
+/// the kernel refuses is a failure (gup refuses to pin what it cannot
+/// make pinnable: EBUSY when a device-coherent page cannot be moved out);
+/// one the harness could not ask for is an error.
+fn judge_pin(
+    step: &Step,
+    result: Result<String, crate::refs::PinError>,
+) -> Result<String, Failure> {
+    match (result, expected_errno(step)) {
+        (Ok(note), None) => Ok(note),
+        (Ok(note), Some(want)) => Err(Failure::fail(format!(
+            "pin-pages succeeded ({note}), expected PIN_LONGTERM_TEST_START to fail with {}",
+            describe_errno(want)
+        ))),
+        (Err(e), Some(want)) if e.errno == Some(want) => Ok(format!(
+            "PIN_LONGTERM_TEST_START failed with {}, as expected: nothing pinned",
+            describe_errno(want)
+        )),
+        (Err(e), Some(want)) if e.errno.is_some() => Err(Failure::fail(format!(
+            "{}; expected {}",
+            e.message,
+            describe_errno(want)
+        ))),
+        (Err(e), None) if e.errno.is_some() => Err(Failure::fail(e.message)),
+        (Err(e), _) => Err(Failure::error(e.message)),
+    }
 }
 
 /// Hold an ioctl's result against `expect_errno`, `expect_cpages` and
@@ -1519,6 +1549,47 @@ pub(crate) mod tests {
                 assert_eq!(records.len(), 2);
             }
         }
+    }
+
+    #[test]
+    fn a_pin_the_kernel_refuses_fails_unless_expected() {
+        use crate::refs::PinError;
+        let busy = || {
+            Err(PinError {
+                errno: Some(libc::EBUSY),
+                message: "PIN_LONGTERM_TEST_START of pages [0, 2) failed: EBUSY".into(),
+            })
+        };
+        let mut st = step(Op::PinPages);
+        assert_eq!(
+            judge_pin(&st, Ok("2 pages pinned".into())).unwrap(),
+            "2 pages pinned"
+        );
+        let f = judge_pin(&st, busy()).unwrap_err();
+        assert_eq!(f.outcome, Outcome::Fail, "{}", f.message);
+        let harness = Err(PinError {
+            errno: None,
+            message: "no gup_test file".into(),
+        });
+        assert_eq!(judge_pin(&st, harness).unwrap_err().outcome, Outcome::Error);
+        st.expect_errno = Some(libc::EBUSY);
+        assert!(judge_pin(&st, busy()).unwrap().contains("as expected"));
+        let f = judge_pin(&st, Ok("2 pages pinned".into())).unwrap_err();
+        assert_eq!(f.outcome, Outcome::Fail);
+        assert!(
+            f.message
+                .contains("expected PIN_LONGTERM_TEST_START to fail"),
+            "{}",
+            f.message
+        );
+        st.expect_errno = Some(libc::ENOMEM);
+        let f = judge_pin(&st, busy()).unwrap_err();
+        assert_eq!(f.outcome, Outcome::Fail);
+        assert!(
+            f.message.contains("EBUSY") && f.message.contains("ENOMEM"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]

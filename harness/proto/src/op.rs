@@ -245,8 +245,8 @@ pub struct Checks {
 /// Whether a step takes `expect_errno` (and `[[step.variant]]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Errno {
-    /// It issues one dmirror ioctl and checks its result: `expect_errno`
-    /// and variants apply.
+    /// It issues one ioctl (test_hmm's; gup_test's for `pin-pages`) and
+    /// checks its result: `expect_errno` and variants apply.
     Ioctl,
     /// It issues no ioctl: no `expect_errno`; variants apply (with no
     /// field to replace).

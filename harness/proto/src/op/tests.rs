@@ -105,10 +105,15 @@ fn every_ops_rules_are_consistent() {
         }
         // A checked ioctl reports its pages, except release, which
         // reports none (test_hmm answers 0 pages for the whole device),
-        // and migrate-vdso, whose page is not the mapping's.
+        // migrate-vdso, whose page is not the mapping's, and pin-pages
+        // (gup_test pins all or none).
+        // pin-pages' ioctl is gup_test's, no dmirror command.
         if c.errno == Errno::Ioctl {
-            assert!(r.command.is_some(), "{name}");
-            let own_pages = !matches!(r.kind, OpKind::EvictDevice | OpKind::MigrateOutside);
+            assert!(r.command.is_some() || op == Op::PinPages, "{name}");
+            let own_pages = !matches!(
+                r.kind,
+                OpKind::EvictDevice | OpKind::MigrateOutside | OpKind::PageRefs { .. }
+            );
             assert_eq!(c.cpages, own_pages, "{name}");
         }
         // Only migrate-race takes iterations, and with them min_complete;
@@ -137,7 +142,12 @@ fn every_ops_rules_are_consistent() {
                     | OpKind::PageRefs { hold: true }
                     | OpKind::WriteProtect
             );
-            assert!(op.checks_itself() && kind_ok, "{name}");
+            // pin-pages may be expected to fail (`expect_errno`): the
+            // kernel may refuse a pin.
+            assert!(
+                (op.checks_itself() || op == Op::PinPages) && kind_ok,
+                "{name}"
+            );
         }
         // Hints say which op they are about.
         if let Pages::None { why } = r.pages {

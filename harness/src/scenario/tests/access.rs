@@ -348,6 +348,32 @@ fn pin_pages_needs_a_gup_test_that_has_it() {
 }
 
 #[test]
+fn pin_pages_may_expect_the_pin_to_fail_but_counts_nothing() {
+    let req = "[requires]\nkernel = \">=6.12\"\nconfig = \"CONFIG_GUP_TEST\"\n";
+    let pin = "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\nexpect_errno = 16\n";
+    loads(&format!("{}{req}", with(pin)));
+    let pin = "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\nexpect_cpages = 2\n";
+    let d = one(&format!("{}{req}", with(pin)));
+    assert_at(
+        &d,
+        11,
+        1,
+        "`expect_cpages` does not apply to `op = \"pin-pages\"`",
+    );
+    // unpin-pages still issues nothing to expect.
+    let unpin = "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n\
+                 [[step]]\nop = \"unpin-pages\"\nexpect_errno = 16\n";
+    let ds = errs(&format!("{}{req}", with(unpin)));
+    assert!(
+        ds.iter().any(|d| d
+            .message
+            .contains("`expect_errno` does not apply to `op = \"unpin-pages\"`")),
+        "{}",
+        render(&ds)
+    );
+}
+
+#[test]
 fn unpin_pages_and_drop_refs_each_drop_their_own() {
     // Line 9: pin-pages; line 12: drop-refs, which drops vmsplice
     // references, not pins; line 14: unpin-pages; line 16: unpin-pages
