@@ -11,7 +11,7 @@
 
 use std::fs;
 
-use hmmlab_proto::scenario::{Allocator, FailKernelAlloc};
+use hmmlab_proto::scenario::{Allocator, FailKernelAlloc, Step};
 
 const KALLSYMS: &str = "/proc/kallsyms";
 const MAKE_IT_FAIL: &str = "/proc/thread-self/make-it-fail";
@@ -127,9 +127,40 @@ fn set_make_it_fail(on: bool) -> Result<(), String> {
     })
 }
 
-/// Arm `f` for this thread.
-pub fn arm(f: &FailKernelAlloc) -> Result<Armed, String> {
-    let dir = f.allocator.debugfs_dir();
+/// Where each step's `under` is, looked up before the test mapping exists
+/// (steps.rs): /proc/kallsyms is megabytes, and reading it during the steps
+/// would map memory next to the mapping, which merges into its VMA (giving
+/// it an anon_vma) and, unmapped, invalidates test_hmm's mirror entry of
+/// the mapping's first page (its invalidation range is inclusive).
+#[derive(Debug, Default)]
+pub struct Places(Vec<Option<Text>>);
+
+impl Places {
+    pub fn prepare(steps: &[Step]) -> Result<Places, String> {
+        if steps.iter().all(|s| s.fail_kernel_alloc.is_none()) {
+            return Ok(Places::default());
+        }
+        let kallsyms = fs::read_to_string(KALLSYMS)
+            .map_err(|e| format!("reading {KALLSYMS}: {e} (the kernel needs CONFIG_KALLSYMS)"))?;
+        let mut places = vec![None; steps.len()];
+        for (place, step) in places.iter_mut().zip(steps) {
+            if let Some(f) = &step.fail_kernel_alloc {
+                check_ready(f.allocator)?;
+                *place = Some(find_text(&kallsyms, &f.under)?);
+            }
+        }
+        Ok(Places(places))
+    }
+
+    /// Step `index`'s function.
+    pub fn get(&self, index: usize) -> Option<Text> {
+        self.0.get(index).copied().flatten()
+    }
+}
+
+/// The allocator's fault injection with the stack-trace filter is there.
+fn check_ready(allocator: Allocator) -> Result<(), String> {
+    let dir = allocator.debugfs_dir();
     if fs::metadata(format!("{dir}/require-start")).is_err() {
         let why = if fs::metadata(dir).is_ok() {
             "no `require-start`: the kernel lacks CONFIG_FAULT_INJECTION_STACKTRACE_FILTER"
@@ -140,13 +171,16 @@ pub fn arm(f: &FailKernelAlloc) -> Result<Armed, String> {
         return Err(format!(
             "cannot make {} allocations fail: {dir}: {why}; build with --config-fragment \
              images/configs/variants/fault.config ({})",
-            f.allocator.as_str(),
-            f.allocator.config()
+            allocator.as_str(),
+            allocator.config()
         ));
     }
-    let kallsyms = fs::read_to_string(KALLSYMS)
-        .map_err(|e| format!("reading {KALLSYMS}: {e} (the kernel needs CONFIG_KALLSYMS)"))?;
-    let text = find_text(&kallsyms, &f.under)?;
+    Ok(())
+}
+
+/// Arm `f` for this thread, its function at `text` ([`Places`]).
+pub fn arm(f: &FailKernelAlloc, text: Text) -> Result<Armed, String> {
+    let dir = f.allocator.debugfs_dir();
     for (name, value) in arming(f.allocator, text) {
         write_attr(dir, name, &value)?;
     }

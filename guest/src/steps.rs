@@ -79,7 +79,13 @@ fn run_on(
         Ok(s) => s,
         Err(e) => return Verdict::error(format!("check-thp-stats: {e}")),
     };
+    // Where the fail_kernel_alloc steps' functions are (/proc/kallsyms).
+    let places = match crate::faultinject::Places::prepare(&scenario.step) {
+        Ok(p) => p,
+        Err(e) => return Verdict::error(format!("fail_kernel_alloc: {e}")),
+    };
     let mut scratch = Scratch {
+        places,
         words: vec![0u64; spec.pages as usize * WORDS_PER_PAGE],
         states: vec![0u8; spec.pages as usize],
         pipes,
@@ -162,7 +168,7 @@ fn run_mapped(
     for (index, step) in scenario.step.iter().enumerate() {
         let range = step.pages.unwrap_or(PageRange(0, map.pages()));
         let mut m = Measured::default();
-        let result = cx.run_step_failing(step, range, &mut m);
+        let result = cx.run_step_failing(index, step, range, &mut m);
         results.emit(&Record::Step {
             scenario: name.to_string(),
             index: index as u32,
@@ -261,6 +267,8 @@ struct Measured {
 /// pipes of the hold-refs steps and the gup_test files of the pin-pages
 /// steps.
 struct Scratch {
+    /// The functions of the steps' `fail_kernel_alloc` (faultinject.rs).
+    places: crate::faultinject::Places,
     words: Vec<u64>,
     states: Vec<u8>,
     pipes: Pipes,
@@ -294,6 +302,7 @@ impl Ctx<'_> {
     /// failed fails: what the scenario is about did not happen.
     fn run_step_failing(
         &mut self,
+        index: usize,
         step: &Step,
         range: PageRange,
         m: &mut Measured,
@@ -301,10 +310,21 @@ impl Ctx<'_> {
         let Some(f) = &step.fail_kernel_alloc else {
             return self.run_step(step, range, m);
         };
-        let armed = crate::faultinject::arm(f).map_err(Failure::error)?;
+        let Some(text) = self.scratch.places.get(index) else {
+            return Err(Failure::error(
+                "fail_kernel_alloc: the function was not looked up before the mapping",
+            ));
+        };
+        let armed = crate::faultinject::arm(f, text).map_err(Failure::error)?;
         let result = self.run_step(step, range, m);
         let failed = armed.disarm().map_err(Failure::error)?;
-        result?;
+        // Said whatever the step's result, so that a failure shows whether
+        // the allocations failed at all.
+        let said = crate::faultinject::describe(f, failed);
+        if let Err(mut fail) = result {
+            fail.message = format!("{}; {said}", fail.message);
+            return Err(fail);
+        }
         if failed == 0 {
             return Err(Failure::fail(format!(
                 "no {} allocation under {} failed during the step: it never made one",
@@ -312,7 +332,6 @@ impl Ctx<'_> {
                 f.under
             )));
         }
-        let said = crate::faultinject::describe(f, failed);
         m.message = Some(match m.message.take() {
             Some(msg) => format!("{msg}; {said}"),
             None => said,
