@@ -122,6 +122,38 @@ impl Part {
     }
 }
 
+/// The shards of one split that `parts` lack: `Some((N, missing))` when
+/// every part is a shard of N (`--shard K/N`), `None` when one is a whole
+/// run. Parts split another way (K/N with different N) are an error: their
+/// mutants overlap and none is whole.
+pub fn missing_shards(parts: &[Part]) -> Result<Option<(u32, Vec<u32>)>> {
+    let shards: Option<Vec<Shard>> = parts.iter().map(|p| p.header.shard).collect();
+    let Some(shards) = shards else {
+        return Ok(None);
+    };
+    let Some(first) = shards.first() else {
+        return Ok(None);
+    };
+    if let Some((p, other)) = parts
+        .iter()
+        .zip(&shards)
+        .find(|(_, s)| s.count != first.count)
+    {
+        return Err(bad_input(format!(
+            "--merge: {} is shard {}/{} and {} is shard {}/{}: merge the shards of one split              (`--shard K/N` with the same N)",
+            parts[0].dir.display(),
+            first.index,
+            first.count,
+            p.dir.display(),
+            other.index,
+            other.count
+        )));
+    }
+    let given: BTreeSet<u32> = shards.iter().map(|s| s.index).collect();
+    let missing = (1..=first.count).filter(|k| !given.contains(k)).collect();
+    Ok(Some((first.count, missing)))
+}
+
 /// The parts' records as one run's: the same kernel build and baseline
 /// (else an error naming the two directories), each mutant once (one in
 /// two parts must have the same verdict and code in both), in `order` (a mutant's
@@ -216,6 +248,21 @@ pub fn merge(a: &crate::cli::MutateArgs) -> Result<i32> {
             )));
         }
     }
+    let missing = match missing_shards(&parts)? {
+        Some((count, missing)) if !missing.is_empty() => {
+            let names: Vec<String> = missing.iter().map(|k| format!("{k}/{count}")).collect();
+            Some(format!(
+                "mutate: warning: shard{} {} not given: this merge is part of the selection, not \
+                 the whole; merge all {count} for one run's result",
+                if missing.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ))
+        }
+        _ => None,
+    };
+    if let Some(w) = &missing {
+        eprintln!("{w}");
+    }
     let header = &parts[0].header;
     // One run's order: the generated mutants of each file in source
     // order, then the hand-written ones (by id).
@@ -307,6 +354,10 @@ pub fn merge(a: &crate::cli::MutateArgs) -> Result<i32> {
     println!("results: {}", jsonl.display());
     if records.iter().any(|r| r.timings.is_some()) {
         check::print_survivors(&records, &|id| mutants.get(id).map(|m| m.diff.clone()));
+    }
+    // Said again after the survivors, where the eye lands.
+    if let Some(w) = &missing {
+        eprintln!("{w}");
     }
     Ok(hmmlab_harness::exit::OK)
 }
@@ -486,6 +537,34 @@ mod tests {
             b_dup_of(&rs, "m:f:10:a:0"),
             (Verdict::Duplicate, Some("m:f:20:a:0".to_string()))
         );
+    }
+
+    #[test]
+    fn merge_names_the_shards_it_was_not_given() {
+        let shard = |dir: &str, index, count| {
+            let mut p = part(dir, "k", vec![]);
+            p.header.shard = Some(Shard { index, count });
+            p
+        };
+        let parts = [
+            shard("/r/1", 1, 4),
+            shard("/r/3", 3, 4),
+            shard("/r/2", 2, 4),
+        ];
+        assert_eq!(missing_shards(&parts).unwrap(), Some((4, vec![4])));
+        let all = [shard("/r/1", 1, 2), shard("/r/2", 2, 2)];
+        assert_eq!(missing_shards(&all).unwrap(), Some((2, vec![])));
+        // A whole run among them: nothing to say.
+        let whole = [shard("/r/1", 1, 2), part("/r/w", "k", vec![])];
+        assert_eq!(missing_shards(&whole).unwrap(), None);
+        // Two splits: refused, naming both.
+        let e = missing_shards(&[shard("/r/a", 1, 4), shard("/r/b", 2, 3)]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/r/a") && msg.contains("2/3") && msg.contains("1/4"),
+            "{msg}"
+        );
+        assert_eq!(crate::fail::exit_code(&e), hmmlab_harness::exit::BAD_INPUT);
     }
 
     #[test]
