@@ -2464,7 +2464,7 @@ fn corpus() -> &'static [String] {
     C.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut paths: Vec<PathBuf> = vec![];
-        for dir in [root.clone(), root.join("findings")] {
+        for dir in [root.clone(), root.join("findings"), root.join("fault")] {
             for entry in fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "toml") {
