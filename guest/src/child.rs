@@ -124,7 +124,7 @@ pub fn run_child(planned: &PlannedScenario, results: &Results, report: OwnedFd) 
     let scenario = &planned.scenario;
     let verdict = match pin_to_this_cpu(scenario.pin_cpu) {
         Err(e) => Verdict::error(format!("pin_cpu: {e}")),
-        Ok(()) => run_kind(planned, results),
+        Ok(()) => under_memcg(scenario.memcg_max_kib, || run_kind(planned, results)),
     };
     if let Some(message) = &verdict.message {
         write_all(report, message.as_bytes());
@@ -140,6 +140,22 @@ fn run_kind(planned: &PlannedScenario, results: &Results) -> Verdict {
         Kind::Steps => steps::run(&planned.name, scenario, results),
         Kind::Kselftest => kselftest::run(&planned.name, scenario.kselftest.as_ref(), results),
         Kind::Bench => bench::run(&planned.name, scenario, results),
+    }
+}
+
+/// `memcg_max_kib`: run `f` in a memory cgroup of its own with that limit,
+/// and leave it after (before `_exit`, which runs no destructor).
+fn under_memcg(max_kib: Option<u64>, f: impl FnOnce() -> Verdict) -> Verdict {
+    let Some(kib) = max_kib else {
+        return f();
+    };
+    match crate::memcg::enter(kib) {
+        Err(e) => Verdict::error(format!("memcg_max_kib: {e}")),
+        Ok(memcg) => {
+            let verdict = f();
+            drop(memcg);
+            verdict
+        }
     }
 }
 

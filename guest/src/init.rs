@@ -25,9 +25,14 @@ const MOUNTS: &[(&str, &str)] = &[
 ];
 
 /// Mounted when the kernel has them: debugfs has gup_test, which
-/// hmm-tests' hmm_gup_test drives, and kmemleak. A kernel without debugfs
-/// has neither; what needs them says so.
-const OPTIONAL_MOUNTS: &[(&str, &str)] = &[("debugfs", "/sys/kernel/debug")];
+/// hmm-tests' hmm_gup_test drives, and kmemleak; the cgroup v2 hierarchy
+/// (sysfs has its mount point only with CONFIG_CGROUPS) holds the memory
+/// cgroups of scenarios with `memcg_max_kib` (memcg.rs). A kernel without
+/// them has none of that; what needs them says so.
+const OPTIONAL_MOUNTS: &[(&str, &str)] = &[
+    ("debugfs", "/sys/kernel/debug"),
+    ("cgroup2", crate::memcg::ROOT),
+];
 
 pub fn mount_filesystems() -> Result<(), String> {
     for (fstype, target) in MOUNTS {

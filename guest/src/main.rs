@@ -29,6 +29,7 @@ mod kmemleak;
 mod kmsg;
 mod kselftest;
 mod mapping;
+mod memcg;
 mod model;
 mod pagemap;
 mod race;

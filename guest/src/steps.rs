@@ -1430,6 +1430,7 @@ pub(crate) mod tests {
             timeout_ms: None,
             device: None,
             pin_cpu: false,
+            memcg_max_kib: None,
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages,

@@ -96,7 +96,25 @@ pub fn read(stat: ThpStat) -> Result<u64, String> {
              CONFIG_TRANSPARENT_HUGEPAGE and CONFIG_SYSFS are needed)"
         )
     })?;
+    if stat.in_vmstat() {
+        let value = vmstat_line(&text, stat.as_str()).ok_or_else(|| {
+            format!(
+                "{path} has no {stat}: this kernel does not count THP events \
+                 (CONFIG_VM_EVENT_COUNTERS and CONFIG_TRANSPARENT_HUGEPAGE are needed; \
+                 images/configs/variants/memcg.config has them)"
+            )
+        })?;
+        return parse(value).ok_or_else(|| format!("{path}: {stat} is not a count: {value:?}"));
+    }
     parse(&text).ok_or_else(|| format!("{path}: not a count: {:?}", text.trim()))
+}
+
+/// The value of /proc/vmstat's line `name value`.
+fn vmstat_line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then_some(v)
+    })
 }
 
 fn parse(text: &str) -> Option<u64> {
@@ -106,6 +124,17 @@ fn parse(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vmstat_event_is_its_own_line_only() {
+        let text = "thp_fault_alloc 3\nthp_fault_fallback 17\nthp_fault_fallback_charge 2\n";
+        assert_eq!(vmstat_line(text, "thp_fault_fallback"), Some("17"));
+        assert_eq!(vmstat_line(text, "thp_fault_fallback_charge"), Some("2"));
+        assert_eq!(vmstat_line(text, "thp_fault"), None);
+        assert_eq!(vmstat_line("", "thp_fault_alloc"), None);
+        assert!(ThpStat::ThpFaultFallback.in_vmstat() && !ThpStat::AnonFaultFallback.in_vmstat());
+        assert_eq!(ThpStat::ThpFaultFallback.path(), "/proc/vmstat");
+    }
 
     fn stats(base: &[(ThpStat, u64)]) -> ThpStats {
         ThpStats {

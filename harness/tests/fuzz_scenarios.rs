@@ -693,6 +693,7 @@ fn rules_allow(s: &Scenario) -> bool {
         ok &= step_allowed(s, st, limit);
     }
     ok &= pin_allowed(s);
+    ok &= memcg_allowed(s);
     ok && refs_allowed(&s.step)
         && fork_allowed(s.mapping.as_ref(), &s.step)
         && wp_allowed(s.mapping.as_ref(), &s.step)
@@ -702,6 +703,16 @@ fn rules_allow(s: &Scenario) -> bool {
 /// both CPUs).
 fn pin_allowed(s: &Scenario) -> bool {
     !s.pin_cpu || (s.kind == Kind::Steps && s.step.iter().all(|st| st.op != Op::MigrateRace))
+}
+
+/// `memcg_max_kib` in a steps scenario, in range, that requires the
+/// memory controller.
+fn memcg_allowed(s: &Scenario) -> bool {
+    s.memcg_max_kib.is_none_or(|kib| {
+        s.kind == Kind::Steps
+            && (256..=1_048_576).contains(&kib)
+            && s.requires.as_ref().and_then(|r| r.config.as_deref()) == Some(MEMCG)
+    })
 }
 
 /// `write-protect` in an anon-private mapping without userfaultfd, no
@@ -1273,6 +1284,12 @@ fn gen_valid(rng: &mut Rng) -> Scenario {
     }
     require_newer_commands(&mut s);
     require_fault_injection(&mut s);
+    // A scenario requires one option: a memory limit only where no
+    // allocation is made to fail.
+    if s.step.iter().all(|st| st.fail_kernel_alloc.is_none()) && rng.chance(1, 8) {
+        s.memcg_max_kib = Some(rng.between(256, 1_048_576));
+        s.requires.get_or_insert_with(When::default).config = Some(MEMCG.into());
+    }
     s.mapping = Some(m);
     s
 }
@@ -1288,6 +1305,7 @@ fn checks_after(steps: &[Step]) -> Vec<Op> {
 }
 
 const STACKTRACE_FILTER: &str = "CONFIG_FAULT_INJECTION_STACKTRACE_FILTER";
+const MEMCG: &str = "CONFIG_MEMCG";
 
 /// A function's name in /proc/kallsyms: a C identifier, maybe with the
 /// compiler's `.isra.0`-like suffixes.
@@ -1360,6 +1378,7 @@ fn base_scenario(rng: &mut Rng) -> Scenario {
             .then(|| rng.between(*TIMEOUT_MS.start(), *TIMEOUT_MS.end())),
         device: rng.chance(1, 4).then(|| *rng.pick(&DeviceKind::ALL)),
         pin_cpu: rng.chance(1, 8),
+        memcg_max_kib: None,
         mapping: None,
         populate: vec![],
         step: vec![],
@@ -1587,6 +1606,13 @@ fn gen_free(rng: &mut Rng) -> Scenario {
     }
     if rng.chance(1, 8) {
         s.requires = Some(gen_when(rng, false));
+    }
+    if rng.chance(1, 8) {
+        s.memcg_max_kib = Some(*rng.pick(&[0, 1, 255, 256, 1024, 1_048_576, 1_048_577]));
+        if rng.chance(1, 2) {
+            s.requires.get_or_insert_with(When::default).config =
+                Some(rng.pick(&[MEMCG, STACKTRACE_FILTER]).to_string());
+        }
     }
     let has_mapping = match s.kind {
         Kind::Steps => !rng.chance(1, 10),
@@ -2175,6 +2201,9 @@ fn to_toml(s: &Scenario, seed: u64) -> String {
     if s.pin_cpu || st.defaults {
         top.push(format!("pin_cpu = {}", s.pin_cpu));
     }
+    if let Some(kib) = s.memcg_max_kib {
+        top.push(format!("memcg_max_kib = {}", st.int(kib)));
+    }
     if let (Some(w), false) = (&s.requires, st.when_tables) {
         top.push(format!("requires = {}", st.when_inline(w)));
     }
@@ -2464,7 +2493,12 @@ fn corpus() -> &'static [String] {
     C.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut paths: Vec<PathBuf> = vec![];
-        for dir in [root.clone(), root.join("findings"), root.join("fault")] {
+        for dir in [
+            root.clone(),
+            root.join("findings"),
+            root.join("fault"),
+            root.join("memcg"),
+        ] {
             for entry in fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_some_and(|e| e == "toml") {
@@ -2539,6 +2573,7 @@ const KEYS: &[&str] = &[
     "timeout_ms",
     "device",
     "pin_cpu",
+    "memcg_max_kib",
     "mapping",
     "populate",
     "step",
@@ -3070,6 +3105,21 @@ fn generated_page_flags_break_each_rule_and_keep_them() {
         none > 5 && twice > 5 && other_op > 5,
         "{none} {twice} {other_op}"
     );
+}
+
+#[test]
+fn generated_memory_limits_are_checked() {
+    // Valid scenarios under a memory limit, and free ones whose limit is
+    // out of range or whose [requires] does not ask for the controller.
+    let limited = (0..2000)
+        .filter(|&seed| gen_valid(&mut Rng(seed)).memcg_max_kib.is_some())
+        .count();
+    assert!(limited > 20, "{limited}");
+    let broken = (0..3000)
+        .map(|seed| gen_free(&mut Rng(seed)))
+        .filter(|s| s.memcg_max_kib.is_some() && !memcg_allowed(s))
+        .count();
+    assert!(broken > 20, "{broken}");
 }
 
 #[test]

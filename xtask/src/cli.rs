@@ -602,6 +602,12 @@ pub struct MutateArgs {
     /// every scenario of the scenarios directory).
     #[arg(long = "scenario", short = 's', value_name = "NAME")]
     pub scenarios: Vec<String>,
+    /// With --run: the directory of scenario files (its top level is copied
+    /// into the run at each start, every boot reads that copy), e.g.
+    /// scenarios/fault with the fault variant. Give the same one to
+    /// --resume.
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenario_dir: PathBuf,
     /// With --run: boot the uncovered mutants too.
     #[arg(long)]
     pub boot_uncovered: bool,

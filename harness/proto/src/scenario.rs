@@ -39,6 +39,14 @@ pub struct Scenario {
     /// other CPU would leave behind.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_cpu: bool,
+    /// Run the scenario process in a memory cgroup of its own (cgroup v2,
+    /// CONFIG_MEMCG) whose `memory.max` is this many KiB: what it maps and
+    /// migrates from then on is charged there, so a charge that would go
+    /// over the limit fails (mm/memcontrol.c, try_charge_memcg(): a THP's
+    /// charge fails without the OOM killer, which a costly order never
+    /// calls). Its earlier memory stays with the root cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memcg_max_kib: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<Mapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -445,9 +453,11 @@ impl std::fmt::Display for PageFlag {
 /// A counter `check-thp-stats` reads: a file of
 /// /sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/
 /// (Documentation/admin-guide/mm/transhuge.rst, mm/huge_memory.c
-/// `DEFINE_MTHP_STAT_ATTR`), the PMD size's share of the mTHP counters.
+/// `DEFINE_MTHP_STAT_ATTR`), the PMD size's share of the mTHP counters,
+/// or one of the THP events of /proc/vmstat (`thp_*`, count_vm_event();
+/// only with CONFIG_VM_EVENT_COUNTERS, which tinyconfig lacks).
 /// Older kernels lack some (6.12.118 has all of these, 6.1 has no such
-/// directory); a missing file is an error, not a failure.
+/// directory); a missing file or line is an error, not a failure.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum ThpStat {
@@ -470,10 +480,17 @@ pub enum ThpStat {
     NrAnon,
     /// MTHP_STAT_NR_ANON_PARTIALLY_MAPPED: of those, the partly mapped.
     NrAnonPartiallyMapped,
+    /// /proc/vmstat `thp_fault_alloc` (THP_FAULT_ALLOC): every size's
+    /// fault allocations, as one event each.
+    ThpFaultAlloc,
+    /// /proc/vmstat `thp_fault_fallback` (THP_FAULT_FALLBACK).
+    ThpFaultFallback,
+    /// /proc/vmstat `thp_fault_fallback_charge` (THP_FAULT_FALLBACK_CHARGE).
+    ThpFaultFallbackCharge,
 }
 
 impl ThpStat {
-    pub const ALL: [ThpStat; 8] = [
+    pub const ALL: [ThpStat; 11] = [
         ThpStat::AnonFaultAlloc,
         ThpStat::AnonFaultFallback,
         ThpStat::AnonFaultFallbackCharge,
@@ -482,6 +499,9 @@ impl ThpStat {
         ThpStat::SplitDeferred,
         ThpStat::NrAnon,
         ThpStat::NrAnonPartiallyMapped,
+        ThpStat::ThpFaultAlloc,
+        ThpStat::ThpFaultFallback,
+        ThpStat::ThpFaultFallbackCharge,
     ];
 
     /// The name scenario files write: the counter's file name.
@@ -495,12 +515,27 @@ impl ThpStat {
             ThpStat::SplitDeferred => "split_deferred",
             ThpStat::NrAnon => "nr_anon",
             ThpStat::NrAnonPartiallyMapped => "nr_anon_partially_mapped",
+            ThpStat::ThpFaultAlloc => "thp_fault_alloc",
+            ThpStat::ThpFaultFallback => "thp_fault_fallback",
+            ThpStat::ThpFaultFallbackCharge => "thp_fault_fallback_charge",
         }
     }
 
-    /// Where the kernel shows it.
+    /// A line of /proc/vmstat rather than a file of [`THP_STATS_DIR`].
+    pub const fn in_vmstat(self) -> bool {
+        matches!(
+            self,
+            ThpStat::ThpFaultAlloc | ThpStat::ThpFaultFallback | ThpStat::ThpFaultFallbackCharge
+        )
+    }
+
+    /// Where the kernel shows it: its file, or /proc/vmstat.
     pub fn path(self) -> String {
-        format!("{THP_STATS_DIR}/{}", self.as_str())
+        if self.in_vmstat() {
+            "/proc/vmstat".to_string()
+        } else {
+            format!("{THP_STATS_DIR}/{}", self.as_str())
+        }
     }
 }
 
@@ -790,6 +825,7 @@ mod tests {
             timeout_ms: None,
             device: Some(DeviceKind::Coherent),
             pin_cpu: true,
+            memcg_max_kib: None,
             mapping: Some(Mapping {
                 kind: MappingKind::AnonPrivate,
                 pages: 16,
@@ -861,25 +897,34 @@ mod tests {
     }
 
     #[test]
-    fn thp_stats_are_the_files_of_the_pmd_size_stats_directory() {
+    fn thp_stats_are_the_files_of_the_pmd_size_stats_directory_or_vmstat_events() {
         for st in ThpStat::ALL {
             let json = serde_json::to_string(&st).unwrap();
             assert_eq!(json, format!("\"{}\"", st.as_str()));
             assert_eq!(serde_json::from_str::<ThpStat>(&json).unwrap(), st);
-            assert_eq!(
-                st.path(),
+            let want = if st.as_str().starts_with("thp_") {
+                "/proc/vmstat".to_string()
+            } else {
                 format!("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/{st}")
-            );
+            };
+            assert_eq!(st.path(), want);
+            assert_eq!(st.in_vmstat(), st.as_str().starts_with("thp_"));
         }
-        let m: BTreeMap<ThpStat, i64> =
-            serde_json::from_str(r#"{"anon_fault_alloc": 1, "nr_anon": -2}"#).unwrap();
+        let m: BTreeMap<ThpStat, i64> = serde_json::from_str(
+            r#"{"anon_fault_alloc": 1, "nr_anon": -2, "thp_fault_fallback": 1}"#,
+        )
+        .unwrap();
         assert_eq!(
             m,
-            [(ThpStat::AnonFaultAlloc, 1), (ThpStat::NrAnon, -2)].into()
+            [
+                (ThpStat::AnonFaultAlloc, 1),
+                (ThpStat::NrAnon, -2),
+                (ThpStat::ThpFaultFallback, 1)
+            ]
+            .into()
         );
-        assert!(
-            serde_json::from_str::<BTreeMap<ThpStat, i64>>(r#"{"thp_fault_alloc": 1}"#).is_err()
-        );
+        // /proc/vmstat's other lines are not THP counters.
+        assert!(serde_json::from_str::<BTreeMap<ThpStat, i64>>(r#"{"pgfault": 1}"#).is_err());
     }
 
     #[test]

@@ -360,6 +360,33 @@ mod tests {
         );
     }
 
+    /// `--scenario-dir` names the directory whose top-level files a run
+    /// copies and boots with (scenarios/ by default); the copy holds them
+    /// alone, not its subdirectories, nor what an earlier copy held.
+    #[test]
+    fn a_run_copies_the_top_level_of_the_scenario_directory_it_is_given() {
+        assert_eq!(mutate_args(&["--run"]).scenario_dir, Path::new("scenarios"));
+        let a = mutate_args(&["--run", "--scenario-dir", "scenarios/fault"]);
+        assert_eq!(a.scenario_dir, Path::new("scenarios/fault"));
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        for f in ["a.toml", "b.toml", "README.md", "sub/c.toml"] {
+            std::fs::write(from.join(f), "x").unwrap();
+        }
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::write(to.join("stale.toml"), "x").unwrap();
+        assert_eq!(snapshot_scenarios(&from, &to).unwrap(), 2);
+        let mut names: Vec<String> = std::fs::read_dir(&to)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.toml", "b.toml"]);
+        let missing = snapshot_scenarios(&tmp.path().join("nowhere"), &to).unwrap_err();
+        assert!(format!("{missing:#}").contains("nowhere"), "{missing:#}");
+    }
+
     fn result(name: &str, o: Outcome, secs: f64, message: Option<&str>) -> ScenarioResult {
         ScenarioResult {
             duration_ns: (secs * 1e9) as u64,

@@ -1271,8 +1271,10 @@ fn boot_pending(
     let runs = dir.join("runs");
     let asked = Selected::asked(a);
     let scenario_dir = dir.join("scenarios");
-    let copied =
-        boot::snapshot_scenarios(&crate::paths::repo_root().join("scenarios"), &scenario_dir)?;
+    let copied = boot::snapshot_scenarios(
+        &crate::paths::repo_root().join(&a.scenario_dir),
+        &scenario_dir,
+    )?;
     eprintln!(
         "mutate: {copied} scenario files copied to {}: every boot of this run reads them",
         scenario_dir.display()

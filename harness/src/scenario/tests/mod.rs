@@ -5,6 +5,7 @@ mod checks;
 mod faults;
 mod kernel;
 mod load;
+mod memcg;
 mod parse;
 
 use std::path::Path;

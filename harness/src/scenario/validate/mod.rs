@@ -5,6 +5,7 @@ mod access;
 mod conditions;
 mod faults;
 mod layout;
+mod memcg;
 mod steps;
 
 use hmmlab_proto::scenario::Scenario;
@@ -15,6 +16,7 @@ use access::*;
 use conditions::*;
 use faults::*;
 use layout::*;
+use memcg::*;
 use steps::*;
 
 /// Largest mapping and alignment: 1 GiB of 4 KiB pages.
@@ -31,6 +33,7 @@ const CHECKS: &[Check] = &[
     check_timeout,
     check_kind_sections,
     check_pin_cpu,
+    check_memcg,
     check_kselftest_binary,
     check_known_warnings,
     check_kselftest_exclusions,

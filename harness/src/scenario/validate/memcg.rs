@@ -1,0 +1,60 @@
+//! `memcg_max_kib`: a steps scenario in a memory cgroup of its own, with a
+//! limit in range, on kernels that have the memory controller.
+
+use hmmlab_proto::scenario::Kind;
+
+use super::Ctx;
+use crate::scenario::span::key_path;
+
+/// The option a scenario in a memory cgroup requires (init/Kconfig).
+pub const MEMCG: &str = "CONFIG_MEMCG";
+
+/// Allowed `memcg_max_kib`, inclusive: from a few pages (the scenario
+/// process's own page tables and heap are charged too) to 1 GiB.
+pub const MEMCG_MAX_KIB: std::ops::RangeInclusive<u64> = 256..=1_048_576;
+
+pub(super) fn check_memcg(cx: &mut Ctx<'_, '_>) {
+    let Some(kib) = cx.s.memcg_max_kib else {
+        return;
+    };
+    if cx.s.kind != Kind::Steps {
+        let kind = cx.s.kind.as_str();
+        cx.at_key(
+            key_path!["memcg_max_kib"],
+            format!("`memcg_max_kib` in a `kind = \"{kind}\"` scenario"),
+            Some("`memcg_max_kib` is for steps scenarios; remove it".to_string()),
+        );
+        return;
+    }
+    if !MEMCG_MAX_KIB.contains(&kib) {
+        cx.at_value(
+            key_path!["memcg_max_kib"],
+            format!("`memcg_max_kib = {kib}` is out of range"),
+            Some(format!(
+                "use {} to {} KiB (the scenario process's own page tables and heap are \
+                 charged to the cgroup too)",
+                MEMCG_MAX_KIB.start(),
+                MEMCG_MAX_KIB.end()
+            )),
+        );
+    }
+    let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
+    if required != Some(MEMCG) {
+        let msg = match required {
+            None => "`memcg_max_kib` needs a config condition in [requires]".to_string(),
+            Some(c) => format!(
+                "`memcg_max_kib` needs {MEMCG}, but [requires] `config = {c:?}` does not ask \
+                 for it"
+            ),
+        };
+        cx.at_key(
+            key_path!["memcg_max_kib"],
+            msg,
+            Some(format!(
+                "add [requires] with `config = \"{MEMCG}\"` so that kernels without the memory \
+                 controller skip the scenario with the reason (build one with \
+                 `--config-fragment images/configs/variants/memcg.config`)"
+            )),
+        );
+    }
+}
