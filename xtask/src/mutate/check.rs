@@ -402,7 +402,14 @@ impl Recipe {
     /// Compile `text` in place of the file, in `work` (scratch): the
     /// object's bytes, or the compiler's messages when it fails.
     pub fn compile(&self, text: &str, work: &Path) -> Result<Compiled> {
-        let src_root = work.join("src");
+        let original = self.argv[self.src].clone();
+        // The source in a directory of a short name (the system's temporary
+        // directory), so that its path can be made as long as the build's.
+        let short = tempfile::Builder::new()
+            .prefix("hmmlab-cc-")
+            .tempdir()
+            .context("creating a scratch directory for the source")?;
+        let src_root = scratch_root(short.path(), &original, &self.file);
         let src = src_root.join(&self.file);
         fs::create_dir_all(src.parent().context("no directory")?)?;
         fs::write(&src, text).with_context(|| format!("writing {}", src.display()))?;
@@ -423,7 +430,14 @@ impl Recipe {
             .with_context(|| format!("running {}", argv[0]))?;
         let seconds = t.elapsed().as_secs_f64();
         if result.status.success() {
-            let bytes = fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+            let mut bytes = fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+            // The compiler names its input file in the object where no
+            // prefix map reaches (KASAN's global descriptors carry
+            // main_input_filename): put the build's own name back.
+            let ours = src.to_string_lossy();
+            if ours.len() == original.len() {
+                replace_same_length(&mut bytes, ours.as_bytes(), original.as_bytes());
+            }
             Ok(Compiled {
                 seconds,
                 object: Ok(bytes),
@@ -463,6 +477,44 @@ impl Recipe {
             );
         }
         Ok((ours, c.seconds))
+    }
+}
+
+/// Where a scratch compile writes the file (`<root>/<file>`): a path as
+/// long as the build's own (`original`, as its command gave it) when the
+/// scratch directory is short enough, so that the build's name can replace
+/// it in the object byte for byte; else `<work>/src`.
+fn scratch_root(work: &Path, original: &str, file: &str) -> PathBuf {
+    let plain = work.join("src");
+    let Some(prefix) = original
+        .strip_suffix(file)
+        .and_then(|p| p.strip_suffix('/'))
+    else {
+        return plain;
+    };
+    let mut root = format!("{}/s", work.display());
+    if !original.starts_with('/') || root.len() > prefix.len() {
+        return plain;
+    }
+    root.push_str(&"_".repeat(prefix.len() - root.len()));
+    PathBuf::from(root)
+}
+
+/// Replace every occurrence of `from` in `bytes` by `to`, of the same
+/// length.
+fn replace_same_length(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    if from.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
     }
 }
 
@@ -2037,6 +2089,36 @@ fn check_coverage_source(cov: &Coverage, file: &str, text: &str, from: &Path) ->
 mod tests {
     use super::*;
     use crate::coverage::model::{Function, Line};
+
+    /// The scratch copy of the file gets a name as long as the build's, so
+    /// that the build's name can be put back into its object byte for
+    /// byte (KASAN's globals carry the compiler's input file name); a
+    /// scratch directory too long, or a relative name, keep `<work>/src`.
+    #[test]
+    fn a_scratch_file_is_named_as_long_as_the_builds_own() {
+        let file = "mm/migrate_device.c";
+        let original =
+            "/root/.cache/hmmlab/src/0123456789abcdef/linux-source-7.3/mm/migrate_device.c";
+        let root = scratch_root(Path::new("/tmp/w"), original, file);
+        let ours = root.join(file).to_string_lossy().into_owned();
+        assert_eq!(ours.len(), original.len(), "{ours}");
+        assert!(
+            ours.starts_with("/tmp/w/s_") && ours.ends_with("/mm/migrate_device.c"),
+            "{ours}"
+        );
+        let long = format!("/tmp/{}", "d".repeat(200));
+        assert_eq!(
+            scratch_root(Path::new(&long), original, file),
+            Path::new(&long).join("src")
+        );
+        assert_eq!(
+            scratch_root(Path::new("/tmp/w"), "../linux/mm/migrate_device.c", file),
+            Path::new("/tmp/w/src")
+        );
+        let mut bytes = format!("a\0{ours}\0b{ours}").into_bytes();
+        replace_same_length(&mut bytes, ours.as_bytes(), original.as_bytes());
+        assert_eq!(bytes, format!("a\0{original}\0b{original}").into_bytes());
+    }
 
     fn earlier(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
