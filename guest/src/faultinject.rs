@@ -81,7 +81,11 @@ pub fn find_text(kallsyms: &str, name: &str) -> Result<Text, String> {
 
 /// The fault-injection attributes that arm `allocator` for this thread
 /// within `text`: (file, value), in the order written.
-pub fn arming(allocator: Allocator, text: Text) -> Vec<(&'static str, String)> {
+pub fn arming(
+    allocator: Allocator,
+    text: Text,
+    spare_reclaiming: bool,
+) -> Vec<(&'static str, String)> {
     let mut attrs = vec![
         // Nothing fails while the others are set.
         ("times", "0".to_string()),
@@ -97,8 +101,13 @@ pub fn arming(allocator: Allocator, text: Text) -> Vec<(&'static str, String)> {
         ("require-end", text.end.to_string()),
         ("reject-start", "0".to_string()),
         ("reject-end", "0".to_string()),
-        // GFP_KERNEL allocations may sleep: not ignored.
-        ("ignore-gfp-wait", "N".to_string()),
+        // GFP_KERNEL allocations may sleep: not ignored, unless the step
+        // spares those that may reclaim (`ignore_gfp_reclaim`: an
+        // allocation with __GFP_DIRECT_RECLAIM never fails).
+        (
+            "ignore-gfp-wait",
+            if spare_reclaiming { "Y" } else { "N" }.to_string(),
+        ),
     ];
     match allocator {
         Allocator::Page => {
@@ -181,7 +190,7 @@ fn check_ready(allocator: Allocator) -> Result<(), String> {
 /// Arm `f` for this thread, its function at `text` ([`Places`]).
 pub fn arm(f: &FailKernelAlloc, text: Text) -> Result<Armed, String> {
     let dir = f.allocator.debugfs_dir();
-    for (name, value) in arming(f.allocator, text) {
+    for (name, value) in arming(f.allocator, text, f.spare_reclaiming) {
         write_attr(dir, name, &value)?;
     }
     let armed = Armed {
@@ -212,6 +221,33 @@ impl Armed {
         zero?;
         let left = left?;
         u64::try_from(TIMES - left).map_err(|_| format!("{path} went up, to {left}"))
+    }
+}
+
+/// Whether `failed` allocations are what the step asks: `expect_failed`
+/// exactly, or at least one. The error says what was asked.
+pub fn judge(f: &FailKernelAlloc, failed: u64) -> Result<(), String> {
+    let kind = f.allocator.as_str();
+    let which = if f.spare_reclaiming {
+        " that cannot reclaim"
+    } else {
+        ""
+    };
+    match f.expect_failed {
+        None if failed == 0 => Err(format!(
+            "no {kind} allocation{which} under {} failed during the step: it never made one",
+            f.under
+        )),
+        Some(n) if n != failed => Err(format!(
+            "{failed} {kind} {}{which} under {} failed during the step, expected {n}",
+            if failed == 1 {
+                "allocation"
+            } else {
+                "allocations"
+            },
+            f.under
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -277,7 +313,7 @@ ffffffff81236000 W weak_one
     #[test]
     fn arming_counts_down_only_once_everything_else_is_set() {
         let text = Text { start: 16, end: 32 };
-        let page = arming(Allocator::Page, text);
+        let page = arming(Allocator::Page, text, false);
         assert_eq!(page.first().unwrap(), &("times", "0".to_string()));
         assert_eq!(page.last().unwrap(), &("times", TIMES.to_string()));
         let get = |attrs: &[(&str, String)], name: &str| {
@@ -293,8 +329,38 @@ ffffffff81236000 W weak_one
         assert_eq!(get(&page, "ignore-gfp-wait").as_deref(), Some("N"));
         assert_eq!(get(&page, "verbose").as_deref(), Some("0"));
         assert_eq!(get(&page, "cache-filter"), None);
-        let slab = arming(Allocator::Slab, text);
+        let slab = arming(Allocator::Slab, text, false);
         assert_eq!(get(&slab, "cache-filter").as_deref(), Some("N"));
         assert_eq!(get(&slab, "min-order"), None);
+        // Sparing the allocations that may reclaim: ignore-gfp-wait.
+        let spare = arming(Allocator::Page, text, true);
+        assert_eq!(get(&spare, "ignore-gfp-wait").as_deref(), Some("Y"));
+        assert_eq!(spare.last().unwrap(), &("times", TIMES.to_string()));
+    }
+
+    #[test]
+    fn a_step_wants_at_least_one_failure_or_exactly_as_many_as_it_says() {
+        let mut f = FailKernelAlloc {
+            allocator: Allocator::Page,
+            under: "migrate_device_coherent_folio".into(),
+            spare_reclaiming: false,
+            expect_failed: None,
+        };
+        assert_eq!(judge(&f, 3), Ok(()));
+        let e = judge(&f, 0).unwrap_err();
+        assert!(
+            e.starts_with("no page allocation under migrate_device_coherent_folio failed"),
+            "{e}"
+        );
+        f.expect_failed = Some(0);
+        f.spare_reclaiming = true;
+        assert_eq!(judge(&f, 0), Ok(()));
+        assert_eq!(
+            judge(&f, 1).unwrap_err(),
+            "1 page allocation that cannot reclaim under migrate_device_coherent_folio failed \
+             during the step, expected 0"
+        );
+        f.expect_failed = Some(2);
+        assert!(judge(&f, 1).is_err() && judge(&f, 2).is_ok());
     }
 }

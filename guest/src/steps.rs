@@ -325,12 +325,8 @@ impl Ctx<'_> {
             fail.message = format!("{}; {said}", fail.message);
             return Err(fail);
         }
-        if failed == 0 {
-            return Err(Failure::fail(format!(
-                "no {} allocation under {} failed during the step: it never made one",
-                f.allocator.as_str(),
-                f.under
-            )));
+        if let Err(e) = crate::faultinject::judge(f, failed) {
+            return Err(Failure::fail(e));
         }
         m.message = Some(match m.message.take() {
             Some(msg) => format!("{msg}; {said}"),

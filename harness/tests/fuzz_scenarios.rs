@@ -1339,6 +1339,8 @@ fn gen_fail_kernel_alloc(rng: &mut Rng, valid: bool) -> FailKernelAlloc {
     FailKernelAlloc {
         allocator: *rng.pick(&Allocator::ALL),
         under,
+        spare_reclaiming: rng.chance(1, 3),
+        expect_failed: rng.chance(1, 3).then(|| rng.below(4)),
     }
 }
 
@@ -2359,11 +2361,17 @@ fn flag_keys(st: &mut Style, step: &Step) -> Vec<String> {
     }
     keys.extend(smaps_key(&step.smaps));
     if let Some(f) = &step.fail_kernel_alloc {
-        keys.push(format!(
-            "fail_kernel_alloc = {{ allocator = {}, under = {} }}",
-            st.string(f.allocator.as_str()),
-            st.string(&f.under)
-        ));
+        let mut fields = vec![
+            format!("allocator = {}", st.string(f.allocator.as_str())),
+            format!("under = {}", st.string(&f.under)),
+        ];
+        if f.spare_reclaiming {
+            fields.push("spare_reclaiming = true".to_string());
+        }
+        if let Some(n) = f.expect_failed {
+            fields.push(format!("expect_failed = {}", st.int(n)));
+        }
+        keys.push(format!("fail_kernel_alloc = {{ {} }}", fields.join(", ")));
     }
     keys
 }
@@ -2597,6 +2605,8 @@ const KEYS: &[&str] = &[
     "fail_kernel_alloc",
     "allocator",
     "under",
+    "spare_reclaiming",
+    "expect_failed",
     "variant",
     "when",
     "kernel",

@@ -631,7 +631,8 @@ impl std::fmt::Display for SmapsField {
 /// CONFIG_FAIL_PAGE_ALLOC or CONFIG_FAILSLAB and
 /// CONFIG_FAULT_INJECTION_STACKTRACE_FILTER
 /// (images/configs/variants/fault.config). A step during which none
-/// failed fails: the failure the scenario is about never happened.
+/// failed fails (the failure the scenario is about never happened), unless
+/// `expect_failed` says how many must.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FailKernelAlloc {
@@ -640,6 +641,16 @@ pub struct FailKernelAlloc {
     /// static function the compiler inlined has no name there: name the
     /// one it was inlined into).
     pub under: String,
+    /// Spare the allocations that may enter direct reclaim
+    /// (`__GFP_DIRECT_RECLAIM`; the fault injection's `ignore-gfp-wait`,
+    /// mm/fail_page_alloc.c and mm/failslab.c): only those that cannot
+    /// reclaim fail, as memory pressure fails them first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spare_reclaiming: bool,
+    /// How many allocations must fail during the step (0: none may);
+    /// absent, at least one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_failed: Option<u64>,
 }
 
 /// The allocator whose failures `fail_kernel_alloc` injects.
@@ -859,6 +870,8 @@ mod tests {
                 fail_kernel_alloc: Some(FailKernelAlloc {
                     allocator: Allocator::Slab,
                     under: "__migrate_device_pages".into(),
+                    spare_reclaiming: true,
+                    expect_failed: Some(0),
                 }),
                 variant: vec![],
             }],

@@ -131,3 +131,32 @@ fn an_unknown_allocator_or_key_is_refused() {
     assert!(!ds.is_empty());
     assert!(ds[0].message.contains("times"), "{}", render(&ds));
 }
+
+#[test]
+fn a_step_may_spare_the_allocations_that_reclaim_and_say_how_many_fail() {
+    let text = with(
+        "[[step]]\nop = \"pin-pages\"\npages = [0, 2]\n\
+         fail_kernel_alloc = { allocator = \"page\", under = \"migrate_device_coherent_folio\", \
+         spare_reclaiming = true, expect_failed = 0 }\n",
+        "[requires]\nkernel = \">=6.12\"\nconfig = \"CONFIG_FAULT_INJECTION_STACKTRACE_FILTER\"\n",
+    );
+    let s = match parse_str(Path::new("t.toml"), &text) {
+        Ok(s) => s,
+        Err(ds) => panic!("expected no problems, got:\n{}", render(&ds)),
+    };
+    let f = s.step[1].fail_kernel_alloc.as_ref().unwrap();
+    assert!(f.spare_reclaiming);
+    assert_eq!(f.expect_failed, Some(0));
+    // Both default: every allocation fails, at least one must.
+    let s = parse_str(Path::new("t.toml"), &with(MIGRATE_FAILING, REQUIRES)).unwrap();
+    let f = s.step[1].fail_kernel_alloc.as_ref().unwrap();
+    assert!(!f.spare_reclaiming);
+    assert_eq!(f.expect_failed, None);
+    // Not a count: the parser says so, on the step's line.
+    let ds = errs(&with(
+        "[[step]]\nop = \"cpu-read\"\n\
+         fail_kernel_alloc = { allocator = \"page\", under = \"f\", expect_failed = -1 }\n",
+        REQUIRES,
+    ));
+    assert_eq!(ds[0].line, 10, "{}", render(&ds));
+}
