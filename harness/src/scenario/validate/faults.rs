@@ -4,7 +4,7 @@
 
 use hmmlab_proto::scenario::Op;
 
-use super::Ctx;
+use super::{require_option, Ctx, NeedsOption};
 use crate::scenario::span::key_path;
 
 /// The option a scenario that makes allocations fail requires: it needs
@@ -66,21 +66,15 @@ pub(super) fn check_fail_kernel_alloc(cx: &mut Ctx<'_, '_>) {
         }
         if required != Some(STACKTRACE_FILTER) && !told_requires {
             told_requires = true;
-            let msg = match required {
-                None => "`fail_kernel_alloc` needs a config condition in [requires]".to_string(),
-                Some(c) => format!(
-                    "`fail_kernel_alloc` needs {STACKTRACE_FILTER}, but [requires] \
-                     `config = {c:?}` does not ask for it"
-                ),
-            };
-            cx.at_key(
+            require_option(
+                cx,
                 key_path!["step", i, "fail_kernel_alloc"],
-                msg,
-                Some(format!(
-                    "add [requires] with `config = \"{STACKTRACE_FILTER}\"` so that kernels \
-                     without fault injection skip the scenario with the reason (build one with \
-                     `--config-fragment images/configs/variants/fault.config`)"
-                )),
+                NeedsOption {
+                    field: "fail_kernel_alloc",
+                    option: STACKTRACE_FILTER,
+                    lacking: "fault injection",
+                    fragment: "fault",
+                },
             );
         }
     }

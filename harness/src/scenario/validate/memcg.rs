@@ -3,7 +3,7 @@
 
 use hmmlab_proto::scenario::Kind;
 
-use super::Ctx;
+use super::{require_option, Ctx, NeedsOption};
 use crate::scenario::span::key_path;
 
 /// The option a scenario in a memory cgroup requires (init/Kconfig).
@@ -40,21 +40,15 @@ pub(super) fn check_memcg(cx: &mut Ctx<'_, '_>) {
     }
     let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
     if required != Some(MEMCG) {
-        let msg = match required {
-            None => "`memcg_max_kib` needs a config condition in [requires]".to_string(),
-            Some(c) => format!(
-                "`memcg_max_kib` needs {MEMCG}, but [requires] `config = {c:?}` does not ask \
-                 for it"
-            ),
-        };
-        cx.at_key(
+        require_option(
+            cx,
             key_path!["memcg_max_kib"],
-            msg,
-            Some(format!(
-                "add [requires] with `config = \"{MEMCG}\"` so that kernels without the memory \
-                 controller skip the scenario with the reason (build one with \
-                 `--config-fragment images/configs/variants/memcg.config`)"
-            )),
+            NeedsOption {
+                field: "memcg_max_kib",
+                option: MEMCG,
+                lacking: "the memory controller",
+                fragment: "memcg",
+            },
         );
     }
 }

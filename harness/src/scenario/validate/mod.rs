@@ -115,3 +115,40 @@ impl Ctx<'_, '_> {
         self.s.mapping.as_ref().map(|m| m.pages)
     }
 }
+
+/// A field that works only on kernels with `option`, which a variant's
+/// fragment (images/configs/variants/<fragment>.config) gives.
+pub(super) struct NeedsOption {
+    pub(super) field: &'static str,
+    pub(super) option: &'static str,
+    /// What a kernel without the option lacks, for the hint.
+    pub(super) lacking: &'static str,
+    pub(super) fragment: &'static str,
+}
+
+/// Report at `at` that [requires] must ask for the field's option, so
+/// that other kernels skip the scenario with the reason.
+pub(super) fn require_option(cx: &mut Ctx<'_, '_>, at: Vec<Seg>, n: NeedsOption) {
+    let NeedsOption {
+        field,
+        option,
+        lacking,
+        fragment,
+    } = n;
+    let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
+    let msg = match required {
+        None => format!("`{field}` needs a config condition in [requires]"),
+        Some(c) => {
+            format!("`{field}` needs {option}, but [requires] `config = {c:?}` does not ask for it")
+        }
+    };
+    cx.at_key(
+        at,
+        msg,
+        Some(format!(
+            "add [requires] with `config = \"{option}\"` so that kernels without {lacking} skip \
+             the scenario with the reason (build one with `--config-fragment \
+             images/configs/variants/{fragment}.config`)"
+        )),
+    );
+}
