@@ -380,7 +380,12 @@ fn no_split_fallback_7_3() {
     check(
         K73,
         "7.3/no-split-fallback",
-        &["fail-alloc-thp", "hmm-tests", "hmm-tests-thp-always"],
+        &[
+            "fail-alloc-thp",
+            "hmm-tests",
+            "hmm-tests-thp-always",
+            "thp-split-then-whole-to-system",
+        ],
     );
 }
 
