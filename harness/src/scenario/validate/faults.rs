@@ -32,7 +32,6 @@ fn ops_that_may_fail() -> String {
 }
 
 pub(super) fn check_fail_kernel_alloc(cx: &mut Ctx<'_, '_>) {
-    let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
     let mut told_requires = false;
     for (i, st) in cx.s.step.iter().enumerate() {
         let Some(f) = &st.fail_kernel_alloc else {
@@ -64,9 +63,8 @@ pub(super) fn check_fail_kernel_alloc(cx: &mut Ctx<'_, '_>) {
                 ),
             );
         }
-        if required != Some(STACKTRACE_FILTER) && !told_requires {
-            told_requires = true;
-            require_option(
+        if !told_requires {
+            told_requires = require_option(
                 cx,
                 key_path!["step", i, "fail_kernel_alloc"],
                 NeedsOption {

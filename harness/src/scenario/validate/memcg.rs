@@ -38,17 +38,14 @@ pub(super) fn check_memcg(cx: &mut Ctx<'_, '_>) {
             )),
         );
     }
-    let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
-    if required != Some(MEMCG) {
-        require_option(
-            cx,
-            key_path!["memcg_max_kib"],
-            NeedsOption {
-                field: "memcg_max_kib",
-                option: MEMCG,
-                lacking: "the memory controller",
-                fragment: "memcg",
-            },
-        );
-    }
+    require_option(
+        cx,
+        key_path!["memcg_max_kib"],
+        NeedsOption {
+            field: "memcg_max_kib",
+            option: MEMCG,
+            lacking: "the memory controller",
+            fragment: "memcg",
+        },
+    );
 }

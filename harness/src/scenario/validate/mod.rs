@@ -126,9 +126,10 @@ pub(super) struct NeedsOption {
     pub(super) fragment: &'static str,
 }
 
-/// Report at `at` that [requires] must ask for the field's option, so
-/// that other kernels skip the scenario with the reason.
-pub(super) fn require_option(cx: &mut Ctx<'_, '_>, at: Vec<Seg>, n: NeedsOption) {
+/// Unless [requires] asks for the field's option, report at `at` that it
+/// must, so that other kernels skip the scenario with the reason; whether
+/// it reported.
+pub(super) fn require_option(cx: &mut Ctx<'_, '_>, at: Vec<Seg>, n: NeedsOption) -> bool {
     let NeedsOption {
         field,
         option,
@@ -136,6 +137,9 @@ pub(super) fn require_option(cx: &mut Ctx<'_, '_>, at: Vec<Seg>, n: NeedsOption)
         fragment,
     } = n;
     let required = cx.s.requires.as_ref().and_then(|r| r.config.as_deref());
+    if required == Some(option) {
+        return false;
+    }
     let msg = match required {
         None => format!("`{field}` needs a config condition in [requires]"),
         Some(c) => {
@@ -151,4 +155,5 @@ pub(super) fn require_option(cx: &mut Ctx<'_, '_>, at: Vec<Seg>, n: NeedsOption)
              images/configs/variants/{fragment}.config`)"
         )),
     );
+    true
 }
