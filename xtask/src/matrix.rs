@@ -237,6 +237,34 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_fragment_is_a_config_of_the_default_matrix() {
+        // A fragment under images/configs/variants/ is run as the cell of
+        // its name; coverage.config is the coverage stage's own.
+        let dir = default_path()
+            .parent()
+            .unwrap()
+            .join("images/configs/variants");
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            if stem == "coverage" {
+                continue;
+            }
+            let c = find(&default_path(), &format!("7.3-{stem}-madvise"))
+                .unwrap_or_else(|e| panic!("{}: no config of that name: {e:#}", path.display()));
+            let fragment = c.kernel_args.fragments.last().unwrap();
+            assert!(
+                fragment.ends_with(format!("variants/{stem}.config")),
+                "{fragment:?}"
+            );
+            assert!(fragment.is_file(), "{fragment:?}");
+            names.push(stem);
+        }
+        assert!(names.iter().any(|n| n == "fault"), "{names:?}");
+    }
+
+    #[test]
     fn the_distro_config_is_a_cell_by_name_but_not_in_the_default_matrix() {
         let cells = load(&default_path()).unwrap();
         assert!(cells.iter().all(|c| c.config != "distro"));

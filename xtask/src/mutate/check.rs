@@ -1183,8 +1183,35 @@ fn relist(
     records: &mut [Record],
     out: &mut File,
 ) -> Result<()> {
+    let mutant_of = |id: &str| match candidates.iter().find(|c| c.id == id)?.text {
+        Text::Generated(m) => Some(m),
+        Text::Patched(_) => None,
+    };
+    for i in apply_list(list, release, sources, &mutant_of, records) {
+        let mut line = serde_json::to_string(&records[i])?;
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The equivalent list as it stands now, applied to the records of a run
+/// (a resumed one, or shards merged): a booted survivor or an unreached
+/// mutant an entry names becomes equivalent, and one listed by an entry
+/// that is gone goes back to what its boot (or coverage) said. Returns the
+/// indices of the records it changed. `mutant_of` gives a generated
+/// mutant's text by id (None for a hand-written patch: never listed).
+pub(super) fn apply_list<'m>(
+    list: &[super::equivalent::Entry],
+    release: &str,
+    sources: &BTreeMap<String, String>,
+    mutant_of: &dyn Fn(&str) -> Option<&'m Mutant>,
+    records: &mut [Record],
+) -> Vec<usize> {
     use super::equivalent::{find, Change};
-    for r in records.iter_mut() {
+    let mut changed = vec![];
+    for (i, r) in records.iter_mut().enumerate() {
         // Booted mutants, and those no scenario reached: an entry may say
         // why none can (a function test_hmm never calls).
         let unreached = r.coverage == Reach::Uncovered
@@ -1193,10 +1220,7 @@ fn relist(
         if r.timings.is_none() && !unreached {
             continue;
         }
-        let Some(c) = candidates.iter().find(|c| c.id == r.id) else {
-            continue;
-        };
-        let Text::Generated(m) = c.text else {
+        let Some(m) = mutant_of(&r.id) else {
             continue;
         };
         let entry = find(
@@ -1227,13 +1251,10 @@ fn relist(
         if verdict != r.verdict || listed != r.listed {
             r.verdict = verdict;
             r.listed = listed;
-            let mut line = serde_json::to_string(&*r)?;
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
+            changed.push(i);
         }
     }
-    out.flush()?;
-    Ok(())
+    changed
 }
 
 /// `file:function` of every function of `files` (in their order) that
@@ -2314,6 +2335,44 @@ mod tests {
             (appended.id.as_str(), appended.verdict),
             ("a", Verdict::Pending)
         );
+    }
+
+    #[test]
+    fn the_list_applied_to_merged_records_says_which_it_changed() {
+        // --merge: records of shards run with an older list, mutants found
+        // by id; a hand-written one (no mutant) is left alone.
+        let source = "int g(void)\n{\n\tx = 1;\n}\n";
+        let mut m = mutant(source, "x = 1;", "");
+        m.operator = crate::mutate::Operator::DeleteStmt;
+        m.id = "f.c:g:3:delete-stmt:0".into();
+        let booted = |id: &str, v: Verdict| Record {
+            timings: Some(Timings::default()),
+            ..test_record(id, 3, v)
+        };
+        let mut records = vec![
+            booted("f.c:g:3:delete-stmt:0", Verdict::Survived),
+            booted("patch:1", Verdict::Survived),
+        ];
+        let list = super::super::equivalent::parse(
+            "[[equivalent]]\nfile = \"f.c\"\nfunction = \"g\"\noperator = \"delete-stmt\"\n\
+             original = \"x = 1;\"\nreason = \"no caller reads it: a reason long enough\"\n",
+            "l.toml",
+        )
+        .unwrap();
+        let mutant_of = |id: &str| (id == m.id).then_some(&m);
+        let changed = apply_list(&list, "7.3.4", &BTreeMap::new(), &mutant_of, &mut records);
+        assert_eq!(changed, vec![0]);
+        assert_eq!(records[0].verdict, Verdict::Equivalent);
+        assert_eq!(records[1].verdict, Verdict::Survived);
+        // Applied again: nothing left to change.
+        let again = apply_list(&list, "7.3.4", &BTreeMap::new(), &mutant_of, &mut records);
+        assert!(again.is_empty(), "{again:?}");
+        // The entry gone (an older list): the survivor is back.
+        assert_eq!(
+            apply_list(&[], "7.3.4", &BTreeMap::new(), &mutant_of, &mut records),
+            vec![0]
+        );
+        assert_eq!(records[0].verdict, Verdict::Survived);
     }
 
     #[test]

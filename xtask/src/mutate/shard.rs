@@ -284,7 +284,7 @@ pub fn merge(a: &crate::cli::MutateArgs) -> Result<i32> {
         order.insert(m.id.clone(), order.len());
         mutants.insert(m.id.clone(), m);
     }
-    let records = merge_records(&parts, &order)?;
+    let mut records = merge_records(&parts, &order)?;
     if let Some(r) = records
         .iter()
         .find(|r| r.operator != PATCH_OPERATOR && !order.contains_key(&r.id))
@@ -303,6 +303,30 @@ pub fn merge(a: &crate::cli::MutateArgs) -> Result<i32> {
         sources.insert(
             f.clone(),
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    // Each shard carries the equivalent list as it stood when it was
+    // checked or last resumed; the merged run gets today's, as a single
+    // run resumed now would.
+    let list = super::equivalent::load_repo()?;
+    let before: Vec<_> = records.iter().map(|r| r.verdict).collect();
+    let relisted = check::apply_list(
+        &list,
+        &header.release,
+        &sources,
+        &|id| mutants.get(id).copied(),
+        &mut records,
+    );
+    let changed = relisted
+        .iter()
+        .filter(|&&i| records[i].verdict != before[i])
+        .count();
+    if changed > 0 {
+        eprintln!(
+            "mutate: {changed} verdict{} changed by {} as it stands now (entries added or \
+             removed since the shards ran)",
+            if changed == 1 { "" } else { "s" },
+            super::equivalent::LIST
         );
     }
 
