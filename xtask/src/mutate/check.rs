@@ -2337,6 +2337,14 @@ mod tests {
         );
     }
 
+    /// A record of line 3 whose mutant was booted, with verdict `v`.
+    fn booted(id: &str, v: Verdict) -> Record {
+        Record {
+            timings: Some(Timings::default()),
+            ..test_record(id, 3, v)
+        }
+    }
+
     #[test]
     fn the_list_applied_to_merged_records_says_which_it_changed() {
         // --merge: records of shards run with an older list, mutants found
@@ -2345,10 +2353,6 @@ mod tests {
         let mut m = mutant(source, "x = 1;", "");
         m.operator = crate::mutate::Operator::DeleteStmt;
         m.id = "f.c:g:3:delete-stmt:0".into();
-        let booted = |id: &str, v: Verdict| Record {
-            timings: Some(Timings::default()),
-            ..test_record(id, 3, v)
-        };
         let mut records = vec![
             booted("f.c:g:3:delete-stmt:0", Verdict::Survived),
             booted("patch:1", Verdict::Survived),
@@ -2399,10 +2403,6 @@ mod tests {
         let (mx, my): (&'static Mutant, &'static Mutant) =
             (Box::leak(Box::new(mx)), Box::leak(Box::new(my)));
         let candidates = [cand(mx), cand(my)];
-        let booted = |id: &str, v: Verdict| Record {
-            timings: Some(Timings::default()),
-            ..test_record(id, 3, v)
-        };
         let mut records = vec![
             booted(&mx.id, Verdict::Survived),
             booted(&my.id, Verdict::Killed),
